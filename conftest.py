@@ -1,0 +1,153 @@
+"""Test fixtures shared by every app: real services, a real worker, a real browser.
+
+Nothing we own is mocked. When a service the run is configured for is
+unreachable, the run fails: it never skips.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+# Playwright's sync API runs an event loop in the test thread; the ORM calls
+# that the tests make around it are still synchronous and safe.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def broker_is_reachable():
+    """Fail the whole run at once when the configured Redis is down."""
+    from django.conf import settings
+
+    url = settings.CELERY_BROKER_URL
+    if url.startswith("redis://"):
+        import redis
+
+        try:
+            redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+        except redis.RedisError as error:
+            pytest.exit(f"Redis at {url} is unreachable ({error}); start it or fix CELERY_BROKER_URL", returncode=3)
+    elif os.environ.get("REQUIRE_SERVICES"):
+        pytest.exit(f"REQUIRE_SERVICES is set but CELERY_BROKER_URL is {url!r}, not Redis", returncode=3)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Check that CI really runs on PostgreSQL when it says it does."""
+    from django.db import connection
+
+    if os.environ.get("REQUIRE_SERVICES") and connection.vendor != "postgresql":
+        pytest.exit("REQUIRE_SERVICES is set but DATABASE_URL is not PostgreSQL", returncode=3)
+    yield
+
+
+def database_url_for_subprocess() -> str:
+    """A DATABASE_URL that points another process at the test database."""
+    from django.db import connection
+
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{settings['NAME']}"
+    user = settings.get("USER") or "postgres"
+    password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
+    host = settings.get("HOST") or "127.0.0.1"
+    port = settings.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}"
+
+
+def subprocess_env(**extra: str) -> dict:
+    env = {**os.environ, "DATABASE_URL": database_url_for_subprocess(), "DEBUG": "1", **extra}
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    return env
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, tmp_path):
+    """A real Celery worker with beat, on the real broker, against the test database."""
+    from django.conf import settings
+
+    from integration_tools.celery import app
+
+    app.control.purge()
+    env = subprocess_env(WORKER_HEARTBEAT_SECONDS="1", CELERY_BEAT_SCHEDULE_FILENAME=str(tmp_path / "beat"))
+    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - closed at teardown
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "integration_tools",
+            "worker",
+            "--beat",
+            "--loglevel=INFO",
+            "--concurrency=1",
+            "--without-gossip",
+            "--without-mingle",
+            "--hostname",
+            f"test-{os.getpid()}@%h",
+        ],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    process.log_path = tmp_path / "worker.log"
+    process.broker_url = settings.CELERY_BROKER_URL
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+    log.close()
+
+
+def wait_for(predicate, *, timeout: float, interval: float = 0.1, message: str = "condition"):
+    """Poll `predicate` until it returns a truthy value, for at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+# --- Browser ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's headless Chromium driven by Playwright (test tools cannot download browsers here)."""
+    from playwright.sync_api import sync_playwright
+
+    path = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+    if not Path(path).exists():
+        pytest.fail(f"Chromium is not installed at {path}: run scripts/system-packages")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=path,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium, live_server):
+    context = chromium.new_context(base_url=live_server.url)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.console_errors = errors
+    yield page
+    context.close()

@@ -1,0 +1,195 @@
+"""Configurations, their versions and environments: create, draft, publish.
+
+The portal's forms and the `publish_configuration` command call these, so a
+bad document gets the same precise message whichever way it arrives.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.text import slugify
+
+from .audit import record_audit
+from .models import Configuration, ConfigurationVersion, Environment
+from .schema import validate_schema
+
+
+class ConfigurationError(Exception):
+    """A user error in configuration or environment management, with a message fit to show."""
+
+
+def parse_schema_text(text: str) -> Any:
+    """Parse a schema document from JSON text, with the line and column of a syntax error."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigurationError(
+            f"the file is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
+        ) from None
+
+
+def create_configuration(name: str, slug: str = "", *, request: HttpRequest | None = None, actor=None) -> Configuration:
+    """Create an empty configuration; its first version is a draft saved later."""
+    slug = slug or slugify(name)
+    if not slug:
+        raise ConfigurationError("a configuration needs a name made of letters or digits")
+    try:
+        with transaction.atomic():
+            configuration = Configuration.objects.create(name=name, slug=slug)
+            record_audit("configuration.created", request=request, actor=actor, target=configuration)
+    except IntegrityError:
+        raise ConfigurationError(f'a configuration with the slug "{slug}" already exists') from None
+    return configuration
+
+
+def create_environment(
+    name: str,
+    slug: str,
+    kind: str,
+    configuration: Configuration,
+    *,
+    request: HttpRequest | None = None,
+    actor=None,
+) -> Environment:
+    """Create an environment running `configuration`, with its latest published version if any."""
+    if kind not in Environment.Kind.values:
+        raise ConfigurationError(
+            f'unknown environment kind "{kind}"; expected one of {", ".join(Environment.Kind.values)}'
+        )
+    latest = configuration.versions.filter(state=ConfigurationVersion.State.PUBLISHED).order_by("-number").first()
+    try:
+        with transaction.atomic():
+            environment = Environment.objects.create(
+                name=name, slug=slug, kind=kind, configuration=configuration, published_version=latest
+            )
+            record_audit(
+                "environment.created",
+                request=request,
+                actor=actor,
+                target=environment,
+                environment=environment,
+                details={"kind": kind, "configuration": configuration.slug},
+            )
+    except IntegrityError:
+        raise ConfigurationError(f'an environment with the slug "{slug}" already exists') from None
+    return environment
+
+
+def save_draft(
+    configuration: Configuration,
+    schema: Any,
+    *,
+    note: str = "",
+    draft: ConfigurationVersion | None = None,
+    request: HttpRequest | None = None,
+    actor=None,
+) -> ConfigurationVersion:
+    """Save `schema` as a new draft version, or into the given existing draft.
+
+    Drafts may be incomplete: the schema is checked in full when published.
+    """
+    with transaction.atomic():
+        if draft is None:
+            draft = ConfigurationVersion(
+                configuration=configuration,
+                number=_next_number(configuration),
+                created_by=actor or (request.user if request else None),
+            )
+        elif not draft.is_draft:
+            raise ConfigurationError(f"version {draft.number} is published; published versions cannot change")
+        draft.schema = schema
+        draft.note = note
+        draft.save()
+        record_audit(
+            "configuration.draft_saved",
+            request=request,
+            actor=actor,
+            target=draft,
+            details={"version": draft.number},
+        )
+    return draft
+
+
+def publish_version(
+    version: ConfigurationVersion,
+    environments: Iterable[Environment],
+    *,
+    request: HttpRequest | None = None,
+    actor=None,
+) -> ConfigurationVersion:
+    """Validate the version's schema and make it the published version of each environment.
+
+    All or nothing: if the schema is invalid (`SchemaInvalid`) or an environment
+    runs another configuration (`ConfigurationError`), nothing changes.
+    """
+    environments = list(environments)
+    if not environments:
+        raise ConfigurationError("choose at least one environment to publish to")
+    for environment in environments:
+        if environment.configuration_id != version.configuration_id:
+            raise ConfigurationError(
+                f'environment "{environment.slug}" runs configuration "{environment.configuration.slug}", '
+                f'not "{version.configuration.slug}"'
+            )
+    validate_schema(version.schema)
+    with transaction.atomic():
+        if version.is_draft:
+            version.state = ConfigurationVersion.State.PUBLISHED
+            version.published_at = timezone.now()
+            version.save(update_fields=["state", "published_at"])
+        for environment in environments:
+            previous = environment.published_version
+            environment.published_version = version
+            environment.save(update_fields=["published_version"])
+            record_audit(
+                "configuration.published",
+                request=request,
+                actor=actor,
+                target=version,
+                environment=environment,
+                details={
+                    "version": version.number,
+                    "previous_version": previous.number if previous else None,
+                    "data_types": version.data_type_names,
+                },
+            )
+    return version
+
+
+def publish_document(
+    schema: Any, environment_slugs: Iterable[str], *, note: str = "", actor=None
+) -> ConfigurationVersion:
+    """Store `schema` as a new version of the environments' configuration and publish it to them.
+
+    The environments must exist and share one configuration. Used by the
+    `publish_configuration` command; all or nothing.
+    """
+    slugs = list(dict.fromkeys(environment_slugs))
+    environments = list(Environment.objects.select_related("configuration").filter(slug__in=slugs))
+    missing = sorted(set(slugs) - {e.slug for e in environments})
+    if missing:
+        raise ConfigurationError(f"unknown environment: {', '.join(missing)}")
+    configurations = {e.configuration for e in environments}
+    if len(configurations) != 1:
+        raise ConfigurationError(
+            "the environments run different configurations: "
+            + ", ".join(f"{e.slug} runs {e.configuration.slug}" for e in environments)
+        )
+    validate_schema(schema)
+    with transaction.atomic():
+        version = save_draft(configurations.pop(), schema, note=note, actor=actor)
+        return publish_version(version, environments, actor=actor)
+
+
+def _next_number(configuration: Configuration) -> int:
+    # Lock the configuration row so two concurrent drafts cannot take one number.
+    Configuration.objects.select_for_update().filter(pk=configuration.pk).first()
+    highest = configuration.versions.aggregate(highest=Max("number"))["highest"]
+    return (highest or 0) + 1

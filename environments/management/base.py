@@ -1,0 +1,28 @@
+"""The shape every Integration Tools command shares: `--json` for scripts, one line on error."""
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+
+class PortalCommand(BaseCommand):
+    """A command with `--json`. Subclasses call `self.report(data, text)` once at the end.
+
+    User errors are raised as CommandError: Django prints one line and exits 1.
+    """
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.add_argument("--json", action="store_true", dest="as_json", help="Print the result as JSON.")
+        return parser
+
+    def report(self, data: Any, text: str) -> None:
+        if self.options_json:
+            self.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str))
+        else:
+            self.stdout.write(text)
+
+    def execute(self, *args, **options):
+        self.options_json = options.get("as_json", False)
+        return super().execute(*args, **options)

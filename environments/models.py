@@ -1,0 +1,256 @@
+"""Configurations, environments, the data they house, who may see them, and the audit trail.
+
+Models hold data and small derived properties; the rules live in the service
+modules beside this one (`configurations.py`, `records.py`, `audit.py`, `access.py`).
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Configuration(models.Model):
+    """A named set of settings, above all a data schema, edited as versions."""
+
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=63, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ConfigurationVersion(models.Model):
+    """One version of a configuration's schema: a draft until it is published."""
+
+    class State(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        PUBLISHED = "published", "Published"
+
+    configuration = models.ForeignKey(Configuration, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.DRAFT)
+    schema = models.JSONField()
+    note = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["configuration", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["configuration", "number"], name="unique_version_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.configuration.name} v{self.number}"
+
+    @property
+    def is_draft(self) -> bool:
+        return self.state == self.State.DRAFT
+
+    @property
+    def data_type_names(self) -> list[str]:
+        return sorted((self.schema or {}).get("data_types", {}))
+
+
+class Environment(models.Model):
+    """Houses data and is the unit of integration: its own records, credentials and webhooks."""
+
+    class Kind(models.TextChoices):
+        TEST = "test", "Test"
+        LIVE = "live", "Live"
+        SANDBOX = "sandbox", "Sandbox"
+
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=63, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.TEST)
+    configuration = models.ForeignKey(Configuration, on_delete=models.PROTECT, related_name="environments")
+    published_version = models.ForeignKey(
+        ConfigurationVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="environments",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def schema(self) -> dict:
+        """The published schema, or an empty one before anything is published."""
+        if self.published_version is None:
+            return {"data_types": {}}
+        return self.published_version.schema
+
+    @property
+    def data_types(self) -> list[str]:
+        return sorted(self.schema.get("data_types", {}))
+
+    @property
+    def event_types(self) -> list[str]:
+        """Event types this environment can emit, derived from its published schema."""
+        return [f"{name}.{action}" for name in self.data_types for action in Record.ACTIONS]
+
+
+class Grant(models.Model):
+    """A user's role in one environment. Admins (superusers) need no grant: they see all."""
+
+    class Role(models.TextChoices):
+        PROGRAM_DIRECTOR = "program_director", "Program Director"
+        VIEWER = "viewer", "Viewer"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="grants")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="grants")
+    role = models.CharField(max_length=32, choices=Role.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "environment"], name="one_grant_per_user_and_environment"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.get_role_display()} in {self.environment}"
+
+
+class Record(models.Model):
+    """One item of data of one data type, validated against the environment's published schema."""
+
+    ACTIONS = ("created", "updated", "deleted")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="records")
+    data_type = models.CharField(max_length=63)
+    external_id = models.CharField(max_length=255, null=True, blank=True)
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "data_type", "external_id"],
+                condition=models.Q(external_id__isnull=False),
+                name="unique_external_id_per_data_type",
+            ),
+        ]
+        indexes = [
+            # The Data API lists by (updated_at, id) for stable cursor pagination.
+            models.Index(fields=["environment", "data_type", "updated_at", "id"], name="record_listing"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.data_type}/{self.id}"
+
+
+class Event(models.Model):
+    """A fact about a change, written in the same transaction as the change: the outbox.
+
+    The auto-increment id orders events of an environment in commit order;
+    `uid` is the stable public identifier sent to receivers.
+    """
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="events")
+    type = models.CharField(max_length=127)
+    record_id = models.UUIDField(null=True, blank=True)
+    data = models.JSONField(default=dict)
+    occurred_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["environment", "id"], name="event_by_environment")]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} {self.type}"
+
+    @property
+    def public_id(self) -> str:
+        return f"evt_{self.uid.hex}"
+
+    def as_payload(self) -> dict:
+        """The event as receivers see it: `{"id", "type", "timestamp", "environment", "data"}`."""
+        return {
+            "id": self.public_id,
+            "type": self.type,
+            "timestamp": self.occurred_at.isoformat().replace("+00:00", "Z"),
+            "environment": self.environment.slug,
+            "data": self.data,
+        }
+
+
+class AuditQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError("Audit events are append-only; they cannot be updated.")
+
+    def delete(self):
+        raise TypeError("Audit events are append-only; they cannot be deleted.")
+
+
+class AuditEvent(models.Model):
+    """Append-only record of who did what to which object, from where, and when.
+
+    Write through `environments.audit.record_audit`. On PostgreSQL a trigger
+    also refuses UPDATE and DELETE, so the guarantee holds below the ORM too.
+    """
+
+    class ActorType(models.TextChoices):
+        USER = "user", "User"
+        CLIENT = "client", "API client"
+        SYSTEM = "system", "System"
+
+    occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor_type = models.CharField(max_length=16, choices=ActorType.choices)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept as text so the trail still reads right after a user or client is gone.
+    actor_label = models.CharField(max_length=255)
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_label = models.CharField(max_length=255, blank=True)
+    environment = models.ForeignKey(
+        Environment, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
+    )
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(fields=["environment", "-occurred_at"], name="audit_by_environment")]
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} {self.target_label}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise TypeError("Audit events are append-only; they cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Audit events are append-only; they cannot be deleted.")
+
+
+class WorkerHeartbeat(models.Model):
+    """The last time each Celery worker proved it was running tasks (shown on Overview)."""
+
+    hostname = models.CharField(max_length=255, unique=True)
+    last_seen = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.hostname} at {self.last_seen:%H:%M:%S}"

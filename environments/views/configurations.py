@@ -1,0 +1,141 @@
+"""Configurations (Admins): versions, drafts, publishing; and creating environments."""
+
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+
+from ..configurations import (
+    ConfigurationError,
+    create_configuration,
+    create_environment,
+    publish_version,
+    save_draft,
+)
+from ..forms import ConfigurationForm, DraftForm, EnvironmentForm, PublishForm
+from ..models import Configuration, ConfigurationVersion
+from ..schema import SchemaInvalid
+from .decorators import admin_page
+
+
+@admin_page
+def configuration_list(request):
+    configurations = Configuration.objects.prefetch_related("environments__published_version", "versions")
+    return render(request, "environments/configuration_list.html", {"configurations": configurations})
+
+
+@admin_page
+def configuration_new(request):
+    form = ConfigurationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            configuration = create_configuration(form.cleaned_data["name"], form.cleaned_data["slug"], request=request)
+        except ConfigurationError as error:
+            form.add_error("slug", str(error))
+        else:
+            messages.success(request, f"Configuration “{configuration.name}” created. Add its first draft.")
+            return redirect("configuration_detail", slug=configuration.slug)
+    return render(request, "environments/form_page.html", {"form": form, "title": "New configuration"})
+
+
+@admin_page
+def configuration_detail(request, slug):
+    configuration = get_object_or_404(Configuration, slug=slug)
+    return render(
+        request,
+        "environments/configuration_detail.html",
+        {
+            "configuration": configuration,
+            "versions": configuration.versions.select_related("created_by"),
+            "environments": configuration.environments.select_related("published_version"),
+        },
+    )
+
+
+@admin_page
+def draft_new(request, slug):
+    configuration = get_object_or_404(Configuration, slug=slug)
+    latest = configuration.versions.order_by("-number").first()
+    initial = {"schema": DraftForm.initial_text(latest.schema if latest else {"data_types": {}})}
+    form = DraftForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        version = save_draft(
+            configuration, form.cleaned_data["schema"], note=form.cleaned_data["note"], request=request
+        )
+        messages.success(request, f"Draft version {version.number} saved.")
+        return redirect("version_detail", slug=slug, number=version.number)
+    return render(
+        request,
+        "environments/form_page.html",
+        {"form": form, "title": f"New draft of {configuration.name}", "wide": True},
+    )
+
+
+@admin_page
+def version_detail(request, slug, number):
+    version = get_object_or_404(
+        ConfigurationVersion.objects.select_related("configuration"), configuration__slug=slug, number=number
+    )
+    configuration = version.configuration
+    draft_form = None
+    if version.is_draft:
+        draft_form = DraftForm(
+            request.POST if request.POST.get("action") == "save" else None,
+            initial={"schema": DraftForm.initial_text(version.schema), "note": version.note},
+        )
+    publish_form = PublishForm(
+        request.POST if request.POST.get("action") == "publish" else None, configuration=configuration
+    )
+    if request.method == "POST":
+        if request.POST.get("action") == "save" and draft_form is not None and draft_form.is_valid():
+            try:
+                save_draft(
+                    configuration,
+                    draft_form.cleaned_data["schema"],
+                    note=draft_form.cleaned_data["note"],
+                    draft=version,
+                    request=request,
+                )
+            except ConfigurationError as error:
+                messages.error(request, str(error))
+            else:
+                messages.success(request, f"Draft version {version.number} saved.")
+                return redirect("version_detail", slug=slug, number=number)
+        elif request.POST.get("action") == "publish" and publish_form.is_valid():
+            try:
+                publish_version(version, publish_form.cleaned_data["environments"], request=request)
+            except SchemaInvalid as error:
+                for problem in error.problems:
+                    publish_form.add_error(None, f"Cannot publish: {problem}")
+            except ConfigurationError as error:
+                publish_form.add_error(None, f"Cannot publish: {error}")
+            else:
+                names = ", ".join(e.name for e in publish_form.cleaned_data["environments"])
+                messages.success(request, f"Version {version.number} published to {names}.")
+                return redirect("version_detail", slug=slug, number=number)
+    return render(
+        request,
+        "environments/version_detail.html",
+        {
+            "configuration": configuration,
+            "version": version,
+            "draft_form": draft_form,
+            "publish_form": publish_form,
+            "schema_text": DraftForm.initial_text(version.schema),
+        },
+    )
+
+
+@admin_page
+def environment_new(request):
+    form = EnvironmentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            environment = create_environment(
+                data["name"], data["slug"], data["kind"], data["configuration"], request=request
+            )
+        except ConfigurationError as error:
+            form.add_error("slug", str(error))
+        else:
+            messages.success(request, f"Environment “{environment.name}” created.")
+            return redirect("overview", slug=environment.slug)
+    return render(request, "environments/form_page.html", {"form": form, "title": "New environment"})

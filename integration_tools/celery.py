@@ -1,0 +1,23 @@
+"""The Celery application shared by the worker, beat and the web process."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "integration_tools.settings")
+
+app = Celery("integration_tools")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@app.on_after_finalize.connect
+def schedule_periodic_tasks(sender: Celery, **kwargs) -> None:
+    """Register beat jobs here, next to the app, so one place lists them all."""
+    from django.conf import settings
+
+    sender.add_periodic_task(
+        settings.WORKER_HEARTBEAT_SECONDS,
+        sender.signature("environments.tasks.record_worker_heartbeat"),
+        name="worker heartbeat",
+    )

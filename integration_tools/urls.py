@@ -1,0 +1,18 @@
+"""Top-level URL map: the portal pages live in `environments.urls`."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+urlpatterns = [
+    path(
+        "login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("environments.urls")),
+]
+
+handler403 = "environments.views.errors.forbidden"
+handler404 = "environments.views.errors.not_found"
+handler500 = "environments.views.errors.server_error"
