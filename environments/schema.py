@@ -214,9 +214,8 @@ def _value_problem(spec: dict, value: Any) -> str | None:
             validate_email(value)
         except ValidationError:
             return "must be an email address"
-    elif field_type == "choice":
-        if value not in spec["choices"]:
-            return f"must be one of {', '.join(spec['choices'])}"
+    elif field_type == "choice" and value not in spec["choices"]:
+        return f"must be one of {', '.join(spec['choices'])}"
     return None
 
 

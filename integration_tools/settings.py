@@ -27,7 +27,7 @@ def _refuse_to_start(message: str) -> None:
 
 # --- Secrets --------------------------------------------------------------
 
-_DEV_SECRET_KEY = "dev-only-secret-key-not-for-production-use-0123456789abcdefghij"
+_DEV_SECRET_KEY = "dev-only-secret-key-not-for-production-use-0123456789abcdefghij"  # noqa: S105 - used only when DEBUG is on
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
