@@ -25,7 +25,11 @@ def test_an_audit_event_records_actor_ip_user_agent_and_target():
     event.refresh_from_db()
     assert (event.actor_type, event.actor_user, event.actor_label) == ("user", user, "director")
     assert (event.ip, event.user_agent) == ("203.0.113.7", "Firefox/140")
-    assert (event.target_type, event.target_id, event.target_label) == ("environments.environment", str(env.pk), "Clinic")
+    assert (event.target_type, event.target_id, event.target_label) == (
+        "environments.environment",
+        str(env.pk),
+        "Clinic",
+    )
     assert event.details == {"to": "X"}
 
 
@@ -112,7 +116,7 @@ class TestAuditPage:
 
     def test_csv_export_follows_the_filters(self, client):
         self.setup_data()
-        record_audit("user.renamed", actor=self.admin, target_label="=HYPERLINK(\"http://x\")")
+        record_audit("user.renamed", actor=self.admin, target_label='=HYPERLINK("http://x")')
         client.force_login(self.admin)
 
         response = client.get("/audit/export.csv?environment=clinic")

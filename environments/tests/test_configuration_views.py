@@ -58,7 +58,10 @@ def test_publishing_an_invalid_draft_lists_each_problem_and_changes_nothing(admi
 
 def test_publishing_a_valid_draft_updates_the_environment(admin_client):
     env = make_environment("clinic")
-    schema = {**DEMO_SCHEMA, "data_types": {**DEMO_SCHEMA["data_types"], "visits": {"fields": {"n": {"type": "integer"}}}}}
+    schema = {
+        **DEMO_SCHEMA,
+        "data_types": {**DEMO_SCHEMA["data_types"], "visits": {"fields": {"n": {"type": "integer"}}}},
+    }
     admin_client.post(f"/configurations/{env.configuration.slug}/drafts/new/", {"schema": json.dumps(schema)})
     response = admin_client.post(
         f"/configurations/{env.configuration.slug}/versions/2/", {"action": "publish", "environments": [env.pk]}

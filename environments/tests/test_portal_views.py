@@ -55,8 +55,12 @@ def test_non_admins_cannot_reach_configurations(client):
     director = make_user()
     grant(director, env, Grant.Role.PROGRAM_DIRECTOR)
     client.force_login(director)
-    for path in ("/configurations/", "/configurations/new/", "/environments/new/",
-                 f"/configurations/{env.configuration.slug}/versions/1/"):
+    for path in (
+        "/configurations/",
+        "/configurations/new/",
+        "/environments/new/",
+        f"/configurations/{env.configuration.slug}/versions/1/",
+    ):
         response = client.get(path)
         assert response.status_code == 403, path
         assert b"This page is for Admins." in response.content

@@ -116,6 +116,6 @@ class TestRecordData:
         assert validate_record_data(DEMO_SCHEMA, "workers", {"name": "W", "email": "not-an-email"}) == {
             "email": "must be an email address"
         }
-        assert validate_record_data(
-            DEMO_SCHEMA, "assessments", {"patient_id": "p", "completed_at": "yesterday"}
-        ) == {"completed_at": "must be an ISO 8601 date and time"}
+        assert validate_record_data(DEMO_SCHEMA, "assessments", {"patient_id": "p", "completed_at": "yesterday"}) == {
+            "completed_at": "must be an ISO 8601 date and time"
+        }
