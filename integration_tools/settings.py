@@ -9,6 +9,7 @@ start without a real `SECRET_KEY` and `FIELD_ENCRYPTION_KEYS`.
 from pathlib import Path
 
 import environ
+from cryptography.fernet import Fernet
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -42,6 +43,14 @@ if not FIELD_ENCRYPTION_KEYS:
     if not DEBUG:
         _refuse_to_start("FIELD_ENCRYPTION_KEYS must be set when DEBUG is off (see .env.example).")
     FIELD_ENCRYPTION_KEYS = [_DEV_FIELD_ENCRYPTION_KEY]
+for _position, _key in enumerate(FIELD_ENCRYPTION_KEYS, start=1):
+    try:
+        Fernet(_key)
+    except (ValueError, TypeError):
+        _refuse_to_start(
+            f"FIELD_ENCRYPTION_KEYS key {_position} is not a Fernet key (32 url-safe base64-encoded bytes; "
+            'make one with: python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+        )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

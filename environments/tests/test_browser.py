@@ -1,0 +1,95 @@
+"""The portal in a real headless Chromium: log in, move around, log out; roles hold in the browser too."""
+
+import pytest
+
+from environments.models import Grant
+from environments.tests.factories import PASSWORD, grant, make_environment, make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def log_in(page, username: str) -> None:
+    page.goto("/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+
+
+def test_an_admin_logs_in_switches_environment_sees_each_page_and_logs_out(page):
+    make_environment("sandbox-test")
+    make_environment("sandbox-live", kind="live")
+    make_user("root", admin=True)
+
+    log_in(page, "root")
+    page.wait_for_url("**/e/sandbox-live/")
+    assert page.get_by_role("heading", level=1).inner_text() == "Sandbox Live"
+
+    # The switcher submits on change (with a Switch button for no-JS) and keeps the section.
+    page.get_by_role("link", name="Webhooks").click()
+    page.get_by_label("Environment").select_option("sandbox-test")
+    page.wait_for_url("**/e/sandbox-test/webhooks/")
+    assert page.get_by_role("heading", level=1).inner_text() == "Webhooks"
+
+    for link, heading in [
+        ("Overview", "Sandbox Test"),
+        ("Credentials", "Credentials"),
+        ("Webhooks", "Webhooks"),
+        ("Delivery history", "Delivery history"),
+        ("Audit log", "Audit log"),
+        ("Configurations", "Configurations"),
+    ]:
+        page.get_by_role("navigation", name="Sections").get_by_role("link", name=link).click()
+        assert page.get_by_role("heading", level=1).inner_text() == heading
+
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url("**/login/")
+    page.goto("/e/sandbox-test/")
+    assert "/login/" in page.url
+    assert page.console_errors == []
+
+
+def test_a_wrong_password_gets_a_clear_message(page):
+    make_user("root", admin=True)
+    page.goto("/login/")
+    page.get_by_label("Username").fill("root")
+    page.get_by_label("Password").fill("not-the-password")
+    page.get_by_role("button", name="Log in").click()
+    assert page.get_by_role("alert").inner_text() == "Your username and password did not match. Try again."
+
+
+def test_a_viewer_sees_their_environment_but_cannot_reach_admin_pages(page):
+    clinic = make_environment("clinic")
+    make_environment("lab")
+    viewer = make_user("vic")
+    grant(viewer, clinic, Grant.Role.VIEWER)
+
+    log_in(page, "vic")
+    page.wait_for_url("**/e/clinic/")
+    nav = page.get_by_role("navigation", name="Sections")
+    assert nav.get_by_role("link", name="Configurations").count() == 0
+    assert nav.get_by_role("link", name="Audit log").count() == 0
+
+    response = page.goto("/configurations/")
+    assert response.status == 403
+    assert page.get_by_text("This page is for Admins.").is_visible()
+
+    response = page.goto("/e/lab/")
+    assert response.status == 404
+
+
+def test_an_admin_publishes_a_draft_and_sees_a_precise_error_first(page):
+    env = make_environment("clinic")
+    make_user("root", admin=True)
+    log_in(page, "root")
+
+    page.goto(f"/configurations/{env.configuration.slug}/drafts/new/")
+    page.get_by_label("Schema").fill('{"data_types": {"patients": {"fields": {"age": {"type": "int"}}}}}')
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url("**/versions/2/")
+    page.get_by_label("Clinic").check()
+    page.get_by_role("button", name="Publish version 2").click()
+    alert = page.get_by_role("alert").first.inner_text()
+    assert 'Cannot publish: data type "workers": the built-in data type is missing' in alert
+
+    env.refresh_from_db()
+    assert env.published_version.number == 1
