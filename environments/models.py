@@ -4,6 +4,7 @@ Models hold data and small derived properties; the rules live in the service
 modules beside this one (`configurations.py`, `records.py`, `audit.py`, `access.py`).
 """
 
+import json
 import uuid
 
 from django.conf import settings
@@ -244,6 +245,10 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("Audit events are append-only; they cannot be deleted.")
+
+    @property
+    def details_text(self) -> str:
+        return json.dumps(self.details, sort_keys=True)
 
 
 class WorkerHeartbeat(models.Model):

@@ -4,6 +4,7 @@ from .views import audit, configurations, portal
 
 urlpatterns = [
     path("", portal.home, name="home"),
+    path("healthz", portal.healthz, name="healthz"),
     path("switch/", portal.switch_environment, name="switch_environment"),
     path("e/<slug:slug>/", portal.overview, name="overview"),
     path("e/<slug:slug>/credentials/", portal.credentials, name="credentials"),

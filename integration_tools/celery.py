@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "integration_tools.settings")
 
@@ -21,3 +22,9 @@ def schedule_periodic_tasks(sender: Celery, **kwargs) -> None:
         sender.signature("environments.tasks.record_worker_heartbeat"),
         name="worker heartbeat",
     )
+
+
+@worker_ready.connect
+def report_in_at_start(sender=None, **kwargs) -> None:
+    """Report at once, so the Overview shows a fresh worker without waiting a beat interval."""
+    sender.app.send_task("environments.tasks.record_worker_heartbeat")

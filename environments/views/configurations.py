@@ -19,7 +19,9 @@ from .decorators import admin_page
 @admin_page
 def configuration_list(request):
     configurations = Configuration.objects.prefetch_related("environments__published_version", "versions")
-    return render(request, "environments/configuration_list.html", {"configurations": configurations})
+    return render(
+        request, "environments/configuration_list.html", {"configurations": configurations, "section": "configurations"}
+    )
 
 
 @admin_page
@@ -33,7 +35,11 @@ def configuration_new(request):
         else:
             messages.success(request, f"Configuration “{configuration.name}” created. Add its first draft.")
             return redirect("configuration_detail", slug=configuration.slug)
-    return render(request, "environments/form_page.html", {"form": form, "title": "New configuration"})
+    return render(
+        request,
+        "environments/form_page.html",
+        {"form": form, "title": "New configuration", "section": "configurations"},
+    )
 
 
 @admin_page
@@ -46,6 +52,7 @@ def configuration_detail(request, slug):
             "configuration": configuration,
             "versions": configuration.versions.select_related("created_by"),
             "environments": configuration.environments.select_related("published_version"),
+            "section": "configurations",
         },
     )
 
@@ -65,7 +72,7 @@ def draft_new(request, slug):
     return render(
         request,
         "environments/form_page.html",
-        {"form": form, "title": f"New draft of {configuration.name}", "wide": True},
+        {"form": form, "title": f"New draft of {configuration.name}", "wide": True, "section": "configurations"},
     )
 
 
@@ -120,6 +127,8 @@ def version_detail(request, slug, number):
             "draft_form": draft_form,
             "publish_form": publish_form,
             "schema_text": DraftForm.initial_text(version.schema),
+            "running_on": version.environments.all(),
+            "section": "configurations",
         },
     )
 
@@ -138,4 +147,6 @@ def environment_new(request):
         else:
             messages.success(request, f"Environment “{environment.name}” created.")
             return redirect("overview", slug=environment.slug)
-    return render(request, "environments/form_page.html", {"form": form, "title": "New environment"})
+    return render(
+        request, "environments/form_page.html", {"form": form, "title": "New environment", "section": "configurations"}
+    )

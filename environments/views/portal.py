@@ -94,3 +94,16 @@ def webhooks(request, environment):
 @environment_page
 def deliveries(request, environment):
     return render(request, "environments/section_pending.html", {"section": "deliveries", "title": "Delivery history"})
+
+
+def healthz(request):
+    """Liveness and readiness for load balancers and compose: the database answers."""
+    from django.db import connection
+    from django.http import JsonResponse
+
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as error:  # noqa: BLE001 - any failure means "not ready"; the kind is enough
+        return JsonResponse({"status": "unavailable", "database": type(error).__name__}, status=503)
+    return JsonResponse({"status": "ok", "database": "ok"})

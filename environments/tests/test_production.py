@@ -1,0 +1,119 @@
+"""The production processes of docker-compose.yml, run directly: gunicorn with WhiteNoise on production settings."""
+
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from cryptography.fernet import Fernet
+
+from conftest import BASE_DIR, subprocess_env, wait_for
+
+COMPOSE = yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text())
+PORTAL_SERVICES = ("migrate", "web", "worker", "beat")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def gunicorn(transactional_db, tmp_path):
+    env = subprocess_env(
+        DEBUG="0",
+        SECRET_KEY="test-only-" + "q7Z!" * 15,
+        FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        ALLOWED_HOSTS="portal.example.org,127.0.0.1",
+        STATIC_ROOT=str(tmp_path / "static"),
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=BASE_DIR, env=env, check=True
+    )
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "integration_tools.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+        ],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def ready():
+        try:
+            return requests.get(f"{url}/healthz", headers={"X-Forwarded-Proto": "https"}, timeout=2).ok
+        except requests.ConnectionError:
+            return False
+
+    wait_for(ready, timeout=30, message="gunicorn to answer")
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+HTTPS = {"X-Forwarded-Proto": "https", "Host": "portal.example.org"}
+
+
+def test_gunicorn_serves_the_portal_securely_with_its_static_files(gunicorn):
+    health = requests.get(f"{gunicorn}/healthz", headers=HTTPS, timeout=5)
+    assert health.json() == {"status": "ok", "database": "ok"}
+
+    plain = requests.get(f"{gunicorn}/login/", headers={"Host": "portal.example.org"}, allow_redirects=False, timeout=5)
+    assert plain.status_code == 301
+    assert plain.headers["Location"] == "https://portal.example.org/login/"
+
+    login = requests.get(f"{gunicorn}/login/", headers=HTTPS, timeout=5)
+    assert login.status_code == 200
+    assert login.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+    assert "default-src 'self'" in login.headers["Content-Security-Policy"]
+    csrf_cookie = login.headers["Set-Cookie"]
+    assert "csrftoken=" in csrf_cookie and "Secure" in csrf_cookie
+
+    stylesheet = re.search(r'href="(/static/css/portal\.[0-9a-f]+\.css)"', login.text).group(1)
+    css = requests.get(f"{gunicorn}{stylesheet}", headers=HTTPS, timeout=5)
+    assert css.status_code == 200
+    assert css.headers["Content-Type"].startswith("text/css")
+    assert "max-age=315360000" in css.headers["Cache-Control"]
+
+
+def test_an_unknown_host_is_refused_without_a_stack_trace(gunicorn):
+    response = requests.get(f"{gunicorn}/login/", headers={**HTTPS, "Host": "evil.example"}, timeout=5)
+    assert response.status_code == 400
+    assert "Traceback" not in response.text
+
+
+def test_compose_runs_every_process_the_product_needs():
+    services = COMPOSE["services"]
+    assert set(services) == {"postgres", "redis", "migrate", "web", "worker", "beat"}
+    assert services["web"]["command"][0] == "gunicorn"
+    assert services["worker"]["command"][:4] == ["celery", "-A", "integration_tools", "worker"]
+    assert services["beat"]["command"][:4] == ["celery", "-A", "integration_tools", "beat"]
+    assert services["migrate"]["command"] == ["python", "manage.py", "migrate", "--noinput"]
+    assert services["migrate"]["restart"] == "no"
+    for name in ("postgres", "redis", "web", "worker"):
+        assert "healthcheck" in services[name], name
+    for name in ("web", "worker", "beat"):
+        assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+
+
+def test_compose_commits_no_secrets():
+    for name in PORTAL_SERVICES:
+        env = COMPOSE["services"][name]["environment"]
+        assert env["DEBUG"] == "0"
+        for key in ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS"):
+            assert env[key].startswith("${") and ":?" in env[key], f"{name}.{key} must come from the environment"
+        assert "${POSTGRES_PASSWORD:?" in env["DATABASE_URL"]
+    assert COMPOSE["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
