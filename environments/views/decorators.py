@@ -40,27 +40,21 @@ def environment_page(view=None, *, manage: bool = False):
     return decorator(view) if view is not None else decorator
 
 
-def admin_page(view):
-    """Only Admins may open the page."""
+def _user_page(allowed, refusal: str):
+    """A decorator for pages that one check on the user guards, with the sentence a refused user reads."""
 
-    @login_required
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        if not is_admin(request.user):
-            raise PermissionDenied("This page is for Admins.")
-        return view(request, *args, **kwargs)
+    def decorator(view):
+        @login_required
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not allowed(request.user):
+                raise PermissionDenied(refusal)
+            return view(request, *args, **kwargs)
 
-    return wrapped
+        return wrapped
+
+    return decorator
 
 
-def audit_page(view):
-    """Admins and Program Directors may read the audit trail."""
-
-    @login_required
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        if not can_read_audit(request.user):
-            raise PermissionDenied("The audit log is for Admins and Program Directors.")
-        return view(request, *args, **kwargs)
-
-    return wrapped
+admin_page = _user_page(is_admin, "This page is for Admins.")
+audit_page = _user_page(can_read_audit, "The audit log is for Admins and Program Directors.")
