@@ -78,6 +78,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    "environments.api_errors.ApiJsonErrorsMiddleware",
 ]
 
 ROOT_URLCONF = "integration_tools.urls"
@@ -222,3 +223,14 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# --- OAuth and the Data API -------------------------------------------------
+
+ACCESS_TOKEN_LIFETIME_SECONDS = env.int("ACCESS_TOKEN_LIFETIME_SECONDS", default=3600)
+# Failed client authentications allowed within the window before the token endpoint answers 429.
+OAUTH_FAILURE_WINDOW_SECONDS = env.int("OAUTH_FAILURE_WINDOW_SECONDS", default=300)
+OAUTH_MAX_FAILURES_PER_CLIENT = env.int("OAUTH_MAX_FAILURES_PER_CLIENT", default=10)
+OAUTH_MAX_FAILURES_PER_IP = env.int("OAUTH_MAX_FAILURES_PER_IP", default=30)
+# Request bodies larger than this get 413 from the Data API.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=256 * 1024)
+API_PAGE_SIZE_MAX = 200

@@ -3,6 +3,9 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from credentials.views import oauth
+from environments.api import api
+
 urlpatterns = [
     path(
         "login/",
@@ -10,6 +13,10 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("oauth/token", oauth.token, name="oauth_token"),
+    path("oauth/revoke", oauth.revoke, name="oauth_revoke"),
+    path("api/v1/", api.urls),
+    path("", include("credentials.urls")),
     path("", include("environments.urls")),
 ]
 

@@ -1,0 +1,213 @@
+"""OAuth 2.0 client credentials (RFC 6749 §4.4), token revocation (RFC 7009) and bearer tokens (RFC 6750).
+
+Client authentication is throttled: too many failures for one client_id or
+from one address within the window answer 429 until the oldest failure ages out.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from environments.audit import record_audit
+
+from . import secrets
+from .models import AccessToken, AuthFailure, Client, Credential
+from .scopes import parse_scope_parameter
+
+# Compared against when the client_id is unknown, so that an unknown client
+# costs the same digest-and-compare as a wrong secret.
+_NO_SUCH_DIGEST = secrets.digest("no such client")
+
+
+@dataclass
+class OAuthError(Exception):
+    """An RFC 6749 §5.2 error response."""
+
+    error: str
+    description: str
+    status: int = 400
+    retry_after: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.error}: {self.description}"
+
+
+@dataclass
+class IssuedToken:
+    access_token: str
+    expires_in: int
+    scopes: list[str]
+    record: AccessToken
+
+
+def authenticate_client(client_id: str, client_secret: str, *, ip: str | None) -> tuple[Client, Credential]:
+    """Return the client and the credential whose secret was presented, or raise `invalid_client`.
+
+    Every failure is recorded (for the throttle and the health view) and audited.
+    """
+    retry_after = throttle_delay(client_id, ip)
+    if retry_after:
+        _record_failure(client_id, ip, AuthFailure.Reason.THROTTLED, None)
+        raise OAuthError(
+            "slow_down",
+            "too many failed authentications; try again later",
+            status=429,
+            retry_after=retry_after,
+        )
+    client = Client.objects.select_related("environment").filter(client_id=client_id).first()
+    if client is None:
+        secrets.matches(client_secret, _NO_SUCH_DIGEST)
+        _fail(client_id, ip, AuthFailure.Reason.UNKNOWN_CLIENT, None)
+    now = timezone.now()
+    credential = None
+    # Compare with every credential of the client, not just until a match, to keep the time flat.
+    for candidate in client.credentials.all():
+        if secrets.matches(client_secret, candidate.secret_digest):
+            credential = candidate
+    if credential is None:
+        _fail(client_id, ip, AuthFailure.Reason.BAD_SECRET, client)
+    if credential.state_at(now) != Credential.State.ACTIVE:
+        _fail(client_id, ip, AuthFailure.Reason.INACTIVE_CREDENTIAL, client, credential=credential)
+    return client, credential
+
+
+def issue_token(client: Client, credential: Credential, scope: str | None, *, ip: str | None) -> IssuedToken:
+    """Issue an access token for the requested scopes (default: all of the client's), recording who and where."""
+    requested = parse_scope_parameter(scope) if scope is not None else sorted(client.scopes)
+    if scope is not None and not requested:
+        raise OAuthError("invalid_scope", "the scope parameter is empty")
+    beyond = [s for s in requested if s not in client.scopes]
+    if beyond:
+        raise OAuthError("invalid_scope", f"the client may not request: {' '.join(beyond)}")
+    now = timezone.now()
+    lifetime = settings.ACCESS_TOKEN_LIFETIME_SECONDS
+    token = secrets.new_access_token()
+    with transaction.atomic():
+        record = AccessToken.objects.create(
+            token_digest=secrets.digest(token),
+            client=client,
+            credential=credential,
+            environment=client.environment,
+            scopes=requested,
+            issued_at=now,
+            expires_at=now + datetime.timedelta(seconds=lifetime),
+            issued_ip=ip,
+        )
+        Credential.objects.filter(pk=credential.pk).update(last_used_at=now, last_used_ip=ip)
+        record_audit(
+            "token.issued",
+            actor_type="client",
+            actor_label=_client_label(client),
+            target=credential,
+            environment=client.environment,
+            details={"client_id": client.client_id, "scopes": requested, "ip": ip, "issue_id": record.pk},
+        )
+    return IssuedToken(access_token=token, expires_in=lifetime, scopes=requested, record=record)
+
+
+def revoke_presented_token(client: Client, token: str, *, ip: str | None) -> None:
+    """RFC 7009: revoke the token if it was issued to this client; otherwise do nothing (and say nothing)."""
+    record = AccessToken.objects.filter(token_digest=secrets.digest(token), client=client).first()
+    if record is None or record.revoked_at is not None:
+        return
+    with transaction.atomic():
+        record.revoked_at = timezone.now()
+        record.revoked_reason = "revoked by the client (RFC 7009)"
+        record.save(update_fields=["revoked_at", "revoked_reason"])
+        record_audit(
+            "token.revoked",
+            actor_type="client",
+            actor_label=_client_label(client),
+            target=record.credential,
+            environment=client.environment,
+            details={"client_id": client.client_id, "issue_id": record.pk, "ip": ip},
+        )
+
+
+class BearerError(Exception):
+    """Why a bearer token was refused, in RFC 6750 terms."""
+
+    def __init__(self, error: str | None, description: str, status: int = 401, scope: str | None = None):
+        self.error, self.description, self.status, self.scope = error, description, status, scope
+        super().__init__(description)
+
+    def www_authenticate(self) -> str:
+        parts = ['Bearer realm="Integration Tools"']
+        if self.error:
+            parts.append(f'error="{self.error}"')
+            parts.append(f'error_description="{self.description}"')
+        if self.scope:
+            parts.append(f'scope="{self.scope}"')
+        return ", ".join(parts)
+
+
+def resolve_bearer(authorization: str) -> AccessToken:
+    """Turn an `Authorization` header into a live access token, or raise `BearerError`."""
+    if not authorization:
+        raise BearerError(None, "an access token is required: send Authorization: Bearer <token>")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise BearerError("invalid_request", "the Authorization header must be: Bearer <token>", status=400)
+    record = (
+        AccessToken.objects.select_related("environment", "client").filter(token_digest=secrets.digest(token)).first()
+    )
+    if record is None:
+        raise BearerError("invalid_token", "the access token is not valid")
+    state = record.state_at(timezone.now())
+    if state != "active":
+        raise BearerError("invalid_token", f"the access token is {state}")
+    return record
+
+
+def throttle_delay(client_id: str, ip: str | None) -> int:
+    """Seconds until another authentication attempt is allowed for this client_id or address; 0 if now."""
+    window = datetime.timedelta(seconds=settings.OAUTH_FAILURE_WINDOW_SECONDS)
+    now = timezone.now()
+    failures = AuthFailure.objects.filter(at__gte=now - window).exclude(reason=AuthFailure.Reason.THROTTLED)
+    delay = 0
+    for field, value, limit in (
+        ("client_id", client_id, settings.OAUTH_MAX_FAILURES_PER_CLIENT),
+        ("ip", ip, settings.OAUTH_MAX_FAILURES_PER_IP),
+    ):
+        if not value:
+            continue
+        recent = list(failures.filter(**{field: value}).order_by("-at").values_list("at", flat=True)[:limit])
+        if len(recent) >= limit:
+            # Allowed again once the oldest of the last `limit` failures leaves the window.
+            delay = max(delay, 1, math.ceil((recent[-1] + window - now).total_seconds()))
+    return delay
+
+
+def _fail(client_id: str, ip: str | None, reason: str, client: Client | None, credential: Credential | None = None):
+    _record_failure(client_id, ip, reason, client, credential)
+    raise OAuthError("invalid_client", "client authentication failed", status=401)
+
+
+def _record_failure(
+    client_id: str, ip: str | None, reason: str, client: Client | None, credential: Credential | None = None
+) -> None:
+    environment = client.environment if client else None
+    with transaction.atomic():
+        AuthFailure.objects.create(client_id=client_id[:64], ip=ip, reason=reason, environment=environment)
+        details = {"client_id": client_id[:64], "reason": reason, "ip": ip}
+        if credential is not None:
+            details["credential"] = credential.name
+        record_audit(
+            "client.authentication_failed",
+            actor_type="client",
+            actor_label=_client_label(client) if client else f"unknown client {client_id[:64]!r}",
+            target=credential or client,
+            environment=environment,
+            details=details,
+        )
+
+
+def _client_label(client: Client) -> str:
+    return f"{client.name} ({client.client_id})"

@@ -1,0 +1,236 @@
+"""Clients and credentials: create, rename, invalidate, revoke. Views, commands and the API all call these."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from environments.audit import record_audit
+from environments.models import Environment
+
+from . import secrets
+from .models import AccessToken, Client, Credential
+from .scopes import unknown_scopes
+
+
+class CredentialError(Exception):
+    """A user error about clients or credentials, with a message fit to show."""
+
+
+class CredentialInUse(CredentialError):
+    """The credential signs webhooks; it must be removed from them first (rule 6)."""
+
+    def __init__(self, credential: Credential, holders: list[str]):
+        self.holders = holders
+        names = ", ".join(f"“{name}”" for name in holders)
+        super().__init__(
+            f"“{credential.name}” is used to sign webhook {names}; remove it from "
+            f"{'that webhook' if len(holders) == 1 else 'those webhooks'} before invalidating it"
+        )
+
+
+# The webhooks app registers a check here that names the webhooks signing with a credential.
+_in_use_checks: list[Callable[[Credential], list[str]]] = []
+
+
+def register_in_use_check(check: Callable[[Credential], list[str]]) -> None:
+    """Add a check that returns the names of things that use a credential (and so block invalidating it)."""
+    if check not in _in_use_checks:
+        _in_use_checks.append(check)
+
+
+def credential_in_use_by(credential: Credential) -> list[str]:
+    return [name for check in _in_use_checks for name in check(credential)]
+
+
+def create_client(
+    environment: Environment, name: str, scopes: list[str], *, request: HttpRequest | None = None, actor=None
+) -> Client:
+    """Create a client of one environment with the given scopes (at least one, all known)."""
+    name = name.strip()
+    if not name:
+        raise CredentialError("a client needs a name")
+    scopes = sorted(set(scopes))
+    if not scopes:
+        raise CredentialError("choose at least one scope: a client with no scope can read nothing")
+    unknown = unknown_scopes(environment, scopes)
+    if unknown:
+        raise CredentialError(f"unknown scope(s) for {environment.slug}: {', '.join(unknown)}")
+    try:
+        with transaction.atomic():
+            client = Client.objects.create(
+                environment=environment,
+                name=name,
+                client_id=secrets.new_client_id(),
+                scopes=scopes,
+                created_by=_user(request, actor),
+            )
+            record_audit(
+                "client.created",
+                request=request,
+                actor=actor,
+                target=client,
+                environment=environment,
+                details={"client_id": client.client_id, "scopes": scopes},
+            )
+    except IntegrityError:
+        raise CredentialError(f"{environment.name} already has a client named “{name}”") from None
+    return client
+
+
+def create_credential(
+    client: Client,
+    name: str,
+    *,
+    expires_at: datetime.datetime | None = None,
+    request: HttpRequest | None = None,
+    actor=None,
+) -> tuple[Credential, str]:
+    """Generate a new client secret for `client`; return the credential and the secret.
+
+    The secret exists in plain text only in the return value: show it once and drop it.
+    """
+    name = name.strip()
+    if not name:
+        raise CredentialError("a credential needs a name")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise CredentialError("the expiry must be in the future")
+    secret = secrets.new_client_secret()
+    with transaction.atomic():
+        credential = Credential.objects.create(
+            client=client,
+            name=name,
+            hint=secret[:9],
+            secret_digest=secrets.digest(secret),
+            secret_encrypted=secrets.encrypt(secret),
+            expires_at=expires_at,
+            created_by=_user(request, actor),
+        )
+        record_audit(
+            "credential.created",
+            request=request,
+            actor=actor,
+            target=credential,
+            environment=client.environment,
+            details={"client_id": client.client_id, "expires_at": expires_at.isoformat() if expires_at else None},
+        )
+    return credential, secret
+
+
+def rename_credential(credential: Credential, name: str, *, request: HttpRequest | None = None, actor=None) -> None:
+    name = name.strip()
+    if not name:
+        raise CredentialError("a credential needs a name")
+    old = credential.name
+    with transaction.atomic():
+        credential.name = name
+        credential.save(update_fields=["name"])
+        record_audit(
+            "credential.renamed",
+            request=request,
+            actor=actor,
+            target=credential,
+            environment=credential.client.environment,
+            details={"from": old, "to": name},
+        )
+
+
+def invalidate_credential(
+    credential: Credential, *, reason: str = "", request: HttpRequest | None = None, actor=None
+) -> None:
+    """Stop the credential from obtaining new tokens, at once.
+
+    Tokens it already obtained keep working until they expire, as in the
+    reference product; `revoke_tokens` ends them too. Refused while a webhook
+    signs with the credential.
+    """
+    if credential.invalidated_at is not None:
+        raise CredentialError(f"“{credential.name}” is already invalidated")
+    holders = credential_in_use_by(credential)
+    if holders:
+        raise CredentialInUse(credential, holders)
+    user = _user(request, actor)
+    with transaction.atomic():
+        credential.invalidated_at = timezone.now()
+        credential.invalidated_by = user.get_username() if user else "system"
+        credential.invalidation_reason = reason.strip()[:500]
+        credential.save(update_fields=["invalidated_at", "invalidated_by", "invalidation_reason"])
+        record_audit(
+            "credential.invalidated",
+            request=request,
+            actor=actor,
+            target=credential,
+            environment=credential.client.environment,
+            details={"reason": credential.invalidation_reason},
+        )
+
+
+def revoke_tokens(
+    *,
+    credential: Credential | None = None,
+    client: Client | None = None,
+    reason: str = "",
+    request: HttpRequest | None = None,
+    actor=None,
+) -> int:
+    """Revoke, at once, every unexpired token issued to the credential (or to any credential of the client)."""
+    if (credential is None) == (client is None):
+        raise ValueError("pass exactly one of credential or client")
+    target = credential or client
+    environment = (credential.client if credential else client).environment
+    now = timezone.now()
+    tokens = AccessToken.objects.filter(revoked_at__isnull=True, expires_at__gt=now)
+    tokens = tokens.filter(credential=credential) if credential else tokens.filter(client=client)
+    with transaction.atomic():
+        count = tokens.update(revoked_at=now, revoked_reason=(reason.strip() or "revoked by an administrator")[:200])
+        record_audit(
+            "tokens.revoked",
+            request=request,
+            actor=actor,
+            target=target,
+            environment=environment,
+            details={"count": count, "reason": reason.strip()},
+        )
+    return count
+
+
+SORTS = {
+    "client": ("client__name", "-created_at"),
+    "name": ("name",),
+    "created": ("created_at",),
+    "last_used": ("last_used_at",),
+    "expires": ("expires_at",),
+}
+
+
+def credentials_of(environment: Environment, *, search: str = "", sort: str = "") -> QuerySet[Credential]:
+    """The environment's credentials for the list page and `list_credentials`: searchable, sortable.
+
+    `sort` is a key of SORTS, with a leading "-" for descending.
+    """
+    credentials = Credential.objects.filter(client__environment=environment).select_related("client", "created_by")
+    if search:
+        credentials = credentials.filter(
+            Q(name__icontains=search)
+            | Q(client__name__icontains=search)
+            | Q(client__client_id__icontains=search)
+            | Q(hint__icontains=search)
+        )
+    descending = sort.startswith("-")
+    fields = SORTS.get(sort.lstrip("-"), SORTS["client"])
+    if descending:
+        fields = tuple(f[1:] if f.startswith("-") else f"-{f}" for f in fields)
+    return credentials.order_by(*fields, "id")
+
+
+def _user(request: HttpRequest | None, actor):
+    if actor is not None:
+        return actor
+    if request is not None and request.user.is_authenticated:
+        return request.user
+    return None
