@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Q
 from django.http import Http404, HttpRequest
-from ninja import NinjaAPI, Query, Schema
+from ninja import NinjaAPI, Query, Schema, Status
 from ninja.errors import HttpError, ValidationError
 from ninja.parser import Parser
 from ninja.security import HttpBearer
@@ -168,7 +168,7 @@ def create(request, environment: str, data_type: str, body: RecordCreate):
         raise _invalid(error) from None
     except DuplicateExternalId as error:
         raise ApiError(409, "duplicate_external_id", str(error), {"external_id": error.external_id}) from None
-    return 201, record_representation(record)
+    return Status(201, record_representation(record))
 
 
 @api.get("/{environment}/{data_type}/{record_id}", response={200: RecordOut, **ERRORS}, summary="Read a record")
@@ -195,7 +195,7 @@ def patch(request, environment: str, data_type: str, record_id: str, body: Recor
 def delete(request, environment: str, data_type: str, record_id: str):
     env = _authorize(request, environment, data_type, "write")
     delete_record(_record(env, data_type, record_id))
-    return 204, None
+    return Status(204, None)
 
 
 # --- Helpers ------------------------------------------------------------------
