@@ -7,7 +7,6 @@ urlpatterns = [
     path("healthz", portal.healthz, name="healthz"),
     path("switch/", portal.switch_environment, name="switch_environment"),
     path("e/<slug:slug>/", portal.overview, name="overview"),
-    path("e/<slug:slug>/credentials/", portal.credentials, name="credentials"),
     path("e/<slug:slug>/webhooks/", portal.webhooks, name="webhooks"),
     path("e/<slug:slug>/deliveries/", portal.deliveries, name="deliveries"),
     path("audit/", audit.audit_log, name="audit_log"),

@@ -82,11 +82,6 @@ def _worker_status() -> list[dict]:
 
 
 @environment_page
-def credentials(request, environment):
-    return render(request, "environments/section_pending.html", {"section": "credentials", "title": "Credentials"})
-
-
-@environment_page
 def webhooks(request, environment):
     return render(request, "environments/section_pending.html", {"section": "webhooks", "title": "Webhooks"})
 

@@ -5,4 +5,15 @@ document.addEventListener("DOMContentLoaded", () => {
       select.addEventListener("change", () => form.requestSubmit());
     }
   }
+  for (const button of document.querySelectorAll("button[data-copy-target]")) {
+    button.addEventListener("click", async () => {
+      const text = document.getElementById(button.dataset.copyTarget).textContent;
+      try {
+        await navigator.clipboard.writeText(text);
+        button.textContent = "Copied";
+      } catch {
+        button.textContent = "Select and copy";
+      }
+    });
+  }
 });

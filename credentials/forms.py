@@ -1,0 +1,53 @@
+"""Forms of the Credentials pages."""
+
+import datetime
+
+from django import forms
+from django.utils import timezone
+
+from .scopes import available_scopes
+
+
+class ClientForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="One client per system, so one can be cut off alone.")
+    scopes = forms.MultipleChoiceField(
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Choose at least one scope: a client with no scope can read nothing."},
+        help_text="Grant only what the system needs.",
+    )
+
+    def __init__(self, *args, environment, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["scopes"].choices = [(scope, scope) for scope in available_scopes(environment)]
+
+
+class CredentialForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="Where it will be used, e.g. “Production server”.")
+    expires_on = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Optional. The credential stops working at the start of this day (UTC).",
+    )
+
+    def clean_expires_on(self):
+        day = self.cleaned_data["expires_on"]
+        if day is not None and day <= timezone.now().date():
+            raise forms.ValidationError("Choose a day after today.")
+        return day
+
+    @property
+    def expires_at(self):
+        day = self.cleaned_data.get("expires_on")
+        return datetime.datetime.combine(day, datetime.time(), tzinfo=datetime.UTC) if day else None
+
+
+class RenameForm(forms.Form):
+    name = forms.CharField(max_length=100)
+
+
+class InvalidateForm(forms.Form):
+    reason = forms.CharField(max_length=500, required=False, help_text="Kept in the credential's history.")
+
+
+class RevokeTokensForm(forms.Form):
+    reason = forms.CharField(max_length=200, required=False, help_text="Kept in the audit log.")

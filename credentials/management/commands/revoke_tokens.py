@@ -1,0 +1,22 @@
+from credentials.management import lookups
+from credentials.services import revoke_tokens
+from environments.management.base import PortalCommand
+
+
+class Command(PortalCommand):
+    help = "Revoke at once every live access token of a credential, or of every credential of a client."
+
+    def add_arguments(self, parser):
+        target = parser.add_mutually_exclusive_group(required=True)
+        target.add_argument("--credential", metavar="CREDENTIAL_ID")
+        target.add_argument("--client", metavar="CLIENT_ID")
+        parser.add_argument("--reason", default="")
+
+    def handle(self, *args, credential, client, reason, **options):
+        if credential:
+            target = lookups.credential(credential)
+            count = revoke_tokens(credential=target, reason=reason)
+        else:
+            target = lookups.client(client)
+            count = revoke_tokens(client=target, reason=reason)
+        self.report({"revoked": count}, f"Revoked {count} access token{'s' if count != 1 else ''} of “{target.name}”.")

@@ -1,0 +1,195 @@
+"""The Credentials pages: list, clients, credentials shown once, rename, invalidate, revoke, access history."""
+
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+
+from environments.views.decorators import environment_page
+
+from .. import secrets
+from ..forms import ClientForm, CredentialForm, InvalidateForm, RenameForm, RevokeTokensForm
+from ..models import AccessToken, Client, Credential
+from ..services import (
+    CredentialError,
+    create_client,
+    create_credential,
+    credential_in_use_by,
+    credentials_of,
+    invalidate_credential,
+    rename_credential,
+    revoke_tokens,
+)
+
+# Where a freshly created secret waits, encrypted, for the one page view that shows it.
+_SHOW_ONCE_KEY = "credentials.show_once"
+COLUMNS = [
+    ("client", "Client"),
+    ("name", "Name"),
+    (None, "client_id"),
+    ("created", "Created"),
+    (None, "Created by"),
+    ("last_used", "Last used"),
+    ("expires", "Expires"),
+    (None, "State"),
+]
+
+
+@environment_page
+def credential_list(request, environment):
+    search = request.GET.get("q", "").strip()
+    sort = request.GET.get("sort", "client")
+    credentials = list(credentials_of(environment, search=search, sort=sort))
+    now = timezone.now()
+    for credential in credentials:
+        credential.current_state = credential.state_at(now)
+    return render(
+        request,
+        "credentials/list.html",
+        {
+            "section": "credentials",
+            "credentials": credentials,
+            "clients": environment.clients.prefetch_related("credentials"),
+            "search": search,
+            "sort": sort,
+            "columns": COLUMNS,
+        },
+    )
+
+
+@environment_page(manage=True)
+def client_new(request, environment):
+    form = ClientForm(request.POST or None, environment=environment)
+    if request.method == "POST" and form.is_valid():
+        try:
+            client = create_client(environment, form.cleaned_data["name"], form.cleaned_data["scopes"], request=request)
+        except CredentialError as error:
+            form.add_error("name", str(error))
+        else:
+            messages.success(request, f"Client “{client.name}” created. Now create its first credential.")
+            return redirect("credential_new", slug=environment.slug, client_id=client.client_id)
+    return render(request, "credentials/form.html", {"form": form, "title": "New client", "section": "credentials"})
+
+
+@environment_page(manage=True)
+def credential_new(request, environment, client_id):
+    client = get_object_or_404(Client, environment=environment, client_id=client_id)
+    form = CredentialForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            credential, secret = create_credential(
+                client, form.cleaned_data["name"], expires_at=form.expires_at, request=request
+            )
+        except CredentialError as error:
+            form.add_error("name", str(error))
+        else:
+            request.session[_SHOW_ONCE_KEY] = {str(credential.id): secrets.encrypt(secret)}
+            return redirect("credential_secret", slug=environment.slug, credential_id=credential.id)
+    return render(
+        request,
+        "credentials/form.html",
+        {"form": form, "title": f"New credential for {client.name}", "section": "credentials", "client": client},
+    )
+
+
+@never_cache
+@environment_page(manage=True)
+def credential_secret(request, environment, credential_id):
+    """Show a new secret exactly once: the session copy is removed as it is read."""
+    credential = _credential(environment, credential_id)
+    pending = request.session.pop(_SHOW_ONCE_KEY, {})
+    encrypted = pending.get(str(credential.id))
+    secret = secrets.decrypt(encrypted) if encrypted else None
+    return render(
+        request,
+        "credentials/secret.html",
+        {"credential": credential, "secret": secret, "section": "credentials"},
+    )
+
+
+@environment_page(manage=True)
+def credential_rename(request, environment, credential_id):
+    credential = _credential(environment, credential_id)
+    form = RenameForm(request.POST or None, initial={"name": credential.name})
+    if request.method == "POST" and form.is_valid():
+        try:
+            rename_credential(credential, form.cleaned_data["name"], request=request)
+        except CredentialError as error:
+            form.add_error("name", str(error))
+        else:
+            messages.success(request, f"Renamed to “{credential.name}”.")
+            return redirect("credentials", slug=environment.slug)
+    return render(
+        request,
+        "credentials/form.html",
+        {"form": form, "title": f"Rename {credential.name}", "section": "credentials", "submit": "Rename"},
+    )
+
+
+@environment_page(manage=True)
+def credential_invalidate(request, environment, credential_id):
+    credential = _credential(environment, credential_id)
+    form = InvalidateForm(request.POST or None)
+    holders = credential_in_use_by(credential)
+    if request.method == "POST" and form.is_valid():
+        try:
+            invalidate_credential(credential, reason=form.cleaned_data["reason"], request=request)
+        except CredentialError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(
+                request,
+                f"“{credential.name}” is invalidated: it can no longer obtain tokens. "
+                "Tokens it already obtained stay valid until they expire.",
+            )
+            return redirect("credentials", slug=environment.slug)
+    return render(
+        request,
+        "credentials/invalidate.html",
+        {
+            "credential": credential,
+            "form": form,
+            "holders": holders,
+            "live_tokens": _live_tokens(credential).count(),
+            "section": "credentials",
+        },
+    )
+
+
+@environment_page(manage=True)
+def credential_revoke_tokens(request, environment, credential_id):
+    credential = _credential(environment, credential_id)
+    form = RevokeTokensForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        count = revoke_tokens(credential=credential, reason=form.cleaned_data["reason"], request=request)
+        messages.success(request, f"Revoked {count} access token{'s' if count != 1 else ''} of “{credential.name}”.")
+        return redirect("credentials", slug=environment.slug)
+    return render(
+        request,
+        "credentials/revoke_tokens.html",
+        {
+            "credential": credential,
+            "form": form,
+            "live_tokens": _live_tokens(credential).count(),
+            "section": "credentials",
+        },
+    )
+
+
+@environment_page
+def access_history(request, environment):
+    tokens = list(AccessToken.objects.filter(environment=environment).select_related("client", "credential")[:200])
+    now = timezone.now()
+    for token in tokens:
+        token.current_state = token.state_at(now)
+    return render(request, "credentials/access_history.html", {"tokens": tokens, "section": "credentials"})
+
+
+def _credential(environment, credential_id) -> Credential:
+    return get_object_or_404(
+        Credential.objects.select_related("client"), client__environment=environment, pk=credential_id
+    )
+
+
+def _live_tokens(credential: Credential):
+    return credential.access_tokens.filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
