@@ -4,10 +4,10 @@ import json
 from io import StringIO
 
 import pytest
+from cryptography.fernet import Fernet
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
-from cryptography.fernet import Fernet
 
 from credentials import secrets
 from credentials.models import AccessToken, Credential
