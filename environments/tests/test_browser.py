@@ -3,16 +3,10 @@
 import pytest
 
 from environments.models import Grant
-from environments.tests.factories import PASSWORD, grant, make_environment, make_user
+from environments.tests.browser import log_in
+from environments.tests.factories import grant, make_environment, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def log_in(page, username: str) -> None:
-    page.goto("/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
 
 
 def test_an_admin_logs_in_switches_environment_sees_each_page_and_logs_out(page):
