@@ -216,3 +216,19 @@ def test_failures_from_one_address_are_throttled_across_clients(client, app, set
         post_token(client, {**GRANT, "client_id": f"itc_guess{n}", "client_secret": "x"})
     _, api_client, _, secret = app
     assert post_token(client, Authorization=basic(api_client.client_id, secret)).status_code == 429
+
+
+def test_the_overview_counts_issued_failed_and_throttled_token_requests(client, app, settings):
+    from environments.tests.factories import make_user
+
+    settings.OAUTH_MAX_FAILURES_PER_CLIENT = 2
+    _, api_client, _, secret = app
+    post_token(client, Authorization=basic(api_client.client_id, secret))
+    for _ in range(3):
+        post_token(client, Authorization=basic(api_client.client_id, "wrong"))
+
+    client.force_login(make_user(admin=True))
+    page = client.get("/e/clinic/").content.decode()
+    assert "<dt>Tokens issued</dt><dd>1</dd>" in page
+    assert '<dt>Failed authentications</dt><dd><span class="badge bad">2</span>' in page
+    assert '<dt>Throttled token requests</dt><dd><span class="badge bad">1</span>' in page

@@ -66,8 +66,23 @@ def overview(request, environment):
             "recent_audit": recent_audit,
             "workers": _worker_status(),
             "event_count": environment.events.count(),
+            "access": _access_health(environment),
         },
     )
+
+
+def _access_health(environment) -> dict:
+    """Token endpoint health over the last 24 hours: tokens issued, failed authentications, throttled requests."""
+    from credentials.models import AccessToken, AuthFailure
+
+    since = timezone.now() - timedelta(hours=24)
+    failures = AuthFailure.objects.filter(environment=environment, at__gte=since)
+    return {
+        "tokens_issued": AccessToken.objects.filter(environment=environment, issued_at__gte=since).count(),
+        "failed": failures.exclude(reason=AuthFailure.Reason.THROTTLED).count(),
+        "throttled": failures.filter(reason=AuthFailure.Reason.THROTTLED).count(),
+        "clients": environment.clients.count(),
+    }
 
 
 def _worker_status() -> list[dict]:
