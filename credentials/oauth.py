@@ -53,7 +53,9 @@ def authenticate_client(client_id: str, client_secret: str, *, ip: str | None) -
     """
     retry_after = throttle_delay(client_id, ip)
     if retry_after:
-        _record_failure(client_id, ip, AuthFailure.Reason.THROTTLED, None)
+        # Attach the client when it exists, so its environment's health view counts the throttling.
+        known = Client.objects.select_related("environment").filter(client_id=client_id).first()
+        _record_failure(client_id, ip, AuthFailure.Reason.THROTTLED, known)
         raise OAuthError(
             "slow_down",
             "too many failed authentications; try again later",
