@@ -1,0 +1,188 @@
+"""Token endpoint requests/s and Data API reads/s, measured against gunicorn on this machine.
+
+Usage:  DEBUG=1 .venv/bin/python benchmarks/api_throughput.py [--seconds 10] [--threads 8] [--workers 2]
+
+Uses its own PostgreSQL database (BENCH_DATABASE_URL, default
+postgres://postgres@127.0.0.1:5432/integration_tools_bench), created and migrated
+if missing. All traffic goes to 127.0.0.1; every loop is bounded by --seconds.
+Prints figures; asserts nothing.
+"""
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    args = parser.parse_args()
+
+    database_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/integration_tools_bench")
+    _ensure_database(database_url)
+    env = {**os.environ, "DATABASE_URL": database_url, "DEBUG": "1", "LOG_LEVEL": "WARNING"}
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=BASE_DIR, env=env, check=True)
+    client_id, secret = _setup(env)
+    # Serve as production does: DEBUG off (no query log, no debug pages), plain HTTP on loopback.
+    from cryptography.fernet import Fernet
+
+    env = {
+        **env,
+        "DEBUG": "0",
+        "SECRET_KEY": "bench-only-" + "x" * 50,
+        "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "SECURE_SSL_REDIRECT": "0",
+        "ALLOWED_HOSTS": "127.0.0.1",
+    }
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "integration_tools.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(args.workers),
+            "--log-level",
+            "warning",
+        ],
+        cwd=BASE_DIR,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(url)
+        token_result = _load(
+            lambda s: s.post(
+                f"{url}/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret), timeout=10
+            ),
+            args,
+        )
+        token = requests.post(
+            f"{url}/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret), timeout=10
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        read_result = _load(
+            lambda s: s.get(f"{url}/api/v1/bench/patients/?limit=50", headers=headers, timeout=10), args
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    print(
+        f"machine: {os.cpu_count()} cores; gunicorn workers: {args.workers}; client threads: {args.threads}; "
+        f"{args.seconds:.0f} s per endpoint; PostgreSQL"
+    )
+    for name, result in (("POST /oauth/token", token_result), ("GET /api/v1/bench/patients/?limit=50", read_result)):
+        print(
+            f"{name:<40} {result['rps']:8.1f} req/s   p50 {result['p50']:6.1f} ms   p99 {result['p99']:6.1f} ms"
+            f"   errors {result['errors']}"
+        )
+
+
+def _load(send, args) -> dict:
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    deadline = time.monotonic() + args.seconds
+
+    def worker():
+        session = requests.Session()
+        local, local_errors = [], 0
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            response = send(session)
+            local.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200:
+                local_errors += 1
+        with lock:
+            latencies.extend(local)
+            errors[0] += local_errors
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(args.threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    latencies.sort()
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50": statistics.median(latencies),
+        "p99": latencies[int(len(latencies) * 0.99) - 1],
+        "errors": errors[0],
+    }
+
+
+def _setup(env: dict) -> tuple[str, str]:
+    """Create the bench environment with 100 patients and a client; return its client_id and a fresh secret."""
+    script = """
+import json
+from environments.models import Environment
+from environments.tests.factories import make_environment
+from environments.records import create_record
+from credentials.services import create_client, create_credential
+from credentials.models import Client
+env = Environment.objects.filter(slug="bench").first() or make_environment("bench")
+for n in range(100 - env.records.filter(data_type="patients").count()):
+    create_record(env, "patients", {"first_name": f"P{n}", "last_name": "Bench"})
+client = Client.objects.filter(environment=env, name="Bench").first() or create_client(env, "Bench", ["patients:read"])
+_, secret = create_credential(client, "bench run")
+print(json.dumps([client.client_id, secret]))
+"""
+    output = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=BASE_DIR,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    import json
+
+    client_id, secret = json.loads(output.strip().splitlines()[-1])
+    return client_id, secret
+
+
+def _ensure_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    admin_url = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        if not connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            connection.execute(f'CREATE DATABASE "{name}"')
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait(url: str) -> None:
+    for _ in range(100):
+        try:
+            requests.get(f"{url}/healthz", timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise SystemExit("gunicorn did not start")
+
+
+if __name__ == "__main__":
+    main()
