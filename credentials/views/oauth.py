@@ -6,6 +6,7 @@ from urllib.parse import unquote_plus
 
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from environments.audit import client_ip
 
@@ -15,7 +16,10 @@ from ..scopes import available_scopes
 FORM = "application/x-www-form-urlencoded"
 
 
+# Error reports (if ever enabled) must not carry secrets or tokens.
 @csrf_exempt
+@sensitive_post_parameters("client_secret")
+@sensitive_variables("secret", "issued")
 def token(request: HttpRequest) -> JsonResponse:
     try:
         params, basic_used = _parse(request, required=("grant_type",))
@@ -43,6 +47,8 @@ def token(request: HttpRequest) -> JsonResponse:
 
 
 @csrf_exempt
+@sensitive_post_parameters("client_secret", "token")
+@sensitive_variables("secret", "params")
 def revoke(request: HttpRequest) -> JsonResponse:
     try:
         params, basic_used = _parse(request, required=("token",))
