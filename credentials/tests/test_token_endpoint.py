@@ -232,3 +232,20 @@ def test_the_overview_counts_issued_failed_and_throttled_token_requests(client, 
     assert "<dt>Tokens issued</dt><dd>1</dd>" in page
     assert '<dt>Failed authentications</dt><dd><span class="badge bad">2</span>' in page
     assert '<dt>Throttled token requests</dt><dd><span class="badge bad">1</span>' in page
+
+
+def test_secrets_and_tokens_never_reach_the_logs_or_the_audit_trail(client, app, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    _, api_client, _, secret = app
+    token = post_token(client, Authorization=basic(api_client.client_id, secret)).json()["access_token"]
+    post_token(client, {**GRANT, "client_id": api_client.client_id, "client_secret": secret + "x"})
+    client.get("/api/v1/clinic/patients/", headers={"Authorization": f"Bearer {token}x"})
+
+    logged = caplog.text
+    audited = " ".join(f"{e.actor_label} {e.target_label} {e.details}" for e in AuditEvent.objects.all())
+    for value in (secret, token):
+        assert value not in logged
+        assert value not in audited
+    assert "Unauthorized: /oauth/token" in logged  # the logs were captured at all
