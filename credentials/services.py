@@ -10,7 +10,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from environments.audit import record_audit
+from environments.audit import acting_user, record_audit
 from environments.models import Environment
 
 from . import secrets
@@ -68,7 +68,7 @@ def create_client(
                 name=name,
                 client_id=secrets.new_client_id(),
                 scopes=scopes,
-                created_by=_user(request, actor),
+                created_by=acting_user(request, actor),
             )
             record_audit(
                 "client.created",
@@ -109,7 +109,7 @@ def create_credential(
             secret_digest=secrets.digest(secret),
             secret_encrypted=secrets.encrypt(secret),
             expires_at=expires_at,
-            created_by=_user(request, actor),
+            created_by=acting_user(request, actor),
         )
         record_audit(
             "credential.created",
@@ -154,7 +154,7 @@ def invalidate_credential(
     holders = credential_in_use_by(credential)
     if holders:
         raise CredentialInUse(credential, holders)
-    user = _user(request, actor)
+    user = acting_user(request, actor)
     with transaction.atomic():
         credential.invalidated_at = timezone.now()
         credential.invalidated_by = user.get_username() if user else "system"
@@ -226,11 +226,3 @@ def credentials_of(environment: Environment, *, search: str = "", sort: str = ""
     if descending:
         fields = tuple(f[1:] if f.startswith("-") else f"-{f}" for f in fields)
     return credentials.order_by(*fields, "id")
-
-
-def _user(request: HttpRequest | None, actor):
-    if actor is not None:
-        return actor
-    if request is not None and request.user.is_authenticated:
-        return request.user
-    return None

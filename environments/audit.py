@@ -40,8 +40,7 @@ def record_audit(
     """
     details = details or {}
     _refuse_secret_keys(details)
-    if actor is None and request is not None and request.user.is_authenticated:
-        actor = request.user
+    actor = acting_user(request, actor)
     if actor_type is None:
         actor_type = AuditEvent.ActorType.USER if actor is not None else AuditEvent.ActorType.SYSTEM
     if actor_label is None:
@@ -59,6 +58,15 @@ def record_audit(
         user_agent=(request.META.get("HTTP_USER_AGENT", "") if request is not None else "")[:512],
         details=details,
     )
+
+
+def acting_user(request: HttpRequest | None, actor: Any = None):
+    """The user a change is attributed to: `actor` if given, else the request's logged-in user, else None."""
+    if actor is not None:
+        return actor
+    if request is not None and request.user.is_authenticated:
+        return request.user
+    return None
 
 
 def client_ip(request: HttpRequest) -> str | None:

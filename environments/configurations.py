@@ -16,7 +16,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.text import slugify
 
-from .audit import record_audit
+from .audit import acting_user, record_audit
 from .models import Configuration, ConfigurationVersion, Environment
 from .schema import validate_schema
 
@@ -100,7 +100,7 @@ def save_draft(
             draft = ConfigurationVersion(
                 configuration=configuration,
                 number=_next_number(configuration),
-                created_by=actor or (request.user if request else None),
+                created_by=acting_user(request, actor),
             )
         elif not draft.is_draft:
             raise ConfigurationError(f"version {draft.number} is published; published versions cannot change")
