@@ -158,7 +158,9 @@ def resolve_bearer(authorization: str) -> AccessToken:
     if scheme.lower() != "bearer" or not token:
         raise BearerError("invalid_request", "the Authorization header must be: Bearer <token>", status=400)
     record = (
-        AccessToken.objects.select_related("environment", "client").filter(token_digest=secrets.digest(token)).first()
+        AccessToken.objects.select_related("environment__published_version", "client")
+        .filter(token_digest=secrets.digest(token))
+        .first()
     )
     if record is None:
         raise BearerError("invalid_token", "the access token is not valid")

@@ -207,7 +207,7 @@ def _authorize(request, slug: str, data_type: str, action: str) -> Environment:
     if token.environment.slug != slug:
         # A token never learns whether another environment exists.
         raise ApiError(404, "not_found", f"no environment “{slug}” for this token")
-    environment = Environment.objects.select_related("published_version").get(pk=token.environment_id)
+    environment = token.environment  # loaded with its published schema by resolve_bearer
     if data_type not in environment.data_types:
         raise ApiError(404, "unknown_data_type", f"“{data_type}” is not a data type of {slug}")
     scope = f"{data_type}:{action}"

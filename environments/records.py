@@ -49,7 +49,7 @@ def record_representation(record: Record) -> dict[str, Any]:
 
 def create_record(environment: Environment, data_type: str, data: Any, *, external_id: str | None = None) -> Record:
     """Validate and store a new record, and emit `<data_type>.created`."""
-    _check(environment, data_type, data, external_id, partial=False)
+    _check(environment, data_type, data, external_id)
     now = timezone.now()
     record = Record(
         environment=environment,
@@ -76,10 +76,7 @@ def update_record(record: Record, changes: Any, *, external_id: Any = ...) -> Re
     merged = {**record.data, **changes}
     merged = {name: value for name, value in merged.items() if value is not None}
     new_external_id = record.external_id if external_id is ... else external_id
-    errors = validate_record_data(record.environment.schema, record.data_type, merged)
-    _check_size_and_external_id(merged, new_external_id, errors)
-    if errors:
-        raise RecordInvalid(errors)
+    _check(record.environment, record.data_type, merged, new_external_id)
     changed = sorted(name for name in set(record.data) | set(merged) if record.data.get(name) != merged.get(name))
     if new_external_id != record.external_id:
         changed.append("external_id")
@@ -102,8 +99,9 @@ def delete_record(record: Record) -> None:
         emit_event(record.environment, f"{record.data_type}.deleted", payload, record_id=record_id)
 
 
-def _check(environment: Environment, data_type: str, data: Any, external_id: Any, *, partial: bool) -> None:
-    errors = validate_record_data(environment.schema, data_type, data, partial=partial)
+def _check(environment: Environment, data_type: str, data: Any, external_id: Any) -> None:
+    """Raise RecordInvalid unless the complete record fits the schema, the size limit and the external_id rule."""
+    errors = validate_record_data(environment.schema, data_type, data)
     if "" not in errors:
         _check_size_and_external_id(data, external_id, errors)
     if errors:
