@@ -66,47 +66,68 @@ def subprocess_env(**extra: str) -> dict:
     return env
 
 
+# Settings every test worker needs: webhooks may reach receivers on 127.0.0.1, and
+# lost tasks are swept up within seconds instead of a minute.
+WORKER_TEST_ENV = {
+    "WORKER_HEARTBEAT_SECONDS": "1",
+    "WEBHOOK_ALLOW_HTTP": "1",
+    "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",
+    "WEBHOOK_SWEEP_SECONDS": "1",
+    "WEBHOOK_REQUEUE_AFTER_SECONDS": "2",
+}
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
 @pytest.fixture
-def celery_worker_process(transactional_db, tmp_path):
-    """A real Celery worker with beat, on the real broker, against the test database."""
+def start_worker(transactional_db, tmp_path):
+    """Start real Celery workers (with beat) on the real broker, against the test database.
+
+    Returns a function; each call starts one more worker. All are stopped at teardown.
+    """
     from django.conf import settings
 
     from integration_tools.celery import app
 
     app.control.purge()
-    env = subprocess_env(WORKER_HEARTBEAT_SECONDS="1", CELERY_BEAT_SCHEDULE_FILENAME=str(tmp_path / "beat"))
-    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - closed at teardown
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "integration_tools",
-            "worker",
-            "--beat",
-            "--loglevel=INFO",
-            "--concurrency=1",
-            "--without-gossip",
-            "--without-mingle",
-            "--hostname",
-            f"test-{os.getpid()}@%h",
-        ],
-        cwd=BASE_DIR,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    process.log_path = tmp_path / "worker.log"
-    process.broker_url = settings.CELERY_BROKER_URL
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
-    log.close()
+    started = []
+
+    def start(*, beat: bool = True, **extra_env: str) -> subprocess.Popen:
+        index = len(started)
+        env = subprocess_env(
+            **WORKER_TEST_ENV, CELERY_BEAT_SCHEDULE_FILENAME=str(tmp_path / f"beat-{index}"), **extra_env
+        )
+        log_path = tmp_path / f"worker-{index}.log"
+        log = open(log_path, "w")  # noqa: SIM115 - closed at teardown
+        command = [sys.executable, "-m", "celery", "-A", "integration_tools", "worker"]
+        command += ["--beat"] if beat else []
+        command += ["--loglevel=INFO", "--concurrency=1", "--without-gossip", "--without-mingle"]
+        command += ["--hostname", f"test-{os.getpid()}-{index}@%h"]
+        process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process.log_path = log_path
+        process.log_file = log
+        process.broker_url = settings.CELERY_BROKER_URL
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        _stop(process)
+        process.log_file.close()
+
+
+@pytest.fixture
+def celery_worker_process(start_worker):
+    """One real Celery worker with beat, on the real broker, against the test database."""
+    return start_worker()
 
 
 def wait_for(predicate, *, timeout: float, interval: float = 0.1, message: str = "condition"):

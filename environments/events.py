@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from django.db import transaction
 
@@ -17,4 +18,19 @@ def emit_event(environment: Environment, event_type: str, data: dict, *, record_
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("emit_event() must run inside the transaction that makes the change")
-    return Event.objects.create(environment=environment, type=event_type, data=data, record_id=record_id)
+    event = Event.objects.create(environment=environment, type=event_type, data=data, record_id=record_id)
+    for listener in _listeners:
+        listener(event)
+    return event
+
+
+# Called with each new event inside its transaction; the webhooks app registers
+# its fan-out here, so that deliveries are written atomically with the change
+# without this app depending on that one.
+_listeners: list[Callable[[Event], None]] = []
+
+
+def register_event_listener(listener: Callable[[Event], None]) -> None:
+    """Call `listener(event)` for every emitted event, inside the emitting transaction."""
+    if listener not in _listeners:
+        _listeners.append(listener)

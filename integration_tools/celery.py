@@ -22,6 +22,11 @@ def schedule_periodic_tasks(sender: Celery, **kwargs) -> None:
         sender.signature("environments.tasks.record_worker_heartbeat"),
         name="worker heartbeat",
     )
+    sender.add_periodic_task(
+        settings.WEBHOOK_SWEEP_SECONDS,
+        sender.signature("webhooks.sweep"),
+        name="re-enqueue due webhook deliveries",
+    )
 
 
 @worker_ready.connect

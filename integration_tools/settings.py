@@ -239,3 +239,34 @@ OAUTH_MAX_FAILURES_PER_IP = env.int("OAUTH_MAX_FAILURES_PER_IP", default=30)
 # Request bodies larger than this get 413 from the Data API.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=256 * 1024)
 API_PAGE_SIZE_MAX = 200
+
+# --- Webhooks ---------------------------------------------------------------
+
+WEBHOOKS_PER_ENVIRONMENT_MAX = env.int("WEBHOOKS_PER_ENVIRONMENT_MAX", default=20)
+# Plain http:// URLs are for development only.
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=DEBUG)
+# Networks (CIDR) webhooks may reach even though they are not public, e.g. 127.0.0.1/32 for a local receiver.
+WEBHOOK_ALLOWED_NETWORKS = env.list("WEBHOOK_ALLOWED_NETWORKS", default=[])
+WEBHOOK_CONNECT_TIMEOUT_SECONDS = env.float("WEBHOOK_CONNECT_TIMEOUT_SECONDS", default=5.0)
+WEBHOOK_TIMEOUT_SECONDS = env.int("WEBHOOK_TIMEOUT_SECONDS", default=15)
+WEBHOOK_TIMEOUT_SECONDS_MAX = 60
+WEBHOOK_MAX_EVENTS_PER_REQUEST_MAX = 100
+WEBHOOK_RESPONSE_BODY_MAX_BYTES = env.int("WEBHOOK_RESPONSE_BODY_MAX_BYTES", default=4096)
+# Seconds before each attempt, the Standard Webhooks schedule: at once, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h,
+# 14 h, 20 h, 24 h. Each delay after the first gets +/- WEBHOOK_RETRY_JITTER of itself at random.
+WEBHOOK_RETRY_SCHEDULE = [
+    float(value)
+    for value in env.list("WEBHOOK_RETRY_SCHEDULE", default=[0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400])
+]
+WEBHOOK_RETRY_JITTER = env.float("WEBHOOK_RETRY_JITTER", default=0.2)
+# The longest Retry-After (on 429 and 503) that is honoured; longer values are capped to it.
+WEBHOOK_RETRY_AFTER_MAX_SECONDS = env.int("WEBHOOK_RETRY_AFTER_MAX_SECONDS", default=86400)
+WEBHOOK_DISABLE_AFTER_FAILING_DAYS = env.float("WEBHOOK_DISABLE_AFTER_FAILING_DAYS", default=5)
+# How long a rotated signing secret keeps signing, by default (settable per rotation, 0 to 168 hours).
+WEBHOOK_SECRET_GRACE_HOURS = env.int("WEBHOOK_SECRET_GRACE_HOURS", default=24)
+# The sweeper runs every WEBHOOK_SWEEP_SECONDS and re-enqueues deliveries that are due and whose
+# last enqueue is older than WEBHOOK_REQUEUE_AFTER_SECONDS (a lost task, a flushed Redis, a crash).
+WEBHOOK_SWEEP_SECONDS = env.float("WEBHOOK_SWEEP_SECONDS", default=10)
+WEBHOOK_REQUEUE_AFTER_SECONDS = env.float("WEBHOOK_REQUEUE_AFTER_SECONDS", default=60)
+DELIVERY_RETENTION_DAYS = env.int("DELIVERY_RETENTION_DAYS", default=90)
+DELIVERY_PAGE_SIZE = env.int("DELIVERY_PAGE_SIZE", default=50)

@@ -1,0 +1,229 @@
+"""Webhooks, their signing keys, and the deliveries (with every attempt) made to them.
+
+The database is the source of truth: a Delivery row is written in the same
+transaction as the event it carries; Celery only carries the work of sending it.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Webhook(models.Model):
+    """A destination told about changes in one environment, for the event types it opted into."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        DISABLED = "disabled", "Disabled"
+
+    class SecurityMethod(models.TextChoices):
+        SIGNING_SECRET = "secret", "Signing secret"
+        CREDENTIALS = "credentials", "Credentials"
+
+    class PayloadFormat(models.TextChoices):
+        FULL = "full", "Full: the record as it is after the change"
+        THIN = "thin", "Thin: the record's id only (fetch it through the Data API)"
+
+    environment = models.ForeignKey("environments.Environment", on_delete=models.PROTECT, related_name="webhooks")
+    name = models.CharField(max_length=100)
+    url = models.URLField(max_length=2000)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    disabled_reason = models.CharField(max_length=300, blank=True)
+    event_types = models.JSONField(default=list)
+    security_method = models.CharField(
+        max_length=16, choices=SecurityMethod.choices, default=SecurityMethod.SIGNING_SECRET
+    )
+    signing_credentials = models.ManyToManyField("credentials.Credential", blank=True, related_name="webhooks")
+    verify_tls = models.BooleanField(default=True)
+    payload_format = models.CharField(max_length=8, choices=PayloadFormat.choices, default=PayloadFormat.FULL)
+    max_events_per_request = models.PositiveSmallIntegerField(default=1)
+    timeout_seconds = models.PositiveSmallIntegerField(default=15)
+    extra_headers = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_triggered_at = models.DateTimeField(null=True, blank=True)
+    # Start of the current run of failed attempts; cleared by any success.
+    failing_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["environment", "name"], name="unique_webhook_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def subscribes_to(self, event_type: str) -> bool:
+        return event_type in self.event_types
+
+
+class SigningSecret(models.Model):
+    """A `whsec_` key of a webhook. The current one has no `retires_at`; a rotated one signs until then."""
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="signing_secrets")
+    hint = models.CharField(max_length=16)
+    secret_encrypted = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    retires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __repr__(self) -> str:
+        return f"<SigningSecret {self.pk} of webhook {self.webhook_id}>"
+
+    def __str__(self) -> str:
+        return f"{self.hint}…"
+
+    def is_signing_at(self, moment) -> bool:
+        return self.retires_at is None or self.retires_at > moment
+
+
+class Delivery(models.Model):
+    """One HTTP request's worth of events for one webhook, with its schedule and latest result.
+
+    `message_id` is the `webhook-id` header: the same for every attempt and re-send.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RETRYING = "retrying", "Retrying"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        DISCARDED = "discarded", "Discarded"
+
+    WAITING = (Status.PENDING, Status.RETRYING)
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    environment = models.ForeignKey("environments.Environment", on_delete=models.PROTECT, related_name="+")
+    message_id = models.CharField(max_length=40, unique=True)
+    events = models.ManyToManyField("environments.Event", through="DeliveryEvent", related_name="deliveries")
+    event_count = models.PositiveSmallIntegerField(default=0)
+    # Distinct event types carried, space-separated: shown in lists and filtered on.
+    event_types = models.CharField(max_length=500, blank=True)
+    is_test = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When a task for it was last put on the queue; the sweeper re-enqueues only stale ones.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    # A claim: while in the future, one worker is sending and no other may.
+    leased_until = models.DateTimeField(null=True, blank=True)
+    # The body, frozen at the first attempt so that every attempt sends the same bytes.
+    body = models.TextField(blank=True)
+    attempt_count = models.PositiveSmallIntegerField(default=0)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=32, blank=True)
+    last_duration_ms = models.PositiveIntegerField(default=0)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        indexes = [
+            models.Index(fields=["webhook", "-id"], name="delivery_by_webhook"),
+            models.Index(fields=["environment", "-id"], name="delivery_by_environment"),
+            models.Index(fields=["webhook", "status", "-id"], name="delivery_by_webhook_status"),
+            models.Index(fields=["webhook", "-last_duration_ms", "-id"], name="delivery_by_webhook_duration"),
+            models.Index(fields=["webhook", "-attempt_count", "-id"], name="delivery_by_webhook_attempts"),
+            models.Index(
+                fields=["next_attempt_at"],
+                name="delivery_waiting",
+                condition=models.Q(status__in=["pending", "retrying"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.message_id
+
+    @property
+    def is_waiting(self) -> bool:
+        return self.status in self.WAITING
+
+    @property
+    def result_label(self) -> str:
+        if self.last_status_code is not None:
+            return str(self.last_status_code)
+        if self.last_error:
+            return self.last_error.replace("_", " ")
+        return "not sent yet"
+
+
+class DeliveryEvent(models.Model):
+    """The events a delivery carries, in order."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="+")
+    event = models.ForeignKey("environments.Event", on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["delivery", "event"], name="unique_delivery_event")]
+
+
+class Attempt(models.Model):
+    """One HTTP request made for a delivery and what came back."""
+
+    class Trigger(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        RETRY = "retry", "Retry"
+        RESEND = "resend", "Manual re-send"
+        TEST = "test", "Test"
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveSmallIntegerField()
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField()
+    url = models.URLField(max_length=2000)
+    request_headers = models.JSONField(default=dict)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict)
+    response_body = models.TextField(blank=True)
+    error = models.CharField(max_length=32, blank=True)
+    error_detail = models.CharField(max_length=500, blank=True)
+    succeeded = models.BooleanField(default=False)
+    triggered_by = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        indexes = [models.Index(fields=["delivery", "number"], name="attempt_by_delivery")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.delivery_id}"
+
+
+class BulkResend(models.Model):
+    """A background re-send of a webhook's failed deliveries in a time range, with its progress."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="bulk_resends")
+    since = models.DateTimeField(null=True, blank=True)
+    until = models.DateTimeField(null=True, blank=True)
+    status_filter = models.CharField(max_length=16, default=Delivery.Status.FAILED)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveIntegerField(default=0)
+    # Only deliveries up to this id: new failures after the request are not swept in.
+    last_delivery_id = models.BigIntegerField(default=0)
+    # Progress cursor: deliveries up to this id are done.
+    cursor_id = models.BigIntegerField(default=0)
+    # A claim, as on deliveries: one worker at a time works through the job.
+    leased_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.CharField(max_length=255, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"bulk re-send {self.pk} of {self.webhook_id}"

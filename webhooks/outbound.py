@@ -1,0 +1,242 @@
+"""Outgoing HTTP for webhooks: where a request may go, and sending it there safely.
+
+The address is checked when the connection is made, after DNS resolution, and
+the socket connects to that very address: a name that resolves to a public
+address at save time and to 10.0.0.1 at send time (DNS rebinding) is refused.
+Loopback, private, link-local (cloud metadata), multicast and other non-global
+addresses are refused unless `WEBHOOK_ALLOWED_NETWORKS` admits them. Redirects
+are never followed, and no proxy from the environment is used.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass, field
+from functools import cache
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class BlockedAddress(Exception):
+    """The destination resolves to an address that webhooks may not reach."""
+
+
+class InvalidDestination(ValueError):
+    """A webhook URL that cannot be used, with a sentence saying why."""
+
+
+@cache
+def _allowed_networks(spec: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in spec if item.strip())
+
+
+def address_refusal(address: IPAddress) -> str | None:
+    """Why this address may not be reached, or None when it may."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    for network in _allowed_networks(tuple(settings.WEBHOOK_ALLOWED_NETWORKS)):
+        if address.version == network.version and address in network:
+            return None
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_link_local:
+        return "a link-local address (cloud metadata services live there)"
+    if address.is_multicast:
+        return "a multicast address"
+    if address.is_private:
+        return "a private address"
+    if not address.is_global or address.is_reserved or address.is_unspecified:
+        return "not a public address"
+    return None
+
+
+def resolve_allowed(host: str, port: int) -> list[str]:
+    """Resolve `host` and return its addresses, refusing if any of them may not be reached.
+
+    Refusing when any address is blocked (not only the first) stops a name with
+    one public and one private record from reaching the private one.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise socket.gaierror(error.errno, f"{host} does not resolve") from error
+    addresses = []
+    for *_, sockaddr in infos:
+        address = ipaddress.ip_address(sockaddr[0].split("%")[0])
+        reason = address_refusal(address)
+        if reason:
+            raise BlockedAddress(f"{host} resolves to {address}, {reason}; webhooks may not send there")
+        addresses.append(str(address))
+    return addresses
+
+
+def check_url(url: str) -> None:
+    """Check a webhook URL when it is saved: scheme, shape and where it resolves now."""
+    parts = urlsplit(url)
+    allowed_schemes = ("https", "http") if settings.WEBHOOK_ALLOW_HTTP else ("https",)
+    if parts.scheme not in allowed_schemes:
+        raise InvalidDestination(
+            "The URL must start with https://."
+            if not settings.WEBHOOK_ALLOW_HTTP
+            else "The URL must start with https:// or http://."
+        )
+    if not parts.hostname:
+        raise InvalidDestination("The URL has no host name.")
+    if parts.username or parts.password:
+        raise InvalidDestination("The URL may not contain a user name or password; use extra headers instead.")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as error:
+        raise InvalidDestination("The URL's port is not a number between 0 and 65535.") from error
+    try:
+        resolve_allowed(parts.hostname, port)
+    except BlockedAddress as error:
+        raise InvalidDestination(f"{error}.") from error
+    except (socket.gaierror, UnicodeError) as error:
+        raise InvalidDestination(f"The host {parts.hostname} does not resolve.") from error
+
+
+class _CheckedConnectionMixin:
+    """Connect to an address that passed `resolve_allowed`, keeping the host name for TLS and Host."""
+
+    def _new_conn(self):
+        addresses = resolve_allowed(self._dns_host, self.port)
+        original = self._dns_host
+        self._dns_host = addresses[0]
+        try:
+            return super()._new_conn()
+        finally:
+            self._dns_host = original
+
+
+class _CheckedHTTPConnection(_CheckedConnectionMixin, HTTPConnection):
+    pass
+
+
+class _CheckedHTTPSConnection(_CheckedConnectionMixin, HTTPSConnection):
+    pass
+
+
+class _CheckedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _CheckedHTTPConnection
+
+
+class _CheckedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _CheckedHTTPSConnection
+
+
+class _CheckedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _CheckedHTTPPool, "https": _CheckedHTTPSPool}
+
+
+_session: requests.Session | None = None
+
+
+def _shared_session() -> requests.Session:
+    # One pooled session per process: keep-alive connections to receivers save
+    # a TCP (and TLS) handshake per delivery. Every new connection is checked.
+    global _session
+    if _session is None:
+        session = requests.Session()
+        session.trust_env = False  # an environment proxy would bypass the address check
+        adapter = _CheckedAdapter(pool_connections=32, pool_maxsize=4, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        _session = session
+    return _session
+
+
+@dataclass
+class Response:
+    """What one request achieved: a status, or an error class with a detail."""
+
+    duration_ms: int
+    status_code: int | None = None
+    headers: dict = field(default_factory=dict)
+    body: str = ""
+    error: str = ""
+    error_detail: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def _error_class(error: Exception) -> tuple[str, str]:
+    text = str(error)
+    if isinstance(error, BlockedAddress):
+        return "blocked_address", text
+    if isinstance(error, requests.exceptions.SSLError):
+        return "tls_error", "TLS handshake or certificate verification failed"
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return "connect_timeout", "no connection within the connect timeout"
+    if isinstance(error, (requests.exceptions.ReadTimeout, TimeoutError)):
+        return "timeout", "no complete response within the timeout"
+    if isinstance(error, requests.exceptions.ConnectionError):
+        if "does not resolve" in text or "Name or service not known" in text:
+            return "dns_error", "the host name does not resolve"
+        if "Connection refused" in text:
+            return "connection_refused", "the receiver refused the connection"
+        return "connection_error", "the connection failed or was closed"
+    return "request_error", error.__class__.__name__
+
+
+def _unwrap_blocked(error: Exception) -> Exception:
+    # urllib3 wraps exceptions raised while connecting; find ours inside.
+    seen = error
+    while seen is not None:
+        if isinstance(seen, BlockedAddress):
+            return seen
+        seen = seen.__context__ or seen.__cause__
+    return error
+
+
+def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float, verify_tls: bool) -> Response:
+    """POST `body` to `url`; never follows redirects; the whole exchange ends within `timeout` seconds."""
+    started = time.monotonic()
+    deadline = started + timeout
+    connect_timeout = min(settings.WEBHOOK_CONNECT_TIMEOUT_SECONDS, timeout)
+    limit = settings.WEBHOOK_RESPONSE_BODY_MAX_BYTES
+
+    def elapsed() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    try:
+        response = _shared_session().post(
+            url,
+            data=body,
+            headers=headers,
+            timeout=(connect_timeout, timeout),
+            allow_redirects=False,
+            verify=verify_tls,
+            stream=True,
+        )
+        try:
+            excerpt = bytearray()
+            for chunk in response.iter_content(chunk_size=4096):
+                if len(excerpt) < limit:
+                    excerpt.extend(chunk[: limit - len(excerpt)])
+                if time.monotonic() > deadline:
+                    raise TimeoutError("response body not complete within the timeout")
+        finally:
+            response.close()
+    except Exception as error:  # noqa: BLE001 - every failure is recorded as an attempt result
+        error_code, detail = _error_class(_unwrap_blocked(error))
+        return Response(duration_ms=elapsed(), error=error_code, error_detail=detail[:500])
+    return Response(
+        duration_ms=elapsed(),
+        status_code=response.status_code,
+        headers=dict(response.headers),
+        body=bytes(excerpt).decode("utf-8", errors="replace"),
+    )

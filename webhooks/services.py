@@ -1,0 +1,405 @@
+"""Configuring webhooks: create, change, pause, resume, keys. Views and commands both call these.
+
+Every change leaves an audit event. Validation lives here, once, and reports
+every problem at once, keyed by field, so a form and a command say the same.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from credentials import secrets as credential_secrets
+from credentials.models import Credential
+from environments.audit import acting_user, record_audit
+from environments.models import Environment
+
+from . import signing
+from .models import Delivery, SigningSecret, Webhook
+from .outbound import InvalidDestination, check_url
+
+# Headers we set ourselves, or that would change how the request is framed or routed.
+_RESERVED_HEADERS = {
+    "content-type",
+    "content-length",
+    "host",
+    "transfer-encoding",
+    "connection",
+    "user-agent",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+}
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
+_HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]{0,1024}$")
+MAX_EXTRA_HEADERS = 10
+
+
+class WebhookInvalid(ValueError):
+    """The fields of a webhook do not hold; `errors` maps each field to a sentence."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()))
+
+
+class WebhookError(ValueError):
+    """An action on a webhook that cannot be done now, with the sentence saying why."""
+
+
+@dataclass
+class WebhookFields:
+    """Everything a user sets on a webhook."""
+
+    name: str
+    url: str
+    event_types: list[str]
+    security_method: str = Webhook.SecurityMethod.SIGNING_SECRET
+    signing_credential_ids: list[str] = field(default_factory=list)
+    verify_tls: bool = True
+    payload_format: str = Webhook.PayloadFormat.FULL
+    max_events_per_request: int = 1
+    timeout_seconds: int = 0  # 0: the WEBHOOK_TIMEOUT_SECONDS default
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+
+def parse_headers(text: str) -> dict[str, str]:
+    """Parse `Name: value` lines (as typed in a form or passed to a command)."""
+    headers: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, colon, value = line.partition(":")
+        if not colon:
+            raise WebhookInvalid({"extra_headers": f"line {number} is not “Name: value”"})
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def _check_headers(headers: dict[str, str]) -> str | None:
+    if len(headers) > MAX_EXTRA_HEADERS:
+        return f"at most {MAX_EXTRA_HEADERS} extra headers"
+    for name, value in headers.items():
+        if not _HEADER_NAME.match(name):
+            return f"“{name[:40]}” is not a valid header name (letters, digits and - only, no spaces)"
+        if name.lower() in _RESERVED_HEADERS:
+            return f"{name} is set by Integration Tools and cannot be overridden"
+        if not isinstance(value, str) or not _HEADER_VALUE.match(value):
+            return f"the value of {name} must be printable text of at most 1024 characters, on one line"
+    return None
+
+
+def selectable_credentials(environment: Environment):
+    """Credentials that may sign this environment's webhooks: active ones of its clients."""
+    now = timezone.now()
+    candidates = Credential.objects.filter(client__environment=environment, invalidated_at__isnull=True)
+    return [credential for credential in candidates.select_related("client") if credential.state_at(now) == "active"]
+
+
+def _validate(environment: Environment, fields: WebhookFields, webhook: Webhook | None = None) -> list[Credential]:
+    errors: dict[str, str] = {}
+    fields.name = fields.name.strip()
+    if not fields.name:
+        errors["name"] = "a webhook needs a name"
+    elif len(fields.name) > 100:
+        errors["name"] = "at most 100 characters"
+    elif Webhook.objects.filter(environment=environment, name=fields.name).exclude(pk=getattr(webhook, "pk", None)):
+        errors["name"] = f"{environment.name} already has a webhook named “{fields.name}”"
+    fields.url = fields.url.strip()
+    if len(fields.url) > 2000:
+        errors["url"] = "at most 2000 characters"
+    else:
+        try:
+            check_url(fields.url)
+        except InvalidDestination as error:
+            errors["url"] = str(error)
+    fields.event_types = sorted(set(fields.event_types))
+    known = set(environment.event_types)
+    unknown = [name for name in fields.event_types if name not in known]
+    if not fields.event_types:
+        errors["event_types"] = "choose at least one event type: a webhook receives only what it opts into"
+    elif unknown:
+        errors["event_types"] = f"not event types of {environment.name}'s published schema: {', '.join(unknown)}"
+    credentials: list[Credential] = []
+    if fields.security_method not in Webhook.SecurityMethod.values:
+        errors["security_method"] = "choose a signing secret or credentials"
+    elif fields.security_method == Webhook.SecurityMethod.CREDENTIALS:
+        selectable = {str(credential.id): credential for credential in selectable_credentials(environment)}
+        chosen = sorted(set(map(str, fields.signing_credential_ids)))
+        invalid = [credential_id for credential_id in chosen if credential_id not in selectable]
+        if not chosen:
+            errors["signing_credentials"] = "choose at least one credential to sign with"
+        elif invalid:
+            errors["signing_credentials"] = "only active credentials of this environment's clients can sign"
+        credentials = [selectable[credential_id] for credential_id in chosen if credential_id in selectable]
+    if fields.payload_format not in Webhook.PayloadFormat.values:
+        errors["payload_format"] = "choose full or thin"
+    most = settings.WEBHOOK_MAX_EVENTS_PER_REQUEST_MAX
+    if not 1 <= fields.max_events_per_request <= most:
+        errors["max_events_per_request"] = f"between 1 and {most}"
+    fields.timeout_seconds = fields.timeout_seconds or settings.WEBHOOK_TIMEOUT_SECONDS
+    if not 1 <= fields.timeout_seconds <= settings.WEBHOOK_TIMEOUT_SECONDS_MAX:
+        errors["timeout_seconds"] = f"between 1 and {settings.WEBHOOK_TIMEOUT_SECONDS_MAX} seconds"
+    header_problem = _check_headers(fields.extra_headers)
+    if header_problem:
+        errors["extra_headers"] = header_problem
+    if errors:
+        raise WebhookInvalid(errors)
+    return credentials
+
+
+def _settings_of(webhook: Webhook) -> dict:
+    """What an audit event records of a webhook's configuration (no keys)."""
+    return {
+        "name": webhook.name,
+        "url": webhook.url,
+        "event_types": list(webhook.event_types),
+        "security_method": webhook.security_method,
+        "verify_tls": webhook.verify_tls,
+        "payload_format": webhook.payload_format,
+        "max_events_per_request": webhook.max_events_per_request,
+        "timeout_seconds": webhook.timeout_seconds,
+        "extra_header_names": sorted(webhook.extra_headers),
+    }
+
+
+def _apply(webhook: Webhook, fields: WebhookFields) -> None:
+    webhook.name = fields.name
+    webhook.url = fields.url
+    webhook.event_types = fields.event_types
+    webhook.security_method = fields.security_method
+    webhook.verify_tls = fields.verify_tls
+    webhook.payload_format = fields.payload_format
+    webhook.max_events_per_request = fields.max_events_per_request
+    webhook.timeout_seconds = fields.timeout_seconds
+    webhook.extra_headers = fields.extra_headers
+
+
+def _new_secret(webhook: Webhook) -> str:
+    secret = signing.new_signing_secret()
+    SigningSecret.objects.create(webhook=webhook, hint=secret[:10], secret_encrypted=credential_secrets.encrypt(secret))
+    return secret
+
+
+def create_webhook(
+    environment: Environment, fields: WebhookFields, *, request: HttpRequest | None = None, actor=None
+) -> tuple[Webhook, str | None]:
+    """Create a webhook; return it and, for the signing-secret method, its `whsec_` secret (show it once)."""
+    credentials = _validate(environment, fields)
+    if environment.webhooks.count() >= settings.WEBHOOKS_PER_ENVIRONMENT_MAX:
+        raise WebhookInvalid(
+            {"name": f"{environment.name} has {settings.WEBHOOKS_PER_ENVIRONMENT_MAX} webhooks, the most allowed"}
+        )
+    webhook = Webhook(environment=environment, created_by=acting_user(request, actor))
+    _apply(webhook, fields)
+    secret = None
+    try:
+        with transaction.atomic():
+            webhook.save()
+            webhook.signing_credentials.set(credentials)
+            # Every webhook has a secret, so switching method later never leaves it unsigned.
+            secret = _new_secret(webhook)
+            record_audit(
+                "webhook.created",
+                request=request,
+                actor=actor,
+                target=webhook,
+                environment=environment,
+                details={**_settings_of(webhook), "signing_credential_ids": [str(c.id) for c in credentials]},
+            )
+    except IntegrityError:
+        raise WebhookInvalid({"name": f"{environment.name} already has a webhook named “{fields.name}”"}) from None
+    return webhook, secret
+
+
+def update_webhook(webhook: Webhook, fields: WebhookFields, *, request: HttpRequest | None = None, actor=None) -> None:
+    """Change a webhook's settings. Event types added later apply to events from now on."""
+    credentials = _validate(webhook.environment, fields, webhook)
+    before = _settings_of(webhook)
+    before_credentials = sorted(str(pk) for pk in webhook.signing_credentials.values_list("pk", flat=True))
+    _apply(webhook, fields)
+    after = _settings_of(webhook)
+    after_credentials = sorted(str(c.id) for c in credentials)
+    changes = {key: {"from": before[key], "to": after[key]} for key in after if before[key] != after[key]}
+    if before_credentials != after_credentials:
+        changes["signing_credential_ids"] = {"from": before_credentials, "to": after_credentials}
+    if not changes:
+        return
+    try:
+        with transaction.atomic():
+            webhook.save()
+            webhook.signing_credentials.set(credentials)
+            record_audit(
+                "webhook.updated",
+                request=request,
+                actor=actor,
+                target=webhook,
+                environment=webhook.environment,
+                details={"changes": changes},
+            )
+    except IntegrityError:
+        raise WebhookInvalid({"name": f"a webhook named “{fields.name}” already exists"}) from None
+
+
+def set_signing_credentials(
+    webhook: Webhook, credential_ids: list[str], *, request: HttpRequest | None = None, actor=None
+) -> None:
+    """Replace the credentials a webhook signs with (switching it to the credentials method)."""
+    fields = fields_of(webhook)
+    fields.security_method = Webhook.SecurityMethod.CREDENTIALS
+    fields.signing_credential_ids = credential_ids
+    update_webhook(webhook, fields, request=request, actor=actor)
+
+
+def fields_of(webhook: Webhook) -> WebhookFields:
+    """The current settings of a webhook, as the fields to edit."""
+    return WebhookFields(
+        name=webhook.name,
+        url=webhook.url,
+        event_types=list(webhook.event_types),
+        security_method=webhook.security_method,
+        signing_credential_ids=[str(pk) for pk in webhook.signing_credentials.values_list("pk", flat=True)],
+        verify_tls=webhook.verify_tls,
+        payload_format=webhook.payload_format,
+        max_events_per_request=webhook.max_events_per_request,
+        timeout_seconds=webhook.timeout_seconds,
+        extra_headers=dict(webhook.extra_headers),
+    )
+
+
+def rotate_signing_secret(
+    webhook: Webhook,
+    *,
+    grace: datetime.timedelta | None = None,
+    request: HttpRequest | None = None,
+    actor=None,
+) -> str:
+    """Make a new signing secret; the current ones keep signing for `grace` (0 to 7 days), then stop."""
+    if grace is None:
+        grace = datetime.timedelta(hours=settings.WEBHOOK_SECRET_GRACE_HOURS)
+    if not datetime.timedelta(0) <= grace <= datetime.timedelta(days=7):
+        raise WebhookError("the grace period must be between 0 and 7 days")
+    now = timezone.now()
+    retires_at = now + grace
+    with transaction.atomic():
+        Webhook.objects.select_for_update().get(pk=webhook.pk)
+        current = webhook.signing_secrets.filter(retires_at__isnull=True)
+        current.update(retires_at=retires_at)
+        webhook.signing_secrets.filter(retires_at__gt=retires_at).update(retires_at=retires_at)
+        secret = _new_secret(webhook)
+        record_audit(
+            "webhook.key_rotated",
+            request=request,
+            actor=actor,
+            target=webhook,
+            environment=webhook.environment,
+            details={"old_keys_sign_until": retires_at.isoformat(), "grace_hours": grace.total_seconds() / 3600},
+        )
+    return secret
+
+
+def signing_secrets_in_use(webhook: Webhook, moment: datetime.datetime | None = None) -> list[SigningSecret]:
+    """The secrets signing now, newest first."""
+    moment = moment or timezone.now()
+    return [secret for secret in webhook.signing_secrets.all() if secret.is_signing_at(moment)]
+
+
+def _set_state(webhook: Webhook, state: str, action: str, *, reason: str = "", request=None, actor=None, **details):
+    with transaction.atomic():
+        locked = Webhook.objects.select_for_update().get(pk=webhook.pk)
+        previous = locked.state
+        locked.state = state
+        locked.disabled_reason = reason if state == Webhook.State.DISABLED else ""
+        if state == Webhook.State.ACTIVE:
+            locked.failing_since = None
+        locked.save(update_fields=["state", "disabled_reason", "failing_since"])
+        record_audit(
+            action,
+            request=request,
+            actor=actor,
+            actor_type=None if (request or actor) else "system",
+            target=locked,
+            environment=locked.environment,
+            details={"from": previous, "to": state, **({"reason": reason} if reason else {}), **details},
+        )
+    webhook.state, webhook.disabled_reason, webhook.failing_since = (
+        locked.state,
+        locked.disabled_reason,
+        locked.failing_since,
+    )
+
+
+def pause_webhook(webhook: Webhook, *, request: HttpRequest | None = None, actor=None) -> None:
+    """Stop sending; new events keep arriving as waiting deliveries."""
+    if webhook.state != Webhook.State.ACTIVE:
+        raise WebhookError(f"{webhook.name} is {webhook.get_state_display().lower()}, not active")
+    _set_state(webhook, Webhook.State.PAUSED, "webhook.paused", request=request, actor=actor)
+
+
+def resume_webhook(
+    webhook: Webhook, *, discard_waiting: bool = False, request: HttpRequest | None = None, actor=None
+) -> int:
+    """Make a paused or disabled webhook active again; send what waits, in order, or discard it.
+
+    Returns how many waiting deliveries are sent (or were discarded).
+    """
+    from .engine import enqueue_webhook_backlog
+
+    if webhook.state == Webhook.State.ACTIVE:
+        raise WebhookError(f"{webhook.name} is already active")
+    waiting = Delivery.objects.filter(webhook=webhook, status__in=Delivery.WAITING, is_test=False)
+    with transaction.atomic():
+        count = waiting.count()
+        if discard_waiting:
+            count = waiting.update(status=Delivery.Status.DISCARDED, next_attempt_at=None)
+        _set_state(
+            webhook,
+            Webhook.State.ACTIVE,
+            "webhook.resumed",
+            request=request,
+            actor=actor,
+            waiting=count,
+            waiting_deliveries="discarded" if discard_waiting else "sent",
+        )
+        if not discard_waiting:
+            # Due now: those that were waiting for a retry while paused need not wait out their backoff.
+            waiting.update(next_attempt_at=timezone.now(), enqueued_at=timezone.now())
+            transaction.on_commit(lambda: enqueue_webhook_backlog(webhook.pk), robust=True)
+    return count
+
+
+def disable_webhook(webhook: Webhook, reason: str, *, request: HttpRequest | None = None, actor=None) -> None:
+    """Stop sending until someone re-enables it; deliveries keep waiting. Used by the engine and by people."""
+    if webhook.state == Webhook.State.DISABLED:
+        return
+    _set_state(webhook, Webhook.State.DISABLED, "webhook.disabled", reason=reason, request=request, actor=actor)
+
+
+def delete_webhook(webhook: Webhook, *, request: HttpRequest | None = None, actor=None) -> None:
+    """Delete a webhook with its history (kept in the audit log as the deletion event)."""
+    with transaction.atomic():
+        record_audit(
+            "webhook.deleted",
+            request=request,
+            actor=actor,
+            target=webhook,
+            environment=webhook.environment,
+            details=_settings_of(webhook),
+        )
+        webhook.delete()
+
+
+def webhooks_signing_with(credential: Credential) -> list[str]:
+    """Names of the webhooks that sign with this credential: they block its invalidation."""
+    return [
+        f"webhook “{name}”"
+        for name in Webhook.objects.filter(
+            signing_credentials=credential, security_method=Webhook.SecurityMethod.CREDENTIALS
+        ).values_list("name", flat=True)
+    ]

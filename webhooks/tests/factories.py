@@ -1,0 +1,20 @@
+"""Webhooks for tests, built through the same services the portal uses."""
+
+import itertools
+
+from webhooks.services import WebhookFields, create_webhook
+
+_counter = itertools.count(1)
+
+
+def make_webhook(environment, url: str, *, event_types=None, **options):
+    """A webhook of `environment` posting to `url`; its `whsec_` secret is on `.plain_secret`."""
+    fields = WebhookFields(
+        name=options.pop("name", f"Hook {next(_counter)}"),
+        url=url,
+        event_types=event_types or ["patients.created", "patients.updated", "patients.deleted"],
+        **options,
+    )
+    webhook, secret = create_webhook(environment, fields)
+    webhook.plain_secret = secret
+    return webhook

@@ -1,0 +1,83 @@
+"""A real HTTP receiver on 127.0.0.1 for tests and benchmarks: records requests, answers as told."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float  # time.time() when the body was read
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+
+@dataclass
+class Answer:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b"ok"
+    delay: float = 0.0
+
+
+class Receiver:
+    """Start with `with Receiver() as receiver:`; `receiver.url` is where to send.
+
+    `answer(...)` queues answers used in order; when none is queued the
+    receiver answers `default` (200 "ok").
+    """
+
+    def __init__(self, default: Answer | None = None):
+        self.requests: list[Received] = []
+        self.default = default or Answer()
+        self._answers: deque[Answer] = deque()
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802 - the stdlib's name
+                length = int(self.headers.get("Content-Length", 0))
+                body = self.rfile.read(length)
+                with receiver._lock:
+                    answer = receiver._answers.popleft() if receiver._answers else receiver.default
+                    receiver.requests.append(Received(self.path, dict(self.headers), body, time.time()))
+                if answer.delay:
+                    time.sleep(answer.delay)
+                self.send_response(answer.status)
+                for name, value in answer.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer.body)))
+                self.end_headers()
+                self.wfile.write(answer.body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def answer(self, status: int = 200, *, headers: dict | None = None, body: bytes = b"", delay: float = 0.0):
+        with self._lock:
+            self._answers.append(Answer(status, headers or {}, body, delay))
+        return self
+
+    def __enter__(self) -> Receiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
