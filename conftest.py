@@ -4,7 +4,9 @@ Nothing we own is mocked. When a service the run is configured for is
 unreachable, the run fails: it never skips.
 """
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -74,6 +76,7 @@ WORKER_TEST_ENV = {
     "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",
     "WEBHOOK_SWEEP_SECONDS": "1",
     "WEBHOOK_REQUEUE_AFTER_SECONDS": "2",
+    "WEBHOOK_LEASE_MARGIN_SECONDS": "1",
 }
 
 
@@ -85,6 +88,14 @@ def _stop(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+    kill_process_group(process)
+
+
+def kill_process_group(process: subprocess.Popen) -> None:
+    """SIGKILL a worker and its pool children at once, as a crash or an OOM kill would."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -111,7 +122,10 @@ def start_worker(transactional_db, tmp_path):
         command += ["--beat"] if beat else []
         command += ["--loglevel=INFO", "--concurrency=1", "--without-gossip", "--without-mingle"]
         command += ["--hostname", f"test-{os.getpid()}-{index}@%h"]
-        process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # Its own process group, so a test can kill the worker with its pool children as a crash would.
+        process = subprocess.Popen(
+            command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         process.log_path = log_path
         process.log_file = log
         process.broker_url = settings.CELERY_BROKER_URL

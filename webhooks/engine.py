@@ -149,7 +149,9 @@ def sweep(now: datetime.datetime | None = None, limit: int = 1000) -> int:
 
 
 def _claim(delivery: Delivery, now: datetime.datetime, manual: bool) -> bool:
-    lease = now + datetime.timedelta(seconds=2 * delivery.webhook.timeout_seconds + 30)
+    lease = now + datetime.timedelta(
+        seconds=2 * delivery.webhook.timeout_seconds + settings.WEBHOOK_LEASE_MARGIN_SECONDS
+    )
     claim = Delivery.objects.filter(pk=delivery.pk).filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
     if not manual:
         claim = claim.filter(
@@ -283,9 +285,10 @@ def _send(delivery: Delivery, webhook: Webhook, trigger: str, now: datetime.date
     countdown = None
     if result.succeeded:
         update.update(status=Delivery.Status.SUCCEEDED, delivered_at=finished, next_attempt_at=None)
-    elif result.status_code == 410 or delivery.is_test:
-        update.update(status=Delivery.Status.FAILED, next_attempt_at=None)
-    elif trigger in (Attempt.Trigger.RESEND,) and not delivery.is_waiting:
+    elif (
+        result.status_code == 410 or delivery.is_test or (trigger == Attempt.Trigger.RESEND and not delivery.is_waiting)
+    ):
+        # Gone, a test, or a re-send of a finished delivery: no retry schedule applies.
         update.update(status=Delivery.Status.FAILED, next_attempt_at=None)
     else:
         delay = retry_delay(number, result)

@@ -104,10 +104,7 @@ def page_of(deliveries: QuerySet[Delivery], *, sort: str, cursor: str = "", size
             deliveries = deliveries.filter(pk__gt=last_id) if ascending else deliveries.filter(pk__lt=last_id)
         else:
             deliveries = deliveries.filter(Q(**{f"{field}__lt": value}) | Q(**{field: value, "pk__lt": last_id}))
-    if field == "id":
-        order = ["id"] if ascending else ["-id"]
-    else:
-        order = [f"-{field}", "-id"]
+    order = (["id"] if ascending else ["-id"]) if field == "id" else [f"-{field}", "-id"]
     rows = list(deliveries.select_related("webhook").order_by(*order)[: size + 1])
     next_cursor = None
     if len(rows) > size:

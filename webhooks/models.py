@@ -4,8 +4,6 @@ The database is the source of truth: a Delivery row is written in the same
 transaction as the event it carries; Celery only carries the work of sending it.
 """
 
-import uuid
-
 from django.conf import settings
 from django.db import models
 from django.utils import timezone

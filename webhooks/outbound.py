@@ -46,6 +46,8 @@ def address_refusal(address: IPAddress) -> str | None:
     for network in _allowed_networks(tuple(settings.WEBHOOK_ALLOWED_NETWORKS)):
         if address.version == network.version and address in network:
             return None
+    if address.is_unspecified:
+        return "not a public address (it means this host)"
     if address.is_loopback:
         return "a loopback address"
     if address.is_link_local:
@@ -54,7 +56,7 @@ def address_refusal(address: IPAddress) -> str | None:
         return "a multicast address"
     if address.is_private:
         return "a private address"
-    if not address.is_global or address.is_reserved or address.is_unspecified:
+    if not address.is_global or address.is_reserved:
         return "not a public address"
     return None
 
