@@ -17,6 +17,7 @@ urlpatterns = [
     path("oauth/revoke", oauth.revoke, name="oauth_revoke"),
     path("api/v1/", api.urls),
     path("", include("credentials.urls")),
+    path("", include("webhooks.urls")),
     path("", include("environments.urls")),
 ]
 

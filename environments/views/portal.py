@@ -96,16 +96,6 @@ def _worker_status() -> list[dict]:
     ]
 
 
-@environment_page
-def webhooks(request, environment):
-    return render(request, "environments/section_pending.html", {"section": "webhooks", "title": "Webhooks"})
-
-
-@environment_page
-def deliveries(request, environment):
-    return render(request, "environments/section_pending.html", {"section": "deliveries", "title": "Delivery history"})
-
-
 def healthz(request):
     """Liveness and readiness for load balancers and compose: the database answers."""
     from django.db import connection

@@ -16,4 +16,9 @@ document.addEventListener("DOMContentLoaded", () => {
       }
     });
   }
+  // Pages with work in progress (a bulk re-send) reload themselves while it runs.
+  const refresh = document.querySelector("[data-refresh]");
+  if (refresh) {
+    setTimeout(() => window.location.reload(), Number(refresh.dataset.refresh) * 1000);
+  }
 });

@@ -1,0 +1,48 @@
+"""Example payloads per event type, built from the environment's published schema (shown in the portal)."""
+
+from __future__ import annotations
+
+import json
+
+from environments.models import Environment
+
+_EXAMPLE_VALUES = {
+    "boolean": True,
+    "date": "1990-12-10",
+    "datetime": "2026-01-15T09:30:00Z",
+    "email": "someone@example.org",
+    "integer": 7,
+    "number": 7.5,
+    "string": "text",
+    "text": "A longer text.",
+}
+
+
+def example_payload(environment: Environment, event_type: str) -> str:
+    """The JSON body a webhook receives for one event of this type (one event per request), indented."""
+    data_type, _, action = event_type.partition(".")
+    fields = environment.schema.get("data_types", {}).get(data_type, {}).get("fields", {})
+    values = {
+        name: (spec.get("choices") or ["?"])[0]
+        if spec.get("type") == "choice"
+        else _EXAMPLE_VALUES.get(spec.get("type"))
+        for name, spec in fields.items()
+    }
+    data: dict = {
+        "id": "0b6f1c9e-5d1a-4c53-9a39-6a3f5e2f1d10",
+        "data_type": data_type,
+        "external_id": "ext-123",
+        "created_at": "2026-01-15T09:30:00Z",
+        "updated_at": "2026-01-15T09:30:00Z",
+        "fields": values,
+    }
+    if action == "updated":
+        data["changed_fields"] = sorted(values)[:1]
+    event = {
+        "id": "evt_5f0c3b2a9d8e4f7a8b6c1d2e3f4a5b6c",
+        "type": event_type,
+        "timestamp": "2026-01-15T09:30:00.123456Z",
+        "environment": environment.slug,
+        "data": data,
+    }
+    return json.dumps(event, indent=2)

@@ -1,0 +1,29 @@
+from django.urls import path
+
+from .views import history, portal, rotation
+
+urlpatterns = [
+    path("e/<slug:slug>/webhooks/", portal.webhook_list, name="webhooks"),
+    path("e/<slug:slug>/webhooks/new/", portal.webhook_new, name="webhook_new"),
+    path("e/<slug:slug>/webhooks/<int:webhook_id>/", portal.webhook_detail, name="webhook_detail"),
+    path("e/<slug:slug>/webhooks/<int:webhook_id>/edit/", portal.webhook_edit, name="webhook_edit"),
+    path("e/<slug:slug>/webhooks/<int:webhook_id>/secret/", portal.webhook_secret, name="webhook_secret"),
+    path("e/<slug:slug>/webhooks/<int:webhook_id>/test/", portal.webhook_test, name="webhook_test"),
+    path("e/<slug:slug>/webhooks/<int:webhook_id>/pause/", portal.webhook_pause, name="webhook_pause"),
+    path("e/<slug:slug>/webhooks/<int:webhook_id>/resume/", portal.webhook_resume, name="webhook_resume"),
+    path("e/<slug:slug>/webhooks/<int:webhook_id>/rotate/", portal.webhook_rotate, name="webhook_rotate"),
+    path(
+        "e/<slug:slug>/webhooks/<int:webhook_id>/bulk-resend/", portal.webhook_bulk_resend, name="webhook_bulk_resend"
+    ),
+    path("e/<slug:slug>/webhooks/<int:webhook_id>/delete/", portal.webhook_delete, name="webhook_delete"),
+    path("e/<slug:slug>/webhooks/<int:webhook_id>/deliveries/", history.webhook_history, name="webhook_history"),
+    path("e/<slug:slug>/deliveries/", history.environment_history, name="deliveries"),
+    path("e/<slug:slug>/deliveries/<int:delivery_id>/", history.delivery_detail, name="delivery_detail"),
+    path("e/<slug:slug>/deliveries/<int:delivery_id>/resend/", history.delivery_resend, name="delivery_resend"),
+    path("e/<slug:slug>/credentials/clients/<str:client_id>/rotation/", rotation.rotation_page, name="client_rotation"),
+    path(
+        "e/<slug:slug>/credentials/clients/<str:client_id>/rotation/<str:step>/",
+        rotation.rotation_action,
+        name="client_rotation_action",
+    ),
+]

@@ -1,0 +1,116 @@
+"""Delivery history pages: per environment and per webhook, a delivery's detail, and re-send."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import urlencode
+from django.views.decorators.http import require_POST
+
+from environments.views.decorators import environment_page
+
+from .. import engine
+from ..forms import HistoryFilterForm
+from ..history import SORTS, HistoryFilterError, HistoryFilters, deliveries_of, page_of
+from ..models import Delivery
+from .portal import webhook_of
+
+
+@environment_page
+def environment_history(request, environment):
+    return _history_page(request, environment, webhook=None)
+
+
+@environment_page
+def webhook_history(request, environment, webhook_id):
+    return _history_page(request, environment, webhook=webhook_of(environment, webhook_id))
+
+
+def _history_page(request, environment, webhook):
+    form = HistoryFilterForm(request.GET or None)
+    sort = request.GET.get("sort", "newest")
+    deliveries, next_cursor, problem = [], None, ""
+    if form.is_bound and not form.is_valid():
+        problem = "Check the filters: " + "; ".join(
+            f"{form.fields[name].label or name}: {errors[0]}" for name, errors in form.errors.items()
+        )
+    else:
+        data = form.cleaned_data if form.is_bound else {}
+        filters = HistoryFilters(
+            status=data.get("status", ""),
+            event_type=data.get("event_type", "").strip(),
+            search=data.get("q", ""),
+            since=data.get("since"),
+            until=data.get("until"),
+            sort=sort,
+        )
+        try:
+            page = page_of(
+                deliveries_of(environment=environment, webhook=webhook, filters=filters),
+                sort=sort,
+                cursor=request.GET.get("after", ""),
+                size=settings.DELIVERY_PAGE_SIZE,
+            )
+            deliveries, next_cursor = page.deliveries, page.next_cursor
+        except HistoryFilterError as error:
+            problem = f"{str(error)[:1].upper()}{str(error)[1:]}."
+    query = {key: value for key, value in request.GET.items() if key != "after" and value}
+    return render(
+        request,
+        "webhooks/history.html",
+        {
+            "section": "deliveries",
+            "webhook": webhook,
+            "form": form,
+            "deliveries": deliveries,
+            "problem": problem,
+            "sort": sort,
+            "sorts": [(key, label) for key, (_, label) in SORTS.items()],
+            "next_query": urlencode({**query, "after": next_cursor}) if next_cursor else "",
+            "first_query": urlencode(query),
+            "is_first_page": not request.GET.get("after"),
+        },
+    )
+
+
+def _delivery(environment, delivery_id: int) -> Delivery:
+    return get_object_or_404(
+        Delivery.objects.select_related("webhook", "environment"), pk=delivery_id, environment=environment
+    )
+
+
+@environment_page
+def delivery_detail(request, environment, delivery_id):
+    delivery = _delivery(environment, delivery_id)
+    attempts = list(delivery.attempts.order_by("-number"))
+    events = list(delivery.events.order_by("id"))
+    return render(
+        request,
+        "webhooks/delivery.html",
+        {
+            "section": "deliveries",
+            "delivery": delivery,
+            "webhook": delivery.webhook,
+            "attempts": attempts,
+            "events": events,
+            "body": delivery.body or engine.build_body(delivery),
+        },
+    )
+
+
+@require_POST
+@environment_page(manage=True)
+def delivery_resend(request, environment, delivery_id):
+    delivery = _delivery(environment, delivery_id)
+    try:
+        attempt = engine.resend(delivery, request=request)
+    except engine.ResendRefused as error:
+        messages.error(request, f"{str(error)[:1].upper()}{str(error)[1:]}.")
+    else:
+        outcome = (
+            f"the receiver answered {attempt.status_code}"
+            if attempt.status_code
+            else f"it failed ({attempt.error.replace('_', ' ')})"
+        )
+        level = messages.success if attempt.succeeded else messages.error
+        level(request, f"Re-sent {delivery.message_id}: {outcome} in {attempt.duration_ms} ms.")
+    return redirect("delivery_detail", environment.slug, delivery.pk)

@@ -1,0 +1,241 @@
+"""The Webhooks pages: list, create, edit, detail with keys, state, test delivery and bulk re-send."""
+
+import datetime
+
+from django.contrib import messages
+from django.db.models import F, Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from credentials import secrets as credential_secrets
+from environments.views.decorators import environment_page
+
+from .. import engine, maintenance
+from ..examples import example_payload
+from ..forms import BulkResendForm, ResumeForm, RotateSecretForm, WebhookForm, initial_of
+from ..models import BulkResend, Webhook
+from ..services import (
+    WebhookError,
+    WebhookInvalid,
+    create_webhook,
+    delete_webhook,
+    fields_of,
+    pause_webhook,
+    resume_webhook,
+    rotate_signing_secret,
+    signing_secrets_in_use,
+    update_webhook,
+)
+
+# Where a new signing secret waits, encrypted, for the one page view that shows it.
+_SHOW_ONCE_KEY = "webhooks.show_once"
+COLUMNS = [("name", "Name"), ("url", "URL"), ("last_triggered", "Last triggered"), ("state", "State")]
+_SORTS = {"name": "name", "url": "url", "last_triggered": "last_triggered_at", "state": "state"}
+
+
+def webhook_of(environment, webhook_id: int) -> Webhook:
+    return get_object_or_404(Webhook.objects.select_related("environment"), pk=webhook_id, environment=environment)
+
+
+@environment_page
+def webhook_list(request, environment):
+    search = request.GET.get("q", "").strip()
+    sort = request.GET.get("sort", "name")
+    field = _SORTS.get(sort.lstrip("-"), "name")
+    order = F(field).desc(nulls_last=True) if sort.startswith("-") else F(field).asc(nulls_first=True)
+    webhooks = environment.webhooks.order_by(order, "name")
+    if search:
+        webhooks = webhooks.filter(Q(name__icontains=search) | Q(url__icontains=search))
+    return render(
+        request,
+        "webhooks/list.html",
+        {
+            "section": "webhooks",
+            "webhooks": webhooks,
+            "search": search,
+            "sort": sort,
+            "columns": COLUMNS,
+            "examples": [(name, example_payload(environment, name)) for name in environment.event_types],
+        },
+    )
+
+
+@environment_page(manage=True)
+def webhook_new(request, environment):
+    form = WebhookForm(request.POST or None, environment=environment)
+    if request.method == "POST" and form.is_valid():
+        try:
+            webhook, secret = create_webhook(environment, form.to_fields(), request=request)
+        except WebhookInvalid as error:
+            form.show(error)
+        else:
+            messages.success(request, f"Webhook “{webhook.name}” created.")
+            if webhook.security_method == Webhook.SecurityMethod.SIGNING_SECRET:
+                request.session[_SHOW_ONCE_KEY] = {str(webhook.pk): credential_secrets.encrypt(secret)}
+                return redirect("webhook_secret", environment.slug, webhook.pk)
+            return redirect("webhook_detail", environment.slug, webhook.pk)
+    return _form_page(request, form, "New webhook")
+
+
+@environment_page(manage=True)
+def webhook_edit(request, environment, webhook_id):
+    webhook = webhook_of(environment, webhook_id)
+    form = WebhookForm(request.POST or None, environment=environment, initial=initial_of(fields_of(webhook)))
+    if request.method == "POST" and form.is_valid():
+        try:
+            update_webhook(webhook, form.to_fields(), request=request)
+        except WebhookInvalid as error:
+            form.show(error)
+        else:
+            messages.success(request, f"Webhook “{webhook.name}” saved.")
+            return redirect("webhook_detail", environment.slug, webhook.pk)
+    return _form_page(request, form, f"Edit webhook “{webhook.name}”", webhook)
+
+
+def _form_page(request, form, title, webhook=None):
+    environment = request.environment
+    return render(
+        request,
+        "webhooks/form.html",
+        {
+            "section": "webhooks",
+            "form": form,
+            "title": title,
+            "webhook": webhook,
+            "examples": dict((name, example_payload(environment, name)) for name in environment.event_types),
+        },
+    )
+
+
+@environment_page
+def webhook_detail(request, environment, webhook_id):
+    return _detail_page(request, webhook_of(environment, webhook_id))
+
+
+def _detail_page(request, webhook, test_attempt=None):
+    environment = webhook.environment
+    now = timezone.now()
+    [health] = [row for row in maintenance.health(environment) if row.webhook.pk == webhook.pk]
+    return render(
+        request,
+        "webhooks/detail.html",
+        {
+            "section": "webhooks",
+            "webhook": webhook,
+            "health": health,
+            "secrets": webhook.signing_secrets.all(),
+            "secrets_signing": signing_secrets_in_use(webhook, now),
+            "signing_credentials": [
+                (credential, credential.state_at(now)) for credential in webhook.signing_credentials.all()
+            ],
+            "now": now,
+            "test_attempt": test_attempt,
+            "rotate_form": RotateSecretForm(),
+            "resume_form": ResumeForm(),
+            "bulk_form": BulkResendForm(),
+            "bulk_jobs": webhook.bulk_resends.all()[:5],
+            "bulk_running": webhook.bulk_resends.exclude(state=BulkResend.State.DONE).exists(),
+        },
+    )
+
+
+@never_cache
+@environment_page(manage=True)
+def webhook_secret(request, environment, webhook_id):
+    """Show a new signing secret exactly once: the session copy is removed as it is read."""
+    webhook = webhook_of(environment, webhook_id)
+    pending = request.session.pop(_SHOW_ONCE_KEY, {})
+    encrypted = pending.get(str(webhook.pk))
+    secret = credential_secrets.decrypt(encrypted) if encrypted else None
+    return render(request, "webhooks/secret.html", {"section": "webhooks", "webhook": webhook, "secret": secret})
+
+
+@require_POST
+@environment_page(manage=True)
+def webhook_test(request, environment, webhook_id):
+    webhook = webhook_of(environment, webhook_id)
+    attempt = engine.send_test(webhook, request=request)
+    return _detail_page(request, webhook, test_attempt=attempt)
+
+
+@require_POST
+@environment_page(manage=True)
+def webhook_pause(request, environment, webhook_id):
+    webhook = webhook_of(environment, webhook_id)
+    _act(request, lambda: pause_webhook(webhook, request=request), f"“{webhook.name}” is paused.")
+    return redirect("webhook_detail", environment.slug, webhook.pk)
+
+
+@require_POST
+@environment_page(manage=True)
+def webhook_resume(request, environment, webhook_id):
+    webhook = webhook_of(environment, webhook_id)
+    form = ResumeForm(request.POST)
+    discard = form.is_valid() and form.cleaned_data["waiting"] == "discard"
+    try:
+        count = resume_webhook(webhook, discard_waiting=discard, request=request)
+    except WebhookError as error:
+        messages.error(request, str(error))
+    else:
+        done = "discarded" if discard else "sent in order"
+        messages.success(request, f"“{webhook.name}” is active again; {count} waiting deliveries {done}.")
+    return redirect("webhook_detail", environment.slug, webhook.pk)
+
+
+@require_POST
+@environment_page(manage=True)
+def webhook_rotate(request, environment, webhook_id):
+    webhook = webhook_of(environment, webhook_id)
+    form = RotateSecretForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The grace period must be a whole number of hours from 0 to 168.")
+        return redirect("webhook_detail", environment.slug, webhook.pk)
+    secret = rotate_signing_secret(
+        webhook, grace=datetime.timedelta(hours=form.cleaned_data["grace_hours"]), request=request
+    )
+    request.session[_SHOW_ONCE_KEY] = {str(webhook.pk): credential_secrets.encrypt(secret)}
+    return redirect("webhook_secret", environment.slug, webhook.pk)
+
+
+@require_POST
+@environment_page(manage=True)
+def webhook_bulk_resend(request, environment, webhook_id):
+    webhook = webhook_of(environment, webhook_id)
+    form = BulkResendForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give the range as dates and times, or leave them empty.")
+    else:
+        try:
+            job = maintenance.start_bulk_resend(
+                webhook, since=form.cleaned_data["since"], until=form.cleaned_data["until"], request=request
+            )
+        except ValueError as error:
+            messages.error(request, f"{str(error)[:1].upper()}{str(error)[1:]}.")
+        else:
+            messages.success(request, f"Re-sending {job.total} failed deliveries in the background.")
+    return redirect("webhook_detail", environment.slug, webhook.pk)
+
+
+@environment_page(manage=True)
+def webhook_delete(request, environment, webhook_id):
+    webhook = webhook_of(environment, webhook_id)
+    if request.method == "POST":
+        delete_webhook(webhook, request=request)
+        messages.success(request, f"Webhook “{webhook.name}” deleted.")
+        return redirect("webhooks", environment.slug)
+    return render(
+        request,
+        "webhooks/delete.html",
+        {"section": "webhooks", "webhook": webhook, "deliveries": webhook.deliveries.count()},
+    )
+
+
+def _act(request, action, success: str) -> None:
+    try:
+        action()
+    except WebhookError as error:
+        messages.error(request, f"{str(error)[:1].upper()}{str(error)[1:]}.")
+    else:
+        messages.success(request, success)
