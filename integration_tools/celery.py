@@ -27,6 +27,7 @@ def schedule_periodic_tasks(sender: Celery, **kwargs) -> None:
         sender.signature("webhooks.sweep"),
         name="re-enqueue due webhook deliveries",
     )
+    sender.add_periodic_task(24 * 3600, sender.signature("webhooks.prune"), name="prune old deliveries")
 
 
 @worker_ready.connect

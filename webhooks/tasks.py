@@ -30,3 +30,13 @@ def run_bulk_resend(job_id: int) -> None:
     """Work through a bulk re-send in chunks, recording progress as it goes."""
     if maintenance.bulk_resend_step(job_id):
         run_bulk_resend.delay(job_id)
+
+
+@shared_task(name="webhooks.prune", ignore_result=True)
+def prune_old_deliveries() -> None:
+    """Daily retention: finished deliveries older than DELIVERY_RETENTION_DAYS go."""
+    import datetime
+
+    from django.conf import settings
+
+    maintenance.prune_deliveries(datetime.timedelta(days=settings.DELIVERY_RETENTION_DAYS))

@@ -84,7 +84,11 @@ def test_rotating_encryption_keys_reencrypts_under_the_new_first_key(settings):
     new_key = Fernet.generate_key().decode()
 
     with override_settings(FIELD_ENCRYPTION_KEYS=[new_key, old_key]):
-        assert json.loads(run("rotate_encryption_keys", "--json")) == {"reencrypted": 1}
+        assert json.loads(run("rotate_encryption_keys", "--json")) == {
+            "reencrypted": 1,
+            "credentials": 1,
+            "webhook_keys": 0,
+        }
     credential.refresh_from_db()
     with override_settings(FIELD_ENCRYPTION_KEYS=[new_key]):
         assert secrets.decrypt(credential.secret_encrypted) == secret

@@ -1,23 +1,38 @@
+from django.apps import apps
 from django.db import transaction
 
-from credentials.models import Credential
 from credentials.secrets import reencrypt
 from environments.audit import record_audit
 from environments.management.base import PortalCommand
 
+# Every model field that holds a Fernet-encrypted secret, as (app_label.Model, field, name in the report).
+ENCRYPTED_FIELDS = [
+    ("credentials.Credential", "secret_encrypted", "credentials"),
+    ("webhooks.SigningSecret", "secret_encrypted", "webhook_keys"),
+]
+
 
 class Command(PortalCommand):
     help = (
-        "Re-encrypt every stored secret under the first of FIELD_ENCRYPTION_KEYS. Put the new key first, run this, "
-        "then drop the old key. Safe to run twice."
+        "Re-encrypt every stored secret (client secrets and webhook signing secrets) under the first of "
+        "FIELD_ENCRYPTION_KEYS. Put the new key first, run this, then drop the old key. Safe to run twice."
     )
 
     def handle(self, *args, **options):
-        count = 0
+        counts = {}
         with transaction.atomic():
-            for credential in Credential.objects.select_for_update().only("id", "secret_encrypted"):
-                credential.secret_encrypted = reencrypt(credential.secret_encrypted)
-                credential.save(update_fields=["secret_encrypted"])
-                count += 1
-            record_audit("encryption.keys_rotated", details={"credentials": count})
-        self.report({"reencrypted": count}, f"Re-encrypted {count} credential secret{'s' if count != 1 else ''}.")
+            for label, field, name in ENCRYPTED_FIELDS:
+                model = apps.get_model(label)
+                count = 0
+                for row in model.objects.select_for_update().only("pk", field):
+                    setattr(row, field, reencrypt(getattr(row, field)))
+                    row.save(update_fields=[field])
+                    count += 1
+                counts[name] = count
+            record_audit("encryption.keys_rotated", details=counts)
+        total = sum(counts.values())
+        self.report(
+            {"reencrypted": total, **counts},
+            f"Re-encrypted {total} secret{'s' if total != 1 else ''} "
+            f"({counts['credentials']} of credentials, {counts['webhook_keys']} webhook signing keys).",
+        )

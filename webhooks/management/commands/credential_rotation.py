@@ -1,0 +1,38 @@
+from django.core.management.base import CommandError
+
+from credentials.management import lookups
+from credentials.services import CredentialError
+from environments.management.base import PortalCommand
+from webhooks import rotation
+from webhooks.services import WebhookError, WebhookInvalid
+
+
+class Command(PortalCommand):
+    help = (
+        "Show the seven steps of rotating a client's credential with their live state; "
+        "--do performs the next portal action (add-new-to-signing, retire-old)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("client_id")
+        parser.add_argument("--do", choices=[rotation.ADD_NEW_TO_SIGNING, rotation.RETIRE_OLD])
+
+    def handle(self, *args, client_id, do, **options):
+        client = lookups.client(client_id)
+        if do:
+            try:
+                if do == rotation.ADD_NEW_TO_SIGNING:
+                    rotation.add_new_to_signing(client)
+                else:
+                    rotation.retire_old(client, reason="rotated with manage.py credential_rotation")
+            except (WebhookError, WebhookInvalid, CredentialError) as error:
+                raise CommandError(str(error)) from None
+        state = rotation.rotation_of(client)
+        data = [
+            {"step": s.number, "title": s.title, "done": s.done, "state": s.state, "action": s.action or None}
+            for s in state.steps
+        ]
+        lines = [f"Rotation of {client.name} ({client.client_id}):"] + [
+            f"  [{'x' if s.done else ' '}] {s.number}. {s.title}: {s.state}" for s in state.steps
+        ]
+        self.report(data, "\n".join(lines))

@@ -1,0 +1,23 @@
+from django.conf import settings
+
+from environments.management.base import PortalCommand
+from webhooks.maintenance import prune_deliveries
+from webhooks.management import lookups
+
+
+class Command(PortalCommand):
+    help = "Delete finished deliveries (and their attempts) older than the retention. Waiting ones are kept."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--older-than",
+            default=f"{settings.DELIVERY_RETENTION_DAYS}d",
+            help="Age such as 90d, 12h or 30m (default: DELIVERY_RETENTION_DAYS).",
+        )
+
+    def handle(self, *args, older_than, **options):
+        age = lookups.duration(older_than, "--older-than")
+        deleted = prune_deliveries(age)
+        self.report(
+            {"deleted": deleted, "older_than": older_than}, f"Deleted {deleted} deliveries older than {older_than}."
+        )

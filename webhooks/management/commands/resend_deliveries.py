@@ -1,0 +1,48 @@
+import time
+
+from django.core.management.base import CommandError
+
+from environments.management.base import PortalCommand
+from webhooks.maintenance import bulk_resend_step, start_bulk_resend
+from webhooks.management import lookups
+from webhooks.models import BulkResend, Delivery
+
+
+class Command(PortalCommand):
+    help = (
+        "Re-send a webhook's deliveries in a status (failed by default) created in [--since, --until), "
+        "with their original webhook-id. Runs here unless --background."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--webhook", required=True, help="Webhook id, or <environment>/<name>.")
+        parser.add_argument("--status", default="failed", choices=["failed", "succeeded", "discarded"])
+        parser.add_argument("--since", help="ISO 8601; UTC unless an offset is given.")
+        parser.add_argument("--until", help="ISO 8601; UTC unless an offset is given.")
+        parser.add_argument("--background", action="store_true", help="Queue the work for the Celery workers.")
+
+    def handle(self, *args, **options):
+        webhook = lookups.webhook(options["webhook"])
+        try:
+            job = start_bulk_resend(
+                webhook,
+                since=lookups.moment(options["since"], "--since"),
+                until=lookups.moment(options["until"], "--until"),
+                status=Delivery.Status(options["status"]),
+                actor_label="manage.py resend_deliveries",
+            )
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        if not options["background"]:
+            # Workers may take chunks of the same job too; the lease keeps them apart.
+            while job.state != BulkResend.State.DONE:
+                if not bulk_resend_step(job.pk):
+                    time.sleep(0.2)
+                job.refresh_from_db()
+        data = {"job": job.pk, "state": job.state, "total": job.total, "done": job.done, "received": job.succeeded}
+        text = (
+            f"Queued {job.total} deliveries of {webhook.name} for re-sending (job {job.pk})."
+            if options["background"]
+            else f"Re-sent {job.done} deliveries of {webhook.name}: {job.succeeded} received."
+        )
+        self.report(data, text)

@@ -1,0 +1,67 @@
+"""Finding webhooks and reading times and durations as ops type them, with one-line errors."""
+
+import datetime
+import re
+
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from ..models import Webhook
+
+
+def webhook(reference: str) -> Webhook:
+    """A webhook by id, or by `<environment-slug>/<name>`."""
+    found = Webhook.objects.select_related("environment")
+    if reference.isdigit():
+        found = found.filter(pk=int(reference)).first()
+    elif "/" in reference:
+        slug, _, name = reference.partition("/")
+        found = found.filter(environment__slug=slug, name=name).first()
+    else:
+        raise CommandError(f"give a webhook as its id or as <environment>/<name>, not {reference!r}")
+    if found is None:
+        raise CommandError(f"unknown webhook: {reference}")
+    return found
+
+
+def moment(value: str | None, option: str) -> datetime.datetime | None:
+    """An ISO 8601 date or date-time; UTC when no offset is given."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise CommandError(
+            f"{option} must be an ISO 8601 date or date-time such as 2026-11-20T08:00, not {value!r}"
+        ) from None
+    return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=datetime.UTC)
+
+
+def duration(value: str, option: str) -> datetime.timedelta:
+    """`90d`, `12h`, `30m` or a plain number of days."""
+    match = re.fullmatch(r"(\d+)([dhm]?)", value.strip())
+    if not match:
+        raise CommandError(f"{option} must look like 90d, 12h or 30m, not {value!r}")
+    amount, unit = int(match[1]), match[2] or "d"
+    return datetime.timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: amount})
+
+
+def describe(item: Webhook) -> dict:
+    """A webhook as `--json` output shows it: never a key."""
+    return {
+        "id": item.pk,
+        "environment": item.environment.slug,
+        "name": item.name,
+        "url": item.url,
+        "state": item.state,
+        "disabled_reason": item.disabled_reason or None,
+        "event_types": item.event_types,
+        "security_method": item.security_method,
+        "signing_credential_ids": [str(pk) for pk in item.signing_credentials.values_list("pk", flat=True)],
+        "verify_tls": item.verify_tls,
+        "payload_format": item.payload_format,
+        "max_events_per_request": item.max_events_per_request,
+        "timeout_seconds": item.timeout_seconds,
+        "extra_header_names": sorted(item.extra_headers),
+        "last_triggered_at": item.last_triggered_at.isoformat() if item.last_triggered_at else None,
+    }
