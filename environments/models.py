@@ -182,13 +182,18 @@ class Event(models.Model):
 
     def as_payload(self) -> dict:
         """The event as receivers see it: `{"id", "type", "timestamp", "environment", "data"}`."""
-        return {
-            "id": self.public_id,
-            "type": self.type,
-            "timestamp": self.occurred_at.isoformat().replace("+00:00", "Z"),
-            "environment": self.environment.slug,
-            "data": self.data,
-        }
+        return event_payload(self.uid, self.type, self.occurred_at, self.environment.slug, self.data)
+
+
+def event_payload(uid: uuid.UUID, event_type: str, occurred_at, environment_slug: str, data: dict) -> dict:
+    """An event as receivers see it; also used by the delivery engine, which reads events without the ORM."""
+    return {
+        "id": f"evt_{uid.hex}",
+        "type": event_type,
+        "timestamp": occurred_at.isoformat().replace("+00:00", "Z"),
+        "environment": environment_slug,
+        "data": data,
+    }
 
 
 class AuditQuerySet(models.QuerySet):

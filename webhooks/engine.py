@@ -18,15 +18,16 @@ import json
 import logging
 import random
 import uuid
+from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from credentials import secrets as credential_secrets
 from environments.audit import record_audit
-from environments.models import Environment, Event
+from environments.models import Environment, Event, event_payload
 
 from . import outbound, signing
 from .models import Attempt, Delivery, DeliveryEvent, Webhook
@@ -146,66 +147,147 @@ def sweep(now: datetime.datetime | None = None, limit: int = 1000) -> int:
 
 
 # --- Sending ----------------------------------------------------------------------
+#
+# The hot path reads and writes with a few plain SQL statements instead of the
+# ORM: on a small machine the ORM's per-query Python cost was most of the time
+# spent per delivery (measured: 22 ms per attempt with the ORM, see the README's
+# benchmark section). The SQL is portable (PostgreSQL, and SQLite for `make run`).
 
 
-def _claim(delivery: Delivery, now: datetime.datetime, manual: bool) -> bool:
-    lease = now + datetime.timedelta(
-        seconds=2 * delivery.webhook.timeout_seconds + settings.WEBHOOK_LEASE_MARGIN_SECONDS
-    )
-    claim = Delivery.objects.filter(pk=delivery.pk).filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
-    if not manual:
-        claim = claim.filter(
-            status__in=Delivery.WAITING, next_attempt_at__lte=now, attempt_count=delivery.attempt_count
+@dataclass
+class _Sending:
+    """What one attempt needs of its delivery and webhook, read in one query."""
+
+    delivery_id: int
+    message_id: str
+    body: str
+    attempt_count: int
+    status: str
+    is_test: bool
+    webhook_id: int
+    url: str
+    state: str
+    security_method: str
+    verify_tls: bool
+    payload_format: str
+    max_events_per_request: int
+    timeout_seconds: int
+    extra_headers: dict
+
+    @property
+    def is_waiting(self) -> bool:
+        return self.status in Delivery.WAITING
+
+
+def _json(value):
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _db_time(moment: datetime.datetime):
+    return connection.ops.adapt_datetimefield_value(moment)
+
+
+def _from_db_time(value) -> datetime.datetime:
+    if isinstance(value, str):  # SQLite hands back text
+        value = datetime.datetime.fromisoformat(value)
+    return value if timezone.is_aware(value) else value.replace(tzinfo=datetime.UTC)
+
+
+def _load(delivery_id: int) -> _Sending | None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT d.id, d.message_id, d.body, d.attempt_count, d.status, d.is_test, w.id, w.url, w.state,"
+            " w.security_method, w.verify_tls, w.payload_format, w.max_events_per_request, w.timeout_seconds,"
+            " w.extra_headers FROM webhooks_delivery d JOIN webhooks_webhook w ON w.id = d.webhook_id"
+            " WHERE d.id = %s",
+            [delivery_id],
         )
-    return claim.update(leased_until=lease) == 1
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    sending = _Sending(*row)
+    sending.is_test, sending.verify_tls = bool(sending.is_test), bool(sending.verify_tls)
+    sending.extra_headers = _json(sending.extra_headers) or {}
+    return sending
 
 
-def build_body(delivery: Delivery) -> str:
+def _claim(sending: _Sending, now: datetime.datetime, manual: bool) -> bool:
+    """Take a lease on the delivery in one atomic UPDATE; False if another worker holds it or it is not due."""
+    lease = now + datetime.timedelta(seconds=2 * sending.timeout_seconds + settings.WEBHOOK_LEASE_MARGIN_SECONDS)
+    sql = (
+        "UPDATE webhooks_delivery SET leased_until = %s WHERE id = %s AND attempt_count = %s"
+        " AND (leased_until IS NULL OR leased_until < %s)"
+    )
+    params = [_db_time(lease), sending.delivery_id, sending.attempt_count, _db_time(now)]
+    if not manual:
+        sql += (
+            " AND status IN ('pending', 'retrying') AND next_attempt_at <= %s AND EXISTS (SELECT 1 FROM"
+            " webhooks_webhook w WHERE w.id = webhooks_delivery.webhook_id AND w.state = 'active')"
+        )
+        params.append(_db_time(now))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount == 1
+
+
+def build_body(delivery_id: int, payload_format: str, max_events_per_request: int) -> str:
     """The request body: one event, or `{"events": [...]}` when the webhook batches."""
-    events = list(delivery.events.select_related("environment").order_by("id"))
-    thin = delivery.webhook.payload_format == Webhook.PayloadFormat.THIN
-    payloads = [_thin(event) if thin else event.as_payload() for event in events]
-    body: object = payloads[0] if len(payloads) == 1 and delivery.webhook.max_events_per_request == 1 else None
-    if body is None:
-        body = {"events": payloads}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT e.uid, e.type, e.occurred_at, env.slug, e.data FROM webhooks_deliveryevent de"
+            " JOIN environments_event e ON e.id = de.event_id"
+            " JOIN environments_environment env ON env.id = e.environment_id"
+            " WHERE de.delivery_id = %s ORDER BY e.id",
+            [delivery_id],
+        )
+        rows = cursor.fetchall()
+    payloads = []
+    for uid, event_type, occurred_at, slug, data in rows:
+        data = _json(data)
+        if payload_format == Webhook.PayloadFormat.THIN:
+            data = {key: data[key] for key in ("id", "data_type", "external_id") if key in data}
+        uid = uid if isinstance(uid, uuid.UUID) else uuid.UUID(uid)
+        payloads.append(event_payload(uid, event_type, _from_db_time(occurred_at), slug, data))
+    body = payloads[0] if len(payloads) == 1 and max_events_per_request == 1 else {"events": payloads}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
-def _thin(event: Event) -> dict:
-    payload = event.as_payload()
-    payload["data"] = {key: event.data[key] for key in ("id", "data_type", "external_id") if key in event.data}
-    return payload
-
-
-def signing_keys(webhook: Webhook, now: datetime.datetime) -> list[bytes]:
+def signing_keys(webhook_id: int, security_method: str, now: datetime.datetime) -> list[bytes]:
     """Keys that sign now: the webhook's live secrets, or its selected credentials that are active."""
-    if webhook.security_method == Webhook.SecurityMethod.CREDENTIALS:
-        return [
-            signing.key_of_client_secret(credential_secrets.decrypt(credential.secret_encrypted))
-            for credential in webhook.signing_credentials.all()
-            if credential.state_at(now) == "active"
-        ]
-    return [
-        signing.key_of_signing_secret(credential_secrets.decrypt(secret.secret_encrypted))
-        for secret in webhook.signing_secrets.all()
-        if secret.is_signing_at(now)
-    ]
+    with connection.cursor() as cursor:
+        if security_method == Webhook.SecurityMethod.CREDENTIALS:
+            cursor.execute(
+                "SELECT c.secret_encrypted FROM credentials_credential c"
+                " JOIN webhooks_webhook_signing_credentials m ON m.credential_id = c.id"
+                " WHERE m.webhook_id = %s AND c.invalidated_at IS NULL AND (c.expires_at IS NULL OR c.expires_at > %s)"
+                " ORDER BY c.created_at DESC",
+                [webhook_id, _db_time(now)],
+            )
+            to_key = signing.key_of_client_secret
+        else:
+            cursor.execute(
+                "SELECT secret_encrypted FROM webhooks_signingsecret"
+                " WHERE webhook_id = %s AND (retires_at IS NULL OR retires_at > %s) ORDER BY created_at DESC",
+                [webhook_id, _db_time(now)],
+            )
+            to_key = signing.key_of_signing_secret
+        return [to_key(credential_secrets.decrypt(encrypted)) for (encrypted,) in cursor.fetchall()]
 
 
-def request_headers(webhook: Webhook, message_id: str, body: str, now: datetime.datetime) -> dict[str, str]:
+def request_headers(sending: _Sending, body: str, now: datetime.datetime) -> dict[str, str]:
     timestamp = int(now.timestamp())
-    keys = signing_keys(webhook, now)
-    headers = dict(webhook.extra_headers)
+    keys = signing_keys(sending.webhook_id, sending.security_method, now)
+    headers = dict(sending.extra_headers)
     headers.update(
         {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
-            "webhook-id": message_id,
+            "webhook-id": sending.message_id,
             "webhook-timestamp": str(timestamp),
         }
     )
     if keys:
-        headers["webhook-signature"] = signing.signature_header(keys, message_id, timestamp, body)
+        headers["webhook-signature"] = signing.signature_header(keys, sending.message_id, timestamp, body)
     return headers
 
 
@@ -223,46 +305,40 @@ def attempt_delivery(
     """
     manual = trigger in (Attempt.Trigger.RESEND, Attempt.Trigger.TEST)
     now = now or timezone.now()
-    try:
-        delivery = Delivery.objects.select_related("webhook", "environment").get(pk=delivery_id)
-    except Delivery.DoesNotExist:
+    sending = _load(delivery_id)
+    if sending is None:
         return None  # pruned or its webhook deleted: nothing left to do
-    webhook = delivery.webhook
-    if not manual and (webhook.state != Webhook.State.ACTIVE or not delivery.is_waiting):
+    if not manual and (sending.state != Webhook.State.ACTIVE or not sending.is_waiting):
         return None
-    if not _claim(delivery, now, manual):
+    if not _claim(sending, now, manual):
         return None
     try:
-        return _send(delivery, webhook, trigger, now, triggered_by)
+        return _send(sending, trigger, now, triggered_by)
     except BaseException:
         # Give the claim back so the sweeper can retry at once, not after the lease.
-        Delivery.objects.filter(pk=delivery.pk).update(leased_until=None)
+        Delivery.objects.filter(pk=delivery_id).update(leased_until=None)
         raise
 
 
-def _send(delivery: Delivery, webhook: Webhook, trigger: str, now: datetime.datetime, triggered_by: str) -> Attempt:
-    body = delivery.body or build_body(delivery)
-    headers = request_headers(webhook, delivery.message_id, body, now)
+def _send(sending: _Sending, trigger: str, now: datetime.datetime, triggered_by: str) -> Attempt:
+    body = sending.body or build_body(sending.delivery_id, sending.payload_format, sending.max_events_per_request)
+    headers = request_headers(sending, body, now)
     if "webhook-signature" in headers:
         result = outbound.post(
-            webhook.url,
-            body.encode(),
-            headers,
-            timeout=webhook.timeout_seconds,
-            verify_tls=webhook.verify_tls,
+            sending.url, body.encode(), headers, timeout=sending.timeout_seconds, verify_tls=sending.verify_tls
         )
     else:
         result = outbound.Response(
             duration_ms=0, error="no_signing_key", error_detail="no active key signs this webhook; nothing was sent"
         )
-    number = delivery.attempt_count + 1
+    number = sending.attempt_count + 1
     attempt = Attempt(
-        delivery=delivery,
+        delivery_id=sending.delivery_id,
         number=number,
         trigger=trigger,
         started_at=now,
         duration_ms=result.duration_ms,
-        url=webhook.url,
+        url=sending.url,
         request_headers=headers,
         status_code=result.status_code,
         response_headers=result.headers,
@@ -272,7 +348,6 @@ def _send(delivery: Delivery, webhook: Webhook, trigger: str, now: datetime.date
         succeeded=result.succeeded,
         triggered_by=triggered_by[:255],
     )
-    finished = now + datetime.timedelta(milliseconds=result.duration_ms)
     update = {
         "body": body,
         "attempt_count": number,
@@ -283,11 +358,11 @@ def _send(delivery: Delivery, webhook: Webhook, trigger: str, now: datetime.date
         "leased_until": None,
     }
     countdown = None
+    gone = result.status_code == 410
     if result.succeeded:
+        finished = now + datetime.timedelta(milliseconds=result.duration_ms)
         update.update(status=Delivery.Status.SUCCEEDED, delivered_at=finished, next_attempt_at=None)
-    elif (
-        result.status_code == 410 or delivery.is_test or (trigger == Attempt.Trigger.RESEND and not delivery.is_waiting)
-    ):
+    elif gone or sending.is_test or (trigger == Attempt.Trigger.RESEND and not sending.is_waiting):
         # Gone, a test, or a re-send of a finished delivery: no retry schedule applies.
         update.update(status=Delivery.Status.FAILED, next_attempt_at=None)
     else:
@@ -303,14 +378,39 @@ def _send(delivery: Delivery, webhook: Webhook, trigger: str, now: datetime.date
             else:
                 update["enqueued_at"] = None
     with transaction.atomic():
-        attempt.save()
-        Delivery.objects.filter(pk=delivery.pk).update(**update)
-        _record_webhook_outcome(webhook, result, now, is_test=delivery.is_test)
-    if countdown is not None and webhook.state == Webhook.State.ACTIVE:
-        transaction.on_commit(lambda: enqueue(delivery.pk, countdown=countdown), robust=True)
-    for name, value in update.items():
-        setattr(delivery, name, value)
+        _insert_attempt(attempt)
+        _update_delivery(sending.delivery_id, update)
+        if not sending.is_test:
+            _record_webhook_outcome(sending.webhook_id, result, now)
+    if countdown is not None and sending.state == Webhook.State.ACTIVE:
+        enqueue(sending.delivery_id, countdown=countdown)
     return attempt
+
+
+_ATTEMPT_COLUMNS = [
+    "delivery_id", "number", "trigger", "started_at", "duration_ms", "url", "request_headers", "status_code",
+    "response_headers", "response_body", "error", "error_detail", "succeeded", "triggered_by",
+]  # fmt: skip
+
+
+def _insert_attempt(attempt: Attempt) -> None:
+    values = [getattr(attempt, column) for column in _ATTEMPT_COLUMNS]
+    values[3] = _db_time(attempt.started_at)
+    values[6], values[8] = json.dumps(attempt.request_headers), json.dumps(attempt.response_headers)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO webhooks_attempt ({', '.join(_ATTEMPT_COLUMNS)})"  # noqa: S608 - fixed column names
+            f" VALUES ({', '.join(['%s'] * len(values))}) RETURNING id",
+            values,
+        )
+        attempt.pk = cursor.fetchone()[0]
+
+
+def _update_delivery(delivery_id: int, update: dict) -> None:
+    values = [_db_time(value) if isinstance(value, datetime.datetime) else value for value in update.values()]
+    assignments = ", ".join(f"{column} = %s" for column in update)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE webhooks_delivery SET {assignments} WHERE id = %s", [*values, delivery_id])  # noqa: S608
 
 
 def retry_delay(attempts_made: int, result: outbound.Response) -> float | None:
@@ -344,15 +444,18 @@ def parse_retry_after(value: str) -> float | None:
     return max((moment - timezone.now()).total_seconds(), 0.0)
 
 
-def _record_webhook_outcome(webhook: Webhook, result: outbound.Response, now: datetime.datetime, is_test: bool):
-    if is_test:
-        return
+def _record_webhook_outcome(webhook_id: int, result: outbound.Response, now: datetime.datetime) -> None:
     if result.succeeded:
-        Webhook.objects.filter(pk=webhook.pk).update(last_triggered_at=now, failing_since=None)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE webhooks_webhook SET last_triggered_at = %s, failing_since = NULL WHERE id = %s",
+                [_db_time(now), webhook_id],
+            )
         return
-    Webhook.objects.filter(pk=webhook.pk).update(last_triggered_at=now)
-    Webhook.objects.filter(pk=webhook.pk, failing_since__isnull=True).update(failing_since=now)
-    webhook.refresh_from_db(fields=["failing_since", "state"])
+    # Failures are rare next to successes: the ORM is fine here.
+    Webhook.objects.filter(pk=webhook_id).update(last_triggered_at=now)
+    Webhook.objects.filter(pk=webhook_id, failing_since__isnull=True).update(failing_since=now)
+    webhook = Webhook.objects.select_related("environment").get(pk=webhook_id)
     if result.status_code == 410:
         disable_webhook(webhook, "The receiver answered 410 Gone: it no longer wants these events.")
         return

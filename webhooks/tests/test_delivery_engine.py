@@ -305,8 +305,8 @@ def test_two_claims_on_the_same_attempt_cannot_both_send():
         create_record(environment, "patients", PATIENT)
         delivery = latest_delivery(webhook)
         now = timezone.now()
-        from webhooks.engine import _claim
+        from webhooks.engine import _claim, _load
 
-        assert _claim(delivery, now, manual=False)
+        assert _claim(_load(delivery.pk), now, manual=False)
         assert attempt_delivery(delivery.pk, now=now) is None, "leased by another worker"
     assert receiver.requests == []

@@ -92,7 +92,8 @@ def delivery_detail(request, environment, delivery_id):
             "webhook": delivery.webhook,
             "attempts": attempts,
             "events": events,
-            "body": delivery.body or engine.build_body(delivery),
+            "body": delivery.body
+            or engine.build_body(delivery.pk, delivery.webhook.payload_format, delivery.webhook.max_events_per_request),
         },
     )
 
