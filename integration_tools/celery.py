@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import task_prerun, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "integration_tools.settings")
 
@@ -34,3 +34,14 @@ def schedule_periodic_tasks(sender: Celery, **kwargs) -> None:
 def report_in_at_start(sender=None, **kwargs) -> None:
     """Report at once, so the Overview shows a fresh worker without waiting a beat interval."""
     sender.app.send_task("environments.tasks.record_worker_heartbeat")
+
+
+@task_prerun.connect
+def drop_stale_database_connections(**kwargs) -> None:
+    """Drop a broken or over-age connection before each task, as Django does before each request.
+
+    CELERY_DB_REUSE_MAX keeps Celery from closing the connection after every task.
+    """
+    from django.db import close_old_connections
+
+    close_old_connections()

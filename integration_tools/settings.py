@@ -138,6 +138,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None
 CELERY_TIMEZONE = "UTC"
+# Celery's Django fixup closes the database connection after every task unless this is set; a new
+# PostgreSQL connection costs more than a whole delivery. Connections are still dropped when broken
+# or older than DB_CONN_MAX_AGE (see integration_tools/celery.py), and recycled every 2 x this many tasks.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_BEAT_SCHEDULE_FILENAME = env.str("CELERY_BEAT_SCHEDULE_FILENAME", default=str(VAR_DIR / "celerybeat-schedule"))
 
 # How often the worker reports that it is alive (shown on the Overview page).
