@@ -368,7 +368,7 @@ def _seed(connection, webhook, deliveries: int) -> None:
             INSERT INTO webhooks_delivery (webhook_id, environment_id, message_id, event_count, event_types, is_test,
                 status, created_at, body, attempt_count, last_attempt_at, last_status_code, last_error,
                 last_duration_ms, delivered_at)
-            SELECT %s, %s, 'msg_' || md5('seed' || g), 1,
+            SELECT %s, %s, 'msg_' || md5(%s || g), 1,
                 CASE WHEN g %% 3 = 0 THEN 'patients.updated' ELSE 'patients.created' END, false,
                 CASE WHEN g %% 10 = 0 THEN 'failed' ELSE 'succeeded' END,
                 now() - (g || ' seconds')::interval, '{"id":"evt_seed"}', 2, now() - (g || ' seconds')::interval,
@@ -376,7 +376,7 @@ def _seed(connection, webhook, deliveries: int) -> None:
                 CASE WHEN g %% 10 = 0 THEN NULL ELSE now() - (g || ' seconds')::interval END
             FROM generate_series(1, %s) AS g
             """,
-            [webhook.pk, webhook.environment_id, deliveries],
+            [webhook.pk, webhook.environment_id, uuid.uuid4().hex, deliveries],
         )
         cursor.execute(
             """

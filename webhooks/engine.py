@@ -446,10 +446,12 @@ def parse_retry_after(value: str) -> float | None:
 
 def _record_webhook_outcome(webhook_id: int, result: outbound.Response, now: datetime.datetime) -> None:
     if result.succeeded:
+        # At most once a second per webhook: under load every worker would otherwise queue on this row's lock.
         with connection.cursor() as cursor:
             cursor.execute(
-                "UPDATE webhooks_webhook SET last_triggered_at = %s, failing_since = NULL WHERE id = %s",
-                [_db_time(now), webhook_id],
+                "UPDATE webhooks_webhook SET last_triggered_at = %s, failing_since = NULL WHERE id = %s"
+                " AND (failing_since IS NOT NULL OR last_triggered_at IS NULL OR last_triggered_at < %s)",
+                [_db_time(now), webhook_id, _db_time(now - datetime.timedelta(seconds=1))],
             )
         return
     # Failures are rare next to successes: the ORM is fine here.
