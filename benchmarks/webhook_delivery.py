@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each latency run")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
     parser.add_argument("--history-attempts", type=int, default=1_000_000)
+    parser.add_argument("--only", choices=["delivery", "history"], help="run one part only")
     args = parser.parse_args()
 
     env = _environment()
@@ -83,6 +84,9 @@ def main() -> None:
 
     from webhooks.tests.receiver import Receiver
 
+    if args.only == "history":
+        history_pages(args)
+        return
     print(f"machine: {os.cpu_count()} cores; worker: prefork, concurrency {args.concurrency}; PostgreSQL; Redis")
     with Receiver() as receiver:
         ours = throughput_ours(receiver, args)
@@ -97,7 +101,8 @@ def main() -> None:
                 f"  p99 {result['p99']:6.1f} ms  max {result['max']:6.1f} ms"
                 f"  ({result['n']} events, {result['lost']} not received)"
             )
-    history_pages(args)
+    if args.only != "delivery":
+        history_pages(args)
 
 
 # --- Workers -----------------------------------------------------------------------------
@@ -372,7 +377,7 @@ def _seed(connection, webhook, deliveries: int) -> None:
                 CASE WHEN g %% 3 = 0 THEN 'patients.updated' ELSE 'patients.created' END, false,
                 CASE WHEN g %% 10 = 0 THEN 'failed' ELSE 'succeeded' END,
                 now() - (g || ' seconds')::interval, '{"id":"evt_seed"}', 2, now() - (g || ' seconds')::interval,
-                CASE WHEN g %% 10 = 0 THEN 503 ELSE 200 END, '', (g * 7919) %% 900 + 5,
+                CASE WHEN g %% 10 = 0 THEN 503 ELSE 200 END, '', (g::bigint * 7919) %% 900 + 5,
                 CASE WHEN g %% 10 = 0 THEN NULL ELSE now() - (g || ' seconds')::interval END
             FROM generate_series(1, %s) AS g
             """,

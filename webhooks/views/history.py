@@ -12,7 +12,7 @@ from .. import engine
 from ..forms import HistoryFilterForm
 from ..history import SORTS, HistoryFilterError, HistoryFilters, deliveries_of, page_of
 from ..models import Delivery
-from .portal import webhook_of
+from .portal import sentence, webhook_of
 
 
 @environment_page
@@ -52,7 +52,7 @@ def _history_page(request, environment, webhook):
             )
             deliveries, next_cursor = page.deliveries, page.next_cursor
         except HistoryFilterError as error:
-            problem = f"{str(error)[:1].upper()}{str(error)[1:]}."
+            problem = sentence(error)
     query = {key: value for key, value in request.GET.items() if key != "after" and value}
     return render(
         request,
@@ -105,7 +105,7 @@ def delivery_resend(request, environment, delivery_id):
     try:
         attempt = engine.resend(delivery, request=request)
     except engine.ResendRefused as error:
-        messages.error(request, f"{str(error)[:1].upper()}{str(error)[1:]}.")
+        messages.error(request, sentence(error))
     else:
         outcome = (
             f"the receiver answered {attempt.status_code}"

@@ -104,7 +104,7 @@ def _form_page(request, form, title, webhook=None):
             "form": form,
             "title": title,
             "webhook": webhook,
-            "examples": dict((name, example_payload(environment, name)) for name in environment.event_types),
+            "examples": [(name, example_payload(environment, name)) for name in environment.event_types],
         },
     )
 
@@ -212,7 +212,7 @@ def webhook_bulk_resend(request, environment, webhook_id):
                 webhook, since=form.cleaned_data["since"], until=form.cleaned_data["until"], request=request
             )
         except ValueError as error:
-            messages.error(request, f"{str(error)[:1].upper()}{str(error)[1:]}.")
+            messages.error(request, sentence(error))
         else:
             messages.success(request, f"Re-sending {job.total} failed deliveries in the background.")
     return redirect("webhook_detail", environment.slug, webhook.pk)
@@ -236,6 +236,12 @@ def _act(request, action, success: str) -> None:
     try:
         action()
     except WebhookError as error:
-        messages.error(request, f"{str(error)[:1].upper()}{str(error)[1:]}.")
+        messages.error(request, sentence(error))
     else:
         messages.success(request, success)
+
+
+def sentence(error: Exception) -> str:
+    """A service's lower-case reason as a sentence for a message."""
+    text = str(error)
+    return f"{text[:1].upper()}{text[1:]}{'' if text.endswith('.') else '.'}"

@@ -10,6 +10,7 @@ from environments.views.decorators import environment_page
 
 from .. import rotation
 from ..services import WebhookError, WebhookInvalid
+from .portal import sentence
 
 
 def _client(environment, client_id: str) -> Client:
@@ -33,7 +34,7 @@ def rotation_action(request, environment, client_id, step):
     try:
         changed = actions[step](client, request=request)
     except (WebhookError, WebhookInvalid, CredentialError) as error:
-        messages.error(request, f"{str(error)[:1].upper()}{str(error)[1:]}.")
+        messages.error(request, sentence(error))
     else:
         messages.success(request, f"Done: {', '.join(changed) or 'nothing needed changing'}.")
     return redirect("client_rotation", environment.slug, client.client_id)
