@@ -33,6 +33,8 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
+from benchmarks.database import ensure_database  # noqa: E402 - needs the path above
+
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/integration_tools_bench")
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
 
@@ -72,7 +74,7 @@ def main() -> None:
 
     env = _environment()
     os.environ.update(env)
-    _ensure_database(DATABASE_URL)
+    ensure_database(DATABASE_URL)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=BASE_DIR, env={**os.environ}, check=True)
     # Pages render as in production, with hashed static file names.
     collect = [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"]
@@ -397,16 +399,6 @@ def _seed(connection, webhook, deliveries: int) -> None:
             [webhook.pk],
         )
         cursor.execute("ANALYZE webhooks_delivery; ANALYZE webhooks_attempt;")
-
-
-def _ensure_database(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    admin_url = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        if not connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            connection.execute(f'CREATE DATABASE "{name}"')
 
 
 if __name__ == "__main__":

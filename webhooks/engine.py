@@ -104,24 +104,24 @@ def _open_batch(webhook: Webhook, event: Event) -> Delivery | None:
 # --- Queue ------------------------------------------------------------------------
 
 
-def enqueue(delivery_id: int, countdown: float = 0) -> None:
-    """Put a send task on the queue. If the broker is down, the sweeper will do it later."""
-    from .tasks import deliver
+def _queue(task_name: str, argument: int, countdown: float = 0) -> None:
+    """Put a task on the queue. If the broker is down the work stays due in the database for the sweeper."""
+    from . import tasks
 
     try:
-        deliver.apply_async((delivery_id,), countdown=countdown or None)
-    except Exception:  # noqa: BLE001 - the row is due in the database; the sweeper re-enqueues it
-        logger.warning("could not enqueue delivery %s; the sweeper will pick it up", delivery_id, exc_info=True)
+        getattr(tasks, task_name).apply_async((argument,), countdown=countdown or None)
+    except Exception:  # noqa: BLE001 - the database, not the broker, holds what is due
+        logger.warning("could not queue %s(%s); the sweeper will pick it up", task_name, argument, exc_info=True)
+
+
+def enqueue(delivery_id: int, countdown: float = 0) -> None:
+    """Put a send task for one delivery on the queue."""
+    _queue("deliver", delivery_id, countdown)
 
 
 def enqueue_webhook_backlog(webhook_id: int) -> None:
     """Queue one task that sends a webhook's waiting deliveries in order (after a resume)."""
-    from .tasks import drain_webhook
-
-    try:
-        drain_webhook.delay(webhook_id)
-    except Exception:  # noqa: BLE001 - see enqueue()
-        logger.warning("could not enqueue backlog of webhook %s; the sweeper will pick it up", webhook_id)
+    _queue("drain_webhook", webhook_id)
 
 
 def sweep(now: datetime.datetime | None = None, limit: int = 1000) -> int:

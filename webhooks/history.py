@@ -38,7 +38,6 @@ class HistoryFilters:
     search: str = ""  # an event id (evt_…), a webhook-id (msg_…), or an HTTP status code
     since: datetime.datetime | None = None
     until: datetime.datetime | None = None
-    sort: str = "newest"
 
 
 @dataclass

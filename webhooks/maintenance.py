@@ -176,7 +176,10 @@ def _percentile(sorted_values: list[float], fraction: float) -> int | None:
 
 
 def health(
-    environment: Environment | None = None, *, window: datetime.timedelta = datetime.timedelta(hours=24)
+    environment: Environment | None = None,
+    *,
+    webhook: Webhook | None = None,
+    window: datetime.timedelta = datetime.timedelta(hours=24),
 ) -> list[WebhookHealth]:
     """Per webhook over the window: deliveries, successes, failures, waiting, and p50/p95 delay.
 
@@ -187,6 +190,8 @@ def health(
     webhooks = Webhook.objects.select_related("environment").order_by("environment__slug", "name")
     if environment is not None:
         webhooks = webhooks.filter(environment=environment)
+    if webhook is not None:
+        webhooks = webhooks.filter(pk=webhook.pk)
     counts = {
         row["webhook"]: row
         for row in Delivery.objects.filter(created_at__gte=since, is_test=False, webhook__in=webhooks)
@@ -204,23 +209,23 @@ def health(
         .values_list("webhook", "n")
     )
     report = []
-    for webhook in webhooks:
-        row = counts.get(webhook.pk, {})
+    for each in webhooks:
+        row = counts.get(each.pk, {})
         delays = sorted(
             (delivered - created).total_seconds() * 1000
             for created, delivered in Delivery.objects.filter(
-                webhook=webhook, created_at__gte=since, status=Delivery.Status.SUCCEEDED, is_test=False
+                webhook=each, created_at__gte=since, status=Delivery.Status.SUCCEEDED, is_test=False
             )
             .order_by("-id")
             .values_list("created_at", "delivered_at")[:10000]
         )
         report.append(
             WebhookHealth(
-                webhook=webhook,
+                webhook=each,
                 deliveries=row.get("total", 0),
                 succeeded=row.get("succeeded", 0),
                 failed=row.get("failed", 0),
-                waiting=waiting.get(webhook.pk, 0),
+                waiting=waiting.get(each.pk, 0),
                 p50_delay_ms=_percentile(delays, 0.5),
                 p95_delay_ms=_percentile(delays, 0.95),
             )

@@ -323,7 +323,6 @@ def _set_state(webhook: Webhook, state: str, action: str, *, reason: str = "", r
             action,
             request=request,
             actor=actor,
-            actor_type=None if (request or actor) else "system",
             target=locked,
             environment=locked.environment,
             details={"from": previous, "to": state, **({"reason": reason} if reason else {}), **details},

@@ -1,6 +1,9 @@
 """Celery tasks: thin wrappers around the engine. The database decides what is due; tasks only carry work."""
 
+import datetime
+
 from celery import shared_task
+from django.conf import settings
 
 from . import engine, maintenance
 
@@ -35,8 +38,4 @@ def run_bulk_resend(job_id: int) -> None:
 @shared_task(name="webhooks.prune", ignore_result=True)
 def prune_old_deliveries() -> None:
     """Daily retention: finished deliveries older than DELIVERY_RETENTION_DAYS go."""
-    import datetime
-
-    from django.conf import settings
-
     maintenance.prune_deliveries(datetime.timedelta(days=settings.DELIVERY_RETENTION_DAYS))

@@ -41,7 +41,6 @@ def _history_page(request, environment, webhook):
             search=data.get("q", ""),
             since=data.get("since"),
             until=data.get("until"),
-            sort=sort,
         )
         try:
             page = page_of(

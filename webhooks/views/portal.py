@@ -115,9 +115,8 @@ def webhook_detail(request, environment, webhook_id):
 
 
 def _detail_page(request, webhook, test_attempt=None):
-    environment = webhook.environment
     now = timezone.now()
-    [health] = [row for row in maintenance.health(environment) if row.webhook.pk == webhook.pk]
+    [health] = maintenance.health(webhook=webhook)
     return render(
         request,
         "webhooks/detail.html",
