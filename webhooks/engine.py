@@ -291,6 +291,14 @@ def request_headers(sending: _Sending, body: str, now: datetime.datetime) -> dic
     return headers
 
 
+REDACTED = "[not recorded]"
+
+
+def recorded_headers(headers: dict[str, str], extra_headers: dict[str, str]) -> dict[str, str]:
+    """The request headers as the history keeps them: extra header values may be credentials, so not those."""
+    return {name: REDACTED if name in extra_headers else value for name, value in headers.items()}
+
+
 def attempt_delivery(
     delivery_id: int,
     *,
@@ -339,7 +347,7 @@ def _send(sending: _Sending, trigger: str, now: datetime.datetime, triggered_by:
         started_at=now,
         duration_ms=result.duration_ms,
         url=sending.url,
-        request_headers=headers,
+        request_headers=recorded_headers(headers, sending.extra_headers),
         status_code=result.status_code,
         response_headers=result.headers,
         response_body=result.body,

@@ -310,3 +310,16 @@ def test_two_claims_on_the_same_attempt_cannot_both_send():
         assert _claim(_load(delivery.pk), now, manual=False)
         assert attempt_delivery(delivery.pk, now=now) is None, "leased by another worker"
     assert receiver.requests == []
+
+
+def test_extra_header_values_are_sent_but_not_kept_in_the_history():
+    environment = make_environment()
+    with Receiver() as receiver:
+        webhook = make_webhook(environment, receiver.url, extra_headers={"Authorization": "Bearer receiver-token"})
+        create_record(environment, "patients", PATIENT)
+        attempt = attempt_delivery(latest_delivery(webhook).pk)
+    assert receiver.requests[0].headers["Authorization"] == "Bearer receiver-token"
+    stored = Attempt.objects.get(pk=attempt.pk).request_headers
+    assert stored["Authorization"] == "[not recorded]"
+    assert "receiver-token" not in json.dumps(stored)
+    assert stored["webhook-id"] == latest_delivery(webhook).message_id
