@@ -120,7 +120,7 @@ def start_worker(transactional_db, tmp_path):
         log = open(log_path, "w")  # noqa: SIM115 - closed at teardown
         command = [sys.executable, "-m", "celery", "-A", "integration_tools", "worker"]
         command += ["--beat"] if beat else []
-        command += ["--loglevel=INFO", "--concurrency=1", "--without-gossip", "--without-mingle"]
+        command += ["--loglevel=INFO", "--without-gossip", "--without-mingle"]
         command += ["--hostname", f"test-{os.getpid()}-{index}@%h"]
         # Its own process group, so a test can kill the worker with its pool children as a crash would.
         process = subprocess.Popen(

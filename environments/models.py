@@ -186,7 +186,7 @@ class Event(models.Model):
 
 
 def event_payload(uid: uuid.UUID, event_type: str, occurred_at, environment_slug: str, data: dict) -> dict:
-    """An event as receivers see it; also used by the delivery engine, which reads events without the ORM."""
+    """An event as receivers see it; also used for webhook bodies, which are built from events read without the ORM."""
     return {
         "id": f"evt_{uid.hex}",
         "type": event_type,

@@ -110,9 +110,17 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The worker and the web process share the file: wait for a lock rather
-    # than fail with "database is locked".
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # The worker threads and the web process share the file. WAL lets readers
+    # go on while one writes; immediate transactions take the write lock when
+    # they begin, so two writers queue for it (busy timeout) instead of one
+    # failing with "database is locked" when a read turns into a write.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -130,7 +138,14 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # Broadcast (remote control) messages; kombu's default is a folder in the working directory.
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # kombu polls the folder once a second by default: a delivery would wait up to that long.
+        "polling_interval": env.float("CELERY_BROKER_POLLING_INTERVAL", default=0.02),
     }
+# Sending waits on the network, so a worker runs many threads: a receiver that hangs holds at
+# most WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK of them. `make run`, docker-compose, the tests and the
+# benchmark all take these from here.
+CELERY_WORKER_POOL = env.str("CELERY_WORKER_POOL", default="threads")
+CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=16)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -256,6 +271,16 @@ WEBHOOK_TIMEOUT_SECONDS = env.int("WEBHOOK_TIMEOUT_SECONDS", default=15)
 WEBHOOK_TIMEOUT_SECONDS_MAX = 60
 WEBHOOK_MAX_EVENTS_PER_REQUEST_MAX = 100
 WEBHOOK_RESPONSE_BODY_MAX_BYTES = env.int("WEBHOOK_RESPONSE_BODY_MAX_BYTES", default=4096)
+# Isolation: at most this many requests to one webhook are in flight at once, across all workers,
+# so a receiver that hangs holds that many sending slots and no more.
+WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK = env.int("WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK", default=4)
+# Under backlog a worker leases up to this many of a webhook's due deliveries in one statement and
+# sends them one after another over a kept-alive connection.
+WEBHOOK_CLAIM_BATCH = env.int("WEBHOOK_CLAIM_BATCH", default=50)
+# A failing webhook's oldest waiting delivery is re-sent early, every tenth of how long it has
+# failed, within these bounds: a receiver back from an outage is noticed within seconds.
+WEBHOOK_PROBE_MIN_SECONDS = env.float("WEBHOOK_PROBE_MIN_SECONDS", default=5)
+WEBHOOK_PROBE_MAX_SECONDS = env.float("WEBHOOK_PROBE_MAX_SECONDS", default=1800)
 # Seconds before each attempt, the Standard Webhooks schedule: at once, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h,
 # 14 h, 20 h, 24 h. Each delay after the first gets +/- WEBHOOK_RETRY_JITTER of itself at random.
 WEBHOOK_RETRY_SCHEDULE = [
@@ -270,7 +295,7 @@ WEBHOOK_DISABLE_AFTER_FAILING_DAYS = env.float("WEBHOOK_DISABLE_AFTER_FAILING_DA
 WEBHOOK_SECRET_GRACE_HOURS = env.int("WEBHOOK_SECRET_GRACE_HOURS", default=24)
 # The sweeper runs every WEBHOOK_SWEEP_SECONDS and re-enqueues deliveries that are due and whose
 # last enqueue is older than WEBHOOK_REQUEUE_AFTER_SECONDS (a lost task, a flushed Redis, a crash).
-WEBHOOK_SWEEP_SECONDS = env.float("WEBHOOK_SWEEP_SECONDS", default=10)
+WEBHOOK_SWEEP_SECONDS = env.float("WEBHOOK_SWEEP_SECONDS", default=5)
 WEBHOOK_REQUEUE_AFTER_SECONDS = env.float("WEBHOOK_REQUEUE_AFTER_SECONDS", default=60)
 # A worker sending a delivery holds it for twice the webhook's timeout plus this margin; a worker
 # killed mid-send gives it up when that lease ends.

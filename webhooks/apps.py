@@ -10,8 +10,8 @@ class WebhooksConfig(AppConfig):
         from credentials.services import register_in_use_check
         from environments.events import register_event_listener
 
-        from .engine import fan_out
-        from .services import webhooks_signing_with
+        from .configure import webhooks_signing_with
+        from .fanout import fan_out
 
         register_event_listener(fan_out)
         register_in_use_check(webhooks_signing_with)

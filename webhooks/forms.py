@@ -3,8 +3,8 @@
 from django import forms
 from django.conf import settings
 
+from .configure import WebhookFields, WebhookInvalid, parse_headers, selectable_credentials
 from .models import Delivery, Webhook
-from .services import WebhookFields, WebhookInvalid, parse_headers, selectable_credentials
 
 
 class WebhookForm(forms.Form):

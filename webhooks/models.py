@@ -47,6 +47,8 @@ class Webhook(models.Model):
     last_triggered_at = models.DateTimeField(null=True, blank=True)
     # Start of the current run of failed attempts; cleared by any success.
     failing_since = models.DateTimeField(null=True, blank=True)
+    # Bumped whenever the keys that sign change: workers cache decrypted keys per (webhook, version).
+    keys_version = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["name"]
@@ -81,6 +83,22 @@ class SigningSecret(models.Model):
         return self.retires_at is None or self.retires_at > moment
 
 
+class DeliveryQuerySet(models.QuerySet):
+    """The predicates the sending path also writes in SQL (`webhooks/ledger.py`); a test checks both agree."""
+
+    def due(self, now):
+        """Waiting and whose next attempt has come."""
+        return self.filter(status__in=Delivery.WAITING, next_attempt_at__lte=now)
+
+    def lease_free(self, now):
+        """Not being sent by anyone: no lease, or one that has run out."""
+        return self.filter(models.Q(leased_until__isnull=True) | models.Q(leased_until__lt=now))
+
+    def in_flight(self, now):
+        """Being sent right now (a live lease)."""
+        return self.filter(leased_until__gte=now)
+
+
 class Delivery(models.Model):
     """One HTTP request's worth of events for one webhook, with its schedule and latest result.
 
@@ -111,6 +129,10 @@ class Delivery(models.Model):
     enqueued_at = models.DateTimeField(null=True, blank=True)
     # A claim: while in the future, one worker is sending and no other may.
     leased_until = models.DateTimeField(null=True, blank=True)
+    # Who holds the lease (one sending slot); the per-webhook cap counts distinct holders.
+    lease_owner = models.CharField(max_length=32, blank=True)
+    # Attempts made early to learn whether a failing receiver is back; they do not advance the retry schedule.
+    probes = models.PositiveSmallIntegerField(default=0)
     # The body, frozen at the first attempt so that every attempt sends the same bytes.
     body = models.TextField(blank=True)
     attempt_count = models.PositiveSmallIntegerField(default=0)
@@ -119,6 +141,8 @@ class Delivery(models.Model):
     last_error = models.CharField(max_length=32, blank=True)
     last_duration_ms = models.PositiveIntegerField(default=0)
     delivered_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DeliveryQuerySet.as_manager()
 
     class Meta:
         verbose_name_plural = "deliveries"
@@ -132,6 +156,11 @@ class Delivery(models.Model):
                 fields=["next_attempt_at"],
                 name="delivery_waiting",
                 condition=models.Q(status__in=["pending", "retrying"]),
+            ),
+            models.Index(
+                fields=["webhook", "leased_until"],
+                name="delivery_leased",
+                condition=models.Q(leased_until__isnull=False),
             ),
         ]
 
@@ -170,6 +199,7 @@ class Attempt(models.Model):
         RETRY = "retry", "Retry"
         RESEND = "resend", "Manual re-send"
         TEST = "test", "Test"
+        PROBE = "probe", "Probe (is the failing receiver back?)"
 
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
     number = models.PositiveSmallIntegerField()

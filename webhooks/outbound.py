@@ -10,8 +10,13 @@ are never followed, and no proxy from the environment is used.
 
 from __future__ import annotations
 
+import contextlib
+import heapq
 import ipaddress
+import itertools
+import os
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import cache
@@ -107,6 +112,92 @@ def check_url(url: str) -> None:
         raise InvalidDestination(f"The host {parts.hostname} does not resolve.") from error
 
 
+# --- A deadline per attempt --------------------------------------------------------------
+#
+# Socket timeouts bound each read, not the exchange: a receiver that drips one
+# byte a second never trips a 5 s read timeout. Every attempt therefore gets a
+# deadline, and one watchdog thread per process shuts down the attempt's
+# sockets when it passes, which ends any blocked connect, TLS handshake, send
+# or read at once. The watchdog holds duplicates of the sockets' descriptors:
+# shutdown() on a duplicate ends the connection for every descriptor of it, and
+# the duplicate outlives a TLS wrap that detaches the original socket object.
+
+
+class _Clock:
+    """The deadline of one attempt and the sockets it uses."""
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+        self.expired = False
+        self.finished = False
+        self.sockets: list[socket.socket] = []
+
+
+class _Watchdog:
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._heap: list[tuple[float, int, _Clock]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def start(self, clock: _Clock) -> None:
+        with self._condition:
+            if self._thread is None or self._pid != os.getpid():  # a forked child has no watchdog thread
+                self._heap, self._pid = [], os.getpid()
+                self._thread = threading.Thread(target=self._run, name="webhook-deadlines", daemon=True)
+                self._thread.start()
+            heapq.heappush(self._heap, (clock.deadline, next(self._order), clock))
+            self._condition.notify()
+
+    def track(self, clock: _Clock, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._condition:
+            if clock.finished:
+                return
+            try:
+                copy = sock.dup()
+            except OSError:
+                return
+            clock.sockets.append(copy)
+            if clock.expired:
+                _shut(copy)
+
+    def finish(self, clock: _Clock) -> None:
+        with self._condition:
+            clock.finished = True
+            sockets, clock.sockets = clock.sockets, []
+        for copy in sockets:
+            copy.close()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    wait = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._condition.wait(wait)
+                _, _, clock = heapq.heappop(self._heap)
+                if clock.finished:
+                    continue
+                clock.expired = True
+                for copy in clock.sockets:
+                    _shut(copy)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+_watchdog = _Watchdog()
+_current = threading.local()
+
+
+def _current_clock() -> _Clock | None:
+    return getattr(_current, "clock", None)
+
+
 class _CheckedConnectionMixin:
     """Connect to an address that passed `resolve_allowed`, keeping the host name for TLS and Host."""
 
@@ -115,9 +206,13 @@ class _CheckedConnectionMixin:
         original = self._dns_host
         self._dns_host = addresses[0]
         try:
-            return super()._new_conn()
+            sock = super()._new_conn()
         finally:
             self._dns_host = original
+        clock = _current_clock()
+        if clock is not None:
+            _watchdog.track(clock, sock)
+        return sock
 
 
 class _CheckedHTTPConnection(_CheckedConnectionMixin, HTTPConnection):
@@ -128,11 +223,22 @@ class _CheckedHTTPSConnection(_CheckedConnectionMixin, HTTPSConnection):
     pass
 
 
-class _CheckedHTTPPool(HTTPConnectionPool):
+class _DeadlinePoolMixin:
+    """A keep-alive connection taken from the pool is put under the current attempt's deadline too."""
+
+    def _get_conn(self, timeout=None):
+        conn = super()._get_conn(timeout)
+        clock = _current_clock()
+        if clock is not None and getattr(conn, "sock", None) is not None:
+            _watchdog.track(clock, conn.sock)
+        return conn
+
+
+class _CheckedHTTPPool(_DeadlinePoolMixin, HTTPConnectionPool):
     ConnectionCls = _CheckedHTTPConnection
 
 
-class _CheckedHTTPSPool(HTTPSConnectionPool):
+class _CheckedHTTPSPool(_DeadlinePoolMixin, HTTPSConnectionPool):
     ConnectionCls = _CheckedHTTPSConnection
 
 
@@ -148,11 +254,13 @@ _session: requests.Session | None = None
 def _shared_session() -> requests.Session:
     # One pooled session per process: keep-alive connections to receivers save
     # a TCP (and TLS) handshake per delivery. Every new connection is checked.
+    # The pool keeps as many connections per host as a webhook may have in flight.
     global _session
     if _session is None:
         session = requests.Session()
         session.trust_env = False  # an environment proxy would bypass the address check
-        adapter = _CheckedAdapter(pool_connections=32, pool_maxsize=4, max_retries=0)
+        size = max(settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK, 1)
+        adapter = _CheckedAdapter(pool_connections=64, pool_maxsize=size, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         _session = session
@@ -205,15 +313,22 @@ def _unwrap_blocked(error: Exception) -> Exception:
 
 
 def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float, verify_tls: bool) -> Response:
-    """POST `body` to `url`; never follows redirects; the whole exchange ends within `timeout` seconds."""
+    """POST `body` to `url`; never follows redirects; the whole exchange ends within `timeout` seconds.
+
+    Connect, TLS, sending, the response headers and the first
+    WEBHOOK_RESPONSE_BODY_MAX_BYTES of the body share one deadline; a longer body
+    is not read to its end (the connection is closed instead of kept alive).
+    """
     started = time.monotonic()
-    deadline = started + timeout
+    clock = _Clock(started + timeout)
     connect_timeout = min(settings.WEBHOOK_CONNECT_TIMEOUT_SECONDS, timeout)
     limit = settings.WEBHOOK_RESPONSE_BODY_MAX_BYTES
 
     def elapsed() -> int:
         return int((time.monotonic() - started) * 1000)
 
+    _current.clock = clock
+    _watchdog.start(clock)
     try:
         response = _shared_session().post(
             url,
@@ -227,15 +342,23 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float, veri
         try:
             excerpt = bytearray()
             for chunk in response.iter_content(chunk_size=4096):
-                if len(excerpt) < limit:
-                    excerpt.extend(chunk[: limit - len(excerpt)])
-                if time.monotonic() > deadline:
-                    raise TimeoutError("response body not complete within the timeout")
+                excerpt.extend(chunk[: limit - len(excerpt)])
+                if len(excerpt) >= limit:
+                    break  # the rest is not recorded; closing the response drops the connection
         finally:
             response.close()
+        if clock.expired:
+            raise TimeoutError("the deadline passed as the response ended")
     except Exception as error:  # noqa: BLE001 - every failure is recorded as an attempt result
+        if clock.expired:
+            return Response(
+                duration_ms=elapsed(), error="timeout", error_detail=f"no complete response within {timeout:g} s"
+            )
         error_code, detail = _error_class(_unwrap_blocked(error))
         return Response(duration_ms=elapsed(), error=error_code, error_detail=detail[:500])
+    finally:
+        _current.clock = None
+        _watchdog.finish(clock)
     return Response(
         duration_ms=elapsed(),
         status_code=response.status_code,

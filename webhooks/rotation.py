@@ -25,8 +25,8 @@ from django.utils import timezone
 from credentials.models import Client, Credential
 from credentials.services import invalidate_credential
 
+from .configure import WebhookError, set_signing_credentials
 from .models import Attempt, Webhook
-from .services import WebhookError, set_signing_credentials
 
 ADD_NEW_TO_SIGNING = "add-new-to-signing"
 RETIRE_OLD = "retire-old"

@@ -2,7 +2,7 @@
 
 import itertools
 
-from webhooks.services import WebhookFields, create_webhook
+from webhooks.configure import WebhookFields, create_webhook
 
 _counter = itertools.count(1)
 

@@ -6,8 +6,8 @@ from standardwebhooks import Webhook as StandardWebhook
 from environments.records import create_record
 from environments.tests.browser import log_in
 from environments.tests.factories import make_environment, make_user
-from webhooks.engine import attempt_delivery
 from webhooks.models import Delivery, Webhook
+from webhooks.sending import attempt_delivery
 from webhooks.tests.receiver import Receiver
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -16,8 +16,8 @@ from conftest import BASE_DIR, subprocess_env
 from credentials.tests.factories import make_client, make_credential
 from environments.records import create_record
 from environments.tests.factories import make_environment
-from webhooks.engine import attempt_delivery
 from webhooks.models import Delivery, Webhook
+from webhooks.sending import attempt_delivery
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Receiver
 

@@ -1,6 +1,6 @@
 """The delivery engine in-process: real HTTP receivers on 127.0.0.1, the clock moved by the test.
 
-Workers call the same `attempt_delivery`; these tests call it directly so that
+Workers call the same `attempt_delivery` and `drain`; these tests call it directly so that
 retry schedules are checked by moving `now`, not by waiting.
 """
 
@@ -15,9 +15,11 @@ from standardwebhooks import Webhook as StandardWebhook
 from environments.models import AuditEvent
 from environments.records import create_record, update_record
 from environments.tests.factories import make_environment
-from webhooks.engine import attempt_delivery, sweep
+from webhooks import ledger
+from webhooks.configure import pause_webhook, resume_webhook
 from webhooks.models import Attempt, Delivery, Webhook
-from webhooks.services import pause_webhook, resume_webhook
+from webhooks.sending import attempt_delivery, drain
+from webhooks.sweeper import sweep
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Receiver
 
@@ -262,8 +264,6 @@ def test_paused_webhooks_keep_events_waiting_and_send_them_in_order_on_resume():
             assert attempt_delivery(delivery.pk) is None
         assert receiver.requests == []
 
-        from webhooks.engine import drain
-
         resume_webhook(webhook)
         drain(webhook.pk)
 
@@ -305,9 +305,8 @@ def test_two_claims_on_the_same_attempt_cannot_both_send():
         create_record(environment, "patients", PATIENT)
         delivery = latest_delivery(webhook)
         now = timezone.now()
-        from webhooks.engine import _claim, _load
-
-        assert _claim(_load(delivery.pk), now, manual=False)
+        _, claimed = ledger.claim(owner="another-worker", now=now, cap=4, margin=30, delivery_id=delivery.pk)
+        assert [each.id for each in claimed] == [delivery.pk]
         assert attempt_delivery(delivery.pk, now=now) is None, "leased by another worker"
     assert receiver.requests == []
 

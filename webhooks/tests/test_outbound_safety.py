@@ -9,10 +9,10 @@ from django.utils import timezone
 
 from environments.records import create_record
 from environments.tests.factories import make_environment
-from webhooks.engine import attempt_delivery
+from webhooks.configure import WebhookFields, WebhookInvalid, create_webhook
 from webhooks.models import Delivery, Webhook
 from webhooks.outbound import InvalidDestination, check_url
-from webhooks.services import WebhookFields, WebhookInvalid, create_webhook
+from webhooks.sending import attempt_delivery
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Receiver
 

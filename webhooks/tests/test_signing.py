@@ -14,9 +14,10 @@ from environments.models import AuditEvent
 from environments.records import create_record
 from environments.tests.factories import make_environment
 from webhooks import signing
-from webhooks.engine import attempt_delivery, send_test
+from webhooks.configure import WebhookInvalid, rotate_signing_secret, set_signing_credentials
+from webhooks.manual import send_test
 from webhooks.models import Delivery
-from webhooks.services import WebhookInvalid, rotate_signing_secret, set_signing_credentials
+from webhooks.sending import attempt_delivery
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Receiver
 
@@ -63,7 +64,7 @@ def test_a_grace_period_beyond_seven_days_is_refused():
     environment = make_environment()
     with Receiver() as receiver:
         webhook = make_webhook(environment, receiver.url)
-    from webhooks.services import WebhookError
+    from webhooks.configure import WebhookError
 
     with pytest.raises(WebhookError, match="between 0 and 7 days"):
         rotate_signing_secret(webhook, grace=datetime.timedelta(days=8))

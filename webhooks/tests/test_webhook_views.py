@@ -8,9 +8,9 @@ from django.utils import timezone
 from environments.models import AuditEvent, Grant
 from environments.records import create_record
 from environments.tests.factories import grant, make_environment, make_user
-from webhooks.engine import attempt_delivery
-from webhooks.maintenance import bulk_resend_step
+from webhooks.bulk import bulk_resend_step
 from webhooks.models import Attempt, BulkResend, Delivery, Webhook
+from webhooks.sending import attempt_delivery
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Receiver
 
@@ -86,7 +86,7 @@ def test_bad_input_is_refused_with_the_field_named_and_nothing_saved(client, dir
 
 
 def test_a_header_value_with_a_line_break_cannot_inject_a_header(env):
-    from webhooks.services import WebhookFields, WebhookInvalid, create_webhook
+    from webhooks.configure import WebhookFields, WebhookInvalid, create_webhook
 
     with Receiver() as receiver, pytest.raises(WebhookInvalid) as refused:
         create_webhook(

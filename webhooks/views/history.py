@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 
 from environments.views.decorators import environment_page
 
-from .. import engine
+from .. import bodies, manual
 from ..forms import HistoryFilterForm
 from ..history import SORTS, HistoryFilterError, HistoryFilters, deliveries_of, page_of
 from ..models import Delivery
@@ -92,7 +92,7 @@ def delivery_detail(request, environment, delivery_id):
             "attempts": attempts,
             "events": events,
             "body": delivery.body
-            or engine.build_body(delivery.pk, delivery.webhook.payload_format, delivery.webhook.max_events_per_request),
+            or bodies.body_of(delivery.pk, delivery.webhook.payload_format, delivery.webhook.max_events_per_request),
         },
     )
 
@@ -102,8 +102,8 @@ def delivery_detail(request, environment, delivery_id):
 def delivery_resend(request, environment, delivery_id):
     delivery = _delivery(environment, delivery_id)
     try:
-        attempt = engine.resend(delivery, request=request)
-    except engine.ResendRefused as error:
+        attempt = manual.resend(delivery, request=request)
+    except manual.ResendRefused as error:
         messages.error(request, sentence(error))
     else:
         outcome = (

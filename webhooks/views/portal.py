@@ -12,11 +12,8 @@ from django.views.decorators.http import require_POST
 from credentials import secrets as credential_secrets
 from environments.views.decorators import environment_page
 
-from .. import engine, maintenance
-from ..examples import example_payload
-from ..forms import BulkResendForm, ResumeForm, RotateSecretForm, WebhookForm, initial_of
-from ..models import BulkResend, Webhook
-from ..services import (
+from .. import bulk, manual
+from ..configure import (
     WebhookError,
     WebhookInvalid,
     create_webhook,
@@ -28,6 +25,10 @@ from ..services import (
     signing_secrets_in_use,
     update_webhook,
 )
+from ..examples import example_payload
+from ..forms import BulkResendForm, ResumeForm, RotateSecretForm, WebhookForm, initial_of
+from ..health import health as health_of
+from ..models import BulkResend, Webhook
 
 # Where a new signing secret waits, encrypted, for the one page view that shows it.
 _SHOW_ONCE_KEY = "webhooks.show_once"
@@ -116,7 +117,7 @@ def webhook_detail(request, environment, webhook_id):
 
 def _detail_page(request, webhook, test_attempt=None):
     now = timezone.now()
-    [health] = maintenance.health(webhook=webhook)
+    [health] = health_of(webhook=webhook)
     return render(
         request,
         "webhooks/detail.html",
@@ -155,7 +156,7 @@ def webhook_secret(request, environment, webhook_id):
 @environment_page(manage=True)
 def webhook_test(request, environment, webhook_id):
     webhook = webhook_of(environment, webhook_id)
-    attempt = engine.send_test(webhook, request=request)
+    attempt = manual.send_test(webhook, request=request)
     return _detail_page(request, webhook, test_attempt=attempt)
 
 
@@ -207,7 +208,7 @@ def webhook_bulk_resend(request, environment, webhook_id):
         messages.error(request, "Give the range as dates and times, or leave them empty.")
     else:
         try:
-            job = maintenance.start_bulk_resend(
+            job = bulk.start_bulk_resend(
                 webhook, since=form.cleaned_data["since"], until=form.cleaned_data["until"], request=request
             )
         except ValueError as error:

@@ -9,7 +9,7 @@ from credentials.services import CredentialError
 from environments.views.decorators import environment_page
 
 from .. import rotation
-from ..services import WebhookError, WebhookInvalid
+from ..configure import WebhookError, WebhookInvalid
 from .portal import sentence
 
 

@@ -2,8 +2,8 @@ from django.core.management.base import CommandError
 
 from credentials.management import lookups as credential_lookups
 from environments.management.base import PortalCommand
+from webhooks.configure import WebhookFields, WebhookInvalid, create_webhook, parse_headers
 from webhooks.management import lookups
-from webhooks.services import WebhookFields, WebhookInvalid, create_webhook, parse_headers
 
 
 class Command(PortalCommand):

@@ -4,7 +4,7 @@ from credentials.management import lookups
 from credentials.services import CredentialError
 from environments.management.base import PortalCommand
 from webhooks import rotation
-from webhooks.services import WebhookError, WebhookInvalid
+from webhooks.configure import WebhookError, WebhookInvalid
 
 
 class Command(PortalCommand):

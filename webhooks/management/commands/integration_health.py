@@ -2,7 +2,7 @@ import datetime
 
 from credentials.management import lookups as credential_lookups
 from environments.management.base import PortalCommand
-from webhooks.maintenance import health
+from webhooks.health import health
 
 
 class Command(PortalCommand):

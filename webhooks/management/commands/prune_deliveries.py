@@ -1,8 +1,8 @@
 from django.conf import settings
 
 from environments.management.base import PortalCommand
-from webhooks.maintenance import prune_deliveries
 from webhooks.management import lookups
+from webhooks.retention import prune_deliveries
 
 
 class Command(PortalCommand):

@@ -3,7 +3,7 @@ import time
 from django.core.management.base import CommandError
 
 from environments.management.base import PortalCommand
-from webhooks.maintenance import bulk_resend_step, start_bulk_resend
+from webhooks.bulk import bulk_resend_step, start_bulk_resend
 from webhooks.management import lookups
 from webhooks.models import BulkResend, Delivery
 

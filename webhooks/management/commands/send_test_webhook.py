@@ -1,8 +1,8 @@
 from django.core.management.base import CommandError
 
 from environments.management.base import PortalCommand
-from webhooks.engine import send_test
 from webhooks.management import lookups
+from webhooks.manual import send_test
 
 
 class Command(PortalCommand):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -20,7 +21,7 @@ from credentials.models import Credential
 from environments.audit import acting_user, record_audit
 from environments.models import Environment
 
-from . import signing
+from . import queueing, signing
 from .models import Delivery, SigningSecret, Webhook
 from .outbound import InvalidDestination, check_url
 
@@ -231,6 +232,7 @@ def update_webhook(webhook: Webhook, fields: WebhookFields, *, request: HttpRequ
         changes["signing_credential_ids"] = {"from": before_credentials, "to": after_credentials}
     if not changes:
         return
+    webhook.keys_version += 1  # the signing method or its credentials may have changed: workers reload keys
     try:
         with transaction.atomic():
             webhook.save()
@@ -293,6 +295,7 @@ def rotate_signing_secret(
         current.update(retires_at=retires_at)
         webhook.signing_secrets.filter(retires_at__gt=retires_at).update(retires_at=retires_at)
         secret = _new_secret(webhook)
+        Webhook.objects.filter(pk=webhook.pk).update(keys_version=F("keys_version") + 1)
         record_audit(
             "webhook.key_rotated",
             request=request,
@@ -348,8 +351,6 @@ def resume_webhook(
 
     Returns how many waiting deliveries are sent (or were discarded).
     """
-    from .engine import enqueue_webhook_backlog
-
     if webhook.state == Webhook.State.ACTIVE:
         raise WebhookError(f"{webhook.name} is already active")
     waiting = Delivery.objects.filter(webhook=webhook, status__in=Delivery.WAITING, is_test=False)
@@ -369,12 +370,13 @@ def resume_webhook(
         if not discard_waiting:
             # Due now: those that were waiting for a retry while paused need not wait out their backoff.
             waiting.update(next_attempt_at=timezone.now(), enqueued_at=timezone.now())
-            transaction.on_commit(lambda: enqueue_webhook_backlog(webhook.pk), robust=True)
+            copies = settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK
+            transaction.on_commit(lambda: queueing.drain(webhook.pk, copies), robust=True)
     return count
 
 
 def disable_webhook(webhook: Webhook, reason: str, *, request: HttpRequest | None = None, actor=None) -> None:
-    """Stop sending until someone re-enables it; deliveries keep waiting. Used by the engine and by people."""
+    """Stop sending until someone re-enables it; deliveries keep waiting. Used by the sending path and by people."""
     if webhook.state == Webhook.State.DISABLED:
         return
     _set_state(webhook, Webhook.State.DISABLED, "webhook.disabled", reason=reason, request=request, actor=actor)

@@ -1,0 +1,74 @@
+"""Fan-out: inside the transaction that emits an event, write a delivery for every webhook that opted into it.
+
+A webhook that batches (`max_events_per_request` > 1) gets the event added to
+its newest delivery not yet sent, while that has room. On commit a task is
+queued; if it is lost, the sweeper finds the delivery due in the database.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from environments.models import Event
+
+from . import queueing
+from .models import Delivery, DeliveryEvent, Webhook
+
+
+def new_message_id() -> str:
+    """A `webhook-id`: the same for every attempt and re-send of a delivery."""
+    return f"msg_{uuid.uuid4().hex}"
+
+
+def fan_out(event: Event) -> None:
+    """Write the deliveries of a new event for every webhook that opted into its type."""
+    webhooks = [
+        webhook
+        for webhook in Webhook.objects.filter(environment_id=event.environment_id)
+        if webhook.subscribes_to(event.type)
+    ]
+    now = timezone.now()
+    for webhook in webhooks:
+        delivery = _open_batch(webhook, event) if webhook.max_events_per_request > 1 else None
+        if delivery is None:
+            active = webhook.state == Webhook.State.ACTIVE
+            delivery = Delivery.objects.create(
+                webhook=webhook,
+                environment_id=event.environment_id,
+                message_id=new_message_id(),
+                event_count=1,
+                event_types=event.type,
+                next_attempt_at=now,
+                enqueued_at=now if active else None,
+            )
+            if active:
+                transaction.on_commit(lambda pk=delivery.pk: queueing.deliver(pk), robust=True)
+        DeliveryEvent.objects.create(delivery=delivery, event=event)
+
+
+def _open_batch(webhook: Webhook, event: Event) -> Delivery | None:
+    """A not-yet-sent delivery of this webhook with room for one more event, locked; None if there is none."""
+    delivery = (
+        Delivery.objects.select_for_update()
+        .filter(
+            webhook=webhook,
+            status=Delivery.Status.PENDING,
+            is_test=False,
+            attempt_count=0,
+            leased_until__isnull=True,
+            event_count__lt=webhook.max_events_per_request,
+        )
+        .order_by("-id")
+        .first()
+    )
+    if delivery is None:
+        return None
+    types = delivery.event_types.split()
+    if event.type not in types:
+        types.append(event.type)
+    Delivery.objects.filter(pk=delivery.pk).update(event_count=F("event_count") + 1, event_types=" ".join(types)[:500])
+    return delivery

@@ -1,0 +1,134 @@
+"""What happens after an attempt: done, retried later (and when), or given up; and when a webhook is disabled.
+
+The schedule is Standard Webhooks' (at once, 5 s, 5 min, 30 min, 2 h, 5 h,
+10 h, 14 h, 20 h, 24 h; WEBHOOK_RETRY_SCHEDULE) with jitter; `Retry-After` on
+429/503 is honoured up to WEBHOOK_RETRY_AFTER_MAX_SECONDS. While a webhook
+fails, a probe now and then re-sends its oldest waiting delivery early; a
+probe does not advance the schedule, and its success makes everything that
+waits due at once, so a receiver that comes back gets its backlog in seconds.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import random
+
+from django.conf import settings
+from django.utils import timezone
+
+from . import outbound
+from .configure import disable_webhook
+from .ledger import Claimed
+from .models import Attempt, Delivery, Webhook
+
+# Statuses whose Retry-After is honoured.
+RETRY_AFTER_STATUSES = {429, 503}
+# Retries due within this many seconds go on the queue with a countdown; later
+# ones are left to the sweeper (long broker countdowns outlive visibility timeouts).
+COUNTDOWN_LIMIT_SECONDS = 60
+
+
+def retry_delay(scheduled_attempts: int, result: outbound.Response) -> float | None:
+    """Seconds until the next attempt after `scheduled_attempts` attempts, or None when the schedule is spent."""
+    schedule = settings.WEBHOOK_RETRY_SCHEDULE
+    if scheduled_attempts >= len(schedule):
+        return None
+    delay = schedule[scheduled_attempts]
+    jitter = settings.WEBHOOK_RETRY_JITTER
+    delay *= 1 + random.uniform(-jitter, jitter)  # noqa: S311 - spreading load, not security
+    if result.status_code in RETRY_AFTER_STATUSES:
+        retry_after = parse_retry_after(result.headers.get("Retry-After", ""))
+        if retry_after is not None:
+            delay = min(retry_after, settings.WEBHOOK_RETRY_AFTER_MAX_SECONDS)
+    return max(delay, 0.0)
+
+
+def parse_retry_after(value: str) -> float | None:
+    """RFC 9110 Retry-After: delay-seconds or an HTTP-date. None when absent or unreadable."""
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return max((moment - timezone.now()).total_seconds(), 0.0)
+
+
+def after_attempt(
+    delivery: Claimed, trigger: str, result: outbound.Response, now: datetime.datetime, body: str
+) -> tuple[dict, float | None]:
+    """The delivery's new state after this attempt, and a countdown when its retry goes on the queue now."""
+    number = delivery.attempt_count + 1
+    update = {
+        "status": delivery.status,
+        "body": body,
+        "attempt_count": number,
+        "probes": delivery.probes,
+        "last_attempt_at": now,
+        "last_status_code": result.status_code,
+        "last_error": result.error,
+        "last_duration_ms": result.duration_ms,
+        "next_attempt_at": None,
+        "enqueued_at": None,
+        "delivered_at": None,
+    }
+    if result.succeeded:
+        finished = now + datetime.timedelta(milliseconds=result.duration_ms)
+        update.update(status=Delivery.Status.SUCCEEDED, delivered_at=finished)
+        return update, None
+    gone = result.status_code == 410
+    if gone or delivery.is_test or (trigger == Attempt.Trigger.RESEND and not delivery.is_waiting):
+        # Gone, a test, or a re-send of a finished delivery: no retry schedule applies.
+        update["status"] = Delivery.Status.FAILED
+        return update, None
+    if trigger == Attempt.Trigger.PROBE:
+        # The receiver is still down: the delivery keeps its place in the schedule.
+        update.update(probes=delivery.probes + 1, next_attempt_at=delivery.next_attempt_at)
+        return update, None
+    delay = retry_delay(number - delivery.probes, result)
+    if delay is None:
+        update["status"] = Delivery.Status.FAILED
+        return update, None
+    due = now + datetime.timedelta(seconds=delay)
+    update.update(status=Delivery.Status.RETRYING, next_attempt_at=due)
+    if delay <= COUNTDOWN_LIMIT_SECONDS:
+        update["enqueued_at"] = due
+        return update, delay
+    return update, None
+
+
+def probe_interval(failing_for: datetime.timedelta) -> float:
+    """Seconds between probes of a failing webhook: a tenth of how long it has failed, within bounds.
+
+    A receiver down for two minutes is probed every 12 s; one down for days
+    every WEBHOOK_PROBE_MAX_SECONDS, so a long outage adds few attempts.
+    """
+    seconds = failing_for.total_seconds() / 10
+    return min(max(seconds, settings.WEBHOOK_PROBE_MIN_SECONDS), settings.WEBHOOK_PROBE_MAX_SECONDS)
+
+
+def make_waiting_due(webhook_id: int, now: datetime.datetime) -> int:
+    """Every waiting delivery of the webhook becomes due now (it recovered, or someone said "retry now")."""
+    return Delivery.objects.filter(
+        webhook_id=webhook_id, status__in=Delivery.WAITING, is_test=False, next_attempt_at__gt=now
+    ).update(next_attempt_at=now, enqueued_at=now)
+
+
+def note_failure(webhook_id: int, status_code: int | None, now: datetime.datetime) -> None:
+    """A failed attempt: mark the webhook failing, and disable it on 410 or after failing too long."""
+    Webhook.objects.filter(pk=webhook_id).update(last_triggered_at=now)
+    Webhook.objects.filter(pk=webhook_id, failing_since__isnull=True).update(failing_since=now)
+    webhook = Webhook.objects.select_related("environment").get(pk=webhook_id)
+    if status_code == 410:
+        disable_webhook(webhook, "The receiver answered 410 Gone: it no longer wants these events.")
+        return
+    failing_for = now - webhook.failing_since
+    if failing_for >= datetime.timedelta(days=settings.WEBHOOK_DISABLE_AFTER_FAILING_DAYS):
+        days = settings.WEBHOOK_DISABLE_AFTER_FAILING_DAYS
+        disable_webhook(webhook, f"Every delivery has failed for {days:g} days in a row.")

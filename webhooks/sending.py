@@ -1,0 +1,255 @@
+"""Sending: lease deliveries, sign and POST them, record every attempt, and keep going while work is due.
+
+1. A worker leases deliveries (`ledger.claim`): one by id when its task
+   arrives, then up to WEBHOOK_CLAIM_BATCH of the same webhook's due ones at a
+   time, oldest first. No more than WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK leases
+   (sending slots) per webhook exist at once, across all workers: a receiver
+   that hangs holds that many slots, for at most its timeout each, and no more.
+2. Each attempt is signed and POSTed under a deadline (`outbound.post`) over
+   kept-alive connections; the bodies of a batch come from one query, the keys
+   from a per-process cache.
+3. A batch's attempts and delivery updates are written in one transaction. If
+   the database connection breaks after a POST, the worker reconnects and
+   writes again while its lease keeps anyone else from sending the same.
+4. A success after failures makes the webhook's waiting deliveries due at
+   once and puts its other slots to work: a recovered receiver gets its
+   backlog in seconds.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+import uuid
+
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.utils import timezone
+
+from . import bodies, ledger, outbound, queueing, retry_policy, signing, signing_keys
+from .models import Attempt
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "IntegrationTools-Webhooks/1.0"
+REDACTED = "[not recorded]"
+# A draining worker hands its webhook back to the queue after this long, so that
+# one busy webhook does not keep a worker thread from others' tasks for ever.
+DRAIN_BUDGET_SECONDS = 5.0
+
+
+def new_owner() -> str:
+    return uuid.uuid4().hex
+
+
+def _claim(**kwargs) -> tuple[ledger.Target | None, list[ledger.Claimed]]:
+    return ledger.claim(
+        cap=settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK,
+        margin=settings.WEBHOOK_LEASE_MARGIN_SECONDS,
+        **kwargs,
+    )
+
+
+def request_headers(target: ledger.Target, message_id: str, body: str, now: datetime.datetime) -> dict[str, str]:
+    """The headers of one request: the webhook's extra headers, then ours, signed with every live key."""
+    timestamp = int(now.timestamp())
+    keys = signing_keys.keys_at(target.id, target.security_method, target.keys_version, now)
+    headers = dict(target.extra_headers)
+    headers.update(
+        {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "webhook-id": message_id,
+            "webhook-timestamp": str(timestamp),
+        }
+    )
+    if keys:
+        headers["webhook-signature"] = signing.signature_header(keys, message_id, timestamp, body)
+    return headers
+
+
+def recorded_headers(headers: dict[str, str], extra_headers: dict[str, str]) -> dict[str, str]:
+    """The request headers as the history keeps them: extra header values may be credentials, so not those."""
+    return {name: REDACTED if name in extra_headers else value for name, value in headers.items()}
+
+
+def _post(target: ledger.Target, body: str, headers: dict[str, str]) -> outbound.Response:
+    if "webhook-signature" not in headers:
+        return outbound.Response(
+            duration_ms=0, error="no_signing_key", error_detail="no active key signs this webhook; nothing was sent"
+        )
+    return outbound.post(
+        target.url, body.encode(), headers, timeout=target.timeout_seconds, verify_tls=target.verify_tls
+    )
+
+
+def send_claimed(
+    target: ledger.Target,
+    claimed: list[ledger.Claimed],
+    *,
+    trigger: str,
+    triggered_by: str = "",
+    at: datetime.datetime | None = None,
+) -> list[Attempt]:
+    """Send leased deliveries one after another and record them; returns the attempts made.
+
+    A failed attempt ends the batch (the rest go back, unsent): a failing
+    receiver is not sent a whole batch in one go. Nothing is sent once the
+    lease could run out before the attempt's timeout. `at` fixes the clock
+    (tests move it instead of waiting).
+    """
+    lease_ends = time.monotonic() + ledger.lease_seconds(target, settings.WEBHOOK_LEASE_MARGIN_SECONDS)
+    events = ledger.events_of([each.id for each in claimed if not each.body])
+    attempts: list[Attempt] = []
+    updates: dict[int, dict] = {}
+    countdowns: dict[int, float] = {}
+    unsent: list[int] = []
+    for index, delivery in enumerate(claimed):
+        if time.monotonic() + target.timeout_seconds + 1 > lease_ends - settings.WEBHOOK_LEASE_MARGIN_SECONDS / 2:
+            unsent = [each.id for each in claimed[index:]]
+            break
+        body = delivery.body or bodies.render(events[delivery.id], target.payload_format, target.max_events_per_request)
+        now = at or timezone.now()
+        headers = request_headers(target, delivery.message_id, body, now)
+        result = _post(target, body, headers)
+        attempts.append(
+            Attempt(
+                delivery_id=delivery.id,
+                number=delivery.attempt_count + 1,
+                trigger=trigger,
+                started_at=now,
+                duration_ms=result.duration_ms,
+                url=target.url,
+                request_headers=recorded_headers(headers, target.extra_headers),
+                status_code=result.status_code,
+                response_headers=result.headers,
+                response_body=result.body,
+                error=result.error,
+                error_detail=result.error_detail,
+                succeeded=result.succeeded,
+                triggered_by=triggered_by[:255],
+            )
+        )
+        updates[delivery.id], countdown = retry_policy.after_attempt(delivery, trigger, result, now, body)
+        if countdown is not None:
+            countdowns[delivery.id] = countdown
+        if not result.succeeded:
+            unsent = [each.id for each in claimed[index + 1 :]]
+            break
+    _record(attempts, updates, unsent)
+    _after_recording(target, claimed, attempts, countdowns, at or timezone.now())
+    return attempts
+
+
+def _record(attempts: list[Attempt], updates: dict[int, dict], unsent: list[int]) -> None:
+    """Write the batch; on a broken connection, reconnect and write again (the receiver already has these)."""
+    give_up_at = time.monotonic() + settings.WEBHOOK_LEASE_MARGIN_SECONDS / 2
+    while True:
+        try:
+            with transaction.atomic():
+                ledger.insert_attempts(attempts)
+                ledger.update_deliveries(updates)
+                ledger.release(unsent)
+            return
+        except (OperationalError, InterfaceError) as error:
+            if time.monotonic() > give_up_at:
+                raise
+            logger.warning("recording %d attempts failed (%s); reconnecting", len(attempts), error.__class__.__name__)
+            _reconnect()
+            time.sleep(0.2)
+
+
+def _reconnect() -> None:
+    try:
+        connection.close()
+    except DatabaseError:
+        connection.connection = None  # closing a dead connection can fail too; drop it
+
+
+def _after_recording(
+    target: ledger.Target,
+    claimed: list[ledger.Claimed],
+    attempts: list[Attempt],
+    countdowns: dict[int, float],
+    now: datetime.datetime,
+) -> None:
+    is_test = {each.id: each.is_test for each in claimed}
+    real = [attempt for attempt in attempts if not is_test[attempt.delivery_id]]
+    if any(attempt.succeeded for attempt in real) and ledger.note_success(target.id, now):
+        # It was failing and answers again: what waits for it need not wait out its backoff.
+        retry_policy.make_waiting_due(target.id, now)
+        queueing.drain(target.id, copies=settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK - 1)
+    failed = [attempt for attempt in real if not attempt.succeeded]
+    if failed:
+        retry_policy.note_failure(target.id, failed[-1].status_code, now)
+    if target.is_active:
+        for delivery_id, countdown in countdowns.items():
+            queueing.deliver(delivery_id, countdown=countdown)
+
+
+# --- What the tasks call ------------------------------------------------------------
+
+MANUAL_TRIGGERS = (Attempt.Trigger.RESEND, Attempt.Trigger.TEST, Attempt.Trigger.PROBE)
+
+
+def attempt_delivery(
+    delivery_id: int,
+    *,
+    trigger: str = Attempt.Trigger.SCHEDULED,
+    now: datetime.datetime | None = None,
+    triggered_by: str = "",
+    owner: str | None = None,
+) -> Attempt | None:
+    """Send one delivery once, if it is due (or asked for by hand) and no one else is sending it.
+
+    Returns the attempt made, or None when there was nothing to do. A scheduled
+    attempt also needs its webhook active with a free sending slot; a test,
+    re-send or probe is sent whatever the schedule. `now` lets tests move the
+    clock instead of waiting for it.
+    """
+    manual = trigger in MANUAL_TRIGGERS
+    target, claimed = _claim(
+        owner=owner or new_owner(), now=now or timezone.now(), delivery_id=delivery_id, manual=manual
+    )
+    if not claimed:
+        return None
+    attempts = send_claimed(target, claimed, trigger=trigger, triggered_by=triggered_by, at=now)
+    return attempts[0] if attempts else None
+
+
+def send_now(delivery_id: int, *, trigger: str, triggered_by: str = "") -> Attempt | None:
+    """Send one delivery now whatever its schedule (test, re-send, probe), unless someone is sending it."""
+    return attempt_delivery(delivery_id, trigger=trigger, triggered_by=triggered_by)
+
+
+def deliver(delivery_id: int) -> int:
+    """Send this delivery if it is due and its webhook has a free slot; then drain the webhook. Returns attempts."""
+    owner = new_owner()
+    attempt = attempt_delivery(delivery_id, owner=owner)
+    if attempt is None:
+        return 0
+    webhook_id = ledger.webhook_of(delivery_id)
+    return 1 + (drain(webhook_id, owner=owner) if webhook_id is not None else 0)
+
+
+def drain(webhook_id: int, *, owner: str | None = None, budget: float = DRAIN_BUDGET_SECONDS) -> int:
+    """Send a webhook's due deliveries in batches, oldest first, while a slot is free. Returns attempts made.
+
+    When the time budget is spent with work left, a drain task is queued to go on.
+    """
+    owner = owner or new_owner()
+    started = time.monotonic()
+    limit = settings.WEBHOOK_CLAIM_BATCH
+    made = 0
+    while True:
+        target, claimed = _claim(owner=owner, now=timezone.now(), webhook_id=webhook_id, limit=limit)
+        if not claimed:
+            return made
+        attempts = send_claimed(target, claimed, trigger=Attempt.Trigger.SCHEDULED)
+        made += len(attempts)
+        # After a failure, one at a time: a batch would only wait on the failing receiver.
+        limit = settings.WEBHOOK_CLAIM_BATCH if attempts and attempts[-1].succeeded else 1
+        if time.monotonic() - started > budget:
+            queueing.drain(webhook_id)
+            return made

@@ -1,0 +1,89 @@
+"""The sweeper (on beat, every WEBHOOK_SWEEP_SECONDS): what the queue lost is found again in the database.
+
+- Due deliveries whose task was lost (a killed worker, a flushed Redis, a crash
+  between commit and enqueue) are queued again, as drain tasks per webhook.
+- A failing webhook is probed now and then (`retry_policy.probe_interval`): its
+  oldest waiting delivery is sent early, so its return is noticed in seconds.
+- Bulk re-sends whose worker died are queued again.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from django.conf import settings
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from . import queueing, retry_policy, sending
+from .bulk import resume_stalled_bulk_resends
+from .models import Attempt, Delivery, Webhook
+
+
+def sweep(now: datetime.datetime | None = None, limit: int = 1000) -> int:
+    """Queue the due deliveries that are not in flight and whose last enqueue is stale. Returns how many."""
+    now = now or timezone.now()
+    stale = now - datetime.timedelta(seconds=settings.WEBHOOK_REQUEUE_AFTER_SECONDS)
+    due = list(
+        Delivery.objects.due(now)
+        .lease_free(now)
+        .filter(webhook__state=Webhook.State.ACTIVE)
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
+        .order_by("next_attempt_at", "id")
+        .values_list("pk", "webhook_id")[:limit]
+    )
+    if due:
+        Delivery.objects.filter(pk__in=[pk for pk, _ in due]).update(enqueued_at=now)
+        per_webhook: dict[int, int] = {}
+        for _, webhook_id in due:
+            per_webhook[webhook_id] = per_webhook.get(webhook_id, 0) + 1
+        for webhook_id, count in per_webhook.items():
+            queueing.drain(webhook_id, copies=min(count, settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK))
+    return len(due)
+
+
+def webhooks_to_probe(now: datetime.datetime) -> list[int]:
+    """Active failing webhooks with deliveries waiting (none due) whose last attempt is a probe interval old."""
+    failing = (
+        Webhook.objects.filter(state=Webhook.State.ACTIVE, failing_since__isnull=False)
+        .annotate(
+            waiting=Count("deliveries", filter=Q(deliveries__status__in=Delivery.WAITING, deliveries__is_test=False))
+        )
+        .filter(waiting__gt=0)
+    )
+    chosen = []
+    for webhook in failing:
+        last = webhook.last_triggered_at or webhook.failing_since
+        interval = retry_policy.probe_interval(now - webhook.failing_since)
+        if (now - last).total_seconds() >= interval:
+            chosen.append(webhook.pk)
+    return chosen
+
+
+def probe_target(webhook_id: int) -> int | None:
+    """The delivery a probe sends: the webhook's oldest waiting one."""
+    return (
+        Delivery.objects.filter(webhook_id=webhook_id, status__in=Delivery.WAITING, is_test=False)
+        .order_by("id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def run(now: datetime.datetime | None = None) -> None:
+    """One round of the sweeper."""
+    now = now or timezone.now()
+    sweep(now)
+    for webhook_id in webhooks_to_probe(now):
+        queueing.queue(queueing.PROBE, webhook_id)
+    resume_stalled_bulk_resends()
+
+
+def probe(webhook_id: int) -> None:
+    """Send a failing webhook's oldest waiting delivery now; if it gets through, drain the rest."""
+    delivery_id = probe_target(webhook_id)
+    if delivery_id is None:
+        return
+    attempt = sending.send_now(delivery_id, trigger=Attempt.Trigger.PROBE)
+    if attempt is not None and attempt.succeeded:
+        sending.drain(webhook_id)
