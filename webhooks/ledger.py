@@ -138,10 +138,11 @@ def _lock_target(cursor, where: str, params: list) -> Target | None:
     return target
 
 
-def _slots_taken(cursor, webhook_id: int, now: datetime.datetime) -> int:
+def _slots_taken_by_others(cursor, webhook_id: int, owner: str, now: datetime.datetime) -> int:
     cursor.execute(
-        f"SELECT COUNT(DISTINCT lease_owner) FROM {DELIVERY} WHERE webhook_id = %(webhook)s AND {IN_FLIGHT_SQL}",  # noqa: S608
-        {"webhook": webhook_id, "now": db_time(now)},
+        f"SELECT COUNT(DISTINCT lease_owner) FROM {DELIVERY} WHERE webhook_id = %(webhook)s"  # noqa: S608
+        f" AND {IN_FLIGHT_SQL} AND lease_owner <> %(owner)s",
+        {"webhook": webhook_id, "now": db_time(now), "owner": owner},
     )
     return cursor.fetchone()[0]
 
@@ -180,7 +181,7 @@ def claim(
             target = _lock_target(cursor, "w.id = %s", [webhook_id])
         if target is None:
             return None, []
-        if not manual and (not target.is_active or _slots_taken(cursor, target.id, now) >= cap):
+        if not manual and (not target.is_active or _slots_taken_by_others(cursor, target.id, owner, now) >= cap):
             return target, []
         params = {
             "now": db_time(now),

@@ -11,6 +11,7 @@ urlpatterns = [
     path("e/<slug:slug>/webhooks/<int:webhook_id>/test/", portal.webhook_test, name="webhook_test"),
     path("e/<slug:slug>/webhooks/<int:webhook_id>/pause/", portal.webhook_pause, name="webhook_pause"),
     path("e/<slug:slug>/webhooks/<int:webhook_id>/resume/", portal.webhook_resume, name="webhook_resume"),
+    path("e/<slug:slug>/webhooks/<int:webhook_id>/retry-now/", portal.webhook_retry_now, name="webhook_retry_now"),
     path("e/<slug:slug>/webhooks/<int:webhook_id>/rotate/", portal.webhook_rotate, name="webhook_rotate"),
     path(
         "e/<slug:slug>/webhooks/<int:webhook_id>/bulk-resend/", portal.webhook_bulk_resend, name="webhook_bulk_resend"

@@ -23,6 +23,7 @@ class Misbehaving:
         self.behaviour = behaviour
         self.interval = interval
         self.connections = 0
+        self._count_lock = threading.Lock()
         self._stop = threading.Event()
         self._server = socket.create_server(("127.0.0.1", 0))
         self._server.settimeout(0.2)
@@ -49,7 +50,8 @@ class Misbehaving:
                 continue
             except OSError:
                 return
-            self.connections += 1
+            with self._count_lock:
+                self.connections += 1
             thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -70,4 +72,11 @@ class Misbehaving:
                 while not self._stop.is_set() and time.monotonic() < deadline:
                     conn.sendall(chunk)
             else:
-                self._stop.wait(120)
+                # Hang until the sender gives up (closes) or the receiver stops.
+                conn.settimeout(0.2)
+                while not self._stop.is_set():
+                    try:
+                        if not conn.recv(1):
+                            return
+                    except TimeoutError:
+                        continue

@@ -83,6 +83,7 @@ def test_bad_input_is_one_readable_line_and_exit_1(transactional_db):
         (["prune_deliveries", "--older-than", "ninety"], "must look like 90d"),
         (["integration_health", "--environment", "nowhere"], "unknown environment"),
         (["credential_rotation", "itc_missing"], "unknown client_id"),
+        (["retry_webhook", "999"], "unknown webhook"),
     ],
 )
 def test_commands_name_what_is_wrong(args, message):
@@ -172,3 +173,15 @@ def test_credential_rotation_walks_the_seven_steps():
     steps = json.loads(run("credential_rotation", app.client_id, "--json"))
     assert [s["step"] for s in steps] == [1, 2, 3, 4, 5, 6, 7]
     assert [s["done"] for s in steps] == [True, False, True, True, True, True, False]
+
+
+def test_retry_webhook_sends_waiting_deliveries_now():
+    environment = make_environment("clinic")
+    with Receiver() as receiver:
+        receiver.default.status = 503
+        webhook = make_webhook(environment, receiver.url, name="EHR")
+        create_record(environment, "patients", {"first_name": "Ada", "last_name": "Lovelace"})
+        attempt_delivery(Delivery.objects.get(webhook=webhook).pk)
+    output = json.loads(run("retry_webhook", "clinic/EHR", "--json"))
+    assert output == {"webhook": webhook.pk, "deliveries": 1}
+    assert Delivery.objects.get(webhook=webhook).next_attempt_at <= timezone.now()

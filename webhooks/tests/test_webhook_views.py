@@ -236,3 +236,23 @@ def test_a_credential_that_signs_a_webhook_cannot_be_invalidated_and_the_refusal
     assert "Signed hook" in response.content.decode()
     credential.refresh_from_db()
     assert credential.invalidated_at is None
+
+
+def test_retry_now_on_the_page_makes_waiting_deliveries_due_and_is_audited(client, director, env):
+    with Receiver() as receiver:
+        receiver.default.status = 503
+        webhook = make_webhook(env, receiver.url)
+        create_record(env, "patients", PATIENT)
+        delivery = Delivery.objects.get(webhook=webhook)
+        attempt_delivery(delivery.pk)
+        delivery.refresh_from_db()
+        assert delivery.next_attempt_at > timezone.now()
+
+        page = client.get(f"/e/clinic/webhooks/{webhook.pk}/")
+        assert "Retry now" in page.content.decode()
+        response = client.post(f"/e/clinic/webhooks/{webhook.pk}/retry-now/", follow=True)
+
+    assert "Sending 1 waiting deliveries" in response.content.decode()
+    delivery.refresh_from_db()
+    assert delivery.next_attempt_at <= timezone.now()
+    assert AuditEvent.objects.filter(action="webhook.retried_now", target_id=str(webhook.pk)).exists()

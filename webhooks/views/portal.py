@@ -170,6 +170,19 @@ def webhook_pause(request, environment, webhook_id):
 
 @require_POST
 @environment_page(manage=True)
+def webhook_retry_now(request, environment, webhook_id):
+    webhook = webhook_of(environment, webhook_id)
+    try:
+        count = manual.retry_now(webhook, request=request)
+    except manual.ResendRefused as error:
+        messages.error(request, sentence(error))
+    else:
+        messages.success(request, f"Sending {count} waiting deliveries of “{webhook.name}” now, oldest first.")
+    return redirect("webhook_detail", environment.slug, webhook.pk)
+
+
+@require_POST
+@environment_page(manage=True)
 def webhook_resume(request, environment, webhook_id):
     webhook = webhook_of(environment, webhook_id)
     form = ResumeForm(request.POST)

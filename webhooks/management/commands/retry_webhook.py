@@ -1,0 +1,23 @@
+from django.core.management.base import CommandError
+
+from environments.management.base import PortalCommand
+from webhooks.management import lookups
+from webhooks.manual import ResendRefused, retry_now
+
+
+class Command(PortalCommand):
+    help = "Send a webhook's waiting deliveries now, oldest first, instead of at their scheduled retry (audited)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("webhook", help="Webhook id, or <environment>/<name>.")
+
+    def handle(self, *args, webhook, **options):
+        target = lookups.webhook(webhook)
+        try:
+            count = retry_now(target, actor_label="manage.py retry_webhook")
+        except ResendRefused as error:
+            raise CommandError(str(error)) from None
+        self.report(
+            {"webhook": target.pk, "deliveries": count},
+            f"{target.name}: {count} waiting deliveries are being sent now, oldest first.",
+        )

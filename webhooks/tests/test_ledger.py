@@ -1,0 +1,55 @@
+"""The ledger's SQL predicates select exactly the rows their QuerySet twins select."""
+
+import datetime
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from environments.tests.factories import make_environment
+from webhooks import ledger
+from webhooks.fanout import new_message_id
+from webhooks.models import Delivery
+from webhooks.tests.factories import make_webhook
+
+pytestmark = pytest.mark.django_db
+
+
+def make_delivery(webhook, **fields) -> Delivery:
+    return Delivery.objects.create(
+        webhook=webhook, environment=webhook.environment, message_id=new_message_id(), **fields
+    )
+
+
+@pytest.fixture
+def deliveries_in_every_state():
+    webhook = make_webhook(make_environment(), "http://127.0.0.1:9/hooks")
+    now = timezone.now()
+    past, future = now - datetime.timedelta(minutes=1), now + datetime.timedelta(minutes=1)
+    made = []
+    for status in Delivery.Status.values:
+        for next_attempt_at in (None, past, now, future):
+            for leased_until in (None, past, now, future):
+                made.append(
+                    make_delivery(webhook, status=status, next_attempt_at=next_attempt_at, leased_until=leased_until)
+                )
+    return now, made
+
+
+@pytest.mark.parametrize(
+    ("sql", "queryset"),
+    [
+        (ledger.DUE_SQL, lambda now: Delivery.objects.due(now)),
+        (ledger.LEASE_FREE_SQL, lambda now: Delivery.objects.lease_free(now)),
+        (ledger.IN_FLIGHT_SQL, lambda now: Delivery.objects.in_flight(now)),
+    ],
+    ids=["due", "lease_free", "in_flight"],
+)
+def test_each_sql_predicate_selects_the_same_rows_as_its_queryset_twin(deliveries_in_every_state, sql, queryset):
+    now, made = deliveries_in_every_state
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {ledger.DELIVERY} WHERE {sql}", {"now": ledger.db_time(now)})  # noqa: S608
+        by_sql = {row[0] for row in cursor.fetchall()}
+    by_queryset = set(queryset(now).values_list("pk", flat=True))
+    assert by_sql == by_queryset
+    assert 0 < len(by_sql) < len(made), "the predicate tells rows apart"
