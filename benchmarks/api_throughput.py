@@ -32,9 +32,23 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     args = parser.parse_args()
-
     database_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/integration_tools_bench")
     ensure_database(database_url)
+    result = measure(database_url, seconds=args.seconds, threads=args.threads, workers=args.workers)
+    print(
+        f"machine: {os.cpu_count()} cores; gunicorn workers: {args.workers}; client threads: {args.threads}; "
+        f"{args.seconds:.0f} s per endpoint; PostgreSQL"
+    )
+    for name, key in (("POST /oauth/token", "token"), ("GET /api/v1/bench/patients/?limit=50", "read")):
+        figures = result[key]
+        print(
+            f"{name:<40} {figures['rps']:8.1f} req/s   p50 {figures['p50']:6.1f} ms   p99 {figures['p99']:6.1f} ms"
+            f"   errors {figures['errors']}"
+        )
+
+
+def measure(database_url: str, *, seconds: float = 10.0, threads: int = 8, workers: int = 2) -> dict:
+    """Token endpoint and Data API read requests/s against gunicorn on `database_url` (migrated here)."""
     env = {**os.environ, "DATABASE_URL": database_url, "DEBUG": "1", "LOG_LEVEL": "WARNING"}
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=BASE_DIR, env=env, check=True)
     client_id, secret = _setup(env)
@@ -45,54 +59,36 @@ def main() -> None:
         **env,
         "DEBUG": "0",
         "SECRET_KEY": "bench-only-" + "x" * 50,
-        "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "FIELD_ENCRYPTION_KEYS": env.get("FIELD_ENCRYPTION_KEYS") or Fernet.generate_key().decode(),
         "SECURE_SSL_REDIRECT": "0",
         "ALLOWED_HOSTS": "127.0.0.1",
     }
-
+    env.pop("DJANGO_SETTINGS_MODULE", None)
     port = _free_port()
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "integration_tools.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(args.workers),
-            "--log-level",
-            "warning",
-        ],
-        cwd=BASE_DIR,
-        env=env,
-    )
+    gunicorn = [str(Path(sys.executable).parent / "gunicorn"), "integration_tools.wsgi"]
+    gunicorn += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning"]
+    server = subprocess.Popen(gunicorn, cwd=BASE_DIR, env=env)
     url = f"http://127.0.0.1:{port}"
+    load = argparse.Namespace(seconds=seconds, threads=threads)
     try:
         _wait(url)
         token_result = _load(
             lambda s: s.post(
                 f"{url}/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret), timeout=10
             ),
-            args,
+            load,
         )
         token = requests.post(
             f"{url}/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret), timeout=10
         ).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
         read_result = _load(
-            lambda s: s.get(f"{url}/api/v1/bench/patients/?limit=50", headers=headers, timeout=10), args
+            lambda s: s.get(f"{url}/api/v1/bench/patients/?limit=50", headers=headers, timeout=10), load
         )
     finally:
         server.terminate()
         server.wait(timeout=10)
-    print(
-        f"machine: {os.cpu_count()} cores; gunicorn workers: {args.workers}; client threads: {args.threads}; "
-        f"{args.seconds:.0f} s per endpoint; PostgreSQL"
-    )
-    for name, result in (("POST /oauth/token", token_result), ("GET /api/v1/bench/patients/?limit=50", read_result)):
-        print(
-            f"{name:<40} {result['rps']:8.1f} req/s   p50 {result['p50']:6.1f} ms   p99 {result['p99']:6.1f} ms"
-            f"   errors {result['errors']}"
-        )
+    return {"gunicorn_workers": workers, "client_threads": threads, "token": token_result, "read": read_result}
 
 
 def _load(send, args) -> dict:
@@ -123,9 +119,9 @@ def _load(send, args) -> dict:
     elapsed = time.monotonic() - started
     latencies.sort()
     return {
-        "rps": len(latencies) / elapsed,
-        "p50": statistics.median(latencies),
-        "p99": latencies[int(len(latencies) * 0.99) - 1],
+        "rps": round(len(latencies) / elapsed, 1),
+        "p50": round(statistics.median(latencies), 2),
+        "p99": round(latencies[max(0, int(len(latencies) * 0.99) - 1)], 2),
         "errors": errors[0],
     }
 

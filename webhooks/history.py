@@ -109,11 +109,12 @@ def page_of(deliveries: QuerySet[Delivery], *, sort: str, cursor: str = "", size
     if len(rows) > size:
         rows = rows[:size]
         last = rows[-1]
-        next_cursor = _encode(getattr(last, field), last.pk)
+        next_cursor = encode_cursor(getattr(last, field), last.pk)
     return HistoryPage(rows, next_cursor)
 
 
-def _encode(value: int, last_id: int) -> str:
+def encode_cursor(value: int, last_id: int) -> str:
+    """The `after=` value that continues a page after the row with this sort value and id."""
     return base64.urlsafe_b64encode(json.dumps([value, last_id]).encode()).decode().rstrip("=")
 
 

@@ -225,12 +225,14 @@ def send_now(delivery_id: int, *, trigger: str, triggered_by: str = "") -> Attem
 
 def deliver(delivery_id: int) -> int:
     """Send this delivery if it is due and its webhook has a free slot; then drain the webhook. Returns attempts."""
+    webhook_id = ledger.claimable(delivery_id, timezone.now())
+    if webhook_id is None:
+        return 0  # already sent, being sent, or not due: nothing to do
     owner = new_owner()
     attempt = attempt_delivery(delivery_id, owner=owner)
     if attempt is None:
         return 0
-    webhook_id = ledger.webhook_of(delivery_id)
-    return 1 + (drain(webhook_id, owner=owner) if webhook_id is not None else 0)
+    return 1 + drain(webhook_id, owner=owner)
 
 
 def drain(webhook_id: int, *, owner: str | None = None, budget: float = DRAIN_BUDGET_SECONDS) -> int:

@@ -25,7 +25,7 @@ def make_environment(slug: str | None = None, *, schema: dict | None = None, con
     n = next(_counter)
     slug = slug or f"env-{n}"
     if configuration is None:
-        configuration = create_configuration(f"Configuration {n}", f"configuration-{n}")
+        configuration = create_configuration(f"Configuration {slug}", f"configuration-{slug}")
         version = save_draft(configuration, schema or DEMO_SCHEMA)
     else:
         version = configuration.versions.order_by("-number").first()

@@ -1,0 +1,858 @@
+"""The benchmark: every figure the delivery engine promises, beside a bare Celery task measured in the same run.
+
+Usage:  .venv/bin/python benchmarks/bench.py [--only NAME[,NAME…]] [--smoke] [--json FILE]
+        make bench
+
+Scenarios (their sizes with --smoke are tiny: the test suite runs it so that it cannot rot):
+- backlog     N changes committed with no worker running, then a worker starts: deliveries/s from
+              first to last receipt. Bare: N queued tasks that only sign and POST the same payload.
+- latency     changes committed at 100/s for 20 s against a running worker: commit to receipt.
+- isolation   a hanging and a dripping receiver (timeout 5 s) beside a healthy one, all subscribed,
+              changes at 20/s: the healthy webhook's latency, and the longest attempt past its timeout.
+- recovery    the receiver fails (503) for 2 minutes during a 500-event burst, then answers 200:
+              seconds from its return to the last waiting delivery's receipt. Bare tasks do not retry.
+- batching    a webhook taking 100 events per request, N changes queued: events/s.
+- db_cut      the worker's database connections are terminated mid-burst: requests the receiver got
+              that the history does not show (must be 0).
+- memory      worker RSS after 1,000 and after 100,000 deliveries.
+- history     delivery history pages (50 rows) through Django with 1 M and 10 M attempts stored.
+- api         token endpoint and Data API reads, requests/s against gunicorn.
+- embedded    `make run`'s defaults (SQLite, filesystem broker): deliveries/s over a 1,000-event
+              burst, and "database is locked" errors in the worker's log.
+
+Each run creates its own PostgreSQL database (dropped at the end) and uses Redis database 14.
+Everything talks to 127.0.0.1 and every loop is bounded. Prints one table and writes
+var/bench/latest.json (or --json FILE). Figures, not assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+
+from benchmarks.database import drop_database, ensure_database  # noqa: E402 - needs the path above
+
+POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
+SCENARIOS = [
+    "backlog",
+    "latency",
+    "isolation",
+    "recovery",
+    "batching",
+    "db_cut",
+    "memory",
+    "history",
+    "api",
+    "embedded",
+]
+
+FULL = {
+    "events": 2000,
+    "rate": 100.0,
+    "seconds": 20.0,
+    "isolation_rate": 20.0,
+    "isolation_seconds": 20.0,
+    "bad_timeout": 5,
+    "outage": 120.0,
+    "burst": 500,
+    "batch_events": 5000,
+    "cut_events": 1000,
+    "memory_deliveries": 100_000,
+    "history": [1_000_000, 10_000_000],
+    "api_seconds": 10.0,
+    "embedded_events": 1000,
+}
+SMOKE = {
+    "events": 40,
+    "rate": 20.0,
+    "seconds": 1.0,
+    "isolation_rate": 10.0,
+    "isolation_seconds": 1.0,
+    "bad_timeout": 1,
+    "outage": 2.0,
+    "burst": 10,
+    "batch_events": 200,
+    "cut_events": 40,
+    "memory_deliveries": 200,
+    "history": [2_000],
+    "api_seconds": 1.0,
+    "embedded_events": 30,
+}
+
+
+def production_env(database_url: str, broker_url: str = BROKER_URL) -> dict[str, str]:
+    """Production settings (DEBUG off), with plain HTTP to loopback receivers admitted by the allow-list."""
+    from cryptography.fernet import Fernet
+
+    key_file = BASE_DIR / "var" / "bench-fernet.key"
+    key_file.parent.mkdir(exist_ok=True)
+    if not key_file.exists():
+        key_file.write_text(Fernet.generate_key().decode())
+    return {
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker_url,
+        "DEBUG": "0",
+        "SECRET_KEY": "bench-only-" + "x" * 50,
+        "FIELD_ENCRYPTION_KEYS": key_file.read_text().strip(),
+        "SECURE_SSL_REDIRECT": "0",
+        "ALLOWED_HOSTS": "testserver,127.0.0.1",
+        "WEBHOOK_ALLOW_HTTP": "1",
+        "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",
+        "LOG_LEVEL": "WARNING",
+        "STATIC_ROOT": str(BASE_DIR / "var" / "bench-static"),
+    }
+
+
+# --- Workers ----------------------------------------------------------------------------
+
+
+class Worker:
+    """A Celery worker in its own process group; `pool` None means the project's settings."""
+
+    def __init__(self, *, pool: str | None = None, concurrency: int | None = None, beat: bool = False, env=None):
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "integration_tools",
+            "worker",
+            "-I",
+            "benchmarks.bare_baseline",
+        ]
+        command += ["--without-gossip", "--without-mingle", "--loglevel=WARNING"]
+        command += ["--hostname", f"bench-{uuid.uuid4().hex[:6]}@%h"]
+        if pool:
+            command += ["--pool", pool]
+        if concurrency:
+            command += ["--concurrency", str(concurrency)]
+        if beat:
+            command += ["--beat", "--schedule", str(Path(tempfile.mkdtemp()) / "beat")]
+        self.log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            command,
+            cwd=BASE_DIR,
+            env={**os.environ, **(env or {})},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def rss_kb(self) -> int:
+        """Resident memory of the worker and its pool children."""
+        total = 0
+        for pid in [self.process.pid, *_children(self.process.pid)]:
+            with contextlib.suppress(FileNotFoundError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        return total
+
+    def log_text(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text(errors="replace")
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self.log.close()
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def purge() -> None:
+    from integration_tools.celery import app
+
+    app.control.purge()
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+# --- Our side and the bare side ----------------------------------------------------------
+
+_KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+
+
+def bench_environment(slug: str):
+    from environments.models import Environment
+    from environments.tests.factories import make_environment
+
+    return Environment.objects.filter(slug=slug).first() or make_environment(slug)
+
+
+def fresh_webhook(environment, url: str, **options):
+    from webhooks.models import Webhook
+    from webhooks.tests.factories import make_webhook
+
+    Webhook.objects.filter(environment=environment, name=options.get("name", "bench")).delete()
+    options.setdefault("name", "bench")
+    return make_webhook(environment, url, event_types=["patients.created"], **options)
+
+
+def change(environment, n: int, label: str = "T"):
+    from environments.records import create_record
+
+    return create_record(environment, "patients", {"first_name": f"{label}{n}", "last_name": "Bench"})
+
+
+def bare_payload(n: int) -> tuple[str, str]:
+    record_id = str(uuid.uuid4())
+    body = json.dumps(
+        {
+            "id": f"evt_{uuid.uuid4().hex}",
+            "type": "patients.created",
+            "timestamp": "2026-01-15T09:30:00.123456Z",
+            "environment": "bench",
+            "data": {
+                "id": record_id,
+                "data_type": "patients",
+                "external_id": None,
+                "created_at": "2026-01-15T09:30:00Z",
+                "updated_at": "2026-01-15T09:30:00Z",
+                "fields": {"first_name": f"B{n}", "last_name": "Bench"},
+            },
+        },
+        separators=(",", ":"),
+    )
+    return record_id, body
+
+
+def bare_send(url: str, n: int) -> str:
+    from benchmarks.bare_baseline import sign_and_post
+
+    record_id, body = bare_payload(n)
+    sign_and_post.delay(url, f"msg_{uuid.uuid4().hex}", body, _KEY)
+    return record_id
+
+
+def rate_of(times: list[float]) -> float:
+    times = sorted(times)
+    return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+
+
+def percentiles(values: list[float]) -> dict:
+    values = sorted(values)
+    if not values:
+        return {"p50": None, "p99": None, "max": None, "n": 0}
+    return {
+        "p50": round(statistics.median(values), 2),
+        "p99": round(values[max(0, int(len(values) * 0.99) - 1)], 2),
+        "max": round(values[-1], 2),
+        "n": len(values),
+    }
+
+
+def receipt_times(receiver) -> dict[str, float]:
+    times = {}
+    for request in list(receiver.requests):
+        body = json.loads(request.body)
+        for event in body.get("events", [body]):
+            times[event["data"]["id"]] = request.at
+    return times
+
+
+def paced(send, rate: float, seconds: float) -> int:
+    """Call send(n) at `rate` per second for `seconds`; returns how many were sent."""
+    total = max(int(rate * seconds), 1)
+    start = time.monotonic()
+    for n in range(total):
+        delay = start + n / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        send(n)
+    return total
+
+
+def committed_at(environment, n: int, label: str) -> tuple[str, float]:
+    """Make one change; return its record id and the moment its transaction committed."""
+    from django.db import transaction
+
+    moment: list[float] = []
+    with transaction.atomic():
+        transaction.on_commit(lambda: moment.append(time.time()))
+        record = change(environment, n, label)
+    return str(record.id), moment[0]
+
+
+BARE_POOLS = [("prefork", 2), ("threads", 16)]
+
+
+# --- Scenarios ----------------------------------------------------------------------------
+
+
+def scenario_backlog(receiver, size) -> dict:
+    environment = bench_environment("bench")
+    fresh_webhook(environment, receiver.url)
+    purge()
+    receiver.requests.clear()
+    for n in range(size["events"]):
+        change(environment, n)
+    with Worker():
+        wait_for(lambda: len(receiver.requests) >= size["events"], timeout=600)
+    ours = rate_of([request.at for request in receiver.requests])
+    bare = {}
+    for pool, concurrency in BARE_POOLS:
+        purge()
+        receiver.requests.clear()
+        for n in range(size["events"]):
+            bare_send(receiver.url, n)
+        with Worker(pool=pool, concurrency=concurrency):
+            wait_for(lambda: len(receiver.requests) >= size["events"], timeout=600)
+        bare[f"{pool}-{concurrency}"] = round(rate_of([request.at for request in receiver.requests]), 1)
+    best = max(bare.values())
+    return {
+        "ours_per_s": round(ours, 1),
+        "bare_per_s": best,
+        "bare_by_pool": bare,
+        "ratio": round(ours / best, 2) if best else None,
+        "bar": "ours >= 1.0 x bare",
+        "holds": ours >= best,
+    }
+
+
+def scenario_latency(receiver, size) -> dict:
+    environment = bench_environment("bench")
+    fresh_webhook(environment, receiver.url)
+    purge()
+    with Worker():
+        receiver.requests.clear()
+        for n in range(20):
+            change(environment, n, "W")
+        wait_for(lambda: len(receiver.requests) >= 20, timeout=60)
+        receiver.requests.clear()
+        sent: dict[str, float] = {}
+
+        def send(n):
+            record_id, at = committed_at(environment, n, "L")
+            sent[record_id] = at
+
+        count = paced(send, size["rate"], size["seconds"])
+        wait_for(lambda: len(receiver.requests) >= count, timeout=60)
+    received = receipt_times(receiver)
+    ours = percentiles([(received[key] - at) * 1000 for key, at in sent.items() if key in received])
+    ours["lost"] = len(sent) - ours["n"]
+    bare = {}
+    for pool, concurrency in BARE_POOLS:
+        purge()
+        with Worker(pool=pool, concurrency=concurrency):
+            receiver.requests.clear()
+            for n in range(20):
+                bare_send(receiver.url, n)
+            wait_for(lambda: len(receiver.requests) >= 20, timeout=60)
+            receiver.requests.clear()
+            bare_sent: dict[str, float] = {}
+
+            def send_bare(n, bare_sent=bare_sent):
+                at = time.time()
+                bare_sent[bare_send(receiver.url, n)] = at
+
+            count = paced(send_bare, size["rate"], size["seconds"])
+            wait_for(lambda count=count: len(receiver.requests) >= count, timeout=60)
+        received = receipt_times(receiver)
+        bare[f"{pool}-{concurrency}"] = percentiles(
+            [(received[key] - at) * 1000 for key, at in bare_sent.items() if key in received]
+        )
+    best = min(bare.values(), key=lambda figures: figures["p50"] or 1e9)
+    return {
+        "rate": size["rate"],
+        "ours_ms": ours,
+        "bare_ms": best,
+        "bare_by_pool": bare,
+        "p50_ratio": round(ours["p50"] / best["p50"], 2),
+        "p99_ratio": round(ours["p99"] / best["p99"], 2),
+        "bar": "p50 <= 1.5 x bare, p99 <= 2 x bare",
+        "holds": ours["p50"] <= 1.5 * best["p50"] and ours["p99"] <= 2 * best["p99"],
+    }
+
+
+def scenario_isolation(receiver, size) -> dict:
+    from webhooks.models import Attempt
+    from webhooks.tests.misbehaving import Misbehaving
+
+    environment = bench_environment("bench-isolation")
+    timeout = size["bad_timeout"]
+    with Misbehaving("hang") as hanging, Misbehaving("drip", interval=0.5) as dripping:
+        fresh_webhook(environment, receiver.url, name="healthy")
+        hang_hook = fresh_webhook(environment, hanging.url, name="hangs", timeout_seconds=timeout)
+        drip_hook = fresh_webhook(environment, dripping.url, name="drips", timeout_seconds=timeout)
+        purge()
+        with Worker():
+            receiver.requests.clear()
+            sent: dict[str, float] = {}
+
+            def send(n):
+                record_id, at = committed_at(environment, n, "I")
+                sent[record_id] = at
+
+            count = paced(send, size["isolation_rate"], size["isolation_seconds"])
+            wait_for(lambda: len(receiver.requests) >= count, timeout=120)
+            time.sleep(timeout + 1)  # let attempts in flight to the bad receivers end
+        received = receipt_times(receiver)
+        ours = percentiles([(received[key] - at) * 1000 for key, at in sent.items() if key in received])
+        ours["lost"] = len(sent) - ours["n"]
+        bad = Attempt.objects.filter(delivery__webhook__in=[hang_hook, drip_hook])
+        longest = max(bad.values_list("duration_ms", flat=True), default=0)
+        # The bare task against the same three receivers, one task per receiver per change.
+        purge()
+        bare_worker = Worker(pool="threads", concurrency=16)
+        try:
+            receiver.requests.clear()
+            bare_sent: dict[str, float] = {}
+
+            def send_bare(n):
+                at = time.time()
+                bare_sent[bare_send(receiver.url, n)] = at
+                bare_send(hanging.url, n)
+                bare_send(dripping.url, n)
+
+            count = paced(send_bare, size["isolation_rate"], size["isolation_seconds"])
+            wait_for(lambda: len(receiver.requests) >= count, timeout=30)
+        finally:
+            bare_worker.stop()
+    received = receipt_times(receiver)
+    bare = percentiles([(received[key] - at) * 1000 for key, at in bare_sent.items() if key in received])
+    bare["lost"] = len(bare_sent) - bare["n"]
+    past_timeout = (longest - timeout * 1000) / 1000
+    return {
+        "healthy_ms": ours,
+        "bare_healthy_ms": bare,
+        "longest_bad_attempt_s": round(longest / 1000, 2),
+        "timeout_s": timeout,
+        "bad_attempts": bad.count(),
+        "bar": "healthy p99 < 1 s; no attempt > timeout + 1 s",
+        "holds": ours["lost"] == 0 and ours["p99"] < 1000 and past_timeout <= 1,
+    }
+
+
+def scenario_recovery(receiver, size) -> dict:
+    from webhooks.models import Delivery
+
+    environment = bench_environment("bench-recovery")
+    webhook = fresh_webhook(environment, receiver.url)
+    purge()
+    receiver.requests.clear()
+    receiver.default.status = 503
+    try:
+        with Worker(beat=True):
+            for n in range(size["burst"]):
+                change(environment, n, "R")
+            wait_for(lambda: len(receiver.requests) >= size["burst"], timeout=60)
+            time.sleep(size["outage"])
+            receiver.default.status = 200
+            back = time.time()
+            done = wait_for(
+                lambda: not Delivery.objects.filter(webhook=webhook, status__in=Delivery.WAITING).exists(),
+                timeout=max(120, size["outage"] * 3),
+                interval=0.2,
+            )
+    finally:
+        receiver.default.status = 200
+    arrivals = [request.at for request in receiver.requests if request.at >= back]
+    last = max(arrivals, default=back)
+    waited = round(last - back, 2)
+    return {
+        "outage_s": size["outage"],
+        "burst": size["burst"],
+        "all_delivered": done,
+        "seconds_to_last_after_return": waited,
+        "bare": "no retries: every event sent during the outage is lost",
+        "bar": "every waiting delivery within 30 s of the return",
+        "holds": done and waited <= 30,
+    }
+
+
+def scenario_batching(receiver, size) -> dict:
+    environment = bench_environment("bench-batching")
+    fresh_webhook(environment, receiver.url, max_events_per_request=100)
+    purge()
+    receiver.requests.clear()
+    for n in range(size["batch_events"]):
+        change(environment, n, "B")
+    with Worker():
+        wait_for(lambda: len(receipt_times(receiver)) >= size["batch_events"], timeout=600)
+    requests = sorted(receiver.requests, key=lambda request: request.at)
+    events = len(receipt_times(receiver))
+    # Events after the first request, over the time from the first receipt to the last.
+    first = len(json.loads(requests[0].body).get("events", [None])) if requests else 0
+    span = requests[-1].at - requests[0].at if len(requests) > 1 else 0.0
+    per_s = (events - first) / span if span else 0.0
+    times = [request.at for request in requests]
+    return {"events": events, "requests": len(times), "ours_events_per_s": round(per_s, 1)}
+
+
+def scenario_db_cut(receiver, size, database_url: str) -> dict:
+    import psycopg
+
+    from webhooks.models import Attempt
+
+    environment = bench_environment("bench-cut")
+    webhook = fresh_webhook(environment, receiver.url)
+    purge()
+    receiver.requests.clear()
+    name = database_url.rsplit("/", 1)[1]
+    with Worker():
+        for n in range(size["cut_events"]):
+            change(environment, n, "C")
+            if n == size["cut_events"] // 2:
+                with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+                    cut = admin.execute(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                        " WHERE datname = %s AND pid <> pg_backend_pid() AND application_name NOT LIKE 'bench-main%%'",
+                        [name],
+                    ).fetchone()[0]
+        wait_for(lambda: len({r.headers["webhook-id"] for r in receiver.requests}) >= size["cut_events"], timeout=120)
+        time.sleep(2)
+    received: dict[str, int] = {}
+    for request in receiver.requests:
+        received[request.headers["webhook-id"]] = received.get(request.headers["webhook-id"], 0) + 1
+    recorded: dict[str, int] = {}
+    for message_id in Attempt.objects.filter(delivery__webhook=webhook).values_list("delivery__message_id", flat=True):
+        recorded[message_id] = recorded.get(message_id, 0) + 1
+    unrecorded = sum(max(0, count - recorded.get(message_id, 0)) for message_id, count in received.items())
+    return {
+        "connections_terminated": cut,
+        "requests_received": sum(received.values()),
+        "unrecorded": unrecorded,
+        "bar": "every request the receiver got is in the history",
+        "holds": unrecorded == 0,
+    }
+
+
+def scenario_memory(receiver, size) -> dict:
+    environment = bench_environment("bench-memory")
+    fresh_webhook(environment, receiver.url)
+    purge()
+    total = size["memory_deliveries"]
+    warm = min(1000, total // 10)
+    with Worker() as worker:
+        receiver.requests.clear()
+        for n in range(warm):
+            change(environment, n, "M")
+        wait_for(lambda: len(receiver.requests) >= warm, timeout=120)
+        before = worker.rss_kb()
+        sent = warm
+        while sent < total:  # in chunks, so the backlog (and the broker) stays small
+            for n in range(sent, min(sent + 2000, total)):
+                change(environment, n, "M")
+            sent = min(sent + 2000, total)
+            wait_for(lambda sent=sent: len(receiver.requests) >= sent, timeout=600)
+        after = worker.rss_kb()
+    growth = (after - before) / before if before else 0.0
+    return {
+        "deliveries": total,
+        "rss_mb_before": round(before / 1024, 1),
+        "rss_mb_after": round(after / 1024, 1),
+        "growth": round(growth, 3),
+        "bar": "growth < 20 %",
+        "holds": growth < 0.2,
+    }
+
+
+def scenario_history(size) -> dict:
+    from benchmarks.history_pages import measure
+
+    results = {}
+    for attempts in size["history"]:
+        results[str(attempts)] = measure(attempts)
+    worst = max(page["median_ms"] for result in results.values() for page in result["pages"].values())
+    return {"by_attempts": results, "worst_median_ms": worst, "bar": "< 100 ms", "holds": worst < 100}
+
+
+def scenario_api(size, database_url: str) -> dict:
+    from benchmarks.api_throughput import measure
+
+    return measure(database_url, seconds=size["api_seconds"])
+
+
+def scenario_embedded(size) -> dict:
+    """`make run`'s defaults: SQLite in WAL mode and kombu's filesystem broker, no server."""
+    from webhooks.tests.receiver import Receiver
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-embedded-"))
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
+        "CELERY_BROKER_URL": "filesystem://",
+        "VAR_DIR": str(folder),
+        "DEBUG": "1",
+        "WEBHOOK_ALLOW_HTTP": "1",
+        "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=BASE_DIR, env=env, check=True)
+    with Receiver() as receiver:
+        script = (
+            "import sys\n"
+            "from benchmarks.bench import bench_environment, fresh_webhook, change\n"
+            "environment = bench_environment('bench')\n"
+            f"fresh_webhook(environment, {receiver.url!r})\n"
+            f"for n in range({size['embedded_events']}): change(environment, n, 'E')\n"
+        )
+        worker = Worker(beat=True, env=env)
+        try:
+            time.sleep(3)  # the worker is up before the burst, as under `make run`
+            subprocess.run([sys.executable, "manage.py", "shell", "-c", script], cwd=BASE_DIR, env=env, check=True)
+            wait_for(lambda: len(receiver.requests) >= size["embedded_events"], timeout=300)
+            log = worker.log_text()
+        finally:
+            worker.stop()
+        ours = rate_of([request.at for request in receiver.requests])
+        received = len(receiver.requests)
+    shutil.rmtree(folder, ignore_errors=True)
+    locked = log.count("database is locked")
+    return {
+        "events": size["embedded_events"],
+        "received": received,
+        "ours_per_s": round(ours, 1),
+        "lock_errors": locked,
+        "bar": ">= 100 deliveries/s, no lock errors",
+        "holds": ours >= 100 and locked == 0 and received >= size["embedded_events"],
+    }
+
+
+# --- The run ------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help=f"comma-separated scenarios: {', '.join(SCENARIOS)}")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks that every scenario runs")
+    parser.add_argument("--json", type=Path, default=BASE_DIR / "var" / "bench" / "latest.json")
+    parser.add_argument("--keep-database", action="store_true", help="leave the run's database for inspection")
+    args = parser.parse_args(argv)
+    chosen = args.only.split(",") if args.only else SCENARIOS
+    unknown = [name for name in chosen if name not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+    size = SMOKE if args.smoke else FULL
+
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S")
+    database_url = f"{POSTGRES}/integration_tools_bench_{stamp}_{os.getpid()}"
+    ensure_database(database_url)
+    os.environ.update(production_env(database_url))
+    os.environ["PGAPPNAME"] = "bench-main"
+    results: dict = {
+        "started": stamp,
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+        "smoke": args.smoke,
+        "scenarios": {},
+    }
+    try:
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=BASE_DIR, env=os.environ, check=True)
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=BASE_DIR, env=os.environ, check=True
+        )
+        import django
+
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "integration_tools.settings")
+        django.setup()
+        from django.conf import settings
+
+        from webhooks.tests.receiver import Receiver
+
+        results["machine"]["worker"] = (
+            f"{settings.CELERY_WORKER_POOL} pool, concurrency {settings.CELERY_WORKER_CONCURRENCY}"
+        )
+        with Receiver() as receiver:
+            for name in chosen:
+                started = time.monotonic()
+                print(f"… {name}", flush=True)
+                if name == "history":
+                    figures = scenario_history(size)
+                elif name == "api":
+                    figures = scenario_api(size, database_url)
+                elif name == "embedded":
+                    figures = scenario_embedded(size)
+                elif name == "db_cut":
+                    figures = scenario_db_cut(receiver, size, database_url)
+                else:
+                    figures = globals()[f"scenario_{name}"](receiver, size)
+                figures["seconds"] = round(time.monotonic() - started, 1)
+                results["scenarios"][name] = figures
+    finally:
+        from django.db import connections
+
+        with contextlib.suppress(Exception):
+            connections.close_all()
+        if not args.keep_database:
+            drop_database(database_url)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2, default=str))
+    print(table(results))
+    print(f"\nwritten to {args.json}")
+    return results
+
+
+def table(results: dict) -> str:
+    """One table: each scenario's figure, the bare task's in the same run, their ratio, and the bar."""
+    rows = [("scenario", "Integration Tools", "bare Celery task", "ratio", "bar", "holds")]
+    s = results["scenarios"]
+
+    def yes(value) -> str:
+        return "yes" if value else ("no" if value is not None else "")
+
+    if "backlog" in s:
+        f = s["backlog"]
+        rows.append(
+            (
+                "backlog throughput",
+                f"{f['ours_per_s']}/s",
+                f"{f['bare_per_s']}/s",
+                f"{f['ratio']}",
+                f["bar"],
+                yes(f["holds"]),
+            )
+        )
+    if "latency" in s:
+        f = s["latency"]
+        rows.append(
+            (
+                f"latency at {f['rate']:g}/s p50 / p99",
+                f"{f['ours_ms']['p50']} / {f['ours_ms']['p99']} ms",
+                f"{f['bare_ms']['p50']} / {f['bare_ms']['p99']} ms",
+                f"{f['p50_ratio']} / {f['p99_ratio']}",
+                f["bar"],
+                yes(f["holds"]),
+            )
+        )
+    if "isolation" in s:
+        f = s["isolation"]
+        rows.append(
+            (
+                "isolation: healthy p99",
+                f"{f['healthy_ms']['p99']} ms ({f['healthy_ms']['lost']} lost)",
+                f"{f['bare_healthy_ms']['p99']} ms ({f['bare_healthy_ms']['lost']} lost)",
+                "",
+                "< 1000 ms",
+                yes(f["holds"]),
+            )
+        )
+        rows.append(
+            (
+                "isolation: longest bad attempt",
+                f"{f['longest_bad_attempt_s']} s (timeout {f['timeout_s']} s)",
+                "",
+                "",
+                "<= timeout + 1 s",
+                "",
+            )
+        )
+    if "recovery" in s:
+        f = s["recovery"]
+        rows.append(
+            (
+                f"recovery after {f['outage_s']:g} s outage",
+                f"{f['seconds_to_last_after_return']} s to the last",
+                "lost (no retries)",
+                "",
+                "<= 30 s",
+                yes(f["holds"]),
+            )
+        )
+    if "batching" in s:
+        f = s["batching"]
+        bare = s.get("backlog", {}).get("bare_per_s")
+        ratio = f"{f['ours_events_per_s'] / bare:.2f}" if bare else ""
+        rows.append(
+            ("batching (100 per request)", f"{f['ours_events_per_s']} events/s", f"{bare or ''}/s", ratio, "", "")
+        )
+    if "db_cut" in s:
+        f = s["db_cut"]
+        rows.append(
+            (
+                "database connections cut",
+                f"{f['unrecorded']} unrecorded of {f['requests_received']}",
+                "",
+                "",
+                "0 unrecorded",
+                yes(f["holds"]),
+            )
+        )
+    if "memory" in s:
+        f = s["memory"]
+        rows.append(
+            (
+                f"worker memory over {f['deliveries']:,}",
+                f"{f['rss_mb_before']} → {f['rss_mb_after']} MB ({f['growth']:.1%})",
+                "",
+                "",
+                "< 20 %",
+                yes(f["holds"]),
+            )
+        )
+    if "history" in s:
+        for attempts, f in s["history"]["by_attempts"].items():
+            worst = max(page["median_ms"] for page in f["pages"].values())
+            rows.append(
+                (
+                    f"history pages, {int(attempts):,} attempts",
+                    f"worst median {worst} ms",
+                    "",
+                    "",
+                    "< 100 ms",
+                    yes(worst < 100),
+                )
+            )
+    if "api" in s:
+        f = s["api"]
+        rows.append(("token endpoint", f"{f['token']['rps']} req/s", "", "", "", ""))
+        rows.append(("Data API read (50 rows)", f"{f['read']['rps']} req/s", "", "", "", ""))
+    if "embedded" in s:
+        f = s["embedded"]
+        rows.append(
+            (
+                "make run defaults",
+                f"{f['ours_per_s']}/s, {f['lock_errors']} lock errors",
+                "",
+                "",
+                f["bar"],
+                yes(f["holds"]),
+            )
+        )
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    lines = ["| " + " | ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)) + " |" for row in rows]
+    lines.insert(1, "|" + "|".join("-" * (width + 2) for width in widths) + "|")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
