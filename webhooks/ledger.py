@@ -120,39 +120,57 @@ class Claimed:
 _CLAIMED_FIELDS = ["id", "message_id", "body", "attempt_count", "status", "is_test", "probes", "next_attempt_at"]
 
 
-def _lock_target(cursor, where: str, params: list) -> Target | None:
-    columns = ", ".join(f"w.{_column(Webhook, name)}" for name in _TARGET_FIELDS)
-    lock = " FOR UPDATE OF w" if connection.features.has_select_for_update_of else ""
-    cursor.execute(
-        f"SELECT {columns}, env.slug FROM {WEBHOOK} w JOIN {ENVIRONMENT} env ON env.id = w.environment_id"  # noqa: S608
-        f" WHERE {where}{lock}",
-        params,
-    )
-    row = cursor.fetchone()
-    if row is None:
-        return None
-    target = Target(*row)
-    target.verify_tls = bool(target.verify_tls)
-    target.extra_headers = _json(target.extra_headers) or {}
-    target.failing_since = from_db_time(target.failing_since)
-    return target
-
-
-def _slots_taken_by_others(cursor, webhook_id: int, owner: str, now: datetime.datetime) -> int:
-    cursor.execute(
-        f"SELECT COUNT(DISTINCT lease_owner) FROM {DELIVERY} WHERE webhook_id = %(webhook)s"  # noqa: S608
-        f" AND {IN_FLIGHT_SQL} AND lease_owner <> %(owner)s",
-        {"webhook": webhook_id, "now": db_time(now), "owner": owner},
-    )
-    return cursor.fetchone()[0]
-
-
 def lease_seconds(target: Target, margin: float) -> float:
     """How long a lease lasts: one attempt's timeout (which the deadline keeps to within a second), plus margin.
 
     A worker sending a batch starts no attempt that could end after its lease.
     """
     return target.timeout_seconds + 1 + margin
+
+
+def _claim_sql(*, by_delivery: bool, manual: bool, lease: str) -> tuple[str, str]:
+    """The two statements of a claim: lock the webhook's row, then lease its deliveries.
+
+    The lease statement states every rule itself (due, lease free, webhook
+    active, fewer than `cap` other owners in flight), so nothing is decided in
+    Python between the two and both can go to PostgreSQL in one round trip.
+    Run after the lock, in READ COMMITTED, it sees every lease committed before.
+    """
+    target_columns = ", ".join(f"w.{_column(Webhook, name)}" for name in _TARGET_FIELDS)
+    lock = " FOR UPDATE OF w" if connection.features.has_select_for_update_of else ""
+    claimable = f"{LEASE_FREE_SQL}" if manual else f"{DUE_SQL} AND {LEASE_FREE_SQL}"
+    if by_delivery:
+        which_webhook = f"(SELECT webhook_id FROM {DELIVERY} WHERE id = %(delivery)s AND {claimable})"  # noqa: S608
+        which_deliveries = "d.id = %(delivery)s"
+    else:
+        which_webhook = "%(webhook)s"
+        which_deliveries = "d.webhook_id = %(webhook)s"
+    lock_sql = (
+        f"SELECT {target_columns}, env.slug FROM {WEBHOOK} w"  # noqa: S608
+        f" JOIN {ENVIRONMENT} env ON env.id = w.environment_id WHERE w.id = {which_webhook}{lock}"
+    )
+    conditions = [which_deliveries, claimable]
+    if not manual:
+        conditions.append(f"w.state = '{Webhook.State.ACTIVE}'")
+        conditions.append(
+            f"(SELECT COUNT(DISTINCT o.lease_owner) FROM {DELIVERY} o WHERE o.webhook_id = d.webhook_id"  # noqa: S608
+            " AND o.leased_until >= %(now)s AND o.lease_owner <> %(owner)s) < %(cap)s"
+        )
+    returning = ", ".join(_column(Delivery, name) for name in _CLAIMED_FIELDS)
+    lease_sql = (
+        f"UPDATE {DELIVERY} SET leased_until = {lease}, lease_owner = %(owner)s WHERE id IN"  # noqa: S608
+        f" (SELECT d.id FROM {DELIVERY} d JOIN {WEBHOOK} w ON w.id = d.webhook_id"
+        f" WHERE {' AND '.join(conditions)} ORDER BY d.id LIMIT %(limit)s) RETURNING {returning}"
+    )
+    return lock_sql, lease_sql
+
+
+# On PostgreSQL the lease's end is computed in SQL from the webhook's timeout, so no result is
+# needed between the statements; elsewhere it is computed in Python from the locked row.
+_PG_LEASE = (
+    f"%(now)s + ((SELECT timeout_seconds FROM {WEBHOOK} WHERE id = {DELIVERY}.webhook_id) + %(extra)s)"  # noqa: S608
+    " * interval '1 second'"
+)
 
 
 def claim(
@@ -165,65 +183,74 @@ def claim(
     webhook_id: int | None = None,
     limit: int = 1,
     manual: bool = False,
-) -> tuple[Target | None, list[Claimed]]:
+) -> tuple[Target | None, list[Claimed], dict[int, list[EventRow]] | None]:
     """Lease deliveries for `owner`: one by id, or up to `limit` of a webhook's due ones, oldest first.
 
     Scheduled claims take only due deliveries of an active webhook, and only
     while fewer than `cap` other owners hold leases on that webhook. Manual
-    claims (test, re-send) take the delivery whatever its schedule, if no one
-    is sending it. Returns the webhook and the leased deliveries.
+    claims (test, re-send, probe) take the delivery whatever its schedule, if
+    no one is sending it. Returns the webhook, the leased deliveries and, for
+    a claim by id on PostgreSQL, the events it carries (read in the same round
+    trip; None when they were not read).
     """
-    with transaction.atomic(), connection.cursor() as cursor:
-        if delivery_id is not None:
-            where = f"w.id = (SELECT webhook_id FROM {DELIVERY} WHERE id = %s)"  # noqa: S608
-            target = _lock_target(cursor, where, [delivery_id])
-        else:
-            target = _lock_target(cursor, "w.id = %s", [webhook_id])
-        if target is None:
-            return None, []
-        if not manual and (not target.is_active or _slots_taken_by_others(cursor, target.id, owner, now) >= cap):
-            return target, []
-        params = {
-            "now": db_time(now),
-            "webhook": target.id,
-            "lease": db_time(now + datetime.timedelta(seconds=lease_seconds(target, margin))),
-            "owner": owner,
-            "limit": limit,
-            "delivery": delivery_id,
-        }
-        conditions = ["webhook_id = %(webhook)s", LEASE_FREE_SQL]
-        if delivery_id is not None:
-            conditions.append("id = %(delivery)s")
-        if not manual:
-            conditions.append(DUE_SQL)
-        returning = ", ".join(_column(Delivery, name) for name in _CLAIMED_FIELDS)
-        cursor.execute(
-            f"UPDATE {DELIVERY} SET leased_until = %(lease)s, lease_owner = %(owner)s WHERE id IN"  # noqa: S608
-            f" (SELECT id FROM {DELIVERY} WHERE {' AND '.join(conditions)} ORDER BY id LIMIT %(limit)s)"
-            f" RETURNING {returning}",
-            params,
-        )
-        claimed = [Claimed(*row) for row in cursor.fetchall()]
+    params = {
+        "now": db_time(now),
+        "owner": owner,
+        "cap": cap,
+        "limit": limit,
+        "delivery": delivery_id,
+        "webhook": webhook_id,
+        "extra": 1 + margin,
+    }
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        target, rows, events = _claim_pipelined(params, by_delivery=delivery_id is not None, manual=manual)
+    else:
+        target, rows = _claim_in_transaction(params, by_delivery=delivery_id is not None, manual=manual, margin=margin)
+        events = None
+    claimed = [Claimed(*row) for row in rows]
     for each in claimed:
         each.is_test = bool(each.is_test)
         each.next_attempt_at = from_db_time(each.next_attempt_at)
     claimed.sort(key=lambda each: each.id)
-    return target, claimed
+    return target, claimed, events
 
 
-def claimable(delivery_id: int, now: datetime.datetime) -> int | None:
-    """The webhook of a delivery that is due and not leased, or None: a cheap look before taking locks.
+def _claim_pipelined(params: dict, *, by_delivery: bool, manual: bool):
+    lock_sql, lease_sql = _claim_sql(by_delivery=by_delivery, manual=manual, lease=_PG_LEASE)
+    connection.ensure_connection()
+    raw = connection.connection
+    with raw.transaction(), raw.pipeline():
+        lock_cursor, lease_cursor, events_cursor = raw.cursor(), raw.cursor(), raw.cursor()
+        lock_cursor.execute(lock_sql, params)
+        lease_cursor.execute(lease_sql, params)
+        if by_delivery:
+            events_cursor.execute(_EVENTS_SQL.format(ids="%(delivery)s"), params)
+    target = _target(lock_cursor.fetchone())
+    rows = lease_cursor.fetchall()
+    events = _events_from([params["delivery"]], events_cursor.fetchall()) if by_delivery else None
+    return target, rows, events
 
-    Under backlog most delivery tasks find their delivery already sent by a
-    worker draining its webhook in batches; this read spares them the lock.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT webhook_id FROM {DELIVERY} WHERE id = %(delivery)s AND {DUE_SQL} AND {LEASE_FREE_SQL}",  # noqa: S608
-            {"delivery": delivery_id, "now": db_time(now)},
-        )
-        row = cursor.fetchone()
-    return row[0] if row else None
+
+def _claim_in_transaction(params: dict, *, by_delivery: bool, manual: bool, margin: float):
+    lock_sql, lease_sql = _claim_sql(by_delivery=by_delivery, manual=manual, lease="%(lease)s")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(lock_sql, params)
+        target = _target(cursor.fetchone())
+        if target is None:
+            return None, []
+        lease = from_db_time(params["now"]) + datetime.timedelta(seconds=lease_seconds(target, margin))
+        cursor.execute(lease_sql, {**params, "lease": db_time(lease)})
+        return target, cursor.fetchall()
+
+
+def _target(row) -> Target | None:
+    if row is None:
+        return None
+    target = Target(*row)
+    target.verify_tls = bool(target.verify_tls)
+    target.extra_headers = _json(target.extra_headers) or {}
+    target.failing_since = from_db_time(target.failing_since)
+    return target
 
 
 def release(delivery_ids: list[int]) -> None:
@@ -247,18 +274,23 @@ class EventRow:
     data: dict
 
 
+_EVENTS_SQL = (
+    f"SELECT de.delivery_id, e.uid, e.type, e.occurred_at, env.slug, e.data FROM {DELIVERY_EVENT} de"  # noqa: S608
+    f" JOIN {EVENT} e ON e.id = de.event_id JOIN {ENVIRONMENT} env ON env.id = e.environment_id"
+    " WHERE de.delivery_id IN ({ids}) ORDER BY de.delivery_id, e.id"
+)
+
+
 def events_of(delivery_ids: list[int]) -> dict[int, list[EventRow]]:
     """The events each delivery carries, in order, for all of them in one query."""
     if not delivery_ids:
         return {}
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT de.delivery_id, e.uid, e.type, e.occurred_at, env.slug, e.data FROM {DELIVERY_EVENT} de"  # noqa: S608
-            f" JOIN {EVENT} e ON e.id = de.event_id JOIN {ENVIRONMENT} env ON env.id = e.environment_id"
-            f" WHERE de.delivery_id IN ({', '.join(['%s'] * len(delivery_ids))}) ORDER BY de.delivery_id, e.id",
-            delivery_ids,
-        )
-        rows = cursor.fetchall()
+        cursor.execute(_EVENTS_SQL.format(ids=", ".join(["%s"] * len(delivery_ids))), delivery_ids)
+        return _events_from(delivery_ids, cursor.fetchall())
+
+
+def _events_from(delivery_ids: list[int], rows) -> dict[int, list[EventRow]]:
     events: dict[int, list[EventRow]] = {delivery_id: [] for delivery_id in delivery_ids}
     for delivery_id, uid, event_type, occurred_at, slug, data in rows:
         uid = uid if isinstance(uid, uuid.UUID) else uuid.UUID(uid)

@@ -43,7 +43,7 @@ def new_owner() -> str:
     return uuid.uuid4().hex
 
 
-def _claim(**kwargs) -> tuple[ledger.Target | None, list[ledger.Claimed]]:
+def _claim(**kwargs) -> tuple[ledger.Target | None, list[ledger.Claimed], dict | None]:
     return ledger.claim(
         cap=settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK,
         margin=settings.WEBHOOK_LEASE_MARGIN_SECONDS,
@@ -91,16 +91,18 @@ def send_claimed(
     trigger: str,
     triggered_by: str = "",
     at: datetime.datetime | None = None,
+    events: dict[int, list[ledger.EventRow]] | None = None,
 ) -> list[Attempt]:
     """Send leased deliveries one after another and record them; returns the attempts made.
 
     A failed attempt ends the batch (the rest go back, unsent): a failing
     receiver is not sent a whole batch in one go. Nothing is sent once the
     lease could run out before the attempt's timeout. `at` fixes the clock
-    (tests move it instead of waiting).
+    (tests move it instead of waiting); `events` are the deliveries' events when already read.
     """
     lease_ends = time.monotonic() + ledger.lease_seconds(target, settings.WEBHOOK_LEASE_MARGIN_SECONDS)
-    events = ledger.events_of([each.id for each in claimed if not each.body])
+    if events is None:
+        events = ledger.events_of([each.id for each in claimed if not each.body])
     attempts: list[Attempt] = []
     updates: dict[int, dict] = {}
     countdowns: dict[int, float] = {}
@@ -113,24 +115,24 @@ def send_claimed(
         now = at or timezone.now()
         headers = request_headers(target, delivery.message_id, body, now)
         result = _post(target, body, headers)
-        attempts.append(
-            Attempt(
-                delivery_id=delivery.id,
-                number=delivery.attempt_count + 1,
-                trigger=trigger,
-                started_at=now,
-                duration_ms=result.duration_ms,
-                url=target.url,
-                request_headers=recorded_headers(headers, target.extra_headers),
-                status_code=result.status_code,
-                response_headers=result.headers,
-                response_body=result.body,
-                error=result.error,
-                error_detail=result.error_detail,
-                succeeded=result.succeeded,
-                triggered_by=triggered_by[:255],
-            )
+        attempt = Attempt(
+            delivery_id=delivery.id,
+            number=delivery.attempt_count + 1,
+            trigger=trigger,
+            started_at=now,
+            duration_ms=result.duration_ms,
+            url=target.url,
+            request_headers=recorded_headers(headers, target.extra_headers),
+            status_code=result.status_code,
+            response_headers=result.headers,
+            response_body=result.body,
+            error=result.error,
+            error_detail=result.error_detail,
+            succeeded=result.succeeded,
+            triggered_by=triggered_by[:255],
         )
+        attempt.webhook_id = target.id  # for the caller that goes on to drain this webhook
+        attempts.append(attempt)
         updates[delivery.id], countdown = retry_policy.after_attempt(delivery, trigger, result, now, body)
         if countdown is not None:
             countdowns[delivery.id] = countdown
@@ -209,12 +211,12 @@ def attempt_delivery(
     clock instead of waiting for it.
     """
     manual = trigger in MANUAL_TRIGGERS
-    target, claimed = _claim(
+    target, claimed, events = _claim(
         owner=owner or new_owner(), now=now or timezone.now(), delivery_id=delivery_id, manual=manual
     )
     if not claimed:
         return None
-    attempts = send_claimed(target, claimed, trigger=trigger, triggered_by=triggered_by, at=now)
+    attempts = send_claimed(target, claimed, trigger=trigger, triggered_by=triggered_by, at=now, events=events)
     return attempts[0] if attempts else None
 
 
@@ -225,14 +227,11 @@ def send_now(delivery_id: int, *, trigger: str, triggered_by: str = "") -> Attem
 
 def deliver(delivery_id: int) -> int:
     """Send this delivery if it is due and its webhook has a free slot; then drain the webhook. Returns attempts."""
-    webhook_id = ledger.claimable(delivery_id, timezone.now())
-    if webhook_id is None:
-        return 0  # already sent, being sent, or not due: nothing to do
     owner = new_owner()
     attempt = attempt_delivery(delivery_id, owner=owner)
     if attempt is None:
-        return 0
-    return 1 + drain(webhook_id, owner=owner)
+        return 0  # already sent, being sent, not due, or no free slot: nothing to do
+    return 1 + drain(attempt.webhook_id, owner=owner)
 
 
 def drain(webhook_id: int, *, owner: str | None = None, budget: float = DRAIN_BUDGET_SECONDS) -> int:
@@ -245,7 +244,7 @@ def drain(webhook_id: int, *, owner: str | None = None, budget: float = DRAIN_BU
     limit = settings.WEBHOOK_CLAIM_BATCH
     made = 0
     while True:
-        target, claimed = _claim(owner=owner, now=timezone.now(), webhook_id=webhook_id, limit=limit)
+        target, claimed, _ = _claim(owner=owner, now=timezone.now(), webhook_id=webhook_id, limit=limit)
         if not claimed:
             return made
         attempts = send_claimed(target, claimed, trigger=Attempt.Trigger.SCHEDULED)

@@ -305,7 +305,7 @@ def test_two_claims_on_the_same_attempt_cannot_both_send():
         create_record(environment, "patients", PATIENT)
         delivery = latest_delivery(webhook)
         now = timezone.now()
-        _, claimed = ledger.claim(owner="another-worker", now=now, cap=4, margin=30, delivery_id=delivery.pk)
+        _, claimed, _ = ledger.claim(owner="another-worker", now=now, cap=4, margin=30, delivery_id=delivery.pk)
         assert [each.id for each in claimed] == [delivery.pk]
         assert attempt_delivery(delivery.pk, now=now) is None, "leased by another worker"
     assert receiver.requests == []

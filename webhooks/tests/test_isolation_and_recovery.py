@@ -82,7 +82,7 @@ class TestInProcess:
             for _ in range(5):
                 create_record(environment, "patients", PATIENT)
         ids = list(Delivery.objects.filter(webhook=webhook).order_by("id").values_list("pk", flat=True))
-        _, claimed = ledger.claim(owner="a", now=timezone.now(), cap=4, margin=30, webhook_id=webhook.pk, limit=3)
+        _, claimed, _ = ledger.claim(owner="a", now=timezone.now(), cap=4, margin=30, webhook_id=webhook.pk, limit=3)
         assert [each.id for each in claimed] == ids[:3]
 
     def test_a_probe_that_fails_keeps_the_delivery_in_its_place_in_the_retry_schedule(self):

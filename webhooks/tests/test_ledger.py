@@ -53,3 +53,20 @@ def test_each_sql_predicate_selects_the_same_rows_as_its_queryset_twin(deliverie
     by_queryset = set(queryset(now).values_list("pk", flat=True))
     assert by_sql == by_queryset
     assert 0 < len(by_sql) < len(made), "the predicate tells rows apart"
+
+
+def test_claims_inside_a_transaction_keep_the_cap_and_the_oldest_first_order():
+    # Inside an outer transaction (and on SQLite) a claim runs statement by statement, not pipelined.
+    environment = make_environment()
+    webhook = make_webhook(environment, "http://127.0.0.1:9/hooks")
+    now = timezone.now()
+    ids = [make_delivery(webhook, status="pending", next_attempt_at=now).pk for _ in range(3)]
+
+    def claim(owner, limit=1):
+        return ledger.claim(owner=owner, now=now, cap=2, margin=30, webhook_id=webhook.pk, limit=limit)[1]
+
+    assert [each.id for each in claim("a")] == ids[:1]
+    assert [each.id for each in claim("b")] == ids[1:2]
+    assert claim("c") == []
+    target, claimed, events = ledger.claim(owner="a", now=now, cap=2, margin=30, delivery_id=ids[2])
+    assert target.id == webhook.pk and [each.id for each in claimed] == ids[2:] and events is None
