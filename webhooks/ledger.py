@@ -8,10 +8,11 @@ each predicate has a QuerySet twin on `Delivery.objects` (a test checks that
 both select the same rows). The SQL is portable: PostgreSQL, and SQLite for
 `make run`.
 
-Claiming takes the webhook's row lock first (`SELECT … FOR UPDATE` on
-PostgreSQL; SQLite's immediate transactions serialize writers anyway), so the
-per-webhook cap on requests in flight is exact however many workers claim at
-once, and up to `limit` due deliveries are leased in one `UPDATE … RETURNING`.
+Claiming takes a per-webhook lock first (a transaction-scoped advisory lock
+on PostgreSQL, which unlike `FOR UPDATE` writes nothing; SQLite's immediate
+transactions serialize writers anyway), so the per-webhook cap on requests in
+flight is exact however many workers claim at once, and up to `limit` due
+deliveries are leased in one `UPDATE … RETURNING`.
 """
 
 from __future__ import annotations
@@ -128,6 +129,10 @@ def lease_seconds(target: Target, margin: float) -> float:
     return target.timeout_seconds + 1 + margin
 
 
+# The first key of the per-webhook advisory locks (the second is the webhook's id).
+_ADVISORY_LOCK_SPACE = 4711
+
+
 def _claim_sql(*, by_delivery: bool, manual: bool, lease: str) -> tuple[str, str]:
     """The two statements of a claim: lock the webhook's row, then lease its deliveries.
 
@@ -137,7 +142,8 @@ def _claim_sql(*, by_delivery: bool, manual: bool, lease: str) -> tuple[str, str
     Run after the lock, in READ COMMITTED, it sees every lease committed before.
     """
     target_columns = ", ".join(f"w.{_column(Webhook, name)}" for name in _TARGET_FIELDS)
-    lock = " FOR UPDATE OF w" if connection.features.has_select_for_update_of else ""
+    if connection.vendor == "postgresql":
+        target_columns = f"pg_advisory_xact_lock({_ADVISORY_LOCK_SPACE}, w.id::integer), " + target_columns
     claimable = f"{LEASE_FREE_SQL}" if manual else f"{DUE_SQL} AND {LEASE_FREE_SQL}"
     if by_delivery:
         which_webhook = f"(SELECT webhook_id FROM {DELIVERY} WHERE id = %(delivery)s AND {claimable})"  # noqa: S608
@@ -147,7 +153,7 @@ def _claim_sql(*, by_delivery: bool, manual: bool, lease: str) -> tuple[str, str
         which_deliveries = "d.webhook_id = %(webhook)s"
     lock_sql = (
         f"SELECT {target_columns}, env.slug FROM {WEBHOOK} w"  # noqa: S608
-        f" JOIN {ENVIRONMENT} env ON env.id = w.environment_id WHERE w.id = {which_webhook}{lock}"
+        f" JOIN {ENVIRONMENT} env ON env.id = w.environment_id WHERE w.id = {which_webhook}"
     )
     conditions = [which_deliveries, claimable]
     if not manual:
@@ -221,11 +227,14 @@ def _claim_pipelined(params: dict, *, by_delivery: bool, manual: bool):
     raw = connection.connection
     with raw.transaction(), raw.pipeline():
         lock_cursor, lease_cursor, events_cursor = raw.cursor(), raw.cursor(), raw.cursor()
+        # A lease lost in a database crash only lets the delivery be claimed again (at least once
+        # holds), so the claim need not wait for its commit to reach the disk.
+        lock_cursor.execute("SET LOCAL synchronous_commit TO OFF")
         lock_cursor.execute(lock_sql, params)
         lease_cursor.execute(lease_sql, params)
         if by_delivery:
             events_cursor.execute(_EVENTS_SQL.format(ids="%(delivery)s"), params)
-    target = _target(lock_cursor.fetchone())
+    target = _target(_without_lock_column(lock_cursor.fetchone()))
     rows = lease_cursor.fetchall()
     events = _events_from([params["delivery"]], events_cursor.fetchall()) if by_delivery else None
     return target, rows, events
@@ -235,12 +244,16 @@ def _claim_in_transaction(params: dict, *, by_delivery: bool, manual: bool, marg
     lock_sql, lease_sql = _claim_sql(by_delivery=by_delivery, manual=manual, lease="%(lease)s")
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(lock_sql, params)
-        target = _target(cursor.fetchone())
+        target = _target(_without_lock_column(cursor.fetchone()))
         if target is None:
             return None, []
         lease = from_db_time(params["now"]) + datetime.timedelta(seconds=lease_seconds(target, margin))
         cursor.execute(lease_sql, {**params, "lease": db_time(lease)})
         return target, cursor.fetchall()
+
+
+def _without_lock_column(row):
+    return row[1:] if row is not None and connection.vendor == "postgresql" else row
 
 
 def _target(row) -> Target | None:
@@ -253,16 +266,14 @@ def _target(row) -> Target | None:
     return target
 
 
-def release(delivery_ids: list[int]) -> None:
-    """Give leases back unused, so the deliveries can be claimed again at once."""
-    if not delivery_ids:
-        return
+def has_due(webhook_id: int, now: datetime.datetime) -> bool:
+    """Whether the webhook has a due delivery no one is sending: a plain read, before taking any lock."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {DELIVERY} SET leased_until = NULL, lease_owner = '' WHERE id IN"  # noqa: S608
-            f" ({', '.join(['%s'] * len(delivery_ids))})",
-            delivery_ids,
+            f"SELECT 1 FROM {DELIVERY} WHERE webhook_id = %(webhook)s AND {DUE_SQL} AND {LEASE_FREE_SQL} LIMIT 1",  # noqa: S608
+            {"webhook": webhook_id, "now": db_time(now)},
         )
+        return cursor.fetchone() is not None
 
 
 @dataclass
@@ -315,43 +326,70 @@ def _value(value):
     return db_time(value) if isinstance(value, datetime.datetime) else value
 
 
-def insert_attempts(attempts: list[Attempt]) -> None:
-    """Insert the attempts of one batch in one statement."""
-    if not attempts:
-        return
+def _attempt_rows(attempts: list[Attempt]) -> tuple[str, list]:
     columns = [_column(Attempt, "delivery") if name == "delivery_id" else name for name in _ATTEMPT_COLUMNS]
-    rows = []
+    values = []
     for attempt in attempts:
-        values = []
         for name in _ATTEMPT_COLUMNS:
             value = getattr(attempt, name)
             values.append(json.dumps(value) if name in _JSON_COLUMNS else _value(value))
-        rows.append(values)
     placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {ATTEMPT} ({', '.join(columns)}) VALUES {', '.join([placeholders] * len(rows))}"  # noqa: S608
-            " RETURNING id",
-            [value for row in rows for value in row],
-        )
-        # Rows come back in the order of the VALUES list (PostgreSQL and SQLite alike).
-        for attempt, (pk,) in zip(attempts, cursor.fetchall(), strict=True):
-            attempt.pk = pk
+    sql = (
+        f"INSERT INTO {ATTEMPT} ({', '.join(columns)}) VALUES {', '.join([placeholders] * len(attempts))}"  # noqa: S608
+        " RETURNING id"
+    )
+    return sql, values
 
 
-def update_deliveries(updates: dict[int, dict]) -> None:
-    """Write each delivery's new schedule and latest result, and give its lease back (one statement)."""
-    if not updates:
-        return
+def _delivery_updates(updates: dict[int, dict]) -> tuple[str, list[list]]:
     assignments = ", ".join(f"{_column(Delivery, name)} = %s" for name in DELIVERY_UPDATE_COLUMNS)
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"UPDATE {DELIVERY} SET {assignments}, leased_until = NULL, lease_owner = '' WHERE id = %s",  # noqa: S608
-            [
-                [_value(update[name]) for name in DELIVERY_UPDATE_COLUMNS] + [delivery_id]
-                for delivery_id, update in updates.items()
-            ],
-        )
+    sql = f"UPDATE {DELIVERY} SET {assignments}, leased_until = NULL, lease_owner = '' WHERE id = %s"  # noqa: S608
+    rows = [[_value(update[name]) for name in DELIVERY_UPDATE_COLUMNS] + [pk] for pk, update in updates.items()]
+    return sql, rows
+
+
+def _release_sql(delivery_ids: list[int]) -> str:
+    return (
+        f"UPDATE {DELIVERY} SET leased_until = NULL, lease_owner = '' WHERE id IN"  # noqa: S608
+        f" ({', '.join(['%s'] * len(delivery_ids))})"
+    )
+
+
+def record(attempts: list[Attempt], updates: dict[int, dict], unsent: list[int]) -> None:
+    """In one transaction: insert a batch's attempts (one statement), write each delivery's new state and
+    give its lease back (one statement), and give back the leases of deliveries left unsent.
+
+    On PostgreSQL the whole transaction is one round trip (a pipeline). Sets each attempt's pk.
+    """
+    statements: list[tuple[str, list, bool]] = []  # (sql, params, many)
+    if attempts:
+        sql, values = _attempt_rows(attempts)
+        statements.append((sql, values, False))
+    if updates:
+        sql, rows = _delivery_updates(updates)
+        statements.append((sql, rows, True))
+    if unsent:
+        statements.append((_release_sql(unsent), unsent, False))
+    if not statements:
+        return
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        connection.ensure_connection()
+        raw = connection.connection
+        with raw.transaction(), raw.pipeline():
+            cursors = [raw.cursor() for _ in statements]
+            for cursor, (sql, params, many) in zip(cursors, statements, strict=True):
+                (cursor.executemany if many else cursor.execute)(sql, params)
+        ids = cursors[0].fetchall() if attempts else []
+    else:
+        with transaction.atomic(), connection.cursor() as cursor:
+            ids = []
+            for sql, params, many in statements:
+                (cursor.executemany if many else cursor.execute)(sql, params)
+                if not ids and attempts:
+                    ids = cursor.fetchall()
+    # Rows come back in the order of the VALUES list (PostgreSQL and SQLite alike).
+    for attempt, (pk,) in zip(attempts, ids, strict=True):
+        attempt.pk = pk
 
 
 def note_success(webhook_id: int, now: datetime.datetime) -> bool:

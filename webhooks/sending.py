@@ -24,7 +24,7 @@ import time
 import uuid
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from . import bodies, ledger, outbound, queueing, retry_policy, signing, signing_keys
@@ -144,17 +144,18 @@ def send_claimed(
     return attempts
 
 
+# Django's wrappers of a broken connection's errors; the driver's own come from the pipelined path.
+_CONNECTION_ERRORS = (OperationalError, InterfaceError)
+
+
 def _record(attempts: list[Attempt], updates: dict[int, dict], unsent: list[int]) -> None:
     """Write the batch; on a broken connection, reconnect and write again (the receiver already has these)."""
     give_up_at = time.monotonic() + settings.WEBHOOK_LEASE_MARGIN_SECONDS / 2
     while True:
         try:
-            with transaction.atomic():
-                ledger.insert_attempts(attempts)
-                ledger.update_deliveries(updates)
-                ledger.release(unsent)
+            ledger.record(attempts, updates, unsent)
             return
-        except (OperationalError, InterfaceError) as error:
+        except (*_CONNECTION_ERRORS, connection.Database.OperationalError, connection.Database.InterfaceError) as error:
             if time.monotonic() > give_up_at:
                 raise
             logger.warning("recording %d attempts failed (%s); reconnecting", len(attempts), error.__class__.__name__)
@@ -244,6 +245,8 @@ def drain(webhook_id: int, *, owner: str | None = None, budget: float = DRAIN_BU
     limit = settings.WEBHOOK_CLAIM_BATCH
     made = 0
     while True:
+        if not ledger.has_due(webhook_id, timezone.now()):
+            return made
         target, claimed, _ = _claim(owner=owner, now=timezone.now(), webhook_id=webhook_id, limit=limit)
         if not claimed:
             return made
