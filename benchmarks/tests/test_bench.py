@@ -1,0 +1,32 @@
+"""The benchmark runs end to end with tiny sizes, so that it cannot rot (`make bench` runs the real sizes)."""
+
+import json
+import subprocess
+import sys
+
+from benchmarks.bench import SCENARIOS
+from conftest import BASE_DIR
+
+
+def test_every_scenario_runs_and_reports_its_figures_beside_the_bare_task(tmp_path):
+    output = tmp_path / "bench.json"
+    completed = subprocess.run(
+        [sys.executable, "benchmarks/bench.py", "--smoke", "--json", str(output)],
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    results = json.loads(output.read_text())
+    assert list(results["scenarios"]) == SCENARIOS
+    scenarios = results["scenarios"]
+    assert scenarios["backlog"]["ours_per_s"] > 0 and scenarios["backlog"]["bare_per_s"] > 0
+    assert scenarios["latency"]["ours_ms"]["lost"] == 0 and scenarios["latency"]["bare_ms"]["p50"] > 0
+    assert scenarios["isolation"]["healthy_ms"]["lost"] == 0
+    assert scenarios["recovery"]["all_delivered"]
+    assert scenarios["db_cut"]["unrecorded"] == 0
+    assert scenarios["embedded"]["received"] == scenarios["embedded"]["events"]
+    assert scenarios["embedded"]["lock_errors"] == 0
+    # One table, a row per figure, each with its bar.
+    assert "| backlog throughput" in completed.stdout and "| make run defaults" in completed.stdout
