@@ -6,9 +6,9 @@ every problem at once, keyed by field, so a form and a command say the same.
 
 from __future__ import annotations
 
+import copy
 import datetime
-import re
-from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -21,25 +21,9 @@ from credentials.models import Credential
 from environments.audit import acting_user, record_audit
 from environments.models import Environment
 
-from . import queueing, signing
+from . import options, queueing, signing
 from .models import Delivery, SigningSecret, Webhook
 from .outbound import InvalidDestination, check_url
-
-# Headers we set ourselves, or that would change how the request is framed or routed.
-_RESERVED_HEADERS = {
-    "content-type",
-    "content-length",
-    "host",
-    "transfer-encoding",
-    "connection",
-    "user-agent",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-}
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
-_HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]{0,1024}$")
-MAX_EXTRA_HEADERS = 10
 
 
 class WebhookInvalid(ValueError):
@@ -54,46 +38,36 @@ class WebhookError(ValueError):
     """An action on a webhook that cannot be done now, with the sentence saying why."""
 
 
-@dataclass
 class WebhookFields:
-    """Everything a user sets on a webhook."""
+    """Everything a user sets on a webhook: what it receives, how it is signed, and its options.
 
-    name: str
-    url: str
-    event_types: list[str]
-    security_method: str = Webhook.SecurityMethod.SIGNING_SECRET
-    signing_credential_ids: list[str] = field(default_factory=list)
-    verify_tls: bool = True
-    payload_format: str = Webhook.PayloadFormat.FULL
-    max_events_per_request: int = 1
-    timeout_seconds: int = 0  # 0: the WEBHOOK_TIMEOUT_SECONDS default
-    extra_headers: dict[str, str] = field(default_factory=dict)
+    The options (`options.OPTIONS`) are passed by name and read as attributes;
+    those not given take their defaults.
+    """
 
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        event_types: list[str],
+        security_method: str = Webhook.SecurityMethod.SIGNING_SECRET,
+        signing_credential_ids: list[str] | None = None,
+        **option_values: Any,
+    ):
+        unknown = set(option_values) - set(options.OPTION_NAMES)
+        if unknown:
+            raise TypeError(f"unknown webhook options: {', '.join(sorted(unknown))}")
+        self.name = name
+        self.url = url
+        self.event_types = list(event_types)
+        self.security_method = security_method
+        self.signing_credential_ids = list(signing_credential_ids or [])
+        self.options = {**options.defaults(), **option_values}
 
-def parse_headers(text: str) -> dict[str, str]:
-    """Parse `Name: value` lines (as typed in a form or passed to a command)."""
-    headers: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        name, colon, value = line.partition(":")
-        if not colon:
-            raise WebhookInvalid({"extra_headers": f"line {number} is not “Name: value”"})
-        headers[name.strip()] = value.strip()
-    return headers
-
-
-def _check_headers(headers: dict[str, str]) -> str | None:
-    if len(headers) > MAX_EXTRA_HEADERS:
-        return f"at most {MAX_EXTRA_HEADERS} extra headers"
-    for name, value in headers.items():
-        if not _HEADER_NAME.match(name):
-            return f"“{name[:40]}” is not a valid header name (letters, digits and - only, no spaces)"
-        if name.lower() in _RESERVED_HEADERS:
-            return f"{name} is set by Integration Tools and cannot be overridden"
-        if not isinstance(value, str) or not _HEADER_VALUE.match(value):
-            return f"the value of {name} must be printable text of at most 1024 characters, on one line"
-    return None
+    def __getattr__(self, name: str) -> Any:
+        if name != "options" and name in options.OPTION_NAMES:
+            return self.options[name]
+        raise AttributeError(name)
 
 
 def selectable_credentials(environment: Environment):
@@ -139,17 +113,7 @@ def _validate(environment: Environment, fields: WebhookFields, webhook: Webhook 
         elif invalid:
             errors["signing_credentials"] = "only active credentials of this environment's clients can sign"
         credentials = [selectable[credential_id] for credential_id in chosen if credential_id in selectable]
-    if fields.payload_format not in Webhook.PayloadFormat.values:
-        errors["payload_format"] = "choose full or thin"
-    most = settings.WEBHOOK_MAX_EVENTS_PER_REQUEST_MAX
-    if not 1 <= fields.max_events_per_request <= most:
-        errors["max_events_per_request"] = f"between 1 and {most}"
-    fields.timeout_seconds = fields.timeout_seconds or settings.WEBHOOK_TIMEOUT_SECONDS
-    if not 1 <= fields.timeout_seconds <= settings.WEBHOOK_TIMEOUT_SECONDS_MAX:
-        errors["timeout_seconds"] = f"between 1 and {settings.WEBHOOK_TIMEOUT_SECONDS_MAX} seconds"
-    header_problem = _check_headers(fields.extra_headers)
-    if header_problem:
-        errors["extra_headers"] = header_problem
+    errors.update(options.problems(fields.options))
     if errors:
         raise WebhookInvalid(errors)
     return credentials
@@ -162,11 +126,7 @@ def _settings_of(webhook: Webhook) -> dict:
         "url": webhook.url,
         "event_types": list(webhook.event_types),
         "security_method": webhook.security_method,
-        "verify_tls": webhook.verify_tls,
-        "payload_format": webhook.payload_format,
-        "max_events_per_request": webhook.max_events_per_request,
-        "timeout_seconds": webhook.timeout_seconds,
-        "extra_header_names": sorted(webhook.extra_headers),
+        **options.audit_view(webhook),
     }
 
 
@@ -175,11 +135,8 @@ def _apply(webhook: Webhook, fields: WebhookFields) -> None:
     webhook.url = fields.url
     webhook.event_types = fields.event_types
     webhook.security_method = fields.security_method
-    webhook.verify_tls = fields.verify_tls
-    webhook.payload_format = fields.payload_format
-    webhook.max_events_per_request = fields.max_events_per_request
-    webhook.timeout_seconds = fields.timeout_seconds
-    webhook.extra_headers = fields.extra_headers
+    for name, value in fields.options.items():
+        setattr(webhook, name, value)
 
 
 def _new_secret(webhook: Webhook) -> str:
@@ -267,11 +224,7 @@ def fields_of(webhook: Webhook) -> WebhookFields:
         event_types=list(webhook.event_types),
         security_method=webhook.security_method,
         signing_credential_ids=[str(pk) for pk in webhook.signing_credentials.values_list("pk", flat=True)],
-        verify_tls=webhook.verify_tls,
-        payload_format=webhook.payload_format,
-        max_events_per_request=webhook.max_events_per_request,
-        timeout_seconds=webhook.timeout_seconds,
-        extra_headers=dict(webhook.extra_headers),
+        **{name: copy.copy(getattr(webhook, name)) for name in options.OPTION_NAMES},
     )
 
 

@@ -1,10 +1,11 @@
-"""Forms parse what people type; the rules themselves live in `services` and are mapped back onto fields."""
+"""Forms parse what people type; the rules live in `configure` and `options` and are mapped back onto fields."""
 
 from django import forms
 from django.conf import settings
 
-from .configure import WebhookFields, WebhookInvalid, parse_headers, selectable_credentials
+from .configure import WebhookFields, WebhookInvalid, selectable_credentials
 from .models import Delivery, Webhook
+from .options import OPTIONS, OptionInvalid
 
 
 class WebhookForm(forms.Form):
@@ -30,29 +31,13 @@ class WebhookForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         help_text="With the credentials method: each selected active credential signs every request.",
     )
-    verify_tls = forms.BooleanField(label="Verify TLS certificates", required=False, initial=True)
-    payload_format = forms.ChoiceField(choices=Webhook.PayloadFormat.choices, initial=Webhook.PayloadFormat.FULL)
-    max_events_per_request = forms.IntegerField(
-        label="Maximum events per request",
-        min_value=1,
-        max_value=settings.WEBHOOK_MAX_EVENTS_PER_REQUEST_MAX,
-        initial=1,
-        help_text='1 sends one event per request; more sends batches as {"events": [...]}.',
-    )
-    timeout_seconds = forms.IntegerField(
-        label="Timeout (seconds)",
-        min_value=1,
-        max_value=settings.WEBHOOK_TIMEOUT_SECONDS_MAX,
-        initial=settings.WEBHOOK_TIMEOUT_SECONDS,
-    )
-    extra_headers = forms.CharField(
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "X-Team: care-ops"}),
-        help_text="One “Name: value” per line, sent with every request.",
-    )
 
     def __init__(self, *args, environment, **kwargs):
         super().__init__(*args, **kwargs)
+        for option in OPTIONS:  # declared once, in options.py
+            self.fields[option.name] = option.form_field()
+            self.fields[option.name].label = option.label
+            self.fields[option.name].help_text = option.help
         self.environment = environment
         self.fields["event_types"].choices = [(name, name) for name in environment.event_types]
         self.fields["signing_credentials"].choices = [
@@ -62,18 +47,17 @@ class WebhookForm(forms.Form):
 
     def to_fields(self) -> WebhookFields:
         data = self.cleaned_data
-        headers = parse_headers(data.get("extra_headers", ""))
+        try:
+            values = {option.name: option.from_form(data.get(option.name)) for option in OPTIONS}
+        except OptionInvalid as error:
+            raise WebhookInvalid({"extra_headers": str(error)}) from None
         return WebhookFields(
             name=data["name"],
             url=data["url"],
             event_types=data["event_types"],
             security_method=data["security_method"],
             signing_credential_ids=data.get("signing_credentials", []),
-            verify_tls=data["verify_tls"],
-            payload_format=data["payload_format"],
-            max_events_per_request=data["max_events_per_request"],
-            timeout_seconds=data["timeout_seconds"],
-            extra_headers=headers,
+            **values,
         )
 
     def show(self, error: WebhookInvalid) -> None:
@@ -90,11 +74,7 @@ def initial_of(fields: WebhookFields) -> dict:
         "event_types": fields.event_types,
         "security_method": fields.security_method,
         "signing_credentials": fields.signing_credential_ids,
-        "verify_tls": fields.verify_tls,
-        "payload_format": fields.payload_format,
-        "max_events_per_request": fields.max_events_per_request,
-        "timeout_seconds": fields.timeout_seconds,
-        "extra_headers": "\n".join(f"{name}: {value}" for name, value in fields.extra_headers.items()),
+        **{option.name: option.to_form(fields.options[option.name]) for option in OPTIONS},
     }
 
 

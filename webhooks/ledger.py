@@ -28,6 +28,7 @@ from django.utils import timezone
 from environments.models import Environment, Event
 
 from .models import Attempt, Delivery, DeliveryEvent, Webhook
+from .options import OPTION_NAMES
 
 
 def _table(model: type[models.Model]) -> str:
@@ -74,30 +75,28 @@ def _json(value):
 
 @dataclass
 class Target:
-    """What sending needs of a webhook, read with its row lock."""
+    """What sending needs of a webhook: its state, keys version and options (`target.timeout_seconds`…)."""
 
     id: int
     url: str
     state: str
     security_method: str
-    verify_tls: bool
-    payload_format: str
-    max_events_per_request: int
-    timeout_seconds: int
-    extra_headers: dict
     keys_version: int
     failing_since: datetime.datetime | None
     environment_slug: str
+    options: dict
+
+    def __getattr__(self, name: str):
+        if name != "options" and name in OPTION_NAMES:
+            return self.options[name]
+        raise AttributeError(name)
 
     @property
     def is_active(self) -> bool:
         return self.state == Webhook.State.ACTIVE
 
 
-_TARGET_FIELDS = [
-    "id", "url", "state", "security_method", "verify_tls", "payload_format", "max_events_per_request",
-    "timeout_seconds", "extra_headers", "keys_version", "failing_since",
-]  # fmt: skip
+_TARGET_FIELDS = ["id", "url", "state", "security_method", "keys_version", "failing_since", *OPTION_NAMES]
 
 
 @dataclass
@@ -259,11 +258,18 @@ def _without_lock_column(row):
 def _target(row) -> Target | None:
     if row is None:
         return None
-    target = Target(*row)
-    target.verify_tls = bool(target.verify_tls)
-    target.extra_headers = _json(target.extra_headers) or {}
-    target.failing_since = from_db_time(target.failing_since)
-    return target
+    *values, slug = row
+    named = dict(zip(_TARGET_FIELDS, values, strict=True))
+    options = {}
+    for name in OPTION_NAMES:
+        model_field = Webhook._meta.get_field(name)
+        value = named.pop(name)
+        # The same conversion the ORM applies (JSON text to a dict, SQLite's 0/1 to a bool).
+        if hasattr(model_field, "from_db_value"):
+            value = model_field.from_db_value(value, None, connection)
+        options[name] = model_field.to_python(value)
+    named["failing_since"] = from_db_time(named["failing_since"])
+    return Target(**named, environment_slug=slug, options=options)
 
 
 def has_due(webhook_id: int, now: datetime.datetime) -> bool:

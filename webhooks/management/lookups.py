@@ -7,6 +7,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from ..models import Webhook
+from ..options import audit_view
 
 
 def webhook(reference: str) -> Webhook:
@@ -58,10 +59,6 @@ def describe(item: Webhook) -> dict:
         "event_types": item.event_types,
         "security_method": item.security_method,
         "signing_credential_ids": [str(pk) for pk in item.signing_credentials.values_list("pk", flat=True)],
-        "verify_tls": item.verify_tls,
-        "payload_format": item.payload_format,
-        "max_events_per_request": item.max_events_per_request,
-        "timeout_seconds": item.timeout_seconds,
-        "extra_header_names": sorted(item.extra_headers),
+        **audit_view(item),
         "last_triggered_at": item.last_triggered_at.isoformat() if item.last_triggered_at else None,
     }

@@ -1,0 +1,194 @@
+"""The options of a webhook (rule 8 and beyond), declared once.
+
+Each option says how it is checked, how a form field and a command flag take
+it, and how the audit trail and `--json` output show it. Adding an option is a
+model field plus one entry here: `configure.py` (apply, validate, audit
+snapshots), the form, `create_webhook` and `describe` derive from this list,
+and the sending path reads the option's column by its name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django import forms
+from django.conf import settings
+
+from .models import Webhook
+
+# Headers we set ourselves, or that would change how the request is framed or routed.
+RESERVED_HEADERS = {
+    "content-type",
+    "content-length",
+    "host",
+    "transfer-encoding",
+    "connection",
+    "user-agent",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+}
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
+_HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]{0,1024}$")
+MAX_EXTRA_HEADERS = 10
+
+
+class OptionInvalid(ValueError):
+    """A value an option cannot take, with the sentence saying why."""
+
+
+def parse_headers(text: str) -> dict[str, str]:
+    """Parse `Name: value` lines (as typed in a form or passed to a command)."""
+    headers: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, colon, value = line.partition(":")
+        if not colon:
+            raise OptionInvalid(f"line {number} is not “Name: value”")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def _check_headers(headers: dict[str, str]) -> str | None:
+    if len(headers) > MAX_EXTRA_HEADERS:
+        return f"at most {MAX_EXTRA_HEADERS} extra headers"
+    for name, value in headers.items():
+        if not _HEADER_NAME.match(name):
+            return f"“{name[:40]}” is not a valid header name (letters, digits and - only, no spaces)"
+        if name.lower() in RESERVED_HEADERS:
+            return f"{name} is set by Integration Tools and cannot be overridden"
+        if not isinstance(value, str) or not _HEADER_VALUE.match(value):
+            return f"the value of {name} must be printable text of at most 1024 characters, on one line"
+    return None
+
+
+def _in_range(low: int, high: Callable[[], int], unit: str = "") -> Callable[[Any], str | None]:
+    def check(value) -> str | None:
+        top = high()
+        if not isinstance(value, int) or not low <= value <= top:
+            return f"between {low} and {top}{unit}"
+        return None
+
+    return check
+
+
+def _one_of(choices, sentence: str) -> Callable[[Any], str | None]:
+    return lambda value: None if value in choices else sentence
+
+
+@dataclass(frozen=True)
+class Option:
+    """One webhook option: its model field, checks, form field, command flag and audit form."""
+
+    name: str
+    label: str
+    help: str
+    default: Callable[[], Any]
+    check: Callable[[Any], str | None]
+    form_field: Callable[[], forms.Field]
+    flag: str
+    flag_options: dict = field(default_factory=dict)
+    # Form and command values to the option's value, and back for a form's initial data.
+    from_form: Callable[[Any], Any] = lambda value: value
+    to_form: Callable[[Any], Any] = lambda value: value
+    from_flag: Callable[[Any], Any] = lambda value: value
+    # What the audit trail and --json show (never a secret).
+    audit_name: str = ""
+    audit_value: Callable[[Any], Any] = lambda value: value
+
+    def audit_key(self) -> str:
+        return self.audit_name or self.name
+
+
+OPTIONS: list[Option] = [
+    Option(
+        name="verify_tls",
+        label="Verify TLS certificates",
+        help="Refuse receivers whose certificate does not verify (leave on outside development).",
+        default=lambda: True,
+        check=lambda value: None if isinstance(value, bool) else "on or off",
+        form_field=lambda: forms.BooleanField(required=False, initial=True),
+        flag="--no-verify-tls",
+        flag_options={"action": "store_true", "help": "Do not verify the receiver's TLS certificate."},
+        from_flag=lambda no_verify: not no_verify,
+    ),
+    Option(
+        name="payload_format",
+        label="Payload format",
+        help="Full sends the record as it is after the change; thin sends its id only.",
+        default=lambda: Webhook.PayloadFormat.FULL,
+        check=_one_of(Webhook.PayloadFormat.values, "choose full or thin"),
+        form_field=lambda: forms.ChoiceField(choices=Webhook.PayloadFormat.choices, initial=Webhook.PayloadFormat.FULL),
+        flag="--payload-format",
+        flag_options={"choices": Webhook.PayloadFormat.values, "default": Webhook.PayloadFormat.FULL},
+    ),
+    Option(
+        name="max_events_per_request",
+        label="Maximum events per request",
+        help='1 sends one event per request; more sends batches as {"events": [...]}.',
+        default=lambda: 1,
+        check=_in_range(1, lambda: settings.WEBHOOK_MAX_EVENTS_PER_REQUEST_MAX),
+        form_field=lambda: forms.IntegerField(
+            min_value=1, max_value=settings.WEBHOOK_MAX_EVENTS_PER_REQUEST_MAX, initial=1
+        ),
+        flag="--max-events",
+        flag_options={"type": int, "default": 1, "help": "Maximum events per request (batching)."},
+    ),
+    Option(
+        name="timeout_seconds",
+        label="Timeout (seconds)",
+        help="The whole request, from connecting to the end of the response, must finish within this.",
+        default=lambda: settings.WEBHOOK_TIMEOUT_SECONDS,
+        check=_in_range(1, lambda: settings.WEBHOOK_TIMEOUT_SECONDS_MAX, " seconds"),
+        form_field=lambda: forms.IntegerField(
+            min_value=1, max_value=settings.WEBHOOK_TIMEOUT_SECONDS_MAX, initial=settings.WEBHOOK_TIMEOUT_SECONDS
+        ),
+        flag="--timeout",
+        flag_options={"type": int, "default": 0, "help": "Seconds for the whole request (0: the default)."},
+        from_flag=lambda seconds: seconds or settings.WEBHOOK_TIMEOUT_SECONDS,
+    ),
+    Option(
+        name="extra_headers",
+        label="Extra headers",
+        help="One “Name: value” per line, sent with every request.",
+        default=dict,
+        check=_check_headers,
+        form_field=lambda: forms.CharField(
+            required=False, widget=forms.Textarea(attrs={"rows": 3, "placeholder": "X-Team: care-ops"})
+        ),
+        flag="--header",
+        flag_options={"action": "append", "default": [], "help": 'Extra header "Name: value" (repeat).'},
+        from_form=lambda text: parse_headers(text or ""),
+        to_form=lambda headers: "\n".join(f"{name}: {value}" for name, value in headers.items()),
+        from_flag=lambda lines: parse_headers("\n".join(lines)),
+        # Header values may be a receiver's credentials: the trail keeps their names only.
+        audit_name="extra_header_names",
+        audit_value=sorted,
+    ),
+]
+
+OPTION_NAMES = [option.name for option in OPTIONS]
+
+
+def defaults() -> dict[str, Any]:
+    """Every option at its default."""
+    return {option.name: option.default() for option in OPTIONS}
+
+
+def problems(values: dict[str, Any]) -> dict[str, str]:
+    """Each option whose value does not hold, with the sentence saying why."""
+    errors = {}
+    for option in OPTIONS:
+        problem = option.check(values[option.name])
+        if problem:
+            errors[option.name] = problem
+    return errors
+
+
+def audit_view(source) -> dict[str, Any]:
+    """The options of a webhook (or of fields to apply) as the audit trail and --json show them."""
+    return {option.audit_key(): option.audit_value(getattr(source, option.name)) for option in OPTIONS}
