@@ -6,7 +6,6 @@ urlpatterns = [
     path("", portal.home, name="home"),
     path("healthz", portal.healthz, name="healthz"),
     path("switch/", portal.switch_environment, name="switch_environment"),
-    path("e/<slug:slug>/", portal.overview, name="overview"),
     path("audit/", audit.audit_log, name="audit_log"),
     path("audit/export.csv", audit.audit_export, name="audit_export"),
     path("configurations/", configurations.configuration_list, name="configuration_list"),

@@ -68,6 +68,9 @@ INSTALLED_APPS = [
     "environments",
     "credentials",
     "webhooks",
+    # These two compose the apps above: nothing above imports them.
+    "dataapi",
+    "overview",
 ]
 
 MIDDLEWARE = [
@@ -80,7 +83,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
-    "environments.api_errors.ApiJsonErrorsMiddleware",
+    "dataapi.api_errors.ApiJsonErrorsMiddleware",
 ]
 
 ROOT_URLCONF = "integration_tools.urls"

@@ -1,10 +1,10 @@
-"""Top-level URL map: the portal pages live in `environments.urls`."""
+"""Top-level URL map: the portal pages live in each app's `urls`; the Overview and the Data API compose them."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from credentials.views import oauth
-from environments.api import api
+from dataapi.api import api
 
 urlpatterns = [
     path(
@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("", include("credentials.urls")),
     path("", include("webhooks.urls")),
+    path("", include("overview.urls")),
     path("", include("environments.urls")),
 ]
 

@@ -3,7 +3,6 @@
 import pytest
 
 from environments.models import Grant
-from environments.records import create_record
 from environments.tests.factories import grant, make_environment, make_user
 
 pytestmark = pytest.mark.django_db
@@ -64,17 +63,6 @@ def test_non_admins_cannot_reach_configurations(client):
         response = client.get(path)
         assert response.status_code == 403, path
         assert b"This page is for Admins." in response.content
-
-
-def test_overview_shows_the_schema_record_counts_and_event_types(client):
-    env = make_environment("clinic")
-    create_record(env, "patients", {"first_name": "Ada", "last_name": "Lovelace"})
-    client.force_login(make_user(admin=True))
-    page = client.get("/e/clinic/").content.decode()
-    assert "Configuration" in page and "version 1" in page
-    assert "<code>patients.created</code>" in page
-    assert "<td>1</td>" in page  # one patient
-    assert "No Celery worker has reported in yet" in page
 
 
 def test_pages_send_a_content_security_policy_and_no_inline_code(client):

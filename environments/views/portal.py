@@ -3,15 +3,13 @@
 from datetime import timedelta
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from ..access import ROLE_LABELS, can_read_audit, visible_environments
-from ..models import AuditEvent, WorkerHeartbeat
-from .decorators import environment_page
+from ..access import visible_environments
+from ..models import WorkerHeartbeat
 
 # Sections the environment switcher can land on; the same page in the new environment.
 SECTIONS = ("overview", "credentials", "webhooks", "deliveries")
@@ -40,52 +38,8 @@ def switch_environment(request):
         raise Http404("No such section.") from None
 
 
-@environment_page
-def overview(request, environment):
-    counts = dict(environment.records.values_list("data_type").annotate(n=Count("id")).values_list("data_type", "n"))
-    data_types = [
-        {
-            "name": name,
-            "label": definition.get("label", name),
-            "fields": definition["fields"],
-            "records": counts.get(name, 0),
-            "event_types": [f"{name}.{action}" for action in ("created", "updated", "deleted")],
-        }
-        for name, definition in sorted(environment.schema.get("data_types", {}).items())
-    ]
-    recent_audit = []
-    if can_read_audit(request.user) and request.role != "viewer":
-        recent_audit = AuditEvent.objects.filter(environment=environment).select_related("environment")[:10]
-    return render(
-        request,
-        "environments/overview.html",
-        {
-            "section": "overview",
-            "data_types": data_types,
-            "role_label": ROLE_LABELS[request.role],
-            "recent_audit": recent_audit,
-            "workers": _worker_status(),
-            "event_count": environment.events.count(),
-            "access": _access_health(environment),
-        },
-    )
-
-
-def _access_health(environment) -> dict:
-    """Token endpoint health over the last 24 hours: tokens issued, failed authentications, throttled requests."""
-    from credentials.models import AccessToken, AuthFailure
-
-    since = timezone.now() - timedelta(hours=24)
-    failures = AuthFailure.objects.filter(environment=environment, at__gte=since)
-    return {
-        "tokens_issued": AccessToken.objects.filter(environment=environment, issued_at__gte=since).count(),
-        "failed": failures.exclude(reason=AuthFailure.Reason.THROTTLED).count(),
-        "throttled": failures.filter(reason=AuthFailure.Reason.THROTTLED).count(),
-        "clients": environment.clients.count(),
-    }
-
-
-def _worker_status() -> list[dict]:
+def worker_status() -> list[dict]:
+    """The latest heartbeats of Celery workers, and whether each is alive."""
     from django.conf import settings
 
     stale_after = timedelta(seconds=settings.WORKER_HEARTBEAT_SECONDS * 3)

@@ -26,9 +26,8 @@ from pydantic import ConfigDict, Field
 
 from credentials.models import AccessToken
 from credentials.oauth import BearerError, resolve_bearer
-
-from .models import Environment, Record
-from .records import (
+from environments.models import Environment, Record
+from environments.records import (
     DuplicateExternalId,
     RecordInvalid,
     create_record,
