@@ -149,7 +149,8 @@ class Worker:
         self.process = subprocess.Popen(
             command,
             cwd=BASE_DIR,
-            env={**os.environ, **(env or {})},
+            # The worker's database connections carry their own name, so db_cut can find them.
+            env={**os.environ, "PGAPPNAME": "bench-worker", **(env or {})},
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -543,7 +544,7 @@ def scenario_db_cut(receiver, size, database_url: str) -> dict:
                 with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
                     cut = admin.execute(
                         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                        " WHERE datname = %s AND pid <> pg_backend_pid() AND application_name NOT LIKE 'bench-main%%'",
+                        " WHERE datname = %s AND application_name = 'bench-worker'",
                         [name],
                     ).fetchone()[0]
         wait_for(lambda: len({r.headers["webhook-id"] for r in receiver.requests}) >= size["cut_events"], timeout=120)
