@@ -566,6 +566,8 @@ def scenario_db_cut(receiver, size, database_url: str) -> dict:
 
 
 def scenario_memory(receiver, size) -> dict:
+    from django.db import transaction
+
     environment = bench_environment("bench-memory")
     fresh_webhook(environment, receiver.url)
     purge()
@@ -579,8 +581,9 @@ def scenario_memory(receiver, size) -> dict:
         before = worker.rss_kb()
         sent = warm
         while sent < total:  # in chunks, so the backlog (and the broker) stays small
-            for n in range(sent, min(sent + 2000, total)):
-                change(environment, n, "M")
+            with transaction.atomic():  # one commit per chunk: the point is the worker, not the writer
+                for n in range(sent, min(sent + 2000, total)):
+                    change(environment, n, "M")
             sent = min(sent + 2000, total)
             wait_for(lambda sent=sent: len(receiver.requests) >= sent, timeout=600)
         after = worker.rss_kb()
