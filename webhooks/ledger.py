@@ -128,10 +128,8 @@ def lease_seconds(target: Target, margin: float) -> float:
     return target.timeout_seconds + 1 + margin
 
 
-# The first key of the per-webhook advisory locks (the second is the webhook's id), and the
-# transaction-local setting that tells the lease statement whether a tried lock was taken.
+# The first key of the per-webhook advisory locks (the second is the webhook's id).
 _ADVISORY_LOCK_SPACE = 4711
-_LOCK_TAKEN = "integration_tools.claim_locked"
 
 
 def _claim_sql(*, by_delivery: bool, manual: bool, lease: str) -> tuple[str, str]:
@@ -141,23 +139,10 @@ def _claim_sql(*, by_delivery: bool, manual: bool, lease: str) -> tuple[str, str
     active, fewer than `cap` other owners in flight), so nothing is decided in
     Python between the two and both can go to PostgreSQL in one round trip.
     Run after the lock, in READ COMMITTED, it sees every lease committed before.
-
-    A scheduled claim by id only tries the lock: when another worker is
-    claiming for the same webhook right now, that worker (or one holding a
-    sending slot) drains this delivery after its own, so waiting in line for
-    the lock would only convoy worker threads under backlog. Whether the lock
-    was taken is kept in a transaction-local setting the lease statement reads.
     """
     target_columns = ", ".join(f"w.{_column(Webhook, name)}" for name in _TARGET_FIELDS)
-    try_only = by_delivery and not manual
     if connection.vendor == "postgresql":
-        key = f"{_ADVISORY_LOCK_SPACE}, w.id::integer"
-        lock = (
-            f"set_config('{_LOCK_TAKEN}', pg_try_advisory_xact_lock({key})::text, true)"
-            if try_only
-            else f"pg_advisory_xact_lock({key})"
-        )
-        target_columns = f"{lock}, " + target_columns
+        target_columns = f"pg_advisory_xact_lock({_ADVISORY_LOCK_SPACE}, w.id::integer), " + target_columns
     claimable = f"{LEASE_FREE_SQL}" if manual else f"{DUE_SQL} AND {LEASE_FREE_SQL}"
     if by_delivery:
         which_webhook = f"(SELECT webhook_id FROM {DELIVERY} WHERE id = %(delivery)s AND {claimable})"  # noqa: S608
@@ -170,8 +155,6 @@ def _claim_sql(*, by_delivery: bool, manual: bool, lease: str) -> tuple[str, str
         f" JOIN {ENVIRONMENT} env ON env.id = w.environment_id WHERE w.id = {which_webhook}"
     )
     conditions = [which_deliveries, claimable]
-    if try_only and connection.vendor == "postgresql":
-        conditions.append(f"current_setting('{_LOCK_TAKEN}', true) = 'true'")
     if not manual:
         conditions.append(f"w.state = '{Webhook.State.ACTIVE}'")
         conditions.append(
