@@ -17,6 +17,7 @@ deliveries are leased in one `UPDATE … RETURNING`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import uuid
@@ -133,7 +134,7 @@ _ADVISORY_LOCK_SPACE = 4711
 
 
 def _claim_sql(*, by_delivery: bool, manual: bool, lease: str) -> tuple[str, str]:
-    """The two statements of a claim: lock the webhook's row, then lease its deliveries.
+    """The two statements of a claim: take the webhook's claim lock (reading its row), then lease its deliveries.
 
     The lease statement states every rule itself (due, lease free, webhook
     active, fewer than `cap` other owners in flight), so nothing is decided in
@@ -159,7 +160,7 @@ def _claim_sql(*, by_delivery: bool, manual: bool, lease: str) -> tuple[str, str
         conditions.append(f"w.state = '{Webhook.State.ACTIVE}'")
         conditions.append(
             f"(SELECT COUNT(DISTINCT o.lease_owner) FROM {DELIVERY} o WHERE o.webhook_id = d.webhook_id"  # noqa: S608
-            " AND o.leased_until >= %(now)s AND o.lease_owner <> %(owner)s) < %(cap)s"
+            f" AND {IN_FLIGHT_SQL} AND o.lease_owner <> %(owner)s) < %(cap)s"
         )
     returning = ", ".join(_column(Delivery, name) for name in _CLAIMED_FIELDS)
     lease_sql = (
@@ -207,7 +208,7 @@ def claim(
         "webhook": webhook_id,
         "extra": 1 + margin,
     }
-    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+    if _can_pipeline():
         target, rows, events = _claim_pipelined(params, by_delivery=delivery_id is not None, manual=manual)
     else:
         target, rows = _claim_in_transaction(params, by_delivery=delivery_id is not None, manual=manual, margin=margin)
@@ -220,11 +221,23 @@ def claim(
     return target, claimed, events
 
 
-def _claim_pipelined(params: dict, *, by_delivery: bool, manual: bool):
-    lock_sql, lease_sql = _claim_sql(by_delivery=by_delivery, manual=manual, lease=_PG_LEASE)
+def _can_pipeline() -> bool:
+    # An outer transaction (tests, a caller's atomic block) is Django's to manage: then statement by statement.
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+@contextlib.contextmanager
+def _pipeline():
+    """One transaction on the raw psycopg connection, its statements sent in one round trip."""
     connection.ensure_connection()
     raw = connection.connection
     with raw.transaction(), raw.pipeline():
+        yield raw
+
+
+def _claim_pipelined(params: dict, *, by_delivery: bool, manual: bool):
+    lock_sql, lease_sql = _claim_sql(by_delivery=by_delivery, manual=manual, lease=_PG_LEASE)
+    with _pipeline() as raw:
         lock_cursor, lease_cursor, events_cursor = raw.cursor(), raw.cursor(), raw.cursor()
         # A lease lost in a database crash only lets the delivery be claimed again (at least once
         # holds), so the claim need not wait for its commit to reach the disk.
@@ -378,10 +391,8 @@ def record(attempts: list[Attempt], updates: dict[int, dict], unsent: list[int])
         statements.append((_release_sql(unsent), unsent, False))
     if not statements:
         return
-    if connection.vendor == "postgresql" and not connection.in_atomic_block:
-        connection.ensure_connection()
-        raw = connection.connection
-        with raw.transaction(), raw.pipeline():
+    if _can_pipeline():
+        with _pipeline() as raw:
             cursors = [raw.cursor() for _ in statements]
             for cursor, (sql, params, many) in zip(cursors, statements, strict=True):
                 (cursor.executemany if many else cursor.execute)(sql, params)

@@ -24,6 +24,11 @@ class ResendRefused(ValueError):
     """A re-send that cannot happen now, with the sentence saying why."""
 
 
+def _refuse_unless_active(webhook: Webhook) -> None:
+    if webhook.state != Webhook.State.ACTIVE:
+        raise ResendRefused(f"{webhook.name} is {webhook.get_state_display().lower()}: resume it to send")
+
+
 def send_test(webhook: Webhook, *, request=None, actor=None, actor_label: str = "") -> Attempt:
     """Send a `webhook.test` event to this webhook now, whatever its state, and return the attempt."""
     environment: Environment = webhook.environment
@@ -58,8 +63,7 @@ def send_test(webhook: Webhook, *, request=None, actor=None, actor_label: str = 
 def resend(delivery: Delivery, *, request=None, actor=None, actor_label: str = "", audit: bool = True) -> Attempt:
     """Send a delivery again now, with the same `webhook-id` and body, and return the attempt."""
     webhook = delivery.webhook
-    if webhook.state != Webhook.State.ACTIVE:
-        raise ResendRefused(f"{webhook.name} is {webhook.get_state_display().lower()}: resume it to send")
+    _refuse_unless_active(webhook)
     label = actor_label
     if audit:
         label = record_audit(
@@ -82,8 +86,7 @@ def retry_now(webhook: Webhook, *, request=None, actor=None, actor_label: str = 
 
     Returns how many were waiting for a later retry. Audited.
     """
-    if webhook.state != Webhook.State.ACTIVE:
-        raise ResendRefused(f"{webhook.name} is {webhook.get_state_display().lower()}: resume it to send")
+    _refuse_unless_active(webhook)
     with transaction.atomic():
         count = retry_policy.make_waiting_due(webhook.pk, timezone.now())
         record_audit(

@@ -196,8 +196,11 @@ _watchdog = _Watchdog()
 _current = threading.local()
 
 
-def _current_clock() -> _Clock | None:
-    return getattr(_current, "clock", None)
+def _track(sock: socket.socket | None) -> None:
+    """Put a socket under the current attempt's deadline (outside an attempt, nothing to do)."""
+    clock = getattr(_current, "clock", None)
+    if clock is not None:
+        _watchdog.track(clock, sock)
 
 
 class _CheckedConnectionMixin:
@@ -211,9 +214,7 @@ class _CheckedConnectionMixin:
             sock = super()._new_conn()
         finally:
             self._dns_host = original
-        clock = _current_clock()
-        if clock is not None:
-            _watchdog.track(clock, sock)
+        _track(sock)
         return sock
 
 
@@ -230,9 +231,7 @@ class _DeadlinePoolMixin:
 
     def _get_conn(self, timeout=None):
         conn = super()._get_conn(timeout)
-        clock = _current_clock()
-        if clock is not None and getattr(conn, "sock", None) is not None:
-            _watchdog.track(clock, conn.sock)
+        _track(getattr(conn, "sock", None))
         return conn
 
 

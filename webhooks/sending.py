@@ -100,7 +100,9 @@ def send_claimed(
     lease could run out before the attempt's timeout. `at` fixes the clock
     (tests move it instead of waiting); `events` are the deliveries' events when already read.
     """
-    lease_ends = time.monotonic() + ledger.lease_seconds(target, settings.WEBHOOK_LEASE_MARGIN_SECONDS)
+    # The lease covers one attempt's timeout plus the margin: start no attempt once half the margin is
+    # spent, so the last one ends, and is recorded, before the lease does.
+    start_none_after = time.monotonic() + settings.WEBHOOK_LEASE_MARGIN_SECONDS / 2
     if events is None:
         events = ledger.events_of([each.id for each in claimed if not each.body])
     attempts: list[Attempt] = []
@@ -108,7 +110,7 @@ def send_claimed(
     countdowns: dict[int, float] = {}
     unsent: list[int] = []
     for index, delivery in enumerate(claimed):
-        if time.monotonic() + target.timeout_seconds + 1 > lease_ends - settings.WEBHOOK_LEASE_MARGIN_SECONDS / 2:
+        if time.monotonic() > start_none_after:
             unsent = [each.id for each in claimed[index:]]
             break
         body = delivery.body or bodies.render(events[delivery.id], target.payload_format, target.max_events_per_request)
@@ -131,7 +133,6 @@ def send_claimed(
             succeeded=result.succeeded,
             triggered_by=triggered_by[:255],
         )
-        attempt.webhook_id = target.id  # for the caller that goes on to drain this webhook
         attempts.append(attempt)
         updates[delivery.id], countdown = retry_policy.after_attempt(delivery, trigger, result, now, body)
         if countdown is not None:
@@ -144,10 +145,6 @@ def send_claimed(
     return attempts
 
 
-# Django's wrappers of a broken connection's errors; the driver's own come from the pipelined path.
-_CONNECTION_ERRORS = (OperationalError, InterfaceError)
-
-
 def _record(attempts: list[Attempt], updates: dict[int, dict], unsent: list[int]) -> None:
     """Write the batch; on a broken connection, reconnect and write again (the receiver already has these)."""
     give_up_at = time.monotonic() + settings.WEBHOOK_LEASE_MARGIN_SECONDS / 2
@@ -155,7 +152,13 @@ def _record(attempts: list[Attempt], updates: dict[int, dict], unsent: list[int]
         try:
             ledger.record(attempts, updates, unsent)
             return
-        except (*_CONNECTION_ERRORS, connection.Database.OperationalError, connection.Database.InterfaceError) as error:
+        # Django's wrappers of a broken connection's errors, and the driver's own from the pipelined path.
+        except (
+            OperationalError,
+            InterfaceError,
+            connection.Database.OperationalError,
+            connection.Database.InterfaceError,
+        ) as error:
             if time.monotonic() > give_up_at:
                 raise
             logger.warning("recording %d attempts failed (%s); reconnecting", len(attempts), error.__class__.__name__)
@@ -202,7 +205,6 @@ def attempt_delivery(
     trigger: str = Attempt.Trigger.SCHEDULED,
     now: datetime.datetime | None = None,
     triggered_by: str = "",
-    owner: str | None = None,
 ) -> Attempt | None:
     """Send one delivery once, if it is due (or asked for by hand) and no one else is sending it.
 
@@ -213,7 +215,7 @@ def attempt_delivery(
     """
     manual = trigger in MANUAL_TRIGGERS
     target, claimed, events = _claim(
-        owner=owner or new_owner(), now=now or timezone.now(), delivery_id=delivery_id, manual=manual
+        owner=new_owner(), now=now or timezone.now(), delivery_id=delivery_id, manual=manual
     )
     if not claimed:
         return None
@@ -229,10 +231,11 @@ def send_now(delivery_id: int, *, trigger: str, triggered_by: str = "") -> Attem
 def deliver(delivery_id: int) -> int:
     """Send this delivery if it is due and its webhook has a free slot; then drain the webhook. Returns attempts."""
     owner = new_owner()
-    attempt = attempt_delivery(delivery_id, owner=owner)
-    if attempt is None:
+    target, claimed, events = _claim(owner=owner, now=timezone.now(), delivery_id=delivery_id)
+    if not claimed:
         return 0  # already sent, being sent, not due, or no free slot: nothing to do
-    return 1 + drain(attempt.webhook_id, owner=owner)
+    made = len(send_claimed(target, claimed, trigger=Attempt.Trigger.SCHEDULED, events=events))
+    return made + drain(target.id, owner=owner)
 
 
 def drain(webhook_id: int, *, owner: str | None = None, budget: float = DRAIN_BUDGET_SECONDS) -> int:

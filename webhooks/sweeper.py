@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import datetime
+from collections import Counter
 
 from django.conf import settings
 from django.db.models import Count, Q
@@ -34,16 +35,13 @@ def sweep(now: datetime.datetime | None = None, limit: int = 1000) -> int:
     )
     if due:
         Delivery.objects.filter(pk__in=[pk for pk, _ in due]).update(enqueued_at=now)
-        per_webhook: dict[int, int] = {}
-        for _, webhook_id in due:
-            per_webhook[webhook_id] = per_webhook.get(webhook_id, 0) + 1
-        for webhook_id, count in per_webhook.items():
+        for webhook_id, count in Counter(webhook_id for _, webhook_id in due).items():
             queueing.drain(webhook_id, copies=min(count, settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK))
     return len(due)
 
 
 def webhooks_to_probe(now: datetime.datetime) -> list[int]:
-    """Active failing webhooks with deliveries waiting (none due) whose last attempt is a probe interval old."""
+    """Active failing webhooks with deliveries waiting whose last attempt is a probe interval old."""
     failing = (
         Webhook.objects.filter(state=Webhook.State.ACTIVE, failing_since__isnull=False)
         .annotate(
