@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from environments.audit import acting_user, record_audit
+from environments.inputs import length_problem
 from environments.models import Environment
 
 from . import secrets
@@ -48,13 +49,22 @@ def credential_in_use_by(credential: Credential) -> list[str]:
     return [name for check in _in_use_checks for name in check(credential)]
 
 
+def _name(name: str, model, what: str) -> str:
+    """The name, trimmed, if it is one a `what` can have; else CredentialError saying why."""
+    name = name.strip()
+    if not name:
+        raise CredentialError(f"a {what} needs a name")
+    problem = length_problem(name, model, "name")
+    if problem:
+        raise CredentialError(f"the {what} name {problem}")
+    return name
+
+
 def create_client(
     environment: Environment, name: str, scopes: list[str], *, request: HttpRequest | None = None, actor=None
 ) -> Client:
     """Create a client of one environment with the given scopes (at least one, all known)."""
-    name = name.strip()
-    if not name:
-        raise CredentialError("a client needs a name")
+    name = _name(name, Client, "client")
     scopes = sorted(set(scopes))
     if not scopes:
         raise CredentialError("choose at least one scope: a client with no scope can read nothing")
@@ -95,9 +105,7 @@ def create_credential(
 
     The secret exists in plain text only in the return value: show it once and drop it.
     """
-    name = name.strip()
-    if not name:
-        raise CredentialError("a credential needs a name")
+    name = _name(name, Credential, "credential")
     if expires_at is not None and expires_at <= timezone.now():
         raise CredentialError("the expiry must be in the future")
     secret = secrets.new_client_secret()
@@ -123,9 +131,7 @@ def create_credential(
 
 
 def rename_credential(credential: Credential, name: str, *, request: HttpRequest | None = None, actor=None) -> None:
-    name = name.strip()
-    if not name:
-        raise CredentialError("a credential needs a name")
+    name = _name(name, Credential, "credential")
     old = credential.name
     with transaction.atomic():
         credential.name = name

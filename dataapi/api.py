@@ -26,6 +26,7 @@ from pydantic import ConfigDict, Field
 
 from credentials.models import AccessToken
 from credentials.oauth import BearerError, resolve_bearer
+from environments import inputs
 from environments.models import Environment, Record
 from environments.records import (
     DuplicateExternalId,
@@ -58,9 +59,9 @@ class JsonBodyParser(Parser):
         if request.content_type != "application/json":
             raise ApiError(415, "unsupported_media_type", "send the body as Content-Type: application/json")
         try:
-            return json.loads(request.body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ApiError(400, "malformed_json", f"the body is not valid JSON: {error}") from None
+            return inputs.loads(request.body)
+        except inputs.JsonRefused as error:
+            raise ApiError(400, "malformed_json", f"the body is refused: {error}") from None
 
 
 class BearerToken(HttpBearer):
@@ -240,7 +241,7 @@ def _encode_cursor(record: Record) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime.datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        moment, key = json.loads(raw)
+        moment, key = inputs.loads(raw)
         return datetime.datetime.fromisoformat(moment), uuid.UUID(key)
     except (ValueError, TypeError) as error:
         raise ApiError(400, "invalid_cursor", "the cursor is not one this API returned") from error

@@ -153,7 +153,11 @@ def iter_csv(events: Iterable[AuditEvent]) -> Iterator[str]:
         )
 
 
+# OWASP's list: a cell starting with one of these runs as a formula when the
+# export is opened in a spreadsheet (TAB and CR too: some spreadsheets drop them
+# and read what follows); user agents and names are attacker-controlled.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
 def _csv_safe(value: str) -> str:
-    # A cell starting with = + - @ runs as a formula when the export is opened
-    # in a spreadsheet; user agents and names are attacker-controlled.
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@") else value
+    return f"'{value}" if value.lstrip(" ")[:1] in _FORMULA_STARTS else value

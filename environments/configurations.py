@@ -6,7 +6,6 @@ bad document gets the same precise message whichever way it arrives.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,6 +15,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.text import slugify
 
+from . import inputs
 from .audit import acting_user, record_audit
 from .models import Configuration, ConfigurationVersion, Environment
 from .schema import validate_schema
@@ -26,13 +26,14 @@ class ConfigurationError(Exception):
 
 
 def parse_schema_text(text: str) -> Any:
-    """Parse a schema document from JSON text, with the line and column of a syntax error."""
+    """Parse a schema document from JSON text: strict JSON (see `inputs`) holding one object."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ConfigurationError(
-            f"the file is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
-        ) from None
+        document = inputs.loads(text)
+    except inputs.JsonRefused as error:
+        raise ConfigurationError(f"the document is refused: {error}") from None
+    if not isinstance(document, dict):
+        raise ConfigurationError('the document must be a JSON object: {"data_types": {...}}')
+    return document
 
 
 def create_configuration(name: str, slug: str = "", *, request: HttpRequest | None = None, actor=None) -> Configuration:
@@ -94,7 +95,14 @@ def save_draft(
     """Save `schema` as a new draft version, or into the given existing draft.
 
     Drafts may be incomplete: the schema is checked in full when published.
+    It must still be a JSON object that can be stored.
     """
+    if not isinstance(schema, dict):
+        raise ConfigurationError('the document must be a JSON object: {"data_types": {...}}')
+    try:
+        inputs.check(schema)
+    except inputs.JsonRefused as error:
+        raise ConfigurationError(f"the document is refused: {error}") from None
     with transaction.atomic():
         if draft is None:
             draft = ConfigurationVersion(

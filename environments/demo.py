@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from .configurations import create_configuration, create_environment, publish_version, save_draft
+from .configurations import ConfigurationError, create_configuration, create_environment, publish_version, save_draft
+from .inputs import username_problem
 from .models import Configuration, Environment, Record
 from .records import create_record
 
@@ -68,6 +69,9 @@ class DemoResult:
 
 def bootstrap_demo(admin_username: str = "admin", admin_password: str | None = None) -> DemoResult:
     """Create whatever of the demo is missing; running it again changes nothing."""
+    problem = username_problem(admin_username)
+    if problem:
+        raise ConfigurationError(f"the admin username {problem}")
     created: list[str] = []
     with transaction.atomic():
         configuration = Configuration.objects.filter(slug="sandbox").first()

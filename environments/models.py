@@ -59,7 +59,9 @@ class ConfigurationVersion(models.Model):
 
     @property
     def data_type_names(self) -> list[str]:
-        return sorted((self.schema or {}).get("data_types", {}))
+        # A draft may hold any JSON object the editor accepted; never fail on its shape.
+        data_types = self.schema.get("data_types") if isinstance(self.schema, dict) else None
+        return sorted(data_types) if isinstance(data_types, dict) else []
 
 
 class Environment(models.Model):

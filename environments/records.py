@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .events import emit_event
+from .inputs import text_problem
 from .models import Environment, Record
 from .schema import validate_record_data
 
@@ -111,6 +112,8 @@ def _check(environment: Environment, data_type: str, data: Any, external_id: Any
 def _check_size_and_external_id(data: dict, external_id: Any, errors: dict[str, str]) -> None:
     if external_id is not None and (not isinstance(external_id, str) or not 0 < len(external_id) <= 255):
         errors["external_id"] = "must be a non-empty string of at most 255 characters"
+    elif external_id is not None and (problem := text_problem(external_id)):
+        errors["external_id"] = problem
     size = len(json.dumps(data, separators=(",", ":")).encode())
     if size > settings.RECORD_MAX_BYTES:
         errors[""] = f"the record is {size} bytes; at most {settings.RECORD_MAX_BYTES} are allowed"

@@ -17,12 +17,15 @@ without guessing.
 from __future__ import annotations
 
 import datetime
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+
+from .inputs import MAX_INTEGER, MIN_INTEGER, text_problem
 
 BUILT_IN_DATA_TYPES = ("patients", "workers")
 FIELD_TYPES = ("boolean", "choice", "date", "datetime", "email", "integer", "number", "string", "text")
@@ -187,16 +190,24 @@ def _value_problem(spec: dict, value: Any) -> str | None:
     if field_type in ("string", "text"):
         if not isinstance(value, str):
             return "must be a string"
+        if problem := text_problem(value):
+            return problem
         limit = spec.get("max_length")
         if limit and len(value) > limit:
             return f"must be at most {limit} characters (got {len(value)})"
     elif field_type == "integer":
         if not _is_int(value):
             return "must be an integer"
+        if not MIN_INTEGER <= value <= MAX_INTEGER:
+            return "must fit in 64 bits"
         return _bounds_problem(spec, value)
     elif field_type == "number":
         if not _is_number(value):
             return "must be a number"
+        if isinstance(value, float) and not math.isfinite(value):
+            return "must be a finite number"
+        if isinstance(value, int) and not MIN_INTEGER <= value <= MAX_INTEGER:
+            return "must fit in 64 bits"
         return _bounds_problem(spec, value)
     elif field_type == "boolean":
         if not isinstance(value, bool):

@@ -30,21 +30,30 @@ def _refuse_to_start(message: str) -> None:
 
 # --- Secrets --------------------------------------------------------------
 
-_DEV_SECRET_KEY = "dev-only-secret-key-not-for-production-use-0123456789abcdefghij"  # noqa: S105 - used only when DEBUG is on
+# The development keys are public (they are in this file): production refuses
+# them here, and `check --deploy` reports them (environments/checks.py).
+DEVELOPMENT_SECRET_KEY = "dev-only-secret-key-not-for-production-use-0123456789abcdefghij"  # noqa: S105
+DEVELOPMENT_FIELD_ENCRYPTION_KEY = "ZGV2LW9ubHktZmllbGQta2V5LWRvLW5vdC11c2UtISE="
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
         _refuse_to_start("SECRET_KEY must be set when DEBUG is off (see .env.example).")
-    SECRET_KEY = _DEV_SECRET_KEY
+    SECRET_KEY = DEVELOPMENT_SECRET_KEY
+elif SECRET_KEY == DEVELOPMENT_SECRET_KEY and not DEBUG:
+    _refuse_to_start("SECRET_KEY is the public development key; set a secret one (see .env.example).")
 
 # Fernet keys, comma-separated: the first encrypts, all decrypt, so a new key
 # can be put in front and old data re-encrypted at leisure.
-_DEV_FIELD_ENCRYPTION_KEY = "ZGV2LW9ubHktZmllbGQta2V5LWRvLW5vdC11c2UtISE="
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 if not FIELD_ENCRYPTION_KEYS:
     if not DEBUG:
         _refuse_to_start("FIELD_ENCRYPTION_KEYS must be set when DEBUG is off (see .env.example).")
-    FIELD_ENCRYPTION_KEYS = [_DEV_FIELD_ENCRYPTION_KEY]
+    FIELD_ENCRYPTION_KEYS = [DEVELOPMENT_FIELD_ENCRYPTION_KEY]
+elif DEVELOPMENT_FIELD_ENCRYPTION_KEY in FIELD_ENCRYPTION_KEYS and not DEBUG:
+    _refuse_to_start(
+        "FIELD_ENCRYPTION_KEYS holds the public development key; put a new key first, run "
+        "rotate_encryption_keys with DEBUG on, then remove it (see .env.example)."
+    )
 for _position, _key in enumerate(FIELD_ENCRYPTION_KEYS, start=1):
     try:
         Fernet(_key)
@@ -80,6 +89,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "integration_tools.request_guard.RequestGuardMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -197,12 +207,13 @@ STORAGES = {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            else "integration_tools.static_storage.ManifestOrPlainStorage"
         )
     },
 }
-# Without a collected manifest (tests, runserver with DEBUG off) fall back to
-# serving from the app directories instead of erroring on every page.
+# Without a collected manifest (tests, runserver with DEBUG off, a deployment
+# that skipped collectstatic) pages link the unhashed names and WhiteNoise
+# serves them from the app directories instead of every page failing.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_MANIFEST_STRICT = False
 
@@ -271,6 +282,9 @@ WEBHOOKS_PER_ENVIRONMENT_MAX = env.int("WEBHOOKS_PER_ENVIRONMENT_MAX", default=2
 WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=DEBUG)
 # Networks (CIDR) webhooks may reach even though they are not public, e.g. 127.0.0.1/32 for a local receiver.
 WEBHOOK_ALLOWED_NETWORKS = env.list("WEBHOOK_ALLOWED_NETWORKS", default=[])
+# Ports webhooks may send to: the web's own and every unprivileged one, so a
+# subscribed URL cannot speak to a public host's SMTP, SSH or other system service.
+WEBHOOK_ALLOWED_PORTS = env.list("WEBHOOK_ALLOWED_PORTS", default=["80", "443", "1024-65535"])
 WEBHOOK_CONNECT_TIMEOUT_SECONDS = env.float("WEBHOOK_CONNECT_TIMEOUT_SECONDS", default=5.0)
 WEBHOOK_TIMEOUT_SECONDS = env.int("WEBHOOK_TIMEOUT_SECONDS", default=15)
 WEBHOOK_TIMEOUT_SECONDS_MAX = 60

@@ -10,6 +10,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from environments.audit import record_audit
+from environments.inputs import moment_problem
 
 from . import queueing
 from .models import Attempt, BulkResend, Delivery, Webhook
@@ -44,6 +45,9 @@ def start_bulk_resend(
         raise ValueError(f"{webhook.name} is {webhook.get_state_display().lower()}: resume it before re-sending")
     if status not in (Delivery.Status.FAILED, Delivery.Status.SUCCEEDED, Delivery.Status.DISCARDED):
         raise ValueError("re-send deliveries that are failed, succeeded or discarded")
+    for label, moment in (("start", since), ("end", until)):
+        if moment is not None and (problem := moment_problem(moment)):
+            raise ValueError(f"the {label} of the range {problem}")
     if since and until and since >= until:
         raise ValueError("the start of the range must be before its end")
     with transaction.atomic():

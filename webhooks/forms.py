@@ -3,6 +3,8 @@
 from django import forms
 from django.conf import settings
 
+from environments.inputs import validate_moment
+
 from .configure import WebhookFields, WebhookInvalid, selectable_credentials
 from .models import Delivery, Webhook
 from .options import OPTIONS, OptionInvalid
@@ -96,22 +98,24 @@ class ResumeForm(forms.Form):
     )
 
 
+def moment_field(label: str) -> forms.DateTimeField:
+    """An optional date-time input whose value survives storage (see `inputs.moment_problem`)."""
+    return forms.DateTimeField(
+        required=False,
+        label=label,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        validators=[validate_moment],
+    )
+
+
 class BulkResendForm(forms.Form):
-    since = forms.DateTimeField(
-        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), label="From"
-    )
-    until = forms.DateTimeField(
-        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), label="To"
-    )
+    since = moment_field("From")
+    until = moment_field("To")
 
 
 class HistoryFilterForm(forms.Form):
     q = forms.CharField(required=False, label="Search", max_length=100)
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Delivery.Status.choices])
     event_type = forms.CharField(required=False, label="Event type", max_length=127)
-    since = forms.DateTimeField(
-        required=False, label="From", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
-    )
-    until = forms.DateTimeField(
-        required=False, label="To", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
-    )
+    since = moment_field("From")
+    until = moment_field("To")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from django.db.models import Q, QuerySet
 
+from environments import inputs
 from environments.models import Environment, Event
 
 from .models import Delivery, Webhook
@@ -120,7 +121,9 @@ def encode_cursor(value: int, last_id: int) -> str:
 
 def _decode(cursor: str) -> tuple[int, int]:
     try:
-        value, last_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return int(value), int(last_id)
-    except (ValueError, TypeError):
+        value, last_id = inputs.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        value, last_id = int(value), int(last_id)
+        inputs.check([value, last_id])  # both are compared with 64-bit columns
+        return value, last_id
+    except (ValueError, TypeError, OverflowError):
         raise HistoryFilterError("this page link is out of date; start again from the first page") from None

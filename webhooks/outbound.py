@@ -3,9 +3,12 @@
 The address is checked when the connection is made, after DNS resolution, and
 the socket connects to that very address: a name that resolves to a public
 address at save time and to 10.0.0.1 at send time (DNS rebinding) is refused.
-Loopback, private, link-local (cloud metadata), multicast and other non-global
-addresses are refused unless `WEBHOOK_ALLOWED_NETWORKS` admits them. Redirects
-are never followed, and no proxy from the environment is used.
+Loopback, private, link-local (cloud metadata), multicast, shared, benchmark,
+documentation and other non-global addresses are refused unless
+`WEBHOOK_ALLOWED_NETWORKS` admits them, and so is an IPv6 address that carries
+such an IPv4 address (mapped, compatible, 6to4, Teredo, NAT64). Only the ports
+in `WEBHOOK_ALLOWED_PORTS` are used. Redirects are never followed, and no proxy
+from the environment is used.
 """
 
 from __future__ import annotations
@@ -46,13 +49,56 @@ def _allowed_networks(spec: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ip
     return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in spec if item.strip())
 
 
+# Ranges refused by name, beyond what `ipaddress` calls non-global. Checked on
+# every IPv4 address an IPv6 address can carry too (see `_embedded_ipv4`).
+_REFUSED_NETWORKS = tuple(
+    (ipaddress.ip_network(network), reason)
+    for network, reason in (
+        ("100.64.0.0/10", "a shared (carrier-grade NAT) address"),
+        ("198.18.0.0/15", "a benchmarking address"),
+        ("192.0.0.0/24", "an IETF protocol address"),
+        ("192.0.2.0/24", "a documentation address"),
+        ("198.51.100.0/24", "a documentation address"),
+        ("203.0.113.0/24", "a documentation address"),
+        ("240.0.0.0/4", "a reserved address"),
+        ("2001:db8::/32", "a documentation address"),
+        ("3fff::/20", "a documentation address"),
+        ("fec0::/10", "a site-local address"),
+        ("64:ff9b:1::/48", "a local-use NAT64 address"),
+        ("100::/64", "a discard-only address"),
+    )
+)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address reaches through: mapped, compatible, 6to4, Teredo, NAT64."""
+    embedded = []
+    if address.ipv4_mapped:
+        embedded.append(address.ipv4_mapped)
+    if address.sixtofour:
+        embedded.append(address.sixtofour)
+    if address.teredo:
+        embedded.extend(address.teredo)  # (server, client); the client address is de-obfuscated
+    if address in _NAT64 or (address in _IPV4_COMPATIBLE and int(address) > 1):
+        embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return embedded
+
+
 def address_refusal(address: IPAddress) -> str | None:
     """Why this address may not be reached, or None when it may."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
     for network in _allowed_networks(tuple(settings.WEBHOOK_ALLOWED_NETWORKS)):
         if address.version == network.version and address in network:
             return None
+    if isinstance(address, ipaddress.IPv6Address):
+        for inner in _embedded_ipv4(address):
+            reason = address_refusal(inner)
+            if reason:
+                return f"{reason} ({inner}) inside an IPv6 address"
+    for network, reason in _REFUSED_NETWORKS:
+        if address.version == network.version and address in network:
+            return reason
     if address.is_unspecified:
         return "not a public address (it means this host)"
     if address.is_loopback:
@@ -68,12 +114,31 @@ def address_refusal(address: IPAddress) -> str | None:
     return None
 
 
+@cache
+def _allowed_ports(spec: tuple[str, ...]) -> tuple[range, ...]:
+    ranges = []
+    for item in spec:
+        low, _, high = item.strip().partition("-")
+        ranges.append(range(int(low), int(high or low) + 1))
+    return tuple(ranges)
+
+
+def port_refusal(port: int) -> str | None:
+    """Why webhooks may not send to this port (see WEBHOOK_ALLOWED_PORTS), or None."""
+    if any(port in allowed for allowed in _allowed_ports(tuple(settings.WEBHOOK_ALLOWED_PORTS))):
+        return None
+    return f"port {port} is not one webhooks may use (allowed: {', '.join(settings.WEBHOOK_ALLOWED_PORTS)})"
+
+
 def resolve_allowed(host: str, port: int) -> list[str]:
     """Resolve `host` and return its addresses, refusing if any of them may not be reached.
 
     Refusing when any address is blocked (not only the first) stops a name with
     one public and one private record from reaching the private one.
     """
+    reason = port_refusal(port)
+    if reason:
+        raise BlockedAddress(f"{reason}; webhooks may not send there")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as error:
@@ -90,7 +155,11 @@ def resolve_allowed(host: str, port: int) -> list[str]:
 
 def check_url(url: str) -> None:
     """Check a webhook URL when it is saved: scheme, shape and where it resolves now."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is what raises for a bad one
+    except ValueError as error:
+        raise InvalidDestination(f"The URL is not well formed ({error}).") from None
     allowed_schemes = ("https", "http") if settings.WEBHOOK_ALLOW_HTTP else ("https",)
     if parts.scheme not in allowed_schemes:
         raise InvalidDestination(
@@ -102,10 +171,7 @@ def check_url(url: str) -> None:
         raise InvalidDestination("The URL has no host name.")
     if parts.username or parts.password:
         raise InvalidDestination("The URL may not contain a user name or password; use extra headers instead.")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError as error:
-        raise InvalidDestination("The URL's port is not a number between 0 and 65535.") from error
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         resolve_allowed(parts.hostname, port)
     except BlockedAddress as error:

@@ -95,6 +95,8 @@ def _client_authentication(request: HttpRequest, params: dict[str, str], basic_u
         if not sep:
             raise OAuthError("invalid_client", "the Basic credentials must be client_id:client_secret", status=401)
         client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
+        if "\x00" in client_id or "\x00" in secret:
+            raise OAuthError("invalid_request", "the Basic credentials contain a NUL character")
         if params.get("client_id", client_id) != client_id:
             raise OAuthError("invalid_request", "client_id in the body differs from the Basic credentials")
         return client_id, secret

@@ -3,13 +3,15 @@
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 
 class PortalCommand(BaseCommand):
     """A command with `--json`. Subclasses call `self.report(data, text)` once at the end.
 
     User errors are raised as CommandError: Django prints one line and exits 1.
+    Anything else that escapes is turned into one line too (run with --traceback
+    to see where it came from): an operator never gets a stack trace.
     """
 
     def create_parser(self, prog_name, subcommand, **kwargs):
@@ -25,4 +27,12 @@ class PortalCommand(BaseCommand):
 
     def execute(self, *args, **options):
         self.options_json = options.get("as_json", False)
-        return super().execute(*args, **options)
+        try:
+            return super().execute(*args, **options)
+        except (CommandError, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as error:
+            if options.get("traceback"):
+                raise
+            detail = " ".join(str(error).split()) or "no detail"
+            raise CommandError(f"unexpected {type(error).__name__}: {detail[:300]} (run with --traceback)") from None

@@ -62,7 +62,11 @@ def test_publish_configuration_publishes_a_file(tmp_path):
 @pytest.mark.parametrize(
     ("content", "environment", "message"),
     [
-        ("{oops", "clinic", "the file is not valid JSON: Expecting property name enclosed in double quotes"),
+        (
+            "{oops",
+            "clinic",
+            "the document is refused: not valid JSON: Expecting property name enclosed in double quotes",
+        ),
         (json.dumps({"data_types": {}}), "clinic", 'is not a valid schema: data type "patients": the built-in'),
         (json.dumps(DEMO_SCHEMA), "nowhere", "unknown environment: nowhere"),
     ],
@@ -94,7 +98,7 @@ def test_a_command_error_is_one_line_and_exit_status_1(transactional_db, tmp_pat
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"CommandError: {path}: the file is not valid JSON: Expecting ',' delimiter at line 1, column 6"
+        f"CommandError: {path}: the document is refused: not valid JSON: Expecting ',' delimiter at line 1, column 6"
     ]
 
 

@@ -33,8 +33,9 @@ def test_malformed_json_is_pointed_at(admin_client):
     Configuration.objects.create(name="Clinic", slug="clinic")
     response = admin_client.post("/configurations/clinic/drafts/new/", {"schema": '{"data_types": {,}}'})
     assert response.status_code == 200
-    assert "the file is not valid JSON: Expecting property name enclosed in double quotes at line 1, column 17" in (
-        response.content.decode()
+    assert (
+        "the document is refused: not valid JSON: Expecting property name enclosed in double quotes at line 1, column 17"
+        in (response.content.decode())
     )
     assert not ConfigurationVersion.objects.exists()
 

@@ -6,14 +6,20 @@ import re
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from environments.inputs import moment_problem
+
 from ..models import Webhook
 from ..options import audit_view
+
+# Longer than anything a retention or a report window needs, and far inside what
+# `now - duration` can compute.
+MAX_DURATION = datetime.timedelta(days=36500)
 
 
 def webhook(reference: str) -> Webhook:
     """A webhook by id, or by `<environment-slug>/<name>`."""
     found = Webhook.objects.select_related("environment")
-    if reference.isdigit():
+    if reference.isascii() and reference.isdigit() and len(reference) <= 18:
         found = found.filter(pk=int(reference)).first()
     elif "/" in reference:
         slug, _, name = reference.partition("/")
@@ -35,16 +41,23 @@ def moment(value: str | None, option: str) -> datetime.datetime | None:
         raise CommandError(
             f"{option} must be an ISO 8601 date or date-time such as 2026-11-20T08:00, not {value!r}"
         ) from None
-    return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=datetime.UTC)
+    parsed = parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=datetime.UTC)
+    problem = moment_problem(parsed)
+    if problem:
+        raise CommandError(f"{option} {problem}, not {value!r}")
+    return parsed
 
 
 def duration(value: str, option: str) -> datetime.timedelta:
-    """`90d`, `12h`, `30m` or a plain number of days."""
-    match = re.fullmatch(r"(\d+)([dhm]?)", value.strip())
+    """`90d`, `12h`, `30m` or a plain number of days; at most MAX_DURATION."""
+    match = re.fullmatch(r"([0-9]+)([dhm]?)", value.strip())
     if not match:
         raise CommandError(f"{option} must look like 90d, 12h or 30m, not {value!r}")
-    amount, unit = int(match[1]), match[2] or "d"
-    return datetime.timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: amount})
+    amount, unit = int(match[1][:12]), match[2] or "d"
+    age = datetime.timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: amount})
+    if len(match[1]) > 12 or age > MAX_DURATION:
+        raise CommandError(f"{option} may be at most {MAX_DURATION.days} days, not {value!r}")
+    return age
 
 
 def describe(item: Webhook) -> dict:

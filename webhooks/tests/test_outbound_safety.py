@@ -51,7 +51,8 @@ def test_the_allow_list_admits_exactly_its_networks(settings):
         ("ftp://example.org/hook", "must start with"),
         ("http://user:pw@127.0.0.1/hook", "user name or password"),
         ("http:///hook", "no host"),
-        ("http://127.0.0.1:99999/hook", "port"),
+        ("http://127.0.0.1:99999/hook", "Port out of range"),
+        ("http://[::1", "not well formed"),
     ],
 )
 def test_malformed_urls_get_a_sentence(url, message):

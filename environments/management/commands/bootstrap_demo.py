@@ -1,5 +1,8 @@
 import os
 
+from django.core.management.base import CommandError
+
+from environments.configurations import ConfigurationError
 from environments.demo import bootstrap_demo
 from environments.management.base import PortalCommand
 
@@ -14,7 +17,10 @@ class Command(PortalCommand):
         parser.add_argument("--admin-username", default="admin")
 
     def handle(self, *args, admin_username, **options):
-        result = bootstrap_demo(admin_username, os.environ.get("DEMO_ADMIN_PASSWORD") or None)
+        try:
+            result = bootstrap_demo(admin_username, os.environ.get("DEMO_ADMIN_PASSWORD") or None)
+        except ConfigurationError as error:
+            raise CommandError(str(error)) from None
         lines = [f"Created {item}." for item in result.created] or ["The demo is already in place; nothing changed."]
         if result.admin_password:
             lines.append(

@@ -6,6 +6,7 @@ from django.db import transaction
 
 from environments.access import ADMIN, ROLE_LABELS
 from environments.audit import record_audit
+from environments.inputs import username_problem
 from environments.management.base import PortalCommand
 from environments.models import Environment, Grant
 
@@ -29,6 +30,9 @@ class Command(PortalCommand):
             if user is None:
                 if not create:
                     raise CommandError(f'no user "{username}"; add --create to create it')
+                problem = username_problem(username)
+                if problem:
+                    raise CommandError(f"the username {problem}")
                 password = secrets.token_urlsafe(12)
                 user = User.objects.create_user(username, password=password)
                 record_audit("user.created", target=user)

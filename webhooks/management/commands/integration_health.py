@@ -1,8 +1,12 @@
 import datetime
 
+from django.core.management.base import CommandError
+
 from credentials.management import lookups as credential_lookups
 from environments.management.base import PortalCommand
 from webhooks.health import health
+
+MAX_HOURS = 24 * 366
 
 
 class Command(PortalCommand):
@@ -10,9 +14,11 @@ class Command(PortalCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--environment", help="Only this environment (slug).")
-        parser.add_argument("--hours", type=int, default=24, help="Window in hours (default 24).")
+        parser.add_argument("--hours", type=int, default=24, help=f"Window in hours, 1 to {MAX_HOURS} (default 24).")
 
     def handle(self, *args, environment, hours, **options):
+        if not 1 <= hours <= MAX_HOURS:
+            raise CommandError(f"--hours must be between 1 and {MAX_HOURS}, not {hours}")
         scope = credential_lookups.environment(environment) if environment else None
         rows = health(scope, window=datetime.timedelta(hours=hours))
         data = [
