@@ -1,13 +1,12 @@
 """OAuth 2.0 client credentials (RFC 6749 §4.4), token revocation (RFC 7009) and bearer tokens (RFC 6750).
 
-Client authentication is throttled: too many failures for one client_id or
-from one address within the window answer 429 until the oldest failure ages out.
+Client authentication is throttled per address and per (client_id, address),
+so guessing is slowed and nobody can lock a client out (see `throttle`).
 """
 
 from __future__ import annotations
 
 import datetime
-import math
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -16,7 +15,7 @@ from django.utils import timezone
 
 from environments.audit import record_audit
 
-from . import secrets
+from . import secrets, throttle
 from .models import AccessToken, AuthFailure, Client, Credential
 from .scopes import parse_scope_parameter
 
@@ -49,23 +48,32 @@ class IssuedToken:
 def authenticate_client(client_id: str, client_secret: str, *, ip: str | None) -> tuple[Client, Credential]:
     """Return the client and the credential whose secret was presented, or raise `invalid_client`.
 
-    Every failure is recorded (for the throttle and the health view) and audited.
+    Every failure is recorded (for the throttle and the health view) and audited,
+    in the same transaction as the throttle's check (see `throttle`).
     """
-    retry_after = throttle_delay(client_id, ip)
+    with transaction.atomic():
+        throttle.hold(client_id, ip)
+        outcome = _authenticate(client_id, client_secret, ip)
+    if isinstance(outcome, OAuthError):
+        raise outcome
+    return outcome
+
+
+def _authenticate(client_id: str, client_secret: str, ip: str | None) -> tuple[Client, Credential] | OAuthError:
+    retry_after = throttle.throttle_delay(client_id, ip)
+    client = Client.objects.select_related("environment").filter(client_id=client_id).first()
     if retry_after:
         # Attach the client when it exists, so its environment's health view counts the throttling.
-        known = Client.objects.select_related("environment").filter(client_id=client_id).first()
-        _record_failure(client_id, ip, AuthFailure.Reason.THROTTLED, known)
-        raise OAuthError(
+        _record_failure(client_id, ip, AuthFailure.Reason.THROTTLED, client)
+        return OAuthError(
             "slow_down",
             "too many failed authentications; try again later",
             status=429,
             retry_after=retry_after,
         )
-    client = Client.objects.select_related("environment").filter(client_id=client_id).first()
     if client is None:
         secrets.matches(client_secret, _NO_SUCH_DIGEST)
-        _fail(client_id, ip, AuthFailure.Reason.UNKNOWN_CLIENT, None)
+        return _fail(client_id, ip, AuthFailure.Reason.UNKNOWN_CLIENT, None)
     now = timezone.now()
     credential = None
     # Compare with every credential of the client, not just until a match, to keep the time flat.
@@ -73,9 +81,9 @@ def authenticate_client(client_id: str, client_secret: str, *, ip: str | None) -
         if secrets.matches(client_secret, candidate.secret_digest):
             credential = candidate
     if credential is None:
-        _fail(client_id, ip, AuthFailure.Reason.BAD_SECRET, client)
+        return _fail(client_id, ip, AuthFailure.Reason.BAD_SECRET, client)
     if credential.state_at(now) != Credential.State.ACTIVE:
-        _fail(client_id, ip, AuthFailure.Reason.INACTIVE_CREDENTIAL, client, credential=credential)
+        return _fail(client_id, ip, AuthFailure.Reason.INACTIVE_CREDENTIAL, client, credential=credential)
     return client, credential
 
 
@@ -170,28 +178,11 @@ def resolve_bearer(authorization: str) -> AccessToken:
     return record
 
 
-def throttle_delay(client_id: str, ip: str | None) -> int:
-    """Seconds until another authentication attempt is allowed for this client_id or address; 0 if now."""
-    window = datetime.timedelta(seconds=settings.OAUTH_FAILURE_WINDOW_SECONDS)
-    now = timezone.now()
-    failures = AuthFailure.objects.filter(at__gte=now - window).exclude(reason=AuthFailure.Reason.THROTTLED)
-    delay = 0
-    for field, value, limit in (
-        ("client_id", client_id, settings.OAUTH_MAX_FAILURES_PER_CLIENT),
-        ("ip", ip, settings.OAUTH_MAX_FAILURES_PER_IP),
-    ):
-        if not value:
-            continue
-        recent = list(failures.filter(**{field: value}).order_by("-at").values_list("at", flat=True)[:limit])
-        if len(recent) >= limit:
-            # Allowed again once the oldest of the last `limit` failures leaves the window.
-            delay = max(delay, 1, math.ceil((recent[-1] + window - now).total_seconds()))
-    return delay
-
-
-def _fail(client_id: str, ip: str | None, reason: str, client: Client | None, credential: Credential | None = None):
+def _fail(
+    client_id: str, ip: str | None, reason: str, client: Client | None, credential: Credential | None = None
+) -> OAuthError:
     _record_failure(client_id, ip, reason, client, credential)
-    raise OAuthError("invalid_client", "client authentication failed", status=401)
+    return OAuthError("invalid_client", "client authentication failed", status=401)
 
 
 def _record_failure(

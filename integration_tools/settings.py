@@ -267,10 +267,13 @@ LOGGING = {
 # --- OAuth and the Data API -------------------------------------------------
 
 ACCESS_TOKEN_LIFETIME_SECONDS = env.int("ACCESS_TOKEN_LIFETIME_SECONDS", default=3600)
-# Failed client authentications allowed within the window before the token endpoint answers 429.
+# The failed-authentication throttle (credentials/throttle.py): failures allowed within the window
+# per (client_id, address), per address, and per client_id over all addresses (which then refuses
+# only addresses that have failed for it). An address that has not failed is never refused.
 OAUTH_FAILURE_WINDOW_SECONDS = env.int("OAUTH_FAILURE_WINDOW_SECONDS", default=300)
 OAUTH_MAX_FAILURES_PER_CLIENT = env.int("OAUTH_MAX_FAILURES_PER_CLIENT", default=10)
 OAUTH_MAX_FAILURES_PER_IP = env.int("OAUTH_MAX_FAILURES_PER_IP", default=30)
+OAUTH_MAX_FAILURES_PER_CLIENT_TOTAL = env.int("OAUTH_MAX_FAILURES_PER_CLIENT_TOTAL", default=100)
 # Request bodies larger than this get 413 from the Data API.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=256 * 1024)
 API_PAGE_SIZE_MAX = 200
