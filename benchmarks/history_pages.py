@@ -21,7 +21,7 @@ def measure(target_attempts: int) -> dict:
 
     environment = Environment.objects.filter(slug="bench-history").first() or make_environment("bench-history")
     webhook = Webhook.objects.filter(environment=environment).first() or make_webhook(
-        environment, "http://127.0.0.1:9/hooks", event_types=["patients.created", "patients.updated"]
+        environment, "http://127.0.0.1:9999/hooks", event_types=["patients.created", "patients.updated"]
     )
     have = Attempt.objects.filter(delivery__webhook=webhook).count()
     seeded_in = 0.0
@@ -84,7 +84,7 @@ def _seed(connection, webhook, deliveries: int) -> None:
             INSERT INTO webhooks_attempt (delivery_id, number, trigger, started_at, duration_ms, url, request_headers,
                 status_code, response_headers, response_body, error, error_detail, succeeded, triggered_by)
             SELECT d.id, n.n, CASE WHEN n.n = 1 THEN 'scheduled' ELSE 'retry' END, d.created_at, d.last_duration_ms,
-                'http://127.0.0.1:9/hooks', '{"webhook-id": "seed"}',
+                'http://127.0.0.1:9999/hooks', '{"webhook-id": "seed"}',
                 CASE WHEN n.n = 1 THEN 500 ELSE d.last_status_code END,
                 '{}', 'seed', '', '', n.n = 2 AND d.last_status_code = 200, ''
             FROM webhooks_delivery d CROSS JOIN (VALUES (1), (2)) AS n(n)

@@ -113,6 +113,9 @@ def _validate(environment: Environment, fields: WebhookFields, webhook: Webhook 
         elif invalid:
             errors["signing_credentials"] = "only active credentials of this environment's clients can sign"
         credentials = [selectable[credential_id] for credential_id in chosen if credential_id in selectable]
+    for option in options.OPTIONS:
+        stored = getattr(webhook, option.name) if webhook is not None else None
+        fields.options[option.name] = option.keep(fields.options[option.name], stored)
     errors.update(options.problems(fields.options))
     if errors:
         raise WebhookInvalid(errors)
@@ -181,10 +184,17 @@ def update_webhook(webhook: Webhook, fields: WebhookFields, *, request: HttpRequ
     credentials = _validate(webhook.environment, fields, webhook)
     before = _settings_of(webhook)
     before_credentials = sorted(str(pk) for pk in webhook.signing_credentials.values_list("pk", flat=True))
+    before_values = {name: copy.copy(getattr(webhook, name)) for name in options.OPTION_NAMES}
     _apply(webhook, fields)
     after = _settings_of(webhook)
     after_credentials = sorted(str(c.id) for c in credentials)
     changes = {key: {"from": before[key], "to": after[key]} for key in after if before[key] != after[key]}
+    for option in options.OPTIONS:
+        hidden = option.hidden_changes and option.hidden_changes(
+            before_values[option.name], fields.options[option.name]
+        )
+        if hidden:
+            changes[f"{option.name}_changed"] = hidden
     if before_credentials != after_credentials:
         changes["signing_credential_ids"] = {"from": before_credentials, "to": after_credentials}
     if not changes:

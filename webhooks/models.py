@@ -8,6 +8,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from credentials.fields import EncryptedJSONField
+
 
 class Webhook(models.Model):
     """A destination told about changes in one environment, for the event types it opted into."""
@@ -39,7 +41,8 @@ class Webhook(models.Model):
     payload_format = models.CharField(max_length=8, choices=PayloadFormat.choices, default=PayloadFormat.FULL)
     max_events_per_request = models.PositiveSmallIntegerField(default=1)
     timeout_seconds = models.PositiveSmallIntegerField(default=15)
-    extra_headers = models.JSONField(default=dict, blank=True)
+    # Header values may be a receiver's credentials (Authorization: Bearer …): encrypted at rest.
+    extra_headers = EncryptedJSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -40,8 +40,12 @@ class OptionInvalid(ValueError):
     """A value an option cannot take, with the sentence saying why."""
 
 
-def parse_headers(text: str) -> dict[str, str]:
-    """Parse `Name: value` lines (as typed in a form or passed to a command)."""
+def parse_headers(text: str) -> dict[str, str | None]:
+    """Parse `Name: value` lines (as typed in a form or passed to a command).
+
+    A line with no value (`Name:`) keeps the value the webhook has (None here):
+    values are write-only, so the edit form shows the names alone.
+    """
     headers: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -49,8 +53,17 @@ def parse_headers(text: str) -> dict[str, str]:
         name, colon, value = line.partition(":")
         if not colon:
             raise OptionInvalid(f"line {number} is not “Name: value”")
-        headers[name.strip()] = value.strip()
+        headers[name.strip()] = value.strip() or None
     return headers
+
+
+def _keep_header_values(new: dict[str, str | None], old: dict[str, str] | None) -> dict[str, str | None]:
+    old = old or {}
+    return {name: old.get(name) if value is None else value for name, value in new.items()}
+
+
+def _changed_header_values(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    return sorted(name for name in new if name in old and old[name] != new[name])
 
 
 def _check_headers(headers: dict[str, str]) -> str | None:
@@ -61,6 +74,8 @@ def _check_headers(headers: dict[str, str]) -> str | None:
             return f"“{name[:40]}” is not a valid header name (letters, digits and - only, no spaces)"
         if name.lower() in RESERVED_HEADERS:
             return f"{name} is set by Integration Tools and cannot be overridden"
+        if value is None:
+            return f"give {name} a value (a blank value only keeps the value an existing header has)"
         if not isinstance(value, str) or not _HEADER_VALUE.match(value):
             return f"the value of {name} must be printable text of at most 1024 characters, on one line"
     return None
@@ -99,6 +114,10 @@ class Option:
     # What the audit trail and --json show (never a secret).
     audit_name: str = ""
     audit_value: Callable[[Any], Any] = lambda value: value
+    # For write-only values: the new value with blanks filled from the stored one, and
+    # what changed in a way the audit trail may show (when `audit_value` hides it).
+    keep: Callable[[Any, Any], Any] = lambda new, old: new
+    hidden_changes: Callable[[Any, Any], Any] | None = None
 
     def audit_key(self) -> str:
         return self.audit_name or self.name
@@ -154,7 +173,8 @@ OPTIONS: list[Option] = [
     Option(
         name="extra_headers",
         label="Extra headers",
-        help="One “Name: value” per line, sent with every request.",
+        help="One “Name: value” per line, sent with every request. Values are encrypted and never shown "
+        "again: leave an existing header as “Name:” to keep its value.",
         default=dict,
         check=_check_headers,
         form_field=lambda: forms.CharField(
@@ -163,11 +183,13 @@ OPTIONS: list[Option] = [
         flag="--header",
         flag_options={"action": "append", "default": [], "help": 'Extra header "Name: value" (repeat).'},
         from_form=lambda text: parse_headers(text or ""),
-        to_form=lambda headers: "\n".join(f"{name}: {value}" for name, value in headers.items()),
+        to_form=lambda headers: "\n".join(f"{name}:" for name in headers),
         from_flag=lambda lines: parse_headers("\n".join(lines)),
         # Header values may be a receiver's credentials: the trail keeps their names only.
         audit_name="extra_header_names",
         audit_value=sorted,
+        keep=_keep_header_values,
+        hidden_changes=_changed_header_values,
     ),
 ]
 

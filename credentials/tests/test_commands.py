@@ -88,6 +88,7 @@ def test_rotating_encryption_keys_reencrypts_under_the_new_first_key(settings):
             "reencrypted": 1,
             "credentials": 1,
             "webhook_keys": 0,
+            "webhook_headers": 0,
         }
     credential.refresh_from_db()
     with override_settings(FIELD_ENCRYPTION_KEYS=[new_key]):

@@ -23,7 +23,7 @@ def make_delivery(webhook, **fields) -> Delivery:
 
 @pytest.fixture
 def deliveries_in_every_state():
-    webhook = make_webhook(make_environment(), "http://127.0.0.1:9/hooks")
+    webhook = make_webhook(make_environment(), "http://127.0.0.1:9999/hooks")
     now = timezone.now()
     past, future = now - datetime.timedelta(minutes=1), now + datetime.timedelta(minutes=1)
     made = []
@@ -58,7 +58,7 @@ def test_each_sql_predicate_selects_the_same_rows_as_its_queryset_twin(deliverie
 def test_claims_inside_a_transaction_keep_the_cap_and_the_oldest_first_order():
     # Inside an outer transaction (and on SQLite) a claim runs statement by statement, not pipelined.
     environment = make_environment()
-    webhook = make_webhook(environment, "http://127.0.0.1:9/hooks")
+    webhook = make_webhook(environment, "http://127.0.0.1:9999/hooks")
     now = timezone.now()
     ids = [make_delivery(webhook, status="pending", next_attempt_at=now).pk for _ in range(3)]
 
