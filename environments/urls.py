@@ -12,6 +12,6 @@ urlpatterns = [
     path("configurations/new/", configurations.configuration_new, name="configuration_new"),
     path("configurations/<slug:slug>/", configurations.configuration_detail, name="configuration_detail"),
     path("configurations/<slug:slug>/drafts/new/", configurations.draft_new, name="draft_new"),
-    path("configurations/<slug:slug>/versions/<int:number>/", configurations.version_detail, name="version_detail"),
+    path("configurations/<slug:slug>/versions/<number:number>/", configurations.version_detail, name="version_detail"),
     path("environments/new/", configurations.environment_new, name="environment_new"),
 ]

@@ -23,8 +23,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def gunicorn(transactional_db, tmp_path):
+def run_gunicorn(tmp_path, *, collect_static: bool):
+    """gunicorn on production settings; yields its URL, stops it afterwards."""
     env = subprocess_env(
         DEBUG="0",
         SECRET_KEY="test-only-" + "q7Z!" * 15,
@@ -32,9 +32,10 @@ def gunicorn(transactional_db, tmp_path):
         ALLOWED_HOSTS="portal.example.org,127.0.0.1",
         STATIC_ROOT=str(tmp_path / "static"),
     )
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=BASE_DIR, env=env, check=True
-    )
+    if collect_static:
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=BASE_DIR, env=env, check=True
+        )
     port = free_port()
     process = subprocess.Popen(
         [
@@ -62,6 +63,16 @@ def gunicorn(transactional_db, tmp_path):
     yield url
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture
+def gunicorn(transactional_db, tmp_path):
+    yield from run_gunicorn(tmp_path, collect_static=True)
+
+
+@pytest.fixture
+def gunicorn_without_collectstatic(transactional_db, tmp_path):
+    yield from run_gunicorn(tmp_path, collect_static=False)
 
 
 HTTPS = {"X-Forwarded-Proto": "https", "Host": "portal.example.org"}
@@ -117,3 +128,11 @@ def test_compose_commits_no_secrets():
             assert env[key].startswith("${") and ":?" in env[key], f"{name}.{key} must come from the environment"
         assert "${POSTGRES_PASSWORD:?" in env["DATABASE_URL"]
     assert COMPOSE["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+
+
+def test_pages_and_static_files_work_when_collectstatic_never_ran(gunicorn_without_collectstatic):
+    login = requests.get(f"{gunicorn_without_collectstatic}/login/", headers=HTTPS, timeout=5)
+    assert login.status_code == 200
+    for asset in re.findall(r'(?:href|src)="(/static/[^"]+)"', login.text):
+        assert requests.get(f"{gunicorn_without_collectstatic}{asset}", headers=HTTPS, timeout=5).status_code == 200
+    assert "/static/favicon.svg" in login.text

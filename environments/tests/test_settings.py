@@ -61,3 +61,30 @@ def test_production_settings_pass_the_deploy_checks():
     )
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+DEVELOPMENT_SECRET_KEY = "dev-only-secret-key-not-for-production-use-0123456789abcdefghij"  # noqa: S105
+DEVELOPMENT_FIELD_KEY = "ZGV2LW9ubHktZmllbGQta2V5LWRvLW5vdC11c2UtISE="
+
+
+def test_production_refuses_the_development_secret_key():
+    result = manage("check", SECRET_KEY=DEVELOPMENT_SECRET_KEY, FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode())
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Integration Tools cannot start: SECRET_KEY is the public development key; set a secret one (see .env.example)."
+    ]
+
+
+def test_production_refuses_the_development_encryption_key_even_behind_a_new_one():
+    result = manage(
+        "check", SECRET_KEY="s" * 60, FIELD_ENCRYPTION_KEYS=f"{Fernet.generate_key().decode()},{DEVELOPMENT_FIELD_KEY}"
+    )
+    assert result.returncode == 1
+    assert "FIELD_ENCRYPTION_KEYS holds the public development key" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_deploy_check_reports_the_development_keys():
+    result = manage("check", "--deploy", DEBUG="1")
+    assert result.returncode == 1
+    assert "integration_tools.E001" in result.stderr and "integration_tools.E002" in result.stderr

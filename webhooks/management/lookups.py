@@ -53,10 +53,13 @@ def duration(value: str, option: str) -> datetime.timedelta:
     match = re.fullmatch(r"([0-9]+)([dhm]?)", value.strip())
     if not match:
         raise CommandError(f"{option} must look like 90d, 12h or 30m, not {value!r}")
-    amount, unit = int(match[1][:12]), match[2] or "d"
-    age = datetime.timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: amount})
-    if len(match[1]) > 12 or age > MAX_DURATION:
+    unit = {"d": "days", "h": "hours", "m": "minutes"}[match[2] or "d"]
+    limit = MAX_DURATION // datetime.timedelta(**{unit: 1})
+    # Compared as digits first: int() of a 5,000-digit string is itself refused.
+    digits = match[1].lstrip("0") or "0"
+    if len(digits) > len(str(limit)) or int(digits) > limit:
         raise CommandError(f"{option} may be at most {MAX_DURATION.days} days, not {value!r}")
+    age = datetime.timedelta(**{unit: int(digits)})
     return age
 
 

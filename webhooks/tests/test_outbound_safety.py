@@ -4,6 +4,8 @@ The check is made on the resolved address when connecting, so a URL that was
 fine when saved but resolves elsewhere at send time is still refused.
 """
 
+import ipaddress
+
 import pytest
 from django.utils import timezone
 
@@ -11,7 +13,7 @@ from environments.records import create_record
 from environments.tests.factories import make_environment
 from webhooks.configure import WebhookFields, WebhookInvalid, create_webhook
 from webhooks.models import Delivery, Webhook
-from webhooks.outbound import InvalidDestination, check_url
+from webhooks.outbound import InvalidDestination, address_refusal, check_url, port_refusal
 from webhooks.sending import attempt_delivery
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Receiver
@@ -36,6 +38,45 @@ def test_urls_that_resolve_to_internal_addresses_are_refused_when_saved(settings
     settings.WEBHOOK_ALLOWED_NETWORKS = []
     with pytest.raises(InvalidDestination, match=reason):
         check_url(url)
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("2002:7f00:1::1", "a loopback address (127.0.0.1) inside an IPv6 address"),  # 6to4
+        ("2002:a00:1::1", "a private address (10.0.0.1) inside an IPv6 address"),
+        ("64:ff9b::7f00:1", "a loopback address (127.0.0.1) inside an IPv6 address"),  # NAT64
+        ("64:ff9b::a9fe:a9fe", "link-local address (cloud metadata services live there) (169.254.169.254)"),
+        ("64:ff9b:1::a00:1", "a local-use NAT64 address"),
+        ("::127.0.0.1", "a loopback address (127.0.0.1) inside an IPv6 address"),  # IPv4-compatible
+        ("::ffff:10.0.0.1", "a private address (10.0.0.1)"),  # IPv4-mapped
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "(127.0.0.1) inside an IPv6 address"),  # Teredo client
+        ("fec0::1", "a site-local address"),
+        ("2001:db8::1", "a documentation address"),
+        ("100.64.0.1", "a shared (carrier-grade NAT) address"),
+        ("198.18.0.1", "a benchmarking address"),
+        ("192.0.2.1", "a documentation address"),
+        ("198.51.100.1", "a documentation address"),
+        ("203.0.113.1", "a documentation address"),
+        ("240.0.0.1", "a reserved address"),
+    ],
+)
+def test_every_way_an_address_can_reach_inside_is_refused(settings, address, reason):
+    settings.WEBHOOK_ALLOWED_NETWORKS = []
+    assert reason in address_refusal(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c", "2002:5db8:d70e::1"])
+def test_public_addresses_stay_reachable(settings, address):
+    settings.WEBHOOK_ALLOWED_NETWORKS = []
+    assert address_refusal(ipaddress.ip_address(address)) is None
+
+
+def test_only_the_allowed_ports_are_used(settings):
+    settings.WEBHOOK_ALLOWED_PORTS = ["80", "443", "1024-65535"]
+    assert port_refusal(443) is None and port_refusal(8443) is None and port_refusal(80) is None
+    assert "port 25 is not one webhooks may use" in port_refusal(25)
+    assert "port 22" in port_refusal(22)
 
 
 def test_the_allow_list_admits_exactly_its_networks(settings):

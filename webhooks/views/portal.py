@@ -218,7 +218,8 @@ def webhook_bulk_resend(request, environment, webhook_id):
     webhook = webhook_of(environment, webhook_id)
     form = BulkResendForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Give the range as dates and times, or leave them empty.")
+        problems = "; ".join(f"{form.fields[name].label}: {errors[0]}" for name, errors in form.errors.items())
+        messages.error(request, f"Nothing was re-sent. {problems}")
     else:
         try:
             job = bulk.start_bulk_resend(
