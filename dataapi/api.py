@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import json
 import logging
 import uuid
@@ -17,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Q
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, JsonResponse
 from ninja import NinjaAPI, Query, Schema, Status
 from ninja.errors import HttpError, ValidationError
 from ninja.parser import Parser
@@ -36,6 +37,8 @@ from environments.records import (
     record_representation,
     update_record,
 )
+
+from .openapi import environment_document
 
 logger = logging.getLogger(__name__)
 
@@ -196,6 +199,21 @@ def delete(request, environment: str, data_type: str, record_id: str):
     env = _authorize(request, environment, data_type, "write")
     delete_record(_record(env, data_type, record_id))
     return Status(204, None)
+
+
+@api.get("/{environment}/openapi.json", include_in_schema=False)
+def environment_openapi(request, environment: str):
+    """This environment's document, typed from its published schema, for the token's scopes."""
+    token: AccessToken = request.auth
+    if token.environment.slug != environment:
+        raise ApiError(404, "not_found", f"no environment “{environment}” for this token")
+    return JsonResponse(environment_document(_global_document(), token.environment, token.scopes))
+
+
+@functools.cache
+def _global_document() -> dict:
+    # As served (status codes as strings), not as ninja builds it.
+    return json.loads(json.dumps(api.get_openapi_schema()))
 
 
 # --- Helpers ------------------------------------------------------------------

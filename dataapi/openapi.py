@@ -1,0 +1,200 @@
+"""The OpenAPI document of one environment: its published schema's data types and fields, typed.
+
+The global document (`/api/v1/openapi.json`) describes `fields` as any object,
+because it serves every environment. This one is generated per environment
+and per token from the published schema, so clients generated from it know
+each data type's fields, their types, limits and choices, which of them are
+required, and only the operations the token's scopes allow. The envelope,
+parameters and error responses are taken from the global document, so the two
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from environments.inputs import MAX_INTEGER, MIN_INTEGER
+from environments.models import Environment
+
+# A string the server stores: any text without NUL, the one character PostgreSQL refuses.
+NO_NUL = "^[^\\x00]*$"
+
+_FORMATS = {"date": "date", "datetime": "date-time", "email": "email"}
+
+
+def field_schema(spec: dict) -> dict[str, Any]:
+    """The JSON Schema of one field of the published schema (see `environments.schema`)."""
+    kind = spec["type"]
+    schema: dict[str, Any]
+    if kind in ("string", "text"):
+        schema = {"type": "string", "pattern": NO_NUL}
+        if "max_length" in spec:
+            schema["maxLength"] = spec["max_length"]
+    elif kind == "integer":
+        schema = {
+            "type": "integer",
+            "format": "int64",
+            "minimum": spec.get("minimum", MIN_INTEGER),
+            "maximum": spec.get("maximum", MAX_INTEGER),
+        }
+    elif kind == "number":
+        schema = {"type": "number", "format": "double"}
+        schema.update({bound: spec[bound] for bound in ("minimum", "maximum") if bound in spec})
+    elif kind == "boolean":
+        schema = {"type": "boolean"}
+    elif kind == "choice":
+        schema = {"type": "string", "enum": list(spec["choices"])}
+    else:
+        schema = {"type": "string", "format": _FORMATS[kind]}
+    if spec.get("label"):
+        schema["title"] = spec["label"]
+    return schema
+
+
+def environment_document(base: dict, environment: Environment, scopes: list[str]) -> dict[str, Any]:
+    """The document of `environment` for a token holding `scopes`, built on the global document `base`."""
+    list_operation = base["paths"]["/api/v1/{environment}/{data_type}/"]["get"]
+    errors = {code: body for code, body in list_operation["responses"].items() if not code.startswith("2")}
+    query = [parameter for parameter in list_operation["parameters"] if parameter["in"] == "query"]
+    security = list_operation["security"]
+    schemas = {name: copy.deepcopy(base["components"]["schemas"][name]) for name in ("ErrorOut", "ErrorBody")}
+    paths: dict[str, Any] = {}
+
+    for data_type in environment.data_types:
+        can_read, can_write = f"{data_type}:read" in scopes, f"{data_type}:write" in scopes
+        if not (can_read or can_write):
+            continue
+        name = "".join(part.capitalize() for part in data_type.split("_"))
+        schemas.update(_data_type_schemas(name, data_type, environment.schema["data_types"][data_type]["fields"]))
+
+        def operation(verb: str, summary: str, ok: tuple[str, str | None], body=None, params=(), _type=data_type):
+            return _operation(_type, verb, summary, ok, errors, security, body=body, params=params)
+
+        collection, item = {}, {}
+        record_id = {
+            "in": "path",
+            "name": "record_id",
+            "required": True,
+            "schema": {"type": "string", "format": "uuid"},
+        }
+        if can_read:
+            collection["get"] = operation("list", f"List {data_type}", ("200", f"{name}Page"), params=query)
+            item["get"] = operation("read", f"Read a {data_type} record", ("200", f"{name}Record"), params=[record_id])
+        if can_write:
+            collection["post"] = operation(
+                "create", f"Create a {data_type} record", ("201", f"{name}Record"), body=f"{name}Create"
+            )
+            item["patch"] = operation(
+                "update",
+                f"Update a {data_type} record",
+                ("200", f"{name}Record"),
+                body=f"{name}Patch",
+                params=[record_id],
+            )
+            item["delete"] = operation("delete", f"Delete a {data_type} record", ("204", None), params=[record_id])
+        paths[f"/api/v1/{environment.slug}/{data_type}/"] = collection
+        paths[f"/api/v1/{environment.slug}/{data_type}/{{record_id}}"] = item
+
+    return {
+        "openapi": base["openapi"],
+        "info": {
+            **base["info"],
+            "title": f"{base['info']['title']}: {environment.name}",
+            "description": f"{base['info']['description']} Generated from the published schema of "
+            f"{environment.slug} for the scopes of the token that asked for it.",
+        },
+        "paths": paths,
+        "components": {"schemas": schemas, "securitySchemes": copy.deepcopy(base["components"]["securitySchemes"])},
+    }
+
+
+def _operation(
+    data_type: str,
+    verb: str,
+    summary: str,
+    ok: tuple[str, str | None],
+    errors: dict,
+    security: list,
+    *,
+    body: str | None = None,
+    params=(),
+) -> dict[str, Any]:
+    status, schema = ok
+    content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+    described = {
+        "operationId": f"{verb}_{data_type}",
+        "summary": summary,
+        "tags": [data_type],
+        "parameters": copy.deepcopy(list(params)),
+        "responses": {
+            status: {"description": summary, **({"content": content} if schema else {})},
+            **copy.deepcopy(errors),
+        },
+        "security": security,
+    }
+    if body:
+        described["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}},
+        }
+    return described
+
+
+def _data_type_schemas(name: str, data_type: str, fields: dict[str, dict]) -> dict[str, Any]:
+    required = sorted(field for field, spec in fields.items() if spec.get("required"))
+    typed = {field: field_schema(spec) for field, spec in fields.items()}
+    # In a PATCH, null clears a field; a required field cannot be cleared.
+    patchable = {
+        field: schema if field in required else {"anyOf": [schema, {"type": "null"}]} for field, schema in typed.items()
+    }
+    external_id = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_NUL}, {"type": "null"}]}
+    return {
+        # What a record holds: typed, but a record written before a later version of the schema
+        # may lack a field that is now required, or keep one that was since removed.
+        f"{name}Fields": {"type": "object", "properties": typed},
+        f"{name}FieldsCreate": {
+            "type": "object",
+            "properties": typed,
+            "required": required,
+            "additionalProperties": False,
+        },
+        f"{name}FieldsPatch": {"type": "object", "properties": patchable, "additionalProperties": False},
+        f"{name}Record": {
+            "type": "object",
+            "required": ["id", "data_type", "external_id", "created_at", "updated_at", "fields"],
+            "properties": {
+                "id": {"type": "string", "format": "uuid"},
+                "data_type": {"type": "string", "enum": [data_type]},
+                "external_id": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+                "created_at": {"type": "string", "format": "date-time"},
+                "updated_at": {"type": "string", "format": "date-time"},
+                "fields": {"$ref": f"#/components/schemas/{name}Fields"},
+            },
+        },
+        f"{name}Page": {
+            "type": "object",
+            "required": ["data", "next_cursor"],
+            "properties": {
+                "data": {"type": "array", "items": {"$ref": f"#/components/schemas/{name}Record"}},
+                "next_cursor": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+            },
+        },
+        f"{name}Create": {
+            "type": "object",
+            "required": ["fields"],
+            "properties": {
+                "external_id": external_id,
+                "fields": {"$ref": f"#/components/schemas/{name}FieldsCreate"},
+            },
+            "additionalProperties": False,
+        },
+        f"{name}Patch": {
+            "type": "object",
+            "properties": {
+                "external_id": external_id,
+                "fields": {"$ref": f"#/components/schemas/{name}FieldsPatch"},
+            },
+            "additionalProperties": False,
+        },
+    }
