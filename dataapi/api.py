@@ -13,8 +13,9 @@ import datetime
 import functools
 import json
 import logging
+import re
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from django.conf import settings
 from django.db.models import Q
@@ -23,7 +24,7 @@ from ninja import NinjaAPI, Query, Schema, Status
 from ninja.errors import HttpError, ValidationError
 from ninja.parser import Parser
 from ninja.security import HttpBearer
-from pydantic import ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field
 
 from credentials.models import AccessToken
 from credentials.oauth import BearerError, resolve_bearer
@@ -93,6 +94,16 @@ api = NinjaAPI(
 # --- Schemas ------------------------------------------------------------------
 
 
+def _iso_only(value: Any) -> Any:
+    # pydantic reads a bare number as a Unix time; the document promises an ISO 8601 date-time.
+    if isinstance(value, (int, float)) or (isinstance(value, str) and re.fullmatch(r"[\d.eE+-]*", value.strip())):
+        raise ValueError("give an ISO 8601 date and time, such as 2026-11-20T08:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[datetime.datetime, BeforeValidator(_iso_only)]
+
+
 class RecordOut(Schema):
     id: str = Field(description="UUID of the record")
     data_type: str
@@ -142,16 +153,14 @@ def list_records(
     data_type: str,
     limit: int = Query(50, ge=1, le=200),
     cursor: str | None = None,
-    updated_since: datetime.datetime | None = Query(None, description="Only records updated at or after this"),
+    updated_since: IsoDateTime | None = Query(None, description="Only records updated at or after this"),
     external_id: str | None = None,
 ):
     """Records in (updated_at, id) order, so a sync that pages to the end misses nothing written meanwhile."""
     env = _authorize(request, environment, data_type, "read")
     records = Record.objects.filter(environment=env, data_type=data_type)
     if updated_since is not None:
-        if updated_since.tzinfo is None:
-            updated_since = updated_since.replace(tzinfo=datetime.UTC)
-        records = records.filter(updated_at__gte=updated_since)
+        records = records.filter(updated_at__gte=_in_utc(updated_since))
     if external_id is not None:
         records = records.filter(external_id=external_id)
     if cursor:
@@ -249,6 +258,18 @@ def _record(environment: Environment, data_type: str, record_id: str) -> Record:
 def _invalid(error: RecordInvalid) -> ApiError:
     details = {("record" if field == "" else field): message for field, message in error.errors.items()}
     return ApiError(400, "invalid_fields", "some fields are not valid for the published schema", details)
+
+
+def _in_utc(moment: datetime.datetime) -> datetime.datetime:
+    """`moment` in UTC (naive means UTC). Offsets PostgreSQL refuses (beyond ±15:59) are resolved here,
+    and a moment that leaves the calendar in UTC becomes its first or last instant."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=datetime.UTC)
+    try:
+        return moment.astimezone(datetime.UTC)
+    except OverflowError:
+        edge = datetime.datetime.min if moment.year == 1 else datetime.datetime.max
+        return edge.replace(tzinfo=datetime.UTC)
 
 
 def _encode_cursor(record: Record) -> str:

@@ -144,8 +144,8 @@ def _operation(
 def _data_type_schemas(name: str, data_type: str, fields: dict[str, dict]) -> dict[str, Any]:
     required = sorted(field for field, spec in fields.items() if spec.get("required"))
     typed = {field: field_schema(spec) for field, spec in fields.items()}
-    # In a PATCH, null clears a field; a required field cannot be cleared.
-    patchable = {
+    # Null means "not set": it clears a field in a PATCH, and a required field cannot be null.
+    nullable = {
         field: schema if field in required else {"anyOf": [schema, {"type": "null"}]} for field, schema in typed.items()
     }
     external_id = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_NUL}, {"type": "null"}]}
@@ -155,11 +155,11 @@ def _data_type_schemas(name: str, data_type: str, fields: dict[str, dict]) -> di
         f"{name}Fields": {"type": "object", "properties": typed},
         f"{name}FieldsCreate": {
             "type": "object",
-            "properties": typed,
+            "properties": nullable,
             "required": required,
             "additionalProperties": False,
         },
-        f"{name}FieldsPatch": {"type": "object", "properties": patchable, "additionalProperties": False},
+        f"{name}FieldsPatch": {"type": "object", "properties": nullable, "additionalProperties": False},
         f"{name}Record": {
             "type": "object",
             "required": ["id", "data_type", "external_id", "created_at", "updated_at", "fields"],

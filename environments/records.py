@@ -16,7 +16,7 @@ from django.utils import timezone
 from .events import emit_event
 from .inputs import text_problem
 from .models import Environment, Record
-from .schema import validate_record_data
+from .schema import normalize_record_data, validate_record_data
 
 
 class RecordInvalid(Exception):
@@ -49,7 +49,8 @@ def record_representation(record: Record) -> dict[str, Any]:
 
 
 def create_record(environment: Environment, data_type: str, data: Any, *, external_id: str | None = None) -> Record:
-    """Validate and store a new record, and emit `<data_type>.created`."""
+    """Validate and store a new record, and emit `<data_type>.created`. A null field is not set."""
+    data = normalize_record_data(environment.schema, data_type, data)
     _check(environment, data_type, data, external_id)
     now = timezone.now()
     record = Record(
@@ -74,8 +75,7 @@ def update_record(record: Record, changes: Any, *, external_id: Any = ...) -> Re
     """
     if not isinstance(changes, dict):
         raise RecordInvalid({"": "the changes must be a JSON object of field values"})
-    merged = {**record.data, **changes}
-    merged = {name: value for name, value in merged.items() if value is not None}
+    merged = normalize_record_data(record.environment.schema, record.data_type, {**record.data, **changes})
     new_external_id = record.external_id if external_id is ... else external_id
     _check(record.environment, record.data_type, merged, new_external_id)
     changed = sorted(name for name in set(record.data) | set(merged) if record.data.get(name) != merged.get(name))

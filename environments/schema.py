@@ -185,6 +185,25 @@ def validate_record_data(schema: dict, data_type: str, data: Any, *, partial: bo
     return errors
 
 
+def normalize_record_data(schema: dict, data_type: str, data: Any) -> Any:
+    """`data` as stored: null means "not set" (so it is dropped), and 3.0 in an integer field is 3.
+
+    JSON has one number type: JSON Schema counts 3.0 as an integer, and so do we.
+    Anything else is left for `validate_record_data` to judge.
+    """
+    fields = schema.get("data_types", {}).get(data_type, {}).get("fields", {})
+    if not isinstance(data, dict):
+        return data
+    normalized = {}
+    for name, value in data.items():
+        if value is None:
+            continue
+        if fields.get(name, {}).get("type") == "integer" and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        normalized[name] = value
+    return normalized
+
+
 def _value_problem(spec: dict, value: Any) -> str | None:
     field_type = spec["type"]
     if field_type in ("string", "text"):

@@ -103,3 +103,27 @@ def test_a_list_with_a_bad_query_is_a_400(call, query):
 def test_a_body_too_large_for_django_is_a_json_413(call):
     response = call("post", P, '{"fields": {"first_name": "' + "a" * 3_000_000 + '"}}')
     assert_json_refused(response, 413, "payload_too_large")
+
+
+@pytest.mark.parametrize("since", ["0.5", "1700000000", "yesterday"])
+def test_updated_since_must_be_an_iso_date_time(call, since):
+    assert_json_refused(call("get", f"{P}?updated_since={since}"), 400, "invalid_request")
+
+
+@pytest.mark.parametrize(
+    ("since", "count"),
+    [("0318-07-05T17:00:45-23:37", 1), ("0001-01-01T00:00:00+14:00", 1), ("9999-12-31T23:59:59-14:00", 0)],
+)
+def test_updated_since_with_any_offset_or_calendar_edge_is_answered(call, since, count):
+    call("post", P, json.dumps({"fields": {"first_name": "Ada"}}))
+    response = call("get", f"{P}?updated_since={since.replace('+', '%2B')}")
+    assert response.status_code == 200
+    assert len(response.json()["data"]) == count
+
+
+def test_null_means_not_set_and_an_integral_number_is_an_integer(call):
+    created = call("post", P, json.dumps({"fields": {"first_name": "Ada", "weight_kg": None, "visits": 3.0}}))
+    assert created.status_code == 201
+    assert created.json()["fields"] == {"first_name": "Ada", "visits": 3}
+    assert Record.objects.get().data == {"first_name": "Ada", "visits": 3}
+    assert call("post", P, json.dumps({"fields": {"first_name": "Ada", "visits": 3.5}})).status_code == 400
