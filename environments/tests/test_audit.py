@@ -128,3 +128,13 @@ class TestAuditPage:
 
         everything = b"".join(client.get("/audit/export.csv").streaming_content).decode()
         assert "'=HYPERLINK" in everything  # neutralised for spreadsheets
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t=", "\r=", "\n=", " ="])
+def test_the_csv_export_neutralises_every_formula_start(client, start):
+    admin = make_user("root", admin=True)
+    record_audit("user.created", actor=admin, target_label=f'{start}HYPERLINK("http://x")')
+    client.force_login(admin)
+    rows = list(csv.DictReader(io.StringIO(b"".join(client.get("/audit/export.csv").streaming_content).decode())))
+    label = next(row["target"] for row in rows if row["action"] == "user.created")
+    assert label == f"'{start}HYPERLINK(\"http://x\")"
