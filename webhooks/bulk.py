@@ -3,31 +3,100 @@
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Q
+from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
 from environments.audit import record_audit
 from environments.inputs import moment_problem
 
 from . import queueing
+from .history import carrying
 from .models import Attempt, BulkResend, Delivery, Webhook
 from .sending import send_now
 
 BULK_CHUNK = 10
 
+# What a bulk job may take: "recover" (failed, or waiting for a retry after a failure) or one finished status.
+RECOVER = BulkResend.RECOVER
+STATUS_CHOICES = {
+    RECOVER: "failed or waiting for a retry",
+    Delivery.Status.FAILED: "failed",
+    Delivery.Status.SUCCEEDED: "succeeded",
+    Delivery.Status.DISCARDED: "discarded",
+}
+_STATUSES = {
+    RECOVER: (Delivery.Status.FAILED, Delivery.Status.RETRYING),
+    Delivery.Status.FAILED: (Delivery.Status.FAILED,),
+    Delivery.Status.SUCCEEDED: (Delivery.Status.SUCCEEDED,),
+    Delivery.Status.DISCARDED: (Delivery.Status.DISCARDED,),
+}
 
-def _bulk_targets(job: BulkResend):
-    deliveries = Delivery.objects.filter(
-        webhook_id=job.webhook_id, status=job.status_filter, is_test=False, pk__lte=job.last_delivery_id
-    )
-    if job.since:
-        deliveries = deliveries.filter(created_at__gte=job.since)
-    if job.until:
-        deliveries = deliveries.filter(created_at__lt=job.until)
-    return deliveries
+
+@dataclass(frozen=True)
+class Selection:
+    """Which deliveries of a webhook a bulk re-send takes: a status choice, a time range, an event type."""
+
+    webhook: Webhook
+    status: str = RECOVER
+    since: datetime.datetime | None = None
+    until: datetime.datetime | None = None
+    event_type: str = ""
+
+    def problem(self) -> str | None:
+        """Why this selection cannot be re-sent, as a sentence fragment; None when it can."""
+        if self.webhook.state != Webhook.State.ACTIVE:
+            return f"{self.webhook.name} is {self.webhook.get_state_display().lower()}: resume it before re-sending"
+        if self.status not in STATUS_CHOICES:
+            return "re-send deliveries that are failed or waiting, failed, succeeded or discarded"
+        for label, moment in (("start", self.since), ("end", self.until)):
+            if moment is not None and (problem := moment_problem(moment)):
+                return f"the {label} of the range {problem}"
+        if self.since and self.until and self.since >= self.until:
+            return "the start of the range must be before its end"
+        return None
+
+    def in_range(self) -> QuerySet[Delivery]:
+        """The webhook's deliveries (not tests) in the range and of the event type, whatever their status."""
+        deliveries = Delivery.objects.filter(webhook=self.webhook, is_test=False)
+        if self.since:
+            deliveries = deliveries.filter(created_at__gte=self.since)
+        if self.until:
+            deliveries = deliveries.filter(created_at__lt=self.until)
+        if self.event_type:
+            deliveries = deliveries.filter(carrying(self.event_type))
+        return deliveries
+
+    def targets(self) -> QuerySet[Delivery]:
+        return self.in_range().filter(status__in=_STATUSES[self.status])
+
+
+@dataclass
+class Preview:
+    """What a bulk re-send would do, for its confirmation: how many, by status, and why none."""
+
+    total: int
+    by_status: dict[str, int]
+    why_none: str
+
+
+def preview(selection: Selection) -> Preview:
+    """Count what `selection` would re-send; when nothing, say why in a sentence."""
+    if problem := selection.problem():
+        return Preview(total=0, by_status={}, why_none=problem[:1].upper() + problem[1:] + ".")
+    counts = dict(selection.in_range().values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    by_status = {status: counts.get(status, 0) for status in _STATUSES[selection.status]}
+    total = sum(by_status.values())
+    why = ""
+    if not total:
+        others = [f"{n} {Delivery.Status(status).label.lower()}" for status, n in sorted(counts.items()) if n]
+        why = f"Nothing to re-send: no delivery in this range is {STATUS_CHOICES[selection.status]}" + (
+            f" ({', '.join(others)})." if others else "; there are no deliveries in it at all."
+        )
+    return Preview(total=total, by_status=by_status, why_none=why)
 
 
 def start_bulk_resend(
@@ -35,23 +104,22 @@ def start_bulk_resend(
     *,
     since: datetime.datetime | None = None,
     until: datetime.datetime | None = None,
-    status: str = Delivery.Status.FAILED,
+    status: str = RECOVER,
+    event_type: str = "",
     request=None,
     actor=None,
     actor_label: str = "",
 ) -> BulkResend:
-    """Queue a background re-send of the webhook's deliveries in `status` created in [since, until)."""
-    if webhook.state != Webhook.State.ACTIVE:
-        raise ValueError(f"{webhook.name} is {webhook.get_state_display().lower()}: resume it before re-sending")
-    if status not in (Delivery.Status.FAILED, Delivery.Status.SUCCEEDED, Delivery.Status.DISCARDED):
-        raise ValueError("re-send deliveries that are failed, succeeded or discarded")
-    for label, moment in (("start", since), ("end", until)):
-        if moment is not None and (problem := moment_problem(moment)):
-            raise ValueError(f"the {label} of the range {problem}")
-    if since and until and since >= until:
-        raise ValueError("the start of the range must be before its end")
+    """Queue a background re-send, oldest first with the original webhook-id, of the selected deliveries.
+
+    "recover" (the default) takes every delivery that failed or waits for a retry in [since, until).
+    Raises ValueError with the reason when the selection cannot be re-sent.
+    """
+    selection = Selection(webhook, status=status, since=since, until=until, event_type=event_type)
+    if problem := selection.problem():
+        raise ValueError(problem)
     with transaction.atomic():
-        job = BulkResend(webhook=webhook, since=since, until=until, status_filter=status)
+        job = BulkResend(webhook=webhook, since=since, until=until, status_filter=status, event_type=event_type)
         job.last_delivery_id = Delivery.objects.filter(webhook=webhook).aggregate(last=Max("pk"))["last"] or 0
         job.total = _bulk_targets(job).count()
         audit = record_audit(
@@ -63,6 +131,7 @@ def start_bulk_resend(
             environment=webhook.environment,
             details={
                 "status": status,
+                "event_type": event_type or None,
                 "since": since.isoformat() if since else None,
                 "until": until.isoformat() if until else None,
                 "deliveries": job.total,
@@ -75,6 +144,14 @@ def start_bulk_resend(
         if job.total:
             transaction.on_commit(lambda: queueing.queue(queueing.BULK_RESEND, job.pk), robust=True)
     return job
+
+
+def _bulk_targets(job: BulkResend) -> QuerySet[Delivery]:
+    selection = Selection(
+        job.webhook, status=job.status_filter, since=job.since, until=job.until, event_type=job.event_type
+    )
+    # Only what existed when the job was asked for: later failures are not swept in.
+    return selection.targets().filter(pk__lte=job.last_delivery_id)
 
 
 def bulk_resend_step(job_id: int) -> bool:

@@ -5,6 +5,7 @@ from django.conf import settings
 
 from environments.inputs import validate_moment
 
+from .bulk import RECOVER, STATUS_CHOICES, Selection
 from .configure import WebhookFields, WebhookInvalid, selectable_credentials
 from .models import Delivery, Webhook
 from .options import OPTIONS, OptionInvalid
@@ -109,8 +110,25 @@ def moment_field(label: str) -> forms.DateTimeField:
 
 
 class BulkResendForm(forms.Form):
+    status = forms.ChoiceField(
+        label="Deliveries",
+        choices=list(STATUS_CHOICES.items()),
+        initial=RECOVER,
+        required=False,
+    )
     since = moment_field("From")
     until = moment_field("To")
+    event_type = forms.CharField(required=False, label="Event type", max_length=127)
+
+    def selection(self, webhook: Webhook) -> Selection:
+        data = self.cleaned_data
+        return Selection(
+            webhook,
+            status=data.get("status") or RECOVER,
+            since=data.get("since"),
+            until=data.get("until"),
+            event_type=(data.get("event_type") or "").strip(),
+        )
 
 
 class HistoryFilterForm(forms.Form):

@@ -61,12 +61,7 @@ def deliveries_of(
             raise HistoryFilterError(f"unknown status “{filters.status}”")
         deliveries = deliveries.filter(status=filters.status)
     if filters.event_type:
-        deliveries = deliveries.filter(
-            Q(event_types=filters.event_type)
-            | Q(event_types__startswith=f"{filters.event_type} ")
-            | Q(event_types__contains=f" {filters.event_type} ")
-            | Q(event_types__endswith=f" {filters.event_type}")
-        )
+        deliveries = deliveries.filter(carrying(filters.event_type))
     if filters.since:
         deliveries = deliveries.filter(created_at__gte=filters.since)
     if filters.until:
@@ -75,6 +70,16 @@ def deliveries_of(
     if search:
         deliveries = deliveries.filter(_search(search))
     return deliveries
+
+
+def carrying(event_type: str) -> Q:
+    """Deliveries that carry an event of this type (`event_types` holds them space-separated)."""
+    return (
+        Q(event_types=event_type)
+        | Q(event_types__startswith=f"{event_type} ")
+        | Q(event_types__contains=f" {event_type} ")
+        | Q(event_types__endswith=f" {event_type}")
+    )
 
 
 def _search(term: str) -> Q:

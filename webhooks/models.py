@@ -228,7 +228,13 @@ class Attempt(models.Model):
 
 
 class BulkResend(models.Model):
-    """A background re-send of a webhook's failed deliveries in a time range, with its progress."""
+    """A background re-send of a webhook's deliveries in a status and time range, with its progress.
+
+    `status_filter` "recover" (the default) means failed or waiting for a retry: every delivery
+    that has failed and not yet succeeded.
+    """
+
+    RECOVER = "recover"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -238,7 +244,8 @@ class BulkResend(models.Model):
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="bulk_resends")
     since = models.DateTimeField(null=True, blank=True)
     until = models.DateTimeField(null=True, blank=True)
-    status_filter = models.CharField(max_length=16, default=Delivery.Status.FAILED)
+    status_filter = models.CharField(max_length=16, default=RECOVER)
+    event_type = models.CharField(max_length=127, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0)

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 
 from environments.views.decorators import environment_page
 
-from .. import bodies, manual
+from .. import bodies, bulk, manual
 from ..forms import HistoryFilterForm
 from ..history import SORTS, HistoryFilterError, HistoryFilters, deliveries_of, page_of
 from ..models import Delivery
@@ -28,7 +28,7 @@ def webhook_history(request, environment, webhook_id):
 def _history_page(request, environment, webhook):
     form = HistoryFilterForm(request.GET or None)
     sort = request.GET.get("sort", "newest")
-    deliveries, next_cursor, problem = [], None, ""
+    deliveries, next_cursor, problem, resend = [], None, "", None
     if form.is_bound and not form.is_valid():
         problem = "Check the filters: " + "; ".join(
             f"{form.fields[name].label or name}: {errors[0]}" for name, errors in form.errors.items()
@@ -52,6 +52,8 @@ def _history_page(request, environment, webhook):
             deliveries, next_cursor = page.deliveries, page.next_cursor
         except HistoryFilterError as error:
             problem = sentence(error)
+        else:
+            resend = _resend_offer(webhook, filters) if webhook is not None and request.role != "viewer" else None
     query = {key: value for key, value in request.GET.items() if key != "after" and value}
     return render(
         request,
@@ -67,8 +69,34 @@ def _history_page(request, environment, webhook):
             "next_query": urlencode({**query, "after": next_cursor}) if next_cursor else "",
             "first_query": urlencode(query),
             "is_first_page": not request.GET.get("after"),
+            "resend": resend,
         },
     )
+
+
+def _resend_offer(webhook, filters: HistoryFilters) -> dict | None:
+    """ "Re-send these N": the filtered deliveries a bulk re-send can take, when the filters can say which.
+
+    A free-text search cannot be carried into a job, and pending deliveries have not failed yet.
+    """
+    if filters.search.strip() or filters.status == Delivery.Status.PENDING:
+        return None
+    status = filters.status if filters.status in bulk.STATUS_CHOICES else bulk.RECOVER
+    selection = bulk.Selection(
+        webhook, status=status, since=filters.since, until=filters.until, event_type=filters.event_type
+    )
+    total = bulk.preview(selection).total
+    if not total:
+        return None
+    query = {"status": status, "event_type": filters.event_type}
+    query.update(
+        {name: moment.isoformat() for name, moment in (("since", filters.since), ("until", filters.until)) if moment}
+    )
+    return {
+        "total": total,
+        "what": bulk.STATUS_CHOICES[status],
+        "query": urlencode({k: v for k, v in query.items() if v}),
+    }
 
 
 def _delivery(environment, delivery_id: int) -> Delivery:

@@ -212,24 +212,43 @@ def webhook_rotate(request, environment, webhook_id):
     return redirect("webhook_secret", environment.slug, webhook.pk)
 
 
-@require_POST
 @environment_page(manage=True)
 def webhook_bulk_resend(request, environment, webhook_id):
+    """Recover: say how many deliveries a range holds (or why none), then re-send them on confirmation."""
     webhook = webhook_of(environment, webhook_id)
-    form = BulkResendForm(request.POST)
+    form = BulkResendForm(request.POST if request.method == "POST" else request.GET)
     if not form.is_valid():
         problems = "; ".join(f"{form.fields[name].label}: {errors[0]}" for name, errors in form.errors.items())
         messages.error(request, f"Nothing was re-sent. {problems}")
-    else:
+        return redirect("webhook_detail", environment.slug, webhook.pk)
+    selection = form.selection(webhook)
+    if request.method == "POST":
         try:
             job = bulk.start_bulk_resend(
-                webhook, since=form.cleaned_data["since"], until=form.cleaned_data["until"], request=request
+                webhook,
+                since=selection.since,
+                until=selection.until,
+                status=selection.status,
+                event_type=selection.event_type,
+                request=request,
             )
         except ValueError as error:
-            messages.error(request, sentence(error))
+            messages.error(request, f"Nothing was re-sent. {sentence(error)}")
         else:
-            messages.success(request, f"Re-sending {job.total} failed deliveries in the background.")
-    return redirect("webhook_detail", environment.slug, webhook.pk)
+            messages.success(request, f"Re-sending {job.total} deliveries in the background, oldest first.")
+        return redirect("webhook_detail", environment.slug, webhook.pk)
+    return render(
+        request,
+        "webhooks/recover.html",
+        {
+            "section": "webhooks",
+            "webhook": webhook,
+            "form": form,
+            "selection": selection,
+            "what": bulk.STATUS_CHOICES[selection.status],
+            "preview": bulk.preview(selection),
+        },
+    )
 
 
 @environment_page(manage=True)

@@ -3,9 +3,9 @@ import time
 from django.core.management.base import CommandError
 
 from environments.management.base import PortalCommand
-from webhooks.bulk import bulk_resend_step, start_bulk_resend
+from webhooks.bulk import RECOVER, STATUS_CHOICES, Selection, bulk_resend_step, preview, start_bulk_resend
 from webhooks.management import lookups
-from webhooks.models import BulkResend, Delivery
+from webhooks.models import BulkResend
 
 
 class Command(PortalCommand):
@@ -16,7 +16,13 @@ class Command(PortalCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--webhook", required=True, help="Webhook id, or <environment>/<name>.")
-        parser.add_argument("--status", default="failed", choices=["failed", "succeeded", "discarded"])
+        parser.add_argument(
+            "--status",
+            default=RECOVER,
+            choices=list(STATUS_CHOICES),
+            help="recover (default): failed or waiting for a retry; or one finished status.",
+        )
+        parser.add_argument("--event-type", default="", help="Only deliveries carrying this event type.")
         parser.add_argument("--since", help="ISO 8601; UTC unless an offset is given.")
         parser.add_argument("--until", help="ISO 8601; UTC unless an offset is given.")
         parser.add_argument("--background", action="store_true", help="Queue the work for the Celery workers.")
@@ -28,7 +34,8 @@ class Command(PortalCommand):
                 webhook,
                 since=lookups.moment(options["since"], "--since"),
                 until=lookups.moment(options["until"], "--until"),
-                status=Delivery.Status(options["status"]),
+                status=options["status"],
+                event_type=options["event_type"],
                 actor_label="manage.py resend_deliveries",
             )
         except ValueError as error:
@@ -40,6 +47,13 @@ class Command(PortalCommand):
                     time.sleep(0.2)
                 job.refresh_from_db()
         data = {"job": job.pk, "state": job.state, "total": job.total, "done": job.done, "received": job.succeeded}
+        if not job.total:
+            selection = Selection(
+                webhook, status=job.status_filter, since=job.since, until=job.until, event_type=job.event_type
+            )
+            why = preview(selection).why_none
+            self.report({**data, "why": why}, why)
+            return
         text = (
             f"Queued {job.total} deliveries of {webhook.name} for re-sending (job {job.pk})."
             if options["background"]
