@@ -4,6 +4,8 @@ The database is the source of truth: a Delivery row is written in the same
 transaction as the event it carries; Celery only carries the work of sending it.
 """
 
+import datetime
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -62,6 +64,21 @@ class Webhook(models.Model):
 
     def subscribes_to(self, event_type: str) -> bool:
         return event_type in self.event_types
+
+    @property
+    def condition(self) -> str:
+        """What people see: disabled and paused as set; an active webhook is *failing* from its first
+        failed attempt after a success until its next success, and *healthy* otherwise."""
+        if self.state != self.State.ACTIVE:
+            return self.state
+        return "failing" if self.failing_since else "healthy"
+
+    @property
+    def disables_at(self):
+        """When a failing webhook is disabled if nothing succeeds before (WEBHOOK_DISABLE_AFTER_FAILING_DAYS)."""
+        if self.condition != "failing":
+            return None
+        return self.failing_since + datetime.timedelta(days=settings.WEBHOOK_DISABLE_AFTER_FAILING_DAYS)
 
 
 class SigningSecret(models.Model):

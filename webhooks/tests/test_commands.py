@@ -137,11 +137,45 @@ def test_integration_health_reports_counts_delays_and_state():
             attempt_delivery(delivery.pk)
 
     [row] = json.loads(run("integration_health", "--environment", "clinic", "--json"))
-    assert row["webhook"] == "EHR" and row["state"] == "active"
+    assert row["webhook"] == "EHR" and row["state"] == "healthy"  # the last attempt succeeded
     assert (row["deliveries"], row["succeeded"], row["failed"], row["waiting"]) == (3, 2, 1, 1)
     assert row["p50_delay_ms"] is not None and row["p95_delay_ms"] >= row["p50_delay_ms"]
     assert "EHR" in run("integration_health")
     assert webhook.pk
+
+
+def test_integration_health_exits_1_when_a_webhook_fails_longer_than_the_threshold_or_is_disabled():
+    environment = make_environment("clinic")
+    failing = make_webhook(environment, "http://127.0.0.1:9999/a", name="Failing")
+    make_webhook(environment, "http://127.0.0.1:9999/b", name="Fine")
+    Webhook.objects.filter(pk=failing.pk).update(failing_since=timezone.now() - datetime.timedelta(hours=2))
+
+    with pytest.raises(SystemExit) as alert:
+        run("integration_health", "--fail-after", "1h")
+    assert alert.value.code == 1
+    assert "Fine" in run("integration_health", "--fail-after", "3h")  # returns: exit 0
+
+    out = StringIO()
+    with pytest.raises(SystemExit):
+        call_command("integration_health", "--json", stdout=out)
+    rows = {row["webhook"]: row for row in json.loads(out.getvalue())}
+    assert rows["Failing"]["state"] == "failing" and rows["Failing"]["needs_attention"] is True
+    assert rows["Failing"]["disables_at"] is not None
+    assert rows["Fine"]["state"] == "healthy" and rows["Fine"]["needs_attention"] is False
+
+    Webhook.objects.filter(pk=failing.pk).update(
+        failing_since=None, state=Webhook.State.DISABLED, disabled_reason="410 Gone"
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "integration_health", "--fail-after", "30d"],
+        cwd=BASE_DIR,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stdout.strip().splitlines()[-1] == "1 webhook needs attention: clinic/Failing (disabled)"
 
 
 def test_credential_rotation_walks_the_seven_steps():

@@ -1,33 +1,49 @@
 import datetime
 
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from credentials.management import lookups as credential_lookups
 from environments.management.base import PortalCommand
 from webhooks.health import health
+from webhooks.management import lookups as webhook_lookups
 
 MAX_HOURS = 24 * 366
 
 
 class Command(PortalCommand):
-    help = "Per webhook: deliveries, failures, waiting, p50/p95 delay from event to receipt, and state."
+    help = (
+        "Per webhook: deliveries, failures, waiting, p50/p95 delay from event to receipt, and state. Exits 1 "
+        "when a webhook is disabled or has been failing longer than --fail-after, 0 otherwise (for cron)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--environment", help="Only this environment (slug).")
         parser.add_argument("--hours", type=int, default=24, help=f"Window in hours, 1 to {MAX_HOURS} (default 24).")
+        parser.add_argument(
+            "--fail-after",
+            default="1h",
+            help="Exit 1 when a webhook has been failing this long (30m, 1h, 2d; default 1h) or is disabled.",
+        )
 
-    def handle(self, *args, environment, hours, **options):
+    def handle(self, *args, environment, hours, fail_after, **options):
         if not 1 <= hours <= MAX_HOURS:
             raise CommandError(f"--hours must be between 1 and {MAX_HOURS}, not {hours}")
+        threshold = webhook_lookups.duration(fail_after, "--fail-after")
         scope = credential_lookups.environment(environment) if environment else None
+        now = timezone.now()
         rows = health(scope, window=datetime.timedelta(hours=hours))
         data = [
             {
                 "environment": row.webhook.environment.slug,
                 "webhook": row.webhook.name,
                 "id": row.webhook.pk,
-                "state": row.webhook.state,
+                "state": row.webhook.condition,
                 "disabled_reason": row.webhook.disabled_reason or None,
+                "failing_since": _iso(row.webhook.failing_since if row.webhook.condition == "failing" else None),
+                "disables_at": _iso(row.webhook.disables_at),
+                "needs_attention": row.webhook.condition == "disabled"
+                or (row.webhook.condition == "failing" and now - row.webhook.failing_since >= threshold),
                 "deliveries": row.deliveries,
                 "succeeded": row.succeeded,
                 "failed": row.failed,
@@ -47,4 +63,16 @@ class Command(PortalCommand):
             f"{d['p95_delay_ms'] if d['p95_delay_ms'] is not None else '-':>7}"
             for d in data
         ]
+        attention = [d for d in data if d["needs_attention"]]
+        if attention:
+            names = ", ".join(f"{d['environment']}/{d['webhook']} ({d['state']})" for d in attention)
+            verb = "webhooks need" if len(attention) != 1 else "webhook needs"
+            lines.append(f"{len(attention)} {verb} attention: {names}")
         self.report(data, "\n".join(lines) if data else "No webhooks.")
+        if attention:
+            # For cron and monitors: a non-zero exit is the alert.
+            raise SystemExit(1)
+
+
+def _iso(moment) -> str | None:
+    return moment.isoformat() if moment else None
