@@ -110,6 +110,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "environments.context_processors.portal",
+                "webhooks.context_processors.attention",
             ],
         },
     },

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from environments.models import Environment
 
-from .models import Delivery, Webhook
+from .models import Attempt, Delivery, Webhook
 
 
 @dataclass
@@ -27,6 +27,11 @@ class WebhookHealth:
     def failure_rate(self) -> float:
         finished = self.succeeded + self.failed
         return self.failed / finished if finished else 0.0
+
+
+def last_failure(webhook: Webhook) -> Attempt | None:
+    """The latest failed attempt of a webhook (its last error), tests included: they reach the same receiver."""
+    return Attempt.objects.filter(delivery__webhook=webhook, succeeded=False).order_by("-started_at").first()
 
 
 def _percentile(sorted_values: list[float], fraction: float) -> int | None:

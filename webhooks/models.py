@@ -4,6 +4,8 @@ The database is the source of truth: a Delivery row is written in the same
 transaction as the event it carries; Celery only carries the work of sending it.
 """
 
+from __future__ import annotations
+
 import datetime
 
 from django.conf import settings
@@ -11,6 +13,32 @@ from django.db import models
 from django.utils import timezone
 
 from credentials.fields import EncryptedJSONField
+
+
+class WebhookQuerySet(models.QuerySet):
+    # The conditions of `Webhook.condition`, as filters; in the order that needs attention first.
+    CONDITIONS = ("failing", "disabled", "paused", "healthy")
+
+    def in_condition(self, condition: str) -> WebhookQuerySet:
+        return self.filter(_condition_filter(condition))
+
+    def needing_attention(self) -> WebhookQuerySet:
+        return self.filter(_condition_filter("failing") | _condition_filter("disabled"))
+
+    def with_condition_rank(self) -> WebhookQuerySet:
+        """Annotate `condition_rank`: 0 failing, 1 disabled, 2 paused, 3 healthy."""
+        ranks = (models.When(_condition_filter(name), then=rank) for rank, name in enumerate(self.CONDITIONS))
+        return self.annotate(condition_rank=models.Case(*ranks))
+
+
+def _condition_filter(condition: str) -> models.Q:
+    active = "active"
+    return {
+        "failing": models.Q(state=active, failing_since__isnull=False),
+        "disabled": models.Q(state="disabled"),
+        "paused": models.Q(state="paused"),
+        "healthy": models.Q(state=active, failing_since__isnull=True),
+    }[condition]
 
 
 class Webhook(models.Model):
@@ -54,6 +82,8 @@ class Webhook(models.Model):
     failing_since = models.DateTimeField(null=True, blank=True)
     # Bumped whenever the keys that sign change: workers cache decrypted keys per (webhook, version).
     keys_version = models.PositiveIntegerField(default=0)
+
+    objects = WebhookQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

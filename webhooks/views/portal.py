@@ -28,12 +28,15 @@ from ..configure import (
 from ..examples import example_payload
 from ..forms import BulkResendForm, ResumeForm, RotateSecretForm, WebhookForm, initial_of
 from ..health import health as health_of
-from ..models import BulkResend, Webhook
+from ..health import last_failure
+from ..models import BulkResend, Webhook, WebhookQuerySet
 
 # Where a new signing secret waits, encrypted, for the one page view that shows it.
 _SHOW_ONCE_KEY = "webhooks.show_once"
 COLUMNS = [("name", "Name"), ("url", "URL"), ("last_triggered", "Last triggered"), ("state", "State")]
-_SORTS = {"name": "name", "url": "url", "last_triggered": "last_triggered_at", "state": "state"}
+_SORTS = {"name": "name", "url": "url", "last_triggered": "last_triggered_at", "state": "condition_rank"}
+# Sorting by state puts what needs attention first: failing, disabled, paused, then healthy.
+CONDITIONS = WebhookQuerySet.CONDITIONS
 
 
 def webhook_of(environment, webhook_id: int) -> Webhook:
@@ -46,7 +49,12 @@ def webhook_list(request, environment):
     sort = request.GET.get("sort", "name")
     field = _SORTS.get(sort.lstrip("-"), "name")
     order = F(field).desc(nulls_last=True) if sort.startswith("-") else F(field).asc(nulls_first=True)
-    webhooks = environment.webhooks.order_by(order, "name")
+    webhooks = environment.webhooks.with_condition_rank()
+    counts = {name: webhooks.in_condition(name).count() for name in CONDITIONS}
+    condition = request.GET.get("state", "")
+    if condition in CONDITIONS:
+        webhooks = webhooks.in_condition(condition)
+    webhooks = webhooks.order_by(order, "name")
     if search:
         webhooks = webhooks.filter(Q(name__icontains=search) | Q(url__icontains=search))
     return render(
@@ -58,6 +66,9 @@ def webhook_list(request, environment):
             "search": search,
             "sort": sort,
             "columns": COLUMNS,
+            "condition": condition if condition in CONDITIONS else "",
+            "condition_counts": [(name, counts[name]) for name in CONDITIONS],
+            "extra_query": f"&state={condition}" if condition in CONDITIONS else "",
             "examples": [(name, example_payload(environment, name)) for name in environment.event_types],
         },
     )
@@ -118,6 +129,7 @@ def webhook_detail(request, environment, webhook_id):
 def _detail_page(request, webhook, test_attempt=None):
     now = timezone.now()
     [health] = health_of(webhook=webhook)
+    failure = last_failure(webhook) if webhook.condition in ("failing", "disabled") else None
     return render(
         request,
         "webhooks/detail.html",
@@ -132,6 +144,7 @@ def _detail_page(request, webhook, test_attempt=None):
             ],
             "now": now,
             "test_attempt": test_attempt,
+            "last_failure": failure,
             "rotate_form": RotateSecretForm(),
             "resume_form": ResumeForm(),
             "bulk_form": BulkResendForm(),
