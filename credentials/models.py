@@ -99,7 +99,10 @@ class AccessToken(models.Model):
 
     class Meta:
         ordering = ["-issued_at"]
-        indexes = [models.Index(fields=["client", "-issued_at"], name="token_by_client")]
+        indexes = [
+            models.Index(fields=["client", "-issued_at"], name="token_by_client"),
+            models.Index(fields=["environment", "issued_at"], name="token_by_environment"),
+        ]
 
     def __repr__(self) -> str:
         return f"<AccessToken {self.pk} of {self.client_id}>"
@@ -136,6 +139,7 @@ class AuthFailure(models.Model):
         indexes = [
             models.Index(fields=["client_id", "at"], name="failure_by_client"),
             models.Index(fields=["ip", "at"], name="failure_by_ip"),
+            models.Index(fields=["environment", "at"], name="failure_by_environment"),
         ]
 
     def __str__(self) -> str:

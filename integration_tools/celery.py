@@ -28,6 +28,7 @@ def schedule_periodic_tasks(sender: Celery, **kwargs) -> None:
         name="re-enqueue due webhook deliveries",
     )
     sender.add_periodic_task(24 * 3600, sender.signature("webhooks.prune"), name="prune old deliveries")
+    sender.add_periodic_task(300, sender.signature("webhooks.roll_up"), name="count attempts per hour")
 
 
 @worker_ready.connect

@@ -4,14 +4,22 @@ workers), so it lives outside them: none of them imports it."""
 from datetime import timedelta
 
 from django.db.models import Count
+from django.db.models.functions import TruncHour
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 
-from credentials.models import AccessToken, AuthFailure
+from credentials.models import AccessToken, AuthFailure, Credential
 from environments.access import ROLE_LABELS, can_read_audit
 from environments.models import AuditEvent
 from environments.views.decorators import environment_page
 from environments.views.portal import worker_status
+from webhooks.health import summaries
+from webhooks.rollup import Hour, hour_of
+
+from .charts import hour_bars
+
+EXPIRY_HORIZON = timedelta(days=30)
 
 
 @environment_page
@@ -27,6 +35,23 @@ def overview(request, environment):
         }
         for name, definition in sorted(environment.schema.get("data_types", {}).items())
     ]
+    now = timezone.now()
+    webhooks = summaries(environment, now)
+    for summary in webhooks:
+        history = reverse("webhook_history", args=[environment.slug, summary.webhook.pk])
+        summary.bars = hour_bars(summary.hours, history_url=history)
+        summary.chart_id = f"webhook-{summary.webhook.pk}"
+    expiring = list(
+        Credential.objects.filter(
+            client__environment=environment,
+            invalidated_at__isnull=True,
+            expires_at__gt=now,
+            expires_at__lte=now + EXPIRY_HORIZON,
+        )
+        .select_related("client")
+        .order_by("expires_at")
+    )
+    access_hours = _access_hours(environment, now)
     recent_audit = []
     if can_read_audit(request.user) and request.role != "viewer":
         recent_audit = AuditEvent.objects.filter(environment=environment).select_related("environment")[:10]
@@ -41,6 +66,11 @@ def overview(request, environment):
             "workers": worker_status(),
             "event_count": environment.events.count(),
             "access": _access_health(environment),
+            "webhook_health": webhooks,
+            "attention": [summary for summary in webhooks if summary.next_action],
+            "expiring": expiring,
+            "access_bars": hour_bars(access_hours, good="tokens issued", bad="failed or throttled"),
+            "access_hours": access_hours,
         },
     )
 
@@ -55,3 +85,26 @@ def _access_health(environment) -> dict:
         "throttled": failures.filter(reason=AuthFailure.Reason.THROTTLED).count(),
         "clients": environment.clients.count(),
     }
+
+
+def _access_hours(environment, now) -> list[Hour]:
+    """Per hour over 24 hours: tokens issued (as `succeeded`) and failed or throttled authentications."""
+    first = hour_of(now - timedelta(hours=23))
+    issued = dict(
+        AccessToken.objects.filter(environment=environment, issued_at__gte=first)
+        .annotate(hour=TruncHour("issued_at"))
+        .values("hour")
+        .annotate(n=Count("id"))
+        .values_list("hour", "n")
+    )
+    failed = dict(
+        AuthFailure.objects.filter(environment=environment, at__gte=first)
+        .annotate(hour=TruncHour("at"))
+        .values("hour")
+        .annotate(n=Count("id"))
+        .values_list("hour", "n")
+    )
+    issued = {hour_of(hour): n for hour, n in issued.items()}
+    failed = {hour_of(hour): n for hour, n in failed.items()}
+    hours = [first + timedelta(hours=index) for index in range(24)]
+    return [Hour(hour, issued.get(hour, 0), failed.get(hour, 0)) for hour in hours]

@@ -11,6 +11,7 @@ from django.utils import timezone
 from environments.models import Environment
 
 from .models import Attempt, Delivery, Webhook
+from .rollup import Hour, hourly
 
 
 @dataclass
@@ -82,6 +83,7 @@ def health(
             for created, delivered in Delivery.objects.filter(
                 webhook=each, created_at__gte=since, status=Delivery.Status.SUCCEEDED, is_test=False
             )
+            .exclude(delivered_at=None)
             .order_by("-id")
             .values_list("created_at", "delivered_at")[:10000]
         )
@@ -97,3 +99,86 @@ def health(
             )
         )
     return report
+
+
+# --- The Overview: each webhook's condition, rates, delays and hours ------------------------------
+
+P95_SAMPLE = 10_000
+
+
+@dataclass
+class Summary:
+    """What the Overview shows of one webhook, and what to do about it."""
+
+    webhook: Webhook
+    last_success: datetime.datetime | None
+    waiting: int
+    hours: list[Hour]  # the last 24, oldest first
+    rate_24h: float | None
+    rate_7d: float | None
+    p95_24h_ms: int | None
+    p95_7d_ms: int | None
+
+    @property
+    def received_24h(self) -> int:
+        return sum(hour.succeeded for hour in self.hours)
+
+    @property
+    def failed_24h(self) -> int:
+        return sum(hour.failed for hour in self.hours)
+
+    @property
+    def next_action(self) -> str:
+        """recover (failing), enable (disabled), resume (paused), or nothing."""
+        return {"failing": "recover", "disabled": "enable", "paused": "resume"}.get(self.webhook.condition, "")
+
+
+def summaries(environment: Environment, now: datetime.datetime | None = None) -> list[Summary]:
+    """Every webhook of the environment, those needing attention first (failing, disabled, paused)."""
+    now = now or timezone.now()
+    webhooks = list(environment.webhooks.with_condition_rank().order_by("condition_rank", "name"))
+    ids = [webhook.pk for webhook in webhooks]
+    week = hourly(ids, now - datetime.timedelta(days=7), now)
+    waiting = dict(
+        Delivery.objects.filter(webhook_id__in=ids, status__in=Delivery.WAITING, is_test=False)
+        .values("webhook")
+        .annotate(n=Count("id"))
+        .values_list("webhook", "n")
+    )
+    result = []
+    for webhook in webhooks:
+        hours = week[webhook.pk]
+        delays = _delays(webhook, since=now - datetime.timedelta(days=7))
+        day_start = now - datetime.timedelta(hours=24)
+        result.append(
+            Summary(
+                webhook=webhook,
+                last_success=Delivery.objects.filter(webhook=webhook, status=Delivery.Status.SUCCEEDED)
+                .order_by("-id")
+                .values_list("delivered_at", flat=True)
+                .first(),
+                waiting=waiting.get(webhook.pk, 0),
+                hours=hours[-24:],
+                rate_24h=_rate(hours[-24:]),
+                rate_7d=_rate(hours),
+                p95_24h_ms=_percentile(sorted(ms for created, ms in delays if created >= day_start), 0.95),
+                p95_7d_ms=_percentile(sorted(ms for _, ms in delays), 0.95),
+            )
+        )
+    return result
+
+
+def _rate(hours: list[Hour]) -> float | None:
+    attempts = sum(hour.attempts for hour in hours)
+    return sum(hour.succeeded for hour in hours) / attempts if attempts else None
+
+
+def _delays(webhook: Webhook, *, since: datetime.datetime) -> list[tuple[datetime.datetime, float]]:
+    """(created, ms from creation to receipt) of the latest P95_SAMPLE received deliveries since `since`."""
+    rows = (
+        Delivery.objects.filter(webhook=webhook, status=Delivery.Status.SUCCEEDED, is_test=False, created_at__gte=since)
+        .exclude(delivered_at=None)
+        .order_by("-id")
+        .values_list("created_at", "delivered_at")[:P95_SAMPLE]
+    )
+    return [(created, (delivered - created).total_seconds() * 1000) for created, delivered in rows]

@@ -268,7 +268,11 @@ class Attempt(models.Model):
 
     class Meta:
         ordering = ["delivery", "number"]
-        indexes = [models.Index(fields=["delivery", "number"], name="attempt_by_delivery")]
+        indexes = [
+            models.Index(fields=["delivery", "number"], name="attempt_by_delivery"),
+            # The hourly roll-up reads attempts by time.
+            models.Index(fields=["started_at"], name="attempt_by_time"),
+        ]
 
     def __str__(self) -> str:
         return f"attempt {self.number} of {self.delivery_id}"
@@ -312,3 +316,32 @@ class BulkResend(models.Model):
 
     def __str__(self) -> str:
         return f"bulk re-send {self.pk} of {self.webhook_id}"
+
+
+class AttemptHour(models.Model):
+    """A webhook's attempts in one closed hour, counted once (attempts never change once recorded).
+
+    The Overview's charts and success rates read these, so they cost the same with
+    millions of attempts as with a hundred (`webhooks/rollup.py` writes them).
+    """
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    succeeded = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["webhook", "hour"], name="unique_attempt_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.webhook_id} at {self.hour:%Y-%m-%d %H:00}: {self.succeeded} ok, {self.failed} failed"
+
+
+class RollupMark(models.Model):
+    """How far a roll-up has counted: every hour before `through` is in its table."""
+
+    name = models.CharField(max_length=32, unique=True)
+    through = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} through {self.through:%Y-%m-%d %H:00}"

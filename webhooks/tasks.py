@@ -8,7 +8,7 @@ import datetime
 from celery import shared_task
 from django.conf import settings
 
-from . import bulk, queueing, retention, sending, sweeper
+from . import bulk, queueing, retention, rollup, sending, sweeper
 
 
 @shared_task(name=queueing.DELIVER, ignore_result=True)
@@ -46,3 +46,9 @@ def run_bulk_resend(job_id: int) -> None:
 def prune_old_deliveries() -> None:
     """Daily retention: finished deliveries older than DELIVERY_RETENTION_DAYS go."""
     retention.prune_deliveries(datetime.timedelta(days=settings.DELIVERY_RETENTION_DAYS))
+
+
+@shared_task(name="webhooks.roll_up", ignore_result=True)
+def roll_up_attempts() -> None:
+    """Count closed hours of attempts per webhook, for the Overview (see rollup.py)."""
+    rollup.roll_up()
