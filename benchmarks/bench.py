@@ -16,6 +16,7 @@ Scenarios (their sizes with --smoke are tiny: the test suite runs it so that it 
               that the history does not show (must be 0).
 - memory      worker RSS after 1,000 and after 100,000 deliveries.
 - history     delivery history pages (50 rows) through Django with 1 M and 10 M attempts stored.
+- overview    the Overview's health queries and page with 1 M attempts, raw and rolled up per hour.
 - api         token endpoint and Data API reads, requests/s against gunicorn.
 - embedded    `make run`'s defaults (SQLite, filesystem broker): deliveries/s over a 1,000-event
               burst, and "database is locked" errors in the worker's log.
@@ -59,6 +60,7 @@ SCENARIOS = [
     "db_cut",
     "memory",
     "history",
+    "overview",
     "api",
     "embedded",
 ]
@@ -76,6 +78,7 @@ FULL = {
     "cut_events": 1000,
     "memory_deliveries": 100_000,
     "history": [1_000_000, 10_000_000],
+    "overview": 1_000_000,
     "api_seconds": 10.0,
     "embedded_events": 1000,
 }
@@ -92,6 +95,7 @@ SMOKE = {
     "cut_events": 40,
     "memory_deliveries": 200,
     "history": [2_000],
+    "overview": 2_000,
     "api_seconds": 1.0,
     "embedded_events": 30,
 }
@@ -608,6 +612,14 @@ def scenario_history(size) -> dict:
     return {"by_attempts": results, "worst_median_ms": worst, "bar": "< 100 ms", "holds": worst < 100}
 
 
+def scenario_overview(size) -> dict:
+    from benchmarks.overview_queries import measure
+
+    figures = measure(size["overview"])
+    worst = max(figures["rolled_up_summaries"]["median_ms"], figures["overview_page"]["median_ms"])
+    return {**figures, "worst_median_ms": worst, "bar": "< 100 ms", "holds": worst < 100}
+
+
 def scenario_api(size, database_url: str) -> dict:
     from benchmarks.api_throughput import measure
 
@@ -709,6 +721,8 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"… {name}", flush=True)
                 if name == "history":
                     figures = scenario_history(size)
+                elif name == "overview":
+                    figures = scenario_overview(size)
                 elif name == "api":
                     figures = scenario_api(size, database_url)
                 elif name == "embedded":
@@ -843,6 +857,19 @@ def table(results: dict) -> str:
                     yes(worst < 100),
                 )
             )
+    if "overview" in s:
+        f = s["overview"]
+        rows.append(
+            (
+                f"Overview, {f['attempts']:,} attempts",
+                f"page {f['overview_page']['median_ms']} ms, queries {f['rolled_up_summaries']['median_ms']} ms "
+                f"(raw {f['raw_summaries']['median_ms']} ms)",
+                "",
+                "",
+                "< 100 ms",
+                yes(f["holds"]),
+            )
+        )
     if "api" in s:
         f = s["api"]
         rows.append(("token endpoint", f"{f['token']['rps']} req/s", "", "", "", ""))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from django.db.models import Count, Q
+from django.db.models import BooleanField, Case, Count, DurationField, ExpressionWrapper, F, Q, When
 from django.utils import timezone
 
 from environments.models import Environment
@@ -148,8 +148,7 @@ def summaries(environment: Environment, now: datetime.datetime | None = None) ->
     result = []
     for webhook in webhooks:
         hours = week[webhook.pk]
-        delays = _delays(webhook, since=now - datetime.timedelta(days=7))
-        day_start = now - datetime.timedelta(hours=24)
+        delays = _delays(webhook, since=now - datetime.timedelta(days=7), recent=now - datetime.timedelta(hours=24))
         result.append(
             Summary(
                 webhook=webhook,
@@ -161,7 +160,7 @@ def summaries(environment: Environment, now: datetime.datetime | None = None) ->
                 hours=hours[-24:],
                 rate_24h=_rate(hours[-24:]),
                 rate_7d=_rate(hours),
-                p95_24h_ms=_percentile(sorted(ms for created, ms in delays if created >= day_start), 0.95),
+                p95_24h_ms=_percentile(sorted(ms for is_recent, ms in delays if is_recent), 0.95),
                 p95_7d_ms=_percentile(sorted(ms for _, ms in delays), 0.95),
             )
         )
@@ -173,12 +172,17 @@ def _rate(hours: list[Hour]) -> float | None:
     return sum(hour.succeeded for hour in hours) / attempts if attempts else None
 
 
-def _delays(webhook: Webhook, *, since: datetime.datetime) -> list[tuple[datetime.datetime, float]]:
-    """(created, ms from creation to receipt) of the latest P95_SAMPLE received deliveries since `since`."""
+def _delays(webhook: Webhook, *, since: datetime.datetime, recent: datetime.datetime) -> list[tuple[bool, float]]:
+    """(created after `recent`, ms from creation to receipt) of the latest P95_SAMPLE received since `since`."""
     rows = (
         Delivery.objects.filter(webhook=webhook, status=Delivery.Status.SUCCEEDED, is_test=False, created_at__gte=since)
         .exclude(delivered_at=None)
         .order_by("-id")
-        .values_list("created_at", "delivered_at")[:P95_SAMPLE]
+        # Computed in the database: one duration per row is far cheaper to read than two timestamps.
+        .annotate(
+            delay=ExpressionWrapper(F("delivered_at") - F("created_at"), output_field=DurationField()),
+            is_recent=Case(When(created_at__gte=recent, then=True), default=False, output_field=BooleanField()),
+        )
+        .values_list("is_recent", "delay")[:P95_SAMPLE]
     )
-    return [(created, (delivered - created).total_seconds() * 1000) for created, delivered in rows]
+    return [(is_recent, delay.total_seconds() * 1000) for is_recent, delay in rows]
