@@ -249,3 +249,15 @@ def test_secrets_and_tokens_never_reach_the_logs_or_the_audit_trail(client, app,
         assert value not in logged
         assert value not in audited
     assert "Unauthorized: /oauth/token" in logged  # the logs were captured at all
+
+
+def test_a_credential_stops_authenticating_at_the_second_it_expires(client, app):
+    import time
+
+    _, api_client, credential, secret = app
+    credential.expires_at = timezone.now() + datetime.timedelta(seconds=1.5)
+    credential.save(update_fields=["expires_at"])
+    assert post_token(client, Authorization=basic(api_client.client_id, secret)).status_code == 200
+    while timezone.now() < credential.expires_at:  # bounded: 1.5 s at most
+        time.sleep(0.05)
+    assert error_of(post_token(client, Authorization=basic(api_client.client_id, secret))) == (401, "invalid_client")
