@@ -90,21 +90,18 @@ def _access_health(environment) -> dict:
 def _access_hours(environment, now) -> list[Hour]:
     """Per hour over 24 hours: tokens issued (as `succeeded`) and failed or throttled authentications."""
     first = hour_of(now - timedelta(hours=23))
-    issued = dict(
-        AccessToken.objects.filter(environment=environment, issued_at__gte=first)
-        .annotate(hour=TruncHour("issued_at"))
-        .values("hour")
-        .annotate(n=Count("id"))
-        .values_list("hour", "n")
-    )
-    failed = dict(
-        AuthFailure.objects.filter(environment=environment, at__gte=first)
-        .annotate(hour=TruncHour("at"))
-        .values("hour")
-        .annotate(n=Count("id"))
-        .values_list("hour", "n")
-    )
-    issued = {hour_of(hour): n for hour, n in issued.items()}
-    failed = {hour_of(hour): n for hour, n in failed.items()}
+    issued = _per_hour(AccessToken.objects.filter(environment=environment), "issued_at", first)
+    failed = _per_hour(AuthFailure.objects.filter(environment=environment), "at", first)
     hours = [first + timedelta(hours=index) for index in range(24)]
     return [Hour(hour, issued.get(hour, 0), failed.get(hour, 0)) for hour in hours]
+
+
+def _per_hour(rows, field: str, first) -> dict:
+    counted = (
+        rows.filter(**{f"{field}__gte": first})
+        .annotate(hour=TruncHour(field))
+        .values("hour")
+        .annotate(n=Count("id"))
+        .values_list("hour", "n")
+    )
+    return {hour_of(hour): n for hour, n in counted}

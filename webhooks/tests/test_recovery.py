@@ -9,7 +9,6 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from environments.records import create_record
-from environments.tests.factories import grant, make_environment, make_user
 from webhooks.bulk import bulk_resend_step
 from webhooks.models import BulkResend, Delivery
 from webhooks.tests.factories import make_webhook
@@ -17,19 +16,6 @@ from webhooks.tests.receiver import Receiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ADA = {"first_name": "Ada", "last_name": "Lovelace"}
-
-
-@pytest.fixture
-def env():
-    return make_environment("clinic")
-
-
-@pytest.fixture
-def director(client, env):
-    user = make_user("director")
-    grant(user, env)
-    client.force_login(user)
-    return user
 
 
 def seed(webhook, statuses: list[str]) -> list[Delivery]:

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from environments.models import AuditEvent, Grant
 from environments.records import create_record
-from environments.tests.factories import grant, make_environment, make_user
+from environments.tests.factories import grant, make_user
 from webhooks.bulk import bulk_resend_step
 from webhooks.models import Attempt, BulkResend, Delivery, Webhook
 from webhooks.sending import attempt_delivery
@@ -16,19 +16,6 @@ from webhooks.tests.receiver import Receiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PATIENT = {"first_name": "Ada", "last_name": "Lovelace"}
-
-
-@pytest.fixture
-def env():
-    return make_environment("clinic")
-
-
-@pytest.fixture
-def director(client, env):
-    user = make_user("director")
-    grant(user, env)
-    client.force_login(user)
-    return user
 
 
 def new_webhook_form(receiver_url: str, **overrides) -> dict:
@@ -145,7 +132,11 @@ def test_pause_and_resume_from_the_page_are_audited(client, director, env):
         client.post(f"/e/clinic/webhooks/{webhook.pk}/resume/", {"waiting": "discard"})
     webhook.refresh_from_db()
     assert webhook.state == Webhook.State.ACTIVE
-    actions = AuditEvent.objects.filter(target_id=str(webhook.pk)).order_by("id").values_list("action", flat=True)
+    actions = (
+        AuditEvent.objects.filter(target_type="webhooks.webhook", target_id=str(webhook.pk))
+        .order_by("id")
+        .values_list("action", flat=True)
+    )
     assert list(actions) == ["webhook.created", "webhook.paused", "webhook.resumed"]
 
 
