@@ -1,11 +1,11 @@
 """Attempts counted per webhook and hour, so health over days costs the same at any volume.
 
-An attempt is written once and never changes, so an hour, once closed, can be
-counted once. `roll_up` counts every closed hour not counted yet (beat runs it
-every few minutes); `hourly` reads those counts and counts the hours not yet
-rolled up from the attempts themselves, so a figure is never stale. An hour is
-closed `SETTLE` after it ends: an attempt is recorded when it finishes, up to a
-timeout after it started.
+An attempt is written once and never changes, so it can be counted once.
+`roll_up` (beat, every few minutes) adds the attempts settled since its mark
+to their webhook's hour and moves the mark; `hourly` reads those counts and
+counts the few minutes since the mark from the attempts themselves, so a
+figure is never stale. An attempt is settled `SETTLE` plus the longest timeout
+after it started: it is recorded when it finishes.
 """
 
 from __future__ import annotations
@@ -46,20 +46,39 @@ def hour_of(moment: datetime.datetime) -> datetime.datetime:
 
 
 def roll_up(now: datetime.datetime | None = None) -> int:
-    """Count every closed hour not counted yet; return how many webhook-hours were written."""
+    """Count the attempts settled since the last roll-up into their hours; return how many rows changed.
+
+    The mark moves by the minute, not the hour, so what `hourly` must count live is
+    only the last few minutes; the hour it falls in is topped up on the next run.
+    """
     now = now or timezone.now()
-    until = hour_of(now - SETTLE - datetime.timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS_MAX))
+    until = (now - SETTLE - datetime.timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS_MAX)).replace(
+        second=0, microsecond=0
+    )
     with transaction.atomic():
         mark = RollupMark.objects.select_for_update().filter(name=NAME).first()
         since = mark.through if mark else hour_of(now - FIRST_REACH)
         if since >= until:
             return 0
-        rows = [
-            AttemptHour(webhook_id=row["webhook"], hour=row["hour"], succeeded=row["ok"], failed=row["bad"])
-            for row in _counts(since, until)
-        ]
-        # Counted in the same transaction as the mark moves: two beats never count an hour twice.
-        AttemptHour.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
+        rows = list(_counts(since, until))
+        # Only the hour the previous mark fell in can have a row already: top it up, create the rest.
+        topped = {
+            (row.webhook_id, hour_of(row.hour)): row
+            for row in AttemptHour.objects.filter(hour=hour_of(since)).select_for_update()
+        }
+        new = []
+        for row in rows:
+            existing = topped.get((row["webhook"], hour_of(row["hour"])))
+            if existing is not None:
+                AttemptHour.objects.filter(pk=existing.pk).update(
+                    succeeded=F("succeeded") + row["ok"], failed=F("failed") + row["bad"]
+                )
+            else:
+                new.append(
+                    AttemptHour(webhook_id=row["webhook"], hour=row["hour"], succeeded=row["ok"], failed=row["bad"])
+                )
+        # Counted in the same transaction as the mark moves: two beats never count an attempt twice.
+        AttemptHour.objects.bulk_create(new, batch_size=1000)
         RollupMark.objects.update_or_create(name=NAME, defaults={"through": until})
     return len(rows)
 
@@ -68,16 +87,19 @@ def hourly(webhook_ids: list[int], since: datetime.datetime, now: datetime.datet
     """For each webhook, one `Hour` per hour from `since` to now (oldest first), zeros included."""
     first = hour_of(since)
     mark = RollupMark.objects.filter(name=NAME).values_list("through", flat=True).first()
-    rolled_until = max(first, min(mark, hour_of(now) + datetime.timedelta(hours=1))) if mark else first
+    live_from = min(max(first, mark), now) if mark else first
     counts: dict[int, dict[datetime.datetime, Hour]] = defaultdict(dict)
-    for row in AttemptHour.objects.filter(webhook_id__in=webhook_ids, hour__gte=first, hour__lt=rolled_until):
+    for row in AttemptHour.objects.filter(webhook_id__in=webhook_ids, hour__gte=first, hour__lt=live_from):
         counts[row.webhook_id][hour_of(row.hour)] = Hour(hour_of(row.hour), row.succeeded, row.failed)
     wanted = set(webhook_ids)
     # Not filtered by webhook in SQL: on the few attempts since the last roll-up the planner then looks
     # deliveries up by key, instead of reading every delivery of the webhook to join them.
-    for row in _counts(rolled_until, now + datetime.timedelta(seconds=1)):
+    for row in _counts(live_from, now + datetime.timedelta(seconds=1)):
         if row["webhook"] in wanted:
-            counts[row["webhook"]][hour_of(row["hour"])] = Hour(hour_of(row["hour"]), row["ok"], row["bad"])
+            hour = hour_of(row["hour"])
+            counted = counts[row["webhook"]].setdefault(hour, Hour(hour))
+            counted.succeeded += row["ok"]
+            counted.failed += row["bad"]
     hours = []
     moment = first
     while moment <= hour_of(now):
@@ -86,10 +108,8 @@ def hourly(webhook_ids: list[int], since: datetime.datetime, now: datetime.datet
     return {pk: [counts[pk].get(hour, Hour(hour)) for hour in hours] for pk in webhook_ids}
 
 
-def _counts(since: datetime.datetime, until: datetime.datetime, webhook_ids: list[int] | None = None):
+def _counts(since: datetime.datetime, until: datetime.datetime):
     attempts = Attempt.objects.filter(started_at__gte=since, started_at__lt=until).exclude(trigger=Attempt.Trigger.TEST)
-    if webhook_ids is not None:
-        attempts = attempts.filter(delivery__webhook_id__in=webhook_ids)
     return (
         attempts.annotate(hour=TruncHour("started_at", tzinfo=datetime.UTC))
         .values("hour", webhook=F("delivery__webhook_id"))

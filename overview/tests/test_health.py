@@ -112,3 +112,14 @@ def test_the_overview_page_shows_what_is_wrong_and_what_to_do(client, seeded):
     assert page.count('<g class="hour">') == 24 * 3  # two webhooks and API access
     assert ": 3 received, 0 failed</title>" in page or ": 10 received, 1 failed</title>" in page
     assert f"/e/clinic/webhooks/{failing.pk}/deliveries/?since=" in page
+
+
+def test_roll_ups_a_minute_apart_top_up_the_open_hour_and_count_each_attempt_once(seeded):
+    environment, healthy, _ = seeded
+    roll_up(NOW - datetime.timedelta(minutes=40))  # the mark falls inside the last hours
+    seed_attempt(healthy, hours_ago=0.3, ok=False)
+    before = {name: (s.hours, s.rate_24h) for name, s in figures(environment).items()}
+    assert roll_up(NOW) > 0
+    after = {name: (s.hours, s.rate_24h) for name, s in figures(environment).items()}
+    assert after == before
+    assert figures(environment)["Billing"].failed_24h == 2
