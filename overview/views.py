@@ -15,7 +15,7 @@ from environments.models import AuditEvent
 from environments.views.decorators import environment_page
 from environments.views.portal import worker_status
 from webhooks.health import summaries
-from webhooks.rollup import Hour, hour_of
+from webhooks.rollup import Hour, hour_of, hours_from
 
 from .charts import hour_bars
 
@@ -92,8 +92,7 @@ def _access_hours(environment, now) -> list[Hour]:
     first = hour_of(now - timedelta(hours=23))
     issued = _per_hour(AccessToken.objects.filter(environment=environment), "issued_at", first)
     failed = _per_hour(AuthFailure.objects.filter(environment=environment), "at", first)
-    hours = [first + timedelta(hours=index) for index in range(24)]
-    return [Hour(hour, issued.get(hour, 0), failed.get(hour, 0)) for hour in hours]
+    return [Hour(hour, issued.get(hour, 0), failed.get(hour, 0)) for hour in hours_from(first, now)]
 
 
 def _per_hour(rows, field: str, first) -> dict:

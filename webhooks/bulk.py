@@ -46,6 +46,11 @@ class Selection:
     until: datetime.datetime | None = None
     event_type: str = ""
 
+    @classmethod
+    def of(cls, job: BulkResend) -> Selection:
+        """What a bulk job was asked to re-send."""
+        return cls(job.webhook, status=job.status_filter, since=job.since, until=job.until, event_type=job.event_type)
+
     def problem(self) -> str | None:
         """Why this selection cannot be re-sent, as a sentence fragment; None when it can."""
         if self.webhook.state != Webhook.State.ACTIVE:
@@ -99,27 +104,23 @@ def preview(selection: Selection) -> Preview:
     return Preview(total=total, by_status=by_status, why_none=why)
 
 
-def start_bulk_resend(
-    webhook: Webhook,
-    *,
-    since: datetime.datetime | None = None,
-    until: datetime.datetime | None = None,
-    status: str = RECOVER,
-    event_type: str = "",
-    request=None,
-    actor=None,
-    actor_label: str = "",
-) -> BulkResend:
+def start_bulk_resend(selection: Selection, *, request=None, actor=None, actor_label: str = "") -> BulkResend:
     """Queue a background re-send, oldest first with the original webhook-id, of the selected deliveries.
 
-    "recover" (the default) takes every delivery that failed or waits for a retry in [since, until).
+    "recover" (the default status) takes every delivery that failed or waits for a retry in the range.
     Raises ValueError with the reason when the selection cannot be re-sent.
     """
-    selection = Selection(webhook, status=status, since=since, until=until, event_type=event_type)
     if problem := selection.problem():
         raise ValueError(problem)
+    webhook, since, until = selection.webhook, selection.since, selection.until
     with transaction.atomic():
-        job = BulkResend(webhook=webhook, since=since, until=until, status_filter=status, event_type=event_type)
+        job = BulkResend(
+            webhook=webhook,
+            since=since,
+            until=until,
+            status_filter=selection.status,
+            event_type=selection.event_type,
+        )
         job.last_delivery_id = Delivery.objects.filter(webhook=webhook).aggregate(last=Max("pk"))["last"] or 0
         job.total = _bulk_targets(job).count()
         audit = record_audit(
@@ -130,8 +131,8 @@ def start_bulk_resend(
             target=webhook,
             environment=webhook.environment,
             details={
-                "status": status,
-                "event_type": event_type or None,
+                "status": selection.status,
+                "event_type": selection.event_type or None,
                 "since": since.isoformat() if since else None,
                 "until": until.isoformat() if until else None,
                 "deliveries": job.total,
@@ -147,11 +148,8 @@ def start_bulk_resend(
 
 
 def _bulk_targets(job: BulkResend) -> QuerySet[Delivery]:
-    selection = Selection(
-        job.webhook, status=job.status_filter, since=job.since, until=job.until, event_type=job.event_type
-    )
     # Only what existed when the job was asked for: later failures are not swept in.
-    return selection.targets().filter(pk__lte=job.last_delivery_id)
+    return Selection.of(job).targets().filter(pk__lte=job.last_delivery_id)
 
 
 def bulk_resend_step(job_id: int) -> bool:

@@ -35,6 +35,9 @@ def last_failure(webhook: Webhook) -> Attempt | None:
     return Attempt.objects.filter(delivery__webhook=webhook, succeeded=False).order_by("-started_at").first()
 
 
+P95_SAMPLE = 10_000
+
+
 def _percentile(sorted_values: list[float], fraction: float) -> int | None:
     if not sorted_values:
         return None
@@ -51,7 +54,7 @@ def health(
     """Per webhook over the window: deliveries, successes, failures, waiting, and p50/p95 delay.
 
     Delay is from the delivery's creation (the event's commit) to its successful receipt.
-    Percentiles come from the latest 10,000 successful deliveries in the window.
+    Percentiles come from the latest P95_SAMPLE (10,000) successful deliveries in the window.
     """
     since = timezone.now() - window
     webhooks = Webhook.objects.select_related("environment").order_by("environment__slug", "name")
@@ -69,24 +72,11 @@ def health(
             failed=Count("id", filter=Q(status=Delivery.Status.FAILED) | Q(status=Delivery.Status.RETRYING)),
         )
     }
-    waiting = dict(
-        Delivery.objects.filter(status__in=Delivery.WAITING, is_test=False, webhook__in=webhooks)
-        .values("webhook")
-        .annotate(n=Count("id"))
-        .values_list("webhook", "n")
-    )
+    waiting = _waiting(webhooks)
     report = []
     for each in webhooks:
         row = counts.get(each.pk, {})
-        delays = sorted(
-            (delivered - created).total_seconds() * 1000
-            for created, delivered in Delivery.objects.filter(
-                webhook=each, created_at__gte=since, status=Delivery.Status.SUCCEEDED, is_test=False
-            )
-            .exclude(delivered_at=None)
-            .order_by("-id")
-            .values_list("created_at", "delivered_at")[:10000]
-        )
+        delays = sorted(ms for _, ms in _delays(each, since=since, recent=since))
         report.append(
             WebhookHealth(
                 webhook=each,
@@ -102,8 +92,6 @@ def health(
 
 
 # --- The Overview: each webhook's condition, rates, delays and hours ------------------------------
-
-P95_SAMPLE = 10_000
 
 
 @dataclass
@@ -139,12 +127,7 @@ def summaries(environment: Environment, now: datetime.datetime | None = None) ->
     webhooks = list(environment.webhooks.with_condition_rank().order_by("condition_rank", "name"))
     ids = [webhook.pk for webhook in webhooks]
     week = hourly(ids, now - datetime.timedelta(days=7), now)
-    waiting = dict(
-        Delivery.objects.filter(webhook_id__in=ids, status__in=Delivery.WAITING, is_test=False)
-        .values("webhook")
-        .annotate(n=Count("id"))
-        .values_list("webhook", "n")
-    )
+    waiting = _waiting(webhooks)
     result = []
     for webhook in webhooks:
         hours = week[webhook.pk]
@@ -165,6 +148,16 @@ def summaries(environment: Environment, now: datetime.datetime | None = None) ->
             )
         )
     return result
+
+
+def _waiting(webhooks) -> dict[int, int]:
+    """Deliveries waiting (pending or retrying) per webhook."""
+    return dict(
+        Delivery.objects.filter(webhook__in=webhooks, status__in=Delivery.WAITING, is_test=False)
+        .values("webhook")
+        .annotate(n=Count("id"))
+        .values_list("webhook", "n")
+    )
 
 
 def _rate(hours: list[Hour]) -> float | None:

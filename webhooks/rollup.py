@@ -45,6 +45,12 @@ def hour_of(moment: datetime.datetime) -> datetime.datetime:
     return moment.astimezone(datetime.UTC).replace(minute=0, second=0, microsecond=0)
 
 
+def hours_from(first: datetime.datetime, now: datetime.datetime) -> list[datetime.datetime]:
+    """The start of every hour from `first`'s to `now`'s, oldest first."""
+    count = int((hour_of(now) - hour_of(first)) / datetime.timedelta(hours=1)) + 1
+    return [hour_of(first) + datetime.timedelta(hours=index) for index in range(count)]
+
+
 def roll_up(now: datetime.datetime | None = None) -> int:
     """Count the attempts settled since the last roll-up into their hours; return how many rows changed.
 
@@ -100,11 +106,7 @@ def hourly(webhook_ids: list[int], since: datetime.datetime, now: datetime.datet
             counted = counts[row["webhook"]].setdefault(hour, Hour(hour))
             counted.succeeded += row["ok"]
             counted.failed += row["bad"]
-    hours = []
-    moment = first
-    while moment <= hour_of(now):
-        hours.append(moment)
-        moment += datetime.timedelta(hours=1)
+    hours = hours_from(first, now)
     return {pk: [counts[pk].get(hour, Hour(hour)) for hour in hours] for pk in webhook_ids}
 
 

@@ -7,7 +7,7 @@ import pytest
 from credentials.models import Client, Credential
 from credentials.tests.factories import form_post, make_client
 from environments.tests.bad_input import assert_command_refused, assert_oauth_refused, assert_refused
-from environments.tests.factories import grant, make_environment, make_user
+from environments.tests.factories import log_in_director, make_environment
 
 pytestmark = pytest.mark.django_db
 
@@ -51,9 +51,7 @@ def test_1500_parameters_are_an_rfc6749_error_not_django_s_page(client, endpoint
 @pytest.fixture
 def director(client):
     environment = make_environment("clinic")
-    user = make_user()
-    grant(user, environment)
-    client.force_login(user)
+    log_in_director(client, environment)
     return environment
 
 

@@ -38,3 +38,11 @@ def make_environment(slug: str | None = None, *, schema: dict | None = None, con
 
 def grant(user, environment: Environment, role: str = Grant.Role.PROGRAM_DIRECTOR):
     return Grant.objects.create(user=user, environment=environment, role=role)
+
+
+def log_in_director(client, environment: Environment, username: str | None = None):
+    """A Program Director of `environment`, logged in on the test `client`."""
+    user = make_user(username)
+    grant(user, environment)
+    client.force_login(user)
+    return user

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from credentials.tests.factories import make_client, make_credential
-from environments.tests.factories import grant, make_environment, make_user
+from environments.tests.factories import log_in_director, make_environment
 from webhooks.health import summaries
 from webhooks.models import Attempt, Delivery, Webhook
 from webhooks.rollup import hour_of, roll_up
@@ -100,9 +100,7 @@ def test_the_overview_page_shows_what_is_wrong_and_what_to_do(client, seeded):
     environment, _, failing = seeded
     api_client = make_client(environment, name="Lab app")
     make_credential(api_client, name="Old key", expires_at=NOW + datetime.timedelta(days=10))
-    user = make_user()
-    grant(user, environment)
-    client.force_login(user)
+    log_in_director(client, environment)
     page = client.get("/e/clinic/").content.decode()
 
     assert page.index("Needs attention") < page.index("EHR bridge")

@@ -1,6 +1,6 @@
 import pytest
 
-from environments.tests.factories import grant, make_environment, make_user
+from environments.tests.factories import log_in_director, make_environment
 
 
 @pytest.fixture(autouse=True)
@@ -19,7 +19,4 @@ def env():
 @pytest.fixture
 def director(client, env):
     """A Program Director of `env`, logged in on `client`."""
-    user = make_user("director")
-    grant(user, env)
-    client.force_login(user)
-    return user
+    return log_in_director(client, env, "director")

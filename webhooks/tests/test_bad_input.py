@@ -5,7 +5,7 @@ import base64
 import pytest
 
 from environments.tests.bad_input import assert_command_refused, assert_refused
-from environments.tests.factories import grant, make_environment, make_user
+from environments.tests.factories import log_in_director, make_environment
 from webhooks.models import BulkResend, Webhook
 from webhooks.tests.factories import make_webhook
 
@@ -18,9 +18,7 @@ NEW = ("--environment", "clinic", "--name", "X", "--events", "patients.created")
 @pytest.fixture
 def webhook(client):
     environment = make_environment("clinic")
-    user = make_user()
-    grant(user, environment)
-    client.force_login(user)
+    log_in_director(client, environment)
     return make_webhook(environment, RECEIVER)
 
 

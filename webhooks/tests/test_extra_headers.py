@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from environments.models import AuditEvent
 from environments.records import create_record
-from environments.tests.factories import grant, make_environment, make_user
+from environments.tests.factories import log_in_director, make_environment
 from webhooks.models import Webhook
 from webhooks.sending import attempt_delivery
 from webhooks.tests.factories import make_webhook
@@ -60,9 +60,7 @@ def test_header_values_are_encrypted_at_rest_and_still_sent(env):
 
 
 def test_the_edit_form_shows_names_only_and_a_blank_value_keeps_the_stored_one(client, env):
-    user = make_user()
-    grant(user, env)
-    client.force_login(user)
+    log_in_director(client, env)
     with Receiver() as receiver:
         webhook = make_webhook(env, receiver.url, extra_headers={"Authorization": BEARER, "X-Team": "care"})
         edit_url = f"/e/clinic/webhooks/{webhook.pk}/edit/"

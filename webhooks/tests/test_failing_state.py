@@ -3,7 +3,7 @@
 import pytest
 
 from environments.records import create_record
-from environments.tests.factories import grant, make_environment, make_user
+from environments.tests.factories import log_in_director, make_environment
 from webhooks.sending import attempt_delivery
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Receiver
@@ -15,9 +15,7 @@ ADA = {"first_name": "Ada", "last_name": "Lovelace"}
 @pytest.fixture
 def env(client):
     environment = make_environment("clinic")
-    user = make_user()
-    grant(user, environment)
-    client.force_login(user)
+    log_in_director(client, environment)
     return environment
 
 

@@ -85,7 +85,8 @@ def _resend_offer(webhook, filters: HistoryFilters) -> dict | None:
     selection = bulk.Selection(
         webhook, status=status, since=filters.since, until=filters.until, event_type=filters.event_type
     )
-    total = bulk.preview(selection).total
+    # Only the count of what would go: the per-status breakdown is for the confirmation page.
+    total = 0 if selection.problem() else selection.targets().count()
     if not total:
         return None
     query = {"status": status, "event_type": filters.event_type}

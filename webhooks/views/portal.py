@@ -3,7 +3,7 @@
 import datetime
 
 from django.contrib import messages
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -50,7 +50,8 @@ def webhook_list(request, environment):
     field = _SORTS.get(sort.lstrip("-"), "name")
     order = F(field).desc(nulls_last=True) if sort.startswith("-") else F(field).asc(nulls_first=True)
     webhooks = environment.webhooks.with_condition_rank()
-    counts = {name: webhooks.in_condition(name).count() for name in CONDITIONS}
+    ranks = dict(webhooks.order_by().values_list("condition_rank").annotate(n=Count("id")))
+    counts = {name: ranks.get(rank, 0) for rank, name in enumerate(CONDITIONS)}
     condition = request.GET.get("state", "")
     if condition in CONDITIONS:
         webhooks = webhooks.in_condition(condition)
@@ -237,14 +238,7 @@ def webhook_bulk_resend(request, environment, webhook_id):
     selection = form.selection(webhook)
     if request.method == "POST":
         try:
-            job = bulk.start_bulk_resend(
-                webhook,
-                since=selection.since,
-                until=selection.until,
-                status=selection.status,
-                event_type=selection.event_type,
-                request=request,
-            )
+            job = bulk.start_bulk_resend(selection, request=request)
         except ValueError as error:
             messages.error(request, f"Nothing was re-sent. {sentence(error)}")
         else:

@@ -30,14 +30,14 @@ class Command(PortalCommand):
     def handle(self, *args, **options):
         webhook = lookups.webhook(options["webhook"])
         try:
-            job = start_bulk_resend(
+            selection = Selection(
                 webhook,
+                status=options["status"],
                 since=lookups.moment(options["since"], "--since"),
                 until=lookups.moment(options["until"], "--until"),
-                status=options["status"],
                 event_type=options["event_type"],
-                actor_label="manage.py resend_deliveries",
             )
+            job = start_bulk_resend(selection, actor_label="manage.py resend_deliveries")
         except ValueError as error:
             raise CommandError(str(error)) from None
         if not options["background"]:
@@ -48,10 +48,7 @@ class Command(PortalCommand):
                 job.refresh_from_db()
         data = {"job": job.pk, "state": job.state, "total": job.total, "done": job.done, "received": job.succeeded}
         if not job.total:
-            selection = Selection(
-                webhook, status=job.status_filter, since=job.since, until=job.until, event_type=job.event_type
-            )
-            why = preview(selection).why_none
+            why = preview(Selection.of(job)).why_none
             self.report({**data, "why": why}, why)
             return
         text = (
