@@ -8,8 +8,9 @@ reflect them.
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from .models import Environment, Grant
 
@@ -60,3 +61,9 @@ def audit_environments(user: User) -> QuerySet[Environment]:
     if is_admin(user):
         return Environment.objects.all()
     return Environment.objects.filter(grants__user=user, grants__role=PROGRAM_DIRECTOR)
+
+
+def people_to_tell(environment: Environment) -> QuerySet:
+    """Who is told about an environment's integrations: its Program Directors and every Admin, active ones."""
+    directors = Q(grants__environment=environment, grants__role=PROGRAM_DIRECTOR)
+    return get_user_model().objects.filter(Q(is_superuser=True) | directors, is_active=True).distinct()

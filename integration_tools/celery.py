@@ -29,6 +29,9 @@ def schedule_periodic_tasks(sender: Celery, **kwargs) -> None:
     )
     sender.add_periodic_task(24 * 3600, sender.signature("webhooks.prune"), name="prune old deliveries")
     sender.add_periodic_task(300, sender.signature("webhooks.roll_up"), name="count attempts per hour")
+    sender.add_periodic_task(
+        settings.NOTIFICATIONS_SCAN_SECONDS, sender.signature("notifications.scan"), name="tell people what happened"
+    )
 
 
 @worker_ready.connect

@@ -77,9 +77,10 @@ INSTALLED_APPS = [
     "environments",
     "credentials",
     "webhooks",
-    # These two compose the apps above: nothing above imports them.
+    # These compose the apps above: nothing above imports them.
     "dataapi",
     "overview",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -111,6 +112,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "environments.context_processors.portal",
                 "webhooks.context_processors.attention",
+                "notifications.context_processors.unread",
             ],
         },
     },
@@ -254,6 +256,22 @@ if not DEBUG:
 AUDIT_PAGE_SIZE = env.int("AUDIT_PAGE_SIZE", default=50)
 # Records bigger than this are refused: the Data API and portal both enforce it.
 RECORD_MAX_BYTES = env.int("RECORD_MAX_BYTES", default=64 * 1024)
+
+# --- Notifications and e-mail ---------------------------------------------
+
+# E-mail goes through Django's framework. Default: printed to the console (nothing leaves the machine).
+# Production: EMAIL_URL=smtp+tls://user:password@mail.example.org:587 (django-environ's e-mail URL).
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Integration Tools <integration-tools@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# The portal's address as people reach it: links in e-mails start with it.
+PORTAL_URL = env.str("PORTAL_URL", default="http://127.0.0.1:8000")
+# A failing webhook's people are told once it has failed this long.
+NOTIFY_FAILING_AFTER_MINUTES = env.float("NOTIFY_FAILING_AFTER_MINUTES", default=60)
+# How often beat looks for something to tell, and how old an occasion may be and still be told.
+NOTIFICATIONS_SCAN_SECONDS = env.float("NOTIFICATIONS_SCAN_SECONDS", default=60)
+NOTIFICATIONS_LOOKBACK_DAYS = env.int("NOTIFICATIONS_LOOKBACK_DAYS", default=7)
+NOTIFICATIONS_PAGE_SIZE = 50
 
 # --- Logging ----------------------------------------------------------------
 

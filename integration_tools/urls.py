@@ -19,6 +19,7 @@ urlpatterns = [
     path("", include("credentials.urls")),
     path("", include("webhooks.urls")),
     path("", include("overview.urls")),
+    path("", include("notifications.urls")),
     path("", include("environments.urls")),
 ]
 

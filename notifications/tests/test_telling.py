@@ -1,0 +1,178 @@
+"""Who is told what, once per occasion, by e-mail and in the portal, never with a secret."""
+
+import datetime
+
+import pytest
+from django.utils import timezone
+
+from credentials.tests.factories import make_client, make_credential
+from environments.tests.factories import grant, make_environment, make_user
+from notifications.models import Kind, Mute, Notice
+from notifications.outbox import scan
+from webhooks.configure import disable_webhook
+from webhooks.models import BulkResend
+
+from .factories import make_failing_webhook
+
+pytestmark = pytest.mark.django_db(transaction=True)
+HOUR = datetime.timedelta(hours=1)
+DAY = datetime.timedelta(days=1)
+
+
+@pytest.fixture
+def env():
+    return make_environment("clinic")
+
+
+@pytest.fixture
+def people(env):
+    """A Program Director and a Viewer of `env`, an Admin, and a Program Director of another environment."""
+    director = make_user("director")
+    grant(director, env)
+    viewer = make_user("viewer")
+    grant(viewer, env, "viewer")
+    elsewhere = make_user("elsewhere")
+    grant(elsewhere, make_environment("other"))
+    return {"director": director, "viewer": viewer, "admin": make_user("admin", admin=True), "elsewhere": elsewhere}
+
+
+def told(kind=None):
+    notices = Notice.objects.order_by("user__username", "id")
+    if kind:
+        notices = notices.filter(kind=kind)
+    return [(notice.user.username, notice.subject) for notice in notices]
+
+
+def test_a_webhook_failing_for_an_hour_is_told_once_to_its_directors_and_admins(env, people, mailoutbox):
+    webhook = make_failing_webhook(env, name="EHR bridge", extra_headers={"Authorization": "Bearer rcv-token-123"})
+    started = webhook.failing_since
+
+    assert scan(started + 59 * datetime.timedelta(minutes=1)) == 0
+    assert scan(started + 61 * datetime.timedelta(minutes=1)) == 2
+    assert told() == [
+        ("admin", "Webhook “EHR bridge” is failing (Clinic)"),
+        ("director", "Webhook “EHR bridge” is failing (Clinic)"),
+    ]
+    assert scan(started + 2 * HOUR) == 0  # the same failing spell: nobody is told twice
+
+    assert sorted(message.to[0] for message in mailoutbox) == ["admin@example.org", "director@example.org"]
+    message = mailoutbox[0]
+    assert message.subject == "[Integration Tools] Webhook “EHR bridge” is failing (Clinic)"
+    assert "The last attempt got: HTTP 503." in message.body
+    assert f"Open it: https://portal.example.org/e/clinic/webhooks/{webhook.pk}/" in message.body
+    for secret in (webhook.plain_secret, "rcv-token-123", webhook.url):
+        assert secret not in message.body and secret not in message.subject
+
+
+def test_a_new_failing_spell_is_a_new_occasion(env, people):
+    first = make_failing_webhook(env, name="EHR bridge")
+    scan(first.failing_since + 2 * HOUR)
+    first.failing_since = timezone.now() + HOUR  # it recovered, then failed again later
+    first.save(update_fields=["failing_since"])
+
+    assert scan(first.failing_since + 2 * HOUR) == 2
+    assert len(told(Kind.WEBHOOK_FAILING)) == 4
+
+
+def test_people_are_warned_at_half_and_at_nine_tenths_of_the_auto_disable_window(env, people, settings):
+    settings.WEBHOOK_DISABLE_AFTER_FAILING_DAYS = 5
+    webhook = make_failing_webhook(env, name="EHR bridge")
+    started = webhook.failing_since
+
+    scan(started + 2.4 * DAY)
+    assert told(Kind.WEBHOOK_DISABLING) == []
+    scan(started + 2.5 * DAY + HOUR)
+    assert told(Kind.WEBHOOK_DISABLING) == [
+        ("admin", "Webhook “EHR bridge” will be disabled in 2.5 days (Clinic)"),
+        ("director", "Webhook “EHR bridge” will be disabled in 2.5 days (Clinic)"),
+    ]
+    body = Notice.objects.filter(kind=Kind.WEBHOOK_DISABLING).first().body
+    assert "It has used 50 % of the 5 days" in body
+    scan(started + 3 * DAY)
+    assert len(told(Kind.WEBHOOK_DISABLING)) == 2
+    scan(started + 4.6 * DAY)
+    subjects = [subject for user, subject in told(Kind.WEBHOOK_DISABLING) if user == "director"]
+    assert len(subjects) == 2
+    assert subjects[1] == "Webhook “EHR bridge” will be disabled in 10 hours (Clinic)"
+
+
+def test_a_disabled_webhook_is_told_with_its_reason_and_a_link_to_enable_it(env, people, mailoutbox):
+    webhook = make_failing_webhook(env, name="EHR bridge")
+    disable_webhook(webhook, "the receiver answered 410 Gone")
+
+    scan()
+    scan()
+    notice = Notice.objects.get(kind=Kind.WEBHOOK_DISABLED, user=people["director"])
+    assert notice.subject == "Webhook “EHR bridge” was disabled (Clinic)"
+    assert "by system: the receiver answered 410 Gone." in notice.body
+    assert notice.link == f"/e/clinic/webhooks/{webhook.pk}/#resume"
+    assert len(told(Kind.WEBHOOK_DISABLED)) == 2
+
+
+def test_credential_expiry_is_told_at_14_days_at_3_days_and_when_it_expires(env, people):
+    now = timezone.now()
+    client = make_client(env, name="Lab importer")
+    make_credential(client, name="Primary", expires_at=now + 20 * DAY)
+
+    scan(now)
+    assert told(Kind.CREDENTIAL_EXPIRY) == []
+    scan(now + 7 * DAY)
+    scan(now + 8 * DAY)
+    scan(now + 18 * DAY)
+    scan(now + 20 * DAY + HOUR)
+    scan(now + 21 * DAY)
+    assert [subject for user, subject in told(Kind.CREDENTIAL_EXPIRY) if user == "director"] == [
+        "Credential “Primary” of “Lab importer” expires within 14 days (Clinic)",
+        "Credential “Primary” of “Lab importer” expires within 3 days (Clinic)",
+        "Credential “Primary” of “Lab importer” has expired (Clinic)",
+    ]
+    notice = Notice.objects.filter(kind=Kind.CREDENTIAL_EXPIRY).first()
+    assert notice.link == f"/e/clinic/credentials/clients/{client.client_id}/rotation/"
+
+
+def test_a_finished_recovery_is_told_with_its_result(env, people):
+    webhook = make_failing_webhook(env, name="EHR bridge")
+    BulkResend.objects.create(webhook=webhook, state="done", total=5, done=5, succeeded=3, finished_at=timezone.now())
+
+    scan()
+    notice = Notice.objects.get(kind=Kind.RECOVERY_FINISHED, user=people["director"])
+    assert notice.subject == "Recovery of webhook “EHR bridge” finished: 3 of 5 delivered (Clinic)"
+    assert "3 were delivered, 2 failed again and wait for their next retry" in notice.body
+
+
+def test_a_person_who_muted_a_kind_is_not_told_of_it_and_is_told_again_once_unmuted(env, people, mailoutbox):
+    Mute.objects.create(user=people["director"], kind=Kind.WEBHOOK_FAILING)
+    webhook = make_failing_webhook(env, name="EHR bridge")
+
+    scan(webhook.failing_since + 2 * HOUR)
+    assert [user for user, _ in told()] == ["admin"]
+    assert [message.to for message in mailoutbox] == [["admin@example.org"]]
+
+    Mute.objects.all().delete()
+    scan(webhook.failing_since + 3 * HOUR)
+    assert [user for user, _ in told()] == ["admin", "director"]
+
+
+def test_people_without_an_email_address_are_told_in_the_portal_only(env, people, mailoutbox):
+    people["director"].email = ""
+    people["director"].save()
+    webhook = make_failing_webhook(env, name="EHR bridge")
+
+    scan(webhook.failing_since + 2 * HOUR)
+    assert [user for user, _ in told()] == ["admin", "director"]
+    assert [message.to for message in mailoutbox] == [["admin@example.org"]]
+
+
+def test_an_email_that_cannot_be_sent_is_tried_again_at_the_next_scan(env, people, settings, mailoutbox):
+    webhook = make_failing_webhook(env, name="EHR bridge")
+    # A real SMTP connection to a closed port on this machine: refused.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2
+
+    scan(webhook.failing_since + 2 * HOUR)
+    assert Notice.objects.filter(emailed_at__isnull=True, email_attempts=1).count() == 2
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    scan(webhook.failing_since + 3 * HOUR)
+    assert Notice.objects.filter(emailed_at__isnull=False, email_attempts=2).count() == 2
+    assert len(mailoutbox) == 2
