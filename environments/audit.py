@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime
 import json
 import re
@@ -14,6 +13,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
 from .models import AuditEvent, Environment
+from .spreadsheets import csv_lines
 
 # Audit details are shown to every auditor and exported to CSV: a key that
 # looks like it carries a secret is a programming error, refused loudly.
@@ -124,40 +124,24 @@ CSV_COLUMNS = (
 )
 
 
-class _Echo:
-    """A file-like object whose write() hands the line back, so CSV rows can be streamed."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
 def iter_csv(events: Iterable[AuditEvent]) -> Iterator[str]:
-    """Yield the events as CSV lines, header first, in the order given."""
-    writer = csv.writer(_Echo())
-    yield writer.writerow(CSV_COLUMNS)
-    for event in events:
-        yield writer.writerow(
+    """Yield the events as CSV lines (BOM and header first), in the order given."""
+    return csv_lines(
+        CSV_COLUMNS,
+        (
             [
                 event.occurred_at.isoformat(),
                 event.actor_type,
-                _csv_safe(event.actor_label),
+                event.actor_label,
                 event.action,
                 event.target_type,
                 event.target_id,
-                _csv_safe(event.target_label),
+                event.target_label,
                 event.environment.slug if event.environment else "",
                 event.ip or "",
-                _csv_safe(event.user_agent),
-                _csv_safe(json.dumps(event.details, sort_keys=True)),
+                event.user_agent,
+                json.dumps(event.details, sort_keys=True),
             ]
-        )
-
-
-# OWASP's list: a cell starting with one of these runs as a formula when the
-# export is opened in a spreadsheet (TAB and CR too: some spreadsheets drop them
-# and read what follows); user agents and names are attacker-controlled.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
-
-
-def _csv_safe(value: str) -> str:
-    return f"'{value}" if value.lstrip(" ")[:1] in _FORMULA_STARTS else value
+            for event in events
+        ),
+    )

@@ -1,5 +1,7 @@
 """Forms parse what people type; the rules live in `configure` and `options` and are mapped back onto fields."""
 
+import datetime
+
 from django import forms
 from django.conf import settings
 
@@ -137,3 +139,36 @@ class HistoryFilterForm(forms.Form):
     event_type = forms.CharField(required=False, label="Event type", max_length=127)
     since = moment_field("From")
     until = moment_field("To")
+
+
+class ReconciliationForm(forms.Form):
+    """Which days and webhook the reconciliation covers: the last 7 days of every webhook by default."""
+
+    MAX_DAYS = 366
+
+    since = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    webhook = forms.TypedChoiceField(label="Webhook", required=False, coerce=int, empty_value=None)
+
+    def __init__(self, data, *, environment, today):
+        super().__init__(data)
+        self.today = today
+        self.fields["webhook"].choices = [("", "Every webhook")] + [
+            (webhook.pk, webhook.name) for webhook in environment.webhooks.order_by("name")
+        ]
+        self.webhooks = {webhook.pk: webhook for webhook in environment.webhooks.all()}
+
+    def clean(self):
+        data = super().clean()
+        until = data.get("until") or self.today
+        since = data.get("since") or until - datetime.timedelta(days=6)
+        for name, day in (("since", since), ("until", until)):
+            if not 1970 <= day.year <= 9998:
+                self.add_error(name, "Choose a day between 1970 and 9998.")
+        if since > until:
+            self.add_error("until", f"“To” ({until}) is before “From” ({since}): swap them.")
+        elif (until - since).days >= self.MAX_DAYS:
+            self.add_error("since", f"Choose at most {self.MAX_DAYS} days at a time.")
+        data["since"], data["until"] = since, until
+        data["webhook"] = self.webhooks.get(data.get("webhook"))
+        return data

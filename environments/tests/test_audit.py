@@ -121,7 +121,9 @@ class TestAuditPage:
 
         response = client.get("/audit/export.csv?environment=clinic")
         assert response["Content-Type"] == "text/csv; charset=utf-8"
-        rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+        content = b"".join(response.streaming_content).decode()
+        assert content.startswith("\ufeffoccurred_at,")  # a BOM: spreadsheets read UTF-8 as UTF-8
+        rows = list(csv.DictReader(io.StringIO(content.removeprefix("\ufeff"))))
         assert {r["environment"] for r in rows} == {"clinic"}
         assert ("dana", "webhook.created", "Billing") in [(r["actor"], r["action"], r["target"]) for r in rows]
         assert "Lab feed" not in {r["target"] for r in rows}
@@ -135,6 +137,7 @@ def test_the_csv_export_neutralises_every_formula_start(client, start):
     admin = make_user("root", admin=True)
     record_audit("user.created", actor=admin, target_label=f'{start}HYPERLINK("http://x")')
     client.force_login(admin)
-    rows = list(csv.DictReader(io.StringIO(b"".join(client.get("/audit/export.csv").streaming_content).decode())))
+    content = b"".join(client.get("/audit/export.csv").streaming_content).decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(content)))
     label = next(row["target"] for row in rows if row["action"] == "user.created")
     assert label == f'\'{start}HYPERLINK("http://x")'
