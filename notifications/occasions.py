@@ -59,6 +59,9 @@ def _spell(webhook: Webhook) -> str:
 
 def _duration(delta: datetime.timedelta) -> str:
     hours = delta.total_seconds() / 3600
+    if hours < 1:
+        minutes = round(delta.total_seconds() / 60)
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
     if hours < 48:
         return f"{hours:.0f} hour{'s' if round(hours) != 1 else ''}"
     return f"{hours / 24:.1f} days"
