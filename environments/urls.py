@@ -1,10 +1,11 @@
 from django.urls import path
 
-from .views import audit, configurations, portal
+from .views import account, audit, configurations, portal
 
 urlpatterns = [
     path("", portal.home, name="home"),
     path("healthz", portal.healthz, name="healthz"),
+    path("account/", account.account, name="account"),
     path("switch/", portal.switch_environment, name="switch_environment"),
     path("audit/", audit.audit_log, name="audit_log"),
     path("audit/export.csv", audit.audit_export, name="audit_export"),

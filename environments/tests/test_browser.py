@@ -15,17 +15,23 @@ def test_an_admin_logs_in_switches_environment_sees_each_page_and_logs_out(page)
     make_user("root", admin=True)
 
     log_in(page, "root")
-    page.wait_for_url("**/e/sandbox-live/")
-    assert page.get_by_role("heading", level=1).inner_text() == "Sandbox Live"
+    page.wait_for_url("**/e/sandbox-test/")  # a first visit lands on Test, not Live
+    assert page.get_by_role("heading", level=1).inner_text() == "Sandbox Test"
 
-    # The switcher submits on change (with a Switch button for no-JS) and keeps the section.
+    # Arrow keys on the switcher only choose; the Switch button goes, keeping the section.
     page.get_by_role("link", name="Webhooks").click()
-    page.get_by_label("Environment").select_option("sandbox-test")
-    page.wait_for_url("**/e/sandbox-test/webhooks/")
+    page.get_by_label("Environment").focus()
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("ArrowDown")
+    page.wait_for_timeout(300)
+    assert page.url.endswith("/e/sandbox-test/webhooks/")
+    page.get_by_label("Environment").select_option("sandbox-live")
+    page.get_by_role("button", name="Switch").click()
+    page.wait_for_url("**/e/sandbox-live/webhooks/")
     assert page.get_by_role("heading", level=1).inner_text() == "Webhooks"
 
     for link, heading in [
-        ("Overview", "Sandbox Test"),
+        ("Overview", "Sandbox Live"),
         ("Credentials", "Credentials"),
         ("Webhooks", "Webhooks"),
         ("Delivery history", "Delivery history"),
@@ -39,6 +45,8 @@ def test_an_admin_logs_in_switches_environment_sees_each_page_and_logs_out(page)
     page.wait_for_url("**/login/")
     page.goto("/e/sandbox-test/")
     assert "/login/" in page.url
+    log_in(page, "root")
+    page.wait_for_url("**/e/sandbox-live/")  # back where they worked last
     assert page.console_errors == []
 
 

@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404
 
 from ..access import can_manage, can_read_audit, is_admin, role_in
 from ..models import Environment
+from ..preferences import remember_environment
 
 
 def environment_page(view=None, *, manage: bool = False):
@@ -33,6 +34,7 @@ def environment_page(view=None, *, manage: bool = False):
             if manage and not can_manage(role):
                 raise PermissionDenied("Viewers can look but not change: ask an Admin for the Program Director role.")
             request.environment, request.role = environment, role
+            remember_environment(request.user, environment)
             return view(request, environment, *args, **kwargs)
 
         return wrapped

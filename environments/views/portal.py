@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from ..access import visible_environments
 from ..models import WorkerHeartbeat
+from ..preferences import landing_environment
 
 # Sections the environment switcher can land on; the same page in the new environment.
 SECTIONS = ("overview", "credentials", "webhooks", "deliveries")
@@ -17,7 +18,7 @@ SECTIONS = ("overview", "credentials", "webhooks", "deliveries")
 
 @login_required
 def home(request):
-    environment = visible_environments(request.user).first()
+    environment = landing_environment(request.user)
     if environment is None:
         return render(request, "environments/no_environments.html")
     return redirect("overview", slug=environment.slug)

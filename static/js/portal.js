@@ -1,10 +1,5 @@
 // Progressive enhancement only: every form also works with its submit button.
 document.addEventListener("DOMContentLoaded", () => {
-  for (const form of document.querySelectorAll("form[data-autosubmit]")) {
-    for (const select of form.querySelectorAll("select")) {
-      select.addEventListener("change", () => form.requestSubmit());
-    }
-  }
   for (const button of document.querySelectorAll("button[data-copy-target]")) {
     button.addEventListener("click", async () => {
       const text = document.getElementById(button.dataset.copyTarget).textContent;
@@ -15,6 +10,12 @@ document.addEventListener("DOMContentLoaded", () => {
         button.textContent = "Select and copy";
       }
     });
+  }
+  // On a phone the sections fold into a menu; open on wider screens (and wherever JavaScript is off).
+  if (window.matchMedia("(max-width: 720px)").matches) {
+    for (const menu of document.querySelectorAll("details[data-fold-on-phone]")) {
+      menu.open = false;
+    }
   }
   // Pages with work in progress (a bulk re-send) reload themselves while it runs.
   const refresh = document.querySelector("[data-refresh]");

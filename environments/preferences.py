@@ -1,0 +1,68 @@
+"""A person's portal settings: their time zone (every time on every page is shown in it, labelled) and
+the environment they used last (where they land)."""
+
+from __future__ import annotations
+
+import zoneinfo
+from functools import cache
+
+from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.utils import timezone
+
+from .access import visible_environments
+from .models import Environment, Preference
+
+
+@cache
+def time_zone_names() -> list[str]:
+    """Every IANA zone name this machine knows, sorted; UTC first."""
+    names = sorted(zoneinfo.available_timezones() - {"UTC", "localtime"})
+    return ["UTC", *names]
+
+
+def preference_of(user) -> Preference:
+    preference, _ = Preference.objects.get_or_create(user=user)
+    return preference
+
+
+def set_time_zone(user, name: str) -> None:
+    """Show this person times in `name` (an IANA zone, e.g. Europe/Paris); ValueError when it is not one."""
+    if name not in time_zone_names():
+        raise ValueError(f"“{name[:64]}” is not a time zone name; choose one from the list (e.g. Europe/Paris).")
+    Preference.objects.update_or_create(user=user, defaults={"time_zone": name})
+
+
+def remember_environment(user, environment: Environment) -> None:
+    """Note the environment a person works in, so the portal opens there next time (one write on a change)."""
+    updated = Preference.objects.filter(user=user).exclude(last_environment=environment)
+    if not updated.update(last_environment=environment) and not Preference.objects.filter(user=user).exists():
+        Preference.objects.create(user=user, last_environment=environment)
+
+
+def landing_environment(user) -> Environment | None:
+    """Where a person lands: the environment used last, else the first that is not Live (Test before Live)."""
+    visible: QuerySet[Environment] = visible_environments(user)
+    last = Preference.objects.filter(user=user).values_list("last_environment", flat=True).first()
+    if last is not None:
+        environment = visible.filter(pk=last).first()
+        if environment is not None:
+            return environment
+    live_last = Case(When(kind=Environment.Kind.LIVE, then=Value(1)), default=Value(0), output_field=IntegerField())
+    return visible.order_by(live_last, "name").first()
+
+
+class TimeZoneMiddleware:
+    """Show every time in the signed-in person's chosen zone (Django converts aware times as it renders)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        name = None
+        if request.user.is_authenticated:
+            name = Preference.objects.filter(user=request.user).values_list("time_zone", flat=True).first()
+        if name:
+            timezone.activate(zoneinfo.ZoneInfo(name))
+        else:
+            timezone.deactivate()
+        return self.get_response(request)

@@ -1,0 +1,110 @@
+"""Every portal page at a phone's (390 px) and a desktop's (1440 px) width: nothing wider than the window.
+
+The data is made to stress the layout: a 100-character webhook name, a URL near its 2,000-character
+limit, a long minified payload, long client and credential names.
+"""
+
+import pytest
+
+from credentials.tests.factories import make_client, make_credential
+from environments.records import create_record
+from environments.tests.browser import log_in
+from environments.tests.factories import make_environment, make_user
+from webhooks.sending import attempt_delivery
+from webhooks.tests.factories import make_webhook
+from webhooks.tests.receiver import Receiver
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+LONG_NAME = "Regional health information exchange bridge for the northern district laboratories and clin"[:100]
+
+
+@pytest.fixture
+def seeded(settings):
+    settings.WEBHOOK_ALLOW_HTTP = True
+    settings.WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    environment = make_environment("clinic")
+    make_user("root", admin=True)
+    client = make_client(environment, name="Laboratory information system importer (north)")
+    credential, _ = make_credential(client, name="Primary key for the laboratory importer")
+    with Receiver() as receiver:
+        receiver.answer(500, body=b"x" * 3000)
+        long_url = receiver.url + "?" + "&".join(f"parameter{n}=value{n}" for n in range(90))
+        webhook = make_webhook(environment, long_url, name=LONG_NAME)
+        patient = {"first_name": "A" * 100, "last_name": "B" * 100, "email": "a" * 60 + "@example.org"}
+        create_record(environment, "patients", patient)
+        delivery = webhook.deliveries.get()
+        attempt_delivery(delivery.pk)
+    return {
+        "environment": environment,
+        "webhook": webhook,
+        "delivery": delivery,
+        "client": client,
+        "credential": credential,
+    }
+
+
+def pages(seeded) -> list[str]:
+    slug, webhook, delivery = "clinic", seeded["webhook"].pk, seeded["delivery"].pk
+    client_id, credential = seeded["client"].client_id, seeded["credential"].pk
+    configuration = seeded["environment"].configuration.slug
+    return [
+        f"/e/{slug}/",
+        f"/e/{slug}/credentials/",
+        f"/e/{slug}/credentials/access/",
+        f"/e/{slug}/credentials/clients/new/",
+        f"/e/{slug}/credentials/clients/{client_id}/new-credential/",
+        f"/e/{slug}/credentials/{credential}/rename/",
+        f"/e/{slug}/credentials/{credential}/invalidate/",
+        f"/e/{slug}/credentials/{credential}/revoke-tokens/",
+        f"/e/{slug}/credentials/clients/{client_id}/rotation/",
+        f"/e/{slug}/webhooks/",
+        f"/e/{slug}/webhooks/new/",
+        f"/e/{slug}/webhooks/{webhook}/",
+        f"/e/{slug}/webhooks/{webhook}/edit/",
+        f"/e/{slug}/webhooks/{webhook}/delete/",
+        f"/e/{slug}/webhooks/{webhook}/bulk-resend/",
+        f"/e/{slug}/webhooks/{webhook}/deliveries/",
+        f"/e/{slug}/deliveries/",
+        f"/e/{slug}/deliveries/{delivery}/",
+        f"/e/{slug}/deliveries/reconciliation/",
+        "/audit/",
+        "/configurations/",
+        "/configurations/new/",
+        f"/configurations/{configuration}/",
+        f"/configurations/{configuration}/versions/1/",
+        f"/configurations/{configuration}/drafts/new/",
+        "/environments/new/",
+        "/notifications/",
+        "/no-such-page/",
+    ]
+
+
+@pytest.mark.parametrize("width", [390, 1440])
+def test_no_page_is_wider_than_the_window(page, seeded, width):
+    page.set_viewport_size({"width": width, "height": 900})
+    log_in(page, "root")
+    too_wide = []
+    for path in pages(seeded):
+        page.goto(path)
+        scroll_width = page.evaluate("document.documentElement.scrollWidth")
+        if scroll_width > width:
+            too_wide.append(f"{path} is {scroll_width} px wide")
+    assert too_wide == []
+    assert not [error for error in page.console_errors if "404" not in error]
+
+
+def test_on_a_phone_the_sections_fold_into_a_menu_and_on_a_desktop_they_stay_open(page, seeded):
+    log_in(page, "root")
+    page.set_viewport_size({"width": 390, "height": 900})
+    page.goto("/e/clinic/")
+    sections = page.get_by_role("navigation", name="Sections")
+    assert not sections.get_by_role("link", name="Webhooks").is_visible()
+    sections.get_by_text("Menu: Clinic").click()
+    sections.get_by_role("link", name="Webhooks").click()
+    page.wait_for_url("**/e/clinic/webhooks/")
+
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto("/e/clinic/")
+    assert not page.get_by_text("Menu: Clinic").is_visible()
+    assert page.get_by_role("navigation", name="Sections").get_by_role("link", name="Webhooks").is_visible()
