@@ -26,9 +26,9 @@ class CredentialError(Exception):
 class CredentialInUse(CredentialError):
     """The credential signs webhooks; it must be removed from them first (rule 6)."""
 
-    def __init__(self, credential: Credential, holders: list[str]):
+    def __init__(self, credential: Credential, holders: list[tuple[str, str]]):
         self.holders = holders
-        names = ", ".join(f"“{name}”" for name in holders)
+        names = ", ".join(f"“{name}”" for name, _ in holders)
         super().__init__(
             f"“{credential.name}” is used to sign webhook {names}; remove it from "
             f"{'that webhook' if len(holders) == 1 else 'those webhooks'} before invalidating it"
@@ -36,17 +36,18 @@ class CredentialInUse(CredentialError):
 
 
 # The webhooks app registers a check here that names the webhooks signing with a credential.
-_in_use_checks: list[Callable[[Credential], list[str]]] = []
+_in_use_checks: list[Callable[[Credential], list[tuple[str, str]]]] = []
 
 
-def register_in_use_check(check: Callable[[Credential], list[str]]) -> None:
-    """Add a check that returns the names of things that use a credential (and so block invalidating it)."""
+def register_in_use_check(check: Callable[[Credential], list[tuple[str, str]]]) -> None:
+    """Add a check returning (name, page path) of each thing that uses a credential (and so blocks invalidating it)."""
     if check not in _in_use_checks:
         _in_use_checks.append(check)
 
 
-def credential_in_use_by(credential: Credential) -> list[str]:
-    return [name for check in _in_use_checks for name in check(credential)]
+def credential_in_use_by(credential: Credential) -> list[tuple[str, str]]:
+    """(name, page path) of every webhook that signs with the credential."""
+    return [holder for check in _in_use_checks for holder in check(credential)]
 
 
 def _name(name: str, model, what: str) -> str:

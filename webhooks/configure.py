@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 
 from credentials import secrets as credential_secrets
@@ -359,11 +360,9 @@ def delete_webhook(webhook: Webhook, *, request: HttpRequest | None = None, acto
         webhook.delete()
 
 
-def webhooks_signing_with(credential: Credential) -> list[str]:
-    """Names of the webhooks that sign with this credential: they block its invalidation."""
-    return [
-        f"webhook “{name}”"
-        for name in Webhook.objects.filter(
-            signing_credentials=credential, security_method=Webhook.SecurityMethod.CREDENTIALS
-        ).values_list("name", flat=True)
-    ]
+def webhooks_signing_with(credential: Credential) -> list[tuple[str, str]]:
+    """(name, page path) of the webhooks that sign with this credential: they block its invalidation."""
+    webhooks = Webhook.objects.filter(
+        signing_credentials=credential, security_method=Webhook.SecurityMethod.CREDENTIALS
+    ).select_related("environment")
+    return [(webhook.name, reverse("webhook_detail", args=[webhook.environment.slug, webhook.pk])) for webhook in webhooks]

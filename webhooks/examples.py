@@ -20,6 +20,18 @@ _EXAMPLE_VALUES = {
 
 def example_payload(environment: Environment, event_type: str) -> str:
     """The JSON body a webhook receives for one event of this type (one event per request), indented."""
+    event = {
+        "id": "evt_5f0c3b2a9d8e4f7a8b6c1d2e3f4a5b6c",
+        "type": event_type,
+        "timestamp": "2026-01-15T09:30:00.123456Z",
+        "environment": environment.slug,
+        "data": example_data(environment, event_type),
+    }
+    return json.dumps(event, indent=2)
+
+
+def example_data(environment: Environment, event_type: str) -> dict:
+    """The `data` of an example event of this type: every field of its data type with a sample value."""
     data_type, _, action = event_type.partition(".")
     fields = environment.schema.get("data_types", {}).get(data_type, {}).get("fields", {})
     values = {
@@ -38,11 +50,4 @@ def example_payload(environment: Environment, event_type: str) -> str:
     }
     if action == "updated":
         data["changed_fields"] = sorted(values)[:1]
-    event = {
-        "id": "evt_5f0c3b2a9d8e4f7a8b6c1d2e3f4a5b6c",
-        "type": event_type,
-        "timestamp": "2026-01-15T09:30:00.123456Z",
-        "environment": environment.slug,
-        "data": data,
-    }
-    return json.dumps(event, indent=2)
+    return data

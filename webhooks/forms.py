@@ -136,9 +136,14 @@ class BulkResendForm(forms.Form):
 class HistoryFilterForm(forms.Form):
     q = forms.CharField(required=False, label="Search", max_length=100)
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Delivery.Status.choices])
-    event_type = forms.CharField(required=False, label="Event type", max_length=127)
+    event_type = forms.ChoiceField(required=False, label="Event type")
     since = moment_field("From")
     until = moment_field("To")
+
+    def __init__(self, data, *, environment):
+        super().__init__(data)
+        types = [*environment.event_types, "webhook.test"]
+        self.fields["event_type"].choices = [("", "Any event type")] + [(name, name) for name in types]
 
 
 class ReconciliationForm(forms.Form):

@@ -18,11 +18,12 @@ from environments import inputs
 from environments.models import Environment, Event
 
 from .models import Delivery, Webhook
+from .outbound import ERROR_CLASSES
 
 # sort name -> (field, label); every sort is descending on the field, then on id.
 SORTS = {
-    "newest": ("id", "Sent at, newest first"),
-    "oldest": ("id", "Sent at, oldest first"),
+    "newest": ("id", "Created, newest first"),
+    "oldest": ("id", "Created, oldest first"),
     "slowest": ("last_duration_ms", "Slowest first"),
     "attempts": ("attempt_count", "Most attempts first"),
 }
@@ -36,7 +37,8 @@ class HistoryFilterError(ValueError):
 class HistoryFilters:
     status: str = ""
     event_type: str = ""
-    search: str = ""  # an event id (evt_…), a webhook-id (msg_…), or an HTTP status code
+    # An event id (evt_…), a webhook-id (msg_…), an HTTP status code, an error class or part of a URL.
+    search: str = ""
     since: datetime.datetime | None = None
     until: datetime.datetime | None = None
 
@@ -62,6 +64,8 @@ def deliveries_of(
         deliveries = deliveries.filter(status=filters.status)
     if filters.event_type:
         deliveries = deliveries.filter(carrying(filters.event_type))
+    if filters.since and filters.until and filters.since > filters.until:
+        raise HistoryFilterError(f"“To” ({filters.until:%Y-%m-%d %H:%M}) is before “From” ({filters.since:%Y-%m-%d %H:%M}): swap them")
     if filters.since:
         deliveries = deliveries.filter(created_at__gte=filters.since)
     if filters.until:
@@ -94,7 +98,16 @@ def _search(term: str) -> Q:
         return Q(events=event) if event else Q(pk__in=[])
     if term.isdigit() and len(term) == 3:
         return Q(last_status_code=int(term))
-    raise HistoryFilterError("search for an event id (evt_…), a webhook-id (msg_…) or an HTTP status such as 500")
+    words = term.lower().replace(" ", "_")
+    errors = [name for name in ERROR_CLASSES if words in name]
+    if errors:
+        return Q(last_error__in=errors)
+    if any(mark in term for mark in ("/", ".", ":")):
+        return Q(webhook__url__icontains=term)
+    raise HistoryFilterError(
+        "search for an event id (evt_…), a webhook-id (msg_…), an HTTP status such as 500, an error such as "
+        "timeout or refused, or part of a URL"
+    )
 
 
 def page_of(deliveries: QuerySet[Delivery], *, sort: str, cursor: str = "", size: int = 50) -> HistoryPage:

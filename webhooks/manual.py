@@ -13,6 +13,7 @@ from environments.audit import record_audit
 from environments.models import Environment, Event
 
 from . import queueing, retry_policy
+from .examples import example_data
 from .fanout import new_message_id
 from .models import Attempt, Delivery, DeliveryEvent, Webhook
 from .sending import send_now
@@ -29,21 +30,34 @@ def _refuse_unless_active(webhook: Webhook) -> None:
         raise ResendRefused(f"{webhook.name} is {webhook.get_state_display().lower()}: resume it to send")
 
 
-def send_test(webhook: Webhook, *, request=None, actor=None, actor_label: str = "") -> Attempt:
-    """Send a `webhook.test` event to this webhook now, whatever its state, and return the attempt."""
+def test_types(webhook: Webhook) -> list[str]:
+    """What a test may send: the generic `webhook.test`, or an example of any type the webhook subscribes to."""
+    return [TEST_EVENT_TYPE, *sorted(webhook.event_types)]
+
+
+def send_test(
+    webhook: Webhook, *, event_type: str = TEST_EVENT_TYPE, request=None, actor=None, actor_label: str = ""
+) -> Attempt:
+    """Send a test to this webhook now, whatever its state, and return the attempt.
+
+    A `webhook.test` event, or the example payload of a subscribed event type (the one its page shows).
+    The delivery is marked as a test in the history and carries a `webhook-test: true` header.
+    """
     environment: Environment = webhook.environment
+    if event_type not in test_types(webhook):
+        raise ResendRefused(f"{webhook.name} does not subscribe to {event_type[:127]}: choose one of its event types")
+    if event_type == TEST_EVENT_TYPE:
+        data = {"webhook": webhook.name, "message": "This is a test delivery from Integration Tools."}
+    else:
+        data = example_data(environment, event_type)
     with transaction.atomic():
-        event = Event.objects.create(
-            environment=environment,
-            type=TEST_EVENT_TYPE,
-            data={"webhook": webhook.name, "message": "This is a test delivery from Integration Tools."},
-        )
+        event = Event.objects.create(environment=environment, type=event_type, data=data)
         delivery = Delivery.objects.create(
             webhook=webhook,
             environment=environment,
             message_id=new_message_id(),
             event_count=1,
-            event_types=TEST_EVENT_TYPE,
+            event_types=event_type,
             is_test=True,
             next_attempt_at=None,
         )
@@ -55,7 +69,7 @@ def send_test(webhook: Webhook, *, request=None, actor=None, actor_label: str = 
             actor_label=actor_label or None,
             target=webhook,
             environment=environment,
-            details={"message_id": delivery.message_id},
+            details={"message_id": delivery.message_id, "event_type": event_type},
         )
     return send_now(delivery.pk, trigger=Attempt.Trigger.TEST, triggered_by=audit.actor_label)
 

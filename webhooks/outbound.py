@@ -348,6 +348,20 @@ class Response:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+# Every error class an attempt can record (besides an HTTP status): the history searches by them.
+ERROR_CLASSES = (
+    "timeout",
+    "connect_timeout",
+    "connection_refused",
+    "connection_error",
+    "tls_error",
+    "dns_error",
+    "blocked_address",
+    "request_error",
+    "no_signing_key",
+)
+
+
 def _error_class(error: Exception) -> tuple[str, str]:
     text = str(error)
     if isinstance(error, BlockedAddress):

@@ -6,8 +6,9 @@
    either verify, so there is no gap).
 4. The old credential is invalidated.
 5. The webhooks' signing keys are updated: the old credential no longer signs.
-6. Receivers drop the old key: seen when each webhook's deliveries since then are received.
-7. Done.
+6. Receivers drop the old key: the integrator confirms it (recorded in the audit log); a received
+   delivery cannot prove it, since receivers that still accept the old key receive too.
+7. Done: and no token the old credential obtained still works.
 
 Rule 6 says a credential that signs a webhook cannot be invalidated. So the
 action of step 4 removes the old credential from signing (step 5) and
@@ -22,14 +23,19 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from credentials.models import Client, Credential
-from credentials.services import invalidate_credential
+from credentials.models import AccessToken, Client, Credential
+from credentials.services import invalidate_credential, revoke_tokens
+from environments.audit import record_audit
+from environments.models import AuditEvent
 
 from .configure import WebhookError, set_signing_credentials
-from .models import Attempt, Webhook
+from .models import Webhook
 
 ADD_NEW_TO_SIGNING = "add-new-to-signing"
 RETIRE_OLD = "retire-old"
+REVOKE_OLD_TOKENS = "revoke-old-tokens"
+CONFIRM_RECEIVERS = "confirm-receivers"
+RECEIVERS_CONFIRMED = "rotation.receivers_confirmed"
 
 
 @dataclass
@@ -48,6 +54,8 @@ class Rotation:
     new: Credential | None
     old: list[Credential]
     webhooks: list[Webhook]
+    # Unexpired, unrevoked tokens the old credentials obtained: they still read and write data.
+    live_old_tokens: int = 0
     steps: list[Step] = field(default_factory=list)
 
     @property
@@ -138,51 +146,89 @@ def rotation_of(client: Client) -> Rotation:
         )
     steps.append(step3)
 
-    invalidated = new is not None and not any(c.state_at(now) == "active" for c in old)
-    steps.append(
-        Step(
-            4,
-            "Invalidate the old credential",
-            invalidated,
-            "No old credential is active."
-            if invalidated
-            else f"Still active: {', '.join(c.name for c in old if c.state_at(now) == 'active')}. Invalidating also "
-            "removes it from webhook signing (step 5): a credential that signs cannot be invalidated.",
-            "" if invalidated or not step3.done else RETIRE_OLD,
-            "" if invalidated or not step3.done else "Remove from signing and invalidate",
-        )
+    old_active = [c for c in old if c.state_at(now) == "active"]
+    invalidated = new is not None and not old_active
+    rotation.live_old_tokens = (
+        AccessToken.objects.filter(
+            credential__in=[c.pk for c in credentials if new is None or c.pk != new.pk],
+            revoked_at__isnull=True,
+            expires_at__gt=now,
+        ).count()
+        if new is not None
+        else 0
     )
+    tokens_note = (
+        f" {rotation.live_old_tokens} token{'s' if rotation.live_old_tokens != 1 else ''} it obtained still "
+        "work until they expire: if it may be compromised, revoke them."
+        if rotation.live_old_tokens
+        else ""
+    )
+    if new is None:
+        state4 = "After steps 1 to 3: the old credential stops obtaining tokens and stops signing webhooks."
+    elif invalidated:
+        state4 = "The old credential no longer obtains tokens." + tokens_note
+    else:
+        state4 = (
+            f"Will invalidate {', '.join(f'“{c.name}”' for c in old_active)}: it stops obtaining tokens and stops "
+            "signing webhooks (step 5; a credential that signs cannot be invalidated). If it may be compromised, "
+            "tick the box and every token it obtained stops working at once too."
+        )
+    if invalidated and rotation.live_old_tokens:
+        action4, label4 = REVOKE_OLD_TOKENS, "Revoke its tokens now"
+    elif invalidated or not step3.done:
+        action4, label4 = "", ""
+    else:
+        action4, label4 = RETIRE_OLD, "Remove from signing and invalidate"
+    steps.append(Step(4, "Invalidate the old credential", invalidated, state4, action4, label4))
     steps.append(
         Step(
             5,
             "Update the webhook signing keys",
             new is not None and not old_signing,
-            "Only the new credential signs."
+            ("Only the new credential signs." if new is not None else "After step 4: only the new credential signs.")
             if not old_signing
             else f"The old credential still signs: {', '.join(w.name for w in old_signing)}.",
         )
     )
 
     since = max((c.invalidated_at for c in retired + old if c.invalidated_at), default=None)
-    unconfirmed = [
-        webhook.name
-        for webhook in webhooks
-        if since is not None
-        and not Attempt.objects.filter(delivery__webhook=webhook, started_at__gt=since, succeeded=True).exists()
-    ]
-    receivers_ok = steps[4].done and invalidated and since is not None and not unconfirmed
-    if not webhooks:
-        receivers_ok = steps[4].done and invalidated
-    state = (
-        "Deliveries signed only with the new credential are being received."
-        if receivers_ok
-        else "Receivers remove the old credential from the keys they verify with; a received delivery "
-        "(or a test delivery) after the switch confirms it"
-        + (f" (waiting for: {', '.join(unconfirmed)})." if unconfirmed else ".")
+    confirmation = (
+        AuditEvent.objects.filter(
+            action=RECEIVERS_CONFIRMED, target_type=Client._meta.label_lower, target_id=str(client.pk)
+        )
+        .filter(occurred_at__gte=since)
+        .first()
+        if since is not None and invalidated
+        else None
     )
-    steps.append(Step(6, "Receivers stop accepting the old credential", receivers_ok, state))
-    complete = all(step.done for step in steps)
-    steps.append(Step(7, "Rotation complete", complete, "Done." if complete else "Not yet."))
+    if confirmation is not None:
+        state6 = f"Confirmed by {confirmation.actor_label} at {confirmation.occurred_at:%Y-%m-%d %H:%M %Z}."
+    elif webhooks:
+        state6 = (
+            "The people running the receivers remove the old credential from the keys they verify with, then "
+            "confirm it here. A received delivery does not prove it: a receiver that still accepts the old key "
+            "receives too."
+        )
+    else:
+        state6 = "No webhook signs with this client's credentials: nothing for receivers to change; confirm to finish."
+    steps.append(
+        Step(
+            6,
+            "Receivers stop accepting the old credential",
+            confirmation is not None,
+            state6,
+            CONFIRM_RECEIVERS if invalidated and confirmation is None else "",
+            "The receivers have dropped the old key" if invalidated and confirmation is None else "",
+        )
+    )
+    steps_done = all(step.done for step in steps)
+    if steps_done and not rotation.live_old_tokens:
+        state7 = "Done."
+    elif steps_done:
+        state7 = f"Not yet: {rotation.live_old_tokens} token(s) the old credential obtained still work (step 4)."
+    else:
+        state7 = "When every step above is done and no token of the old credential still works."
+    steps.append(Step(7, "Rotation complete", state7 == "Done.", state7))
     return rotation
 
 
@@ -201,8 +247,13 @@ def add_new_to_signing(client: Client, *, request=None, actor=None) -> list[str]
     return changed
 
 
-def retire_old(client: Client, *, reason: str = "rotated", request=None, actor=None) -> list[str]:
-    """Steps 4 and 5: take the old credentials out of signing and invalidate them, in one transaction."""
+def retire_old(
+    client: Client, *, compromised: bool = False, reason: str = "rotated", request=None, actor=None
+) -> list[str]:
+    """Steps 4 and 5: take the old credentials out of signing and invalidate them, in one transaction.
+
+    When the old credential may be compromised, every token it obtained is revoked in the same transaction.
+    """
     rotation = rotation_of(client)
     if rotation.new is None:
         raise WebhookError("create the new credential first (step 1)")
@@ -216,6 +267,39 @@ def retire_old(client: Client, *, reason: str = "rotated", request=None, actor=N
                 set_signing_credentials(webhook, keep, request=request, actor=actor)
         for credential in rotation.old:
             if credential.is_active:
-                invalidate_credential(credential, reason=reason, request=request, actor=actor)
-                retired.append(credential.name)
+                why = "compromised: rotated" if compromised else reason
+                invalidate_credential(credential, reason=why, request=request, actor=actor)
+                retired.append(f"“{credential.name}” invalidated")
+            if compromised:
+                count = revoke_tokens(credential=credential, reason="compromised: rotated", request=request, actor=actor)
+                retired.append(f"{count} of its tokens revoked")
     return retired
+
+
+def revoke_old_tokens(client: Client, *, request=None, actor=None) -> list[str]:
+    """Step 4, afterwards: end at once every token the old credentials obtained."""
+    rotation = rotation_of(client)
+    if rotation.new is None:
+        raise WebhookError("create the new credential first (step 1)")
+    done = []
+    for credential in client.credentials.exclude(pk=rotation.new.pk):
+        count = revoke_tokens(credential=credential, reason="rotated", request=request, actor=actor)
+        if count:
+            done.append(f"{count} token{'s' if count != 1 else ''} of “{credential.name}” revoked")
+    return done
+
+
+def confirm_receivers(client: Client, *, request=None, actor=None) -> list[str]:
+    """Step 6: the integrator says the receivers no longer accept the old key (audited)."""
+    rotation = rotation_of(client)
+    if not rotation.steps[3].done:
+        raise WebhookError("invalidate the old credential first (step 4)")
+    record_audit(
+        RECEIVERS_CONFIRMED,
+        request=request,
+        actor=actor,
+        target=client,
+        environment=client.environment,
+        details={"webhooks": [webhook.name for webhook in rotation.webhooks]},
+    )
+    return ["the receivers' switch is recorded"]

@@ -116,6 +116,8 @@ def send_claimed(
         body = delivery.body or bodies.render(events[delivery.id], target.payload_format, target.max_events_per_request)
         now = at or timezone.now()
         headers = request_headers(target, delivery.message_id, body, now)
+        if delivery.is_test:
+            headers["webhook-test"] = "true"  # a receiver can tell a test from a real change before acting
         result = _post(target, body, headers)
         attempt = Attempt(
             delivery_id=delivery.id,

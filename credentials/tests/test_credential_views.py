@@ -90,14 +90,14 @@ def test_a_credential_in_use_by_a_webhook_cannot_be_invalidated_and_the_page_say
     credential, _ = make_credential(make_client(env))
 
     def signing_webhooks(candidate):
-        return ["Billing feed"] if candidate.pk == credential.pk else []
+        return [("Billing feed", "/e/clinic/webhooks/7/")] if candidate.pk == credential.pk else []
 
     register_in_use_check(signing_webhooks)
     try:
         page = client.get(f"/e/clinic/credentials/{credential.id}/invalidate/").content.decode()
-        assert "This credential signs webhook “Billing feed”" in page
+        assert 'This credential signs webhook <a href="/e/clinic/webhooks/7/#signing">“Billing feed”</a>' in page
         response = client.post(f"/e/clinic/credentials/{credential.id}/invalidate/", {"reason": "x"})
-        assert "This credential signs webhook “Billing feed”" in response.content.decode()
+        assert "“Billing feed”</a>" in response.content.decode()
         with pytest.raises(CredentialInUse, match="“Primary” is used to sign webhook “Billing feed”; remove it"):
             invalidate_credential(credential)
         credential.refresh_from_db()

@@ -2,6 +2,7 @@
 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
@@ -84,12 +85,24 @@ def credential_new(request, environment, client_id):
             form.add_error("name", str(error))
         else:
             request.session[_SHOW_ONCE_KEY] = {str(credential.id): secrets.encrypt(secret)}
-            return redirect("credential_secret", slug=environment.slug, credential_id=credential.id)
+            then = "?then=rotation" if _in_rotation(request) else ""
+            return redirect(reverse("credential_secret", args=[environment.slug, credential.id]) + then)
     return render(
         request,
         "credentials/form.html",
-        {"form": form, "title": f"New credential for {client.name}", "section": "credentials", "client": client},
+        {
+            "form": form,
+            "title": f"New credential for {client.name}",
+            "section": "credentials",
+            "client": client,
+            "in_rotation": _in_rotation(request),
+        },
     )
+
+
+def _in_rotation(request) -> bool:
+    """The guided rotation sent the person here: take them back to it when they are done."""
+    return request.GET.get("then") == "rotation"
 
 
 @never_cache
@@ -103,7 +116,7 @@ def credential_secret(request, environment, credential_id):
     return render(
         request,
         "credentials/secret.html",
-        {"credential": credential, "secret": secret, "section": "credentials"},
+        {"credential": credential, "secret": secret, "section": "credentials", "in_rotation": _in_rotation(request)},
     )
 
 

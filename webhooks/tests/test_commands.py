@@ -14,6 +14,7 @@ from standardwebhooks import Webhook as StandardWebhook
 
 from conftest import BASE_DIR, subprocess_env
 from credentials.tests.factories import make_client, make_credential
+from environments.models import AuditEvent
 from environments.records import create_record
 from environments.tests.factories import make_environment
 from webhooks.models import Delivery, Webhook
@@ -206,7 +207,13 @@ def test_credential_rotation_walks_the_seven_steps():
     assert StandardWebhook(new_secret.encode()).verify(request.body, request.headers)
     steps = json.loads(run("credential_rotation", app.client_id, "--json"))
     assert [s["step"] for s in steps] == [1, 2, 3, 4, 5, 6, 7]
+    # A received delivery proves nothing about the old key: the integrator confirms step 6.
+    assert [s["done"] for s in steps] == [True, False, True, True, True, False, False]
+    assert steps[5]["action"] == "confirm-receivers"
+    run("credential_rotation", app.client_id, "--do", "confirm-receivers")
+    steps = json.loads(run("credential_rotation", app.client_id, "--json"))
     assert [s["done"] for s in steps] == [True, False, True, True, True, True, False]
+    assert AuditEvent.objects.filter(action="rotation.receivers_confirmed", target_id=str(app.pk)).exists()
 
 
 def test_retry_webhook_sends_waiting_deliveries_now():

@@ -114,13 +114,36 @@ def test_a_test_delivery_shows_status_duration_and_response_inline(client, direc
         receiver.answer(202, body=b'{"accepted": true}')
         webhook = make_webhook(env, receiver.url)
         response = client.post(f"/e/clinic/webhooks/{webhook.pk}/test/")
-    html = response.content.decode()
-    assert response.status_code == 200
+        attempt = Attempt.objects.get(trigger=Attempt.Trigger.TEST)
+        assert response["Location"] == f"/e/clinic/webhooks/{webhook.pk}/?test={attempt.pk}#testing"
+        html = client.get(response["Location"]).content.decode()
+        client.get(response["Location"])  # a reload shows the result again and sends nothing
+    assert len(receiver.requests) == 1
     assert '<span class="badge ok">202</span> received' in html
     assert "{&quot;accepted&quot;: true}" in html
     assert json.loads(receiver.requests[0].body)["type"] == "webhook.test"
-    attempt = Attempt.objects.get(trigger=Attempt.Trigger.TEST)
+    assert receiver.requests[0].headers["webhook-test"] == "true"
     assert f"in {attempt.duration_ms} ms" in html
+
+
+def test_a_test_can_send_the_example_of_a_subscribed_event_type(client, director, env):
+    with Receiver() as receiver:
+        webhook = make_webhook(env, receiver.url, event_types=["patients.updated"])
+        client.post(f"/e/clinic/webhooks/{webhook.pk}/test/", {"event_type": "patients.updated"})
+        refused = client.post(f"/e/clinic/webhooks/{webhook.pk}/test/", {"event_type": "workers.created"}, follow=True)
+    [request] = receiver.requests
+    sent = json.loads(request.body)
+    assert sent["type"] == "patients.updated" and request.headers["webhook-test"] == "true"
+    assert sent["data"]["fields"] == {
+        "first_name": "text",
+        "last_name": "text",
+        "birth_date": "1990-12-10",
+        "email": "someone@example.org",
+        "status": "active",
+    }
+    assert "Nothing was sent. " in refused.content.decode()
+    assert "does not subscribe to workers.created" in refused.content.decode()
+    assert Delivery.objects.get(webhook=webhook).is_test
 
 
 def test_pause_and_resume_from_the_page_are_audited(client, director, env):

@@ -26,7 +26,7 @@ def webhook_history(request, environment, webhook_id):
 
 
 def _history_page(request, environment, webhook):
-    form = HistoryFilterForm(request.GET or None)
+    form = HistoryFilterForm(request.GET or None, environment=environment)
     sort = request.GET.get("sort", "newest")
     deliveries, next_cursor, problem, resend = [], None, "", None
     if form.is_bound and not form.is_valid():

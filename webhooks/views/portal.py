@@ -5,7 +5,9 @@ import datetime
 from django.contrib import messages
 from django.db.models import Count, F, Q
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -29,7 +31,7 @@ from ..examples import example_payload
 from ..forms import BulkResendForm, ResumeForm, RotateSecretForm, WebhookForm, initial_of
 from ..health import health as health_of
 from ..health import last_failure
-from ..models import BulkResend, Webhook, WebhookQuerySet
+from ..models import Attempt, BulkResend, Webhook, WebhookQuerySet
 
 # Where a new signing secret waits, encrypted, for the one page view that shows it.
 _SHOW_ONCE_KEY = "webhooks.show_once"
@@ -124,7 +126,14 @@ def _form_page(request, form, title, webhook=None):
 
 @environment_page
 def webhook_detail(request, environment, webhook_id):
-    return _detail_page(request, webhook_of(environment, webhook_id))
+    webhook = webhook_of(environment, webhook_id)
+    shown = request.GET.get("test", "")
+    test_attempt = (
+        Attempt.objects.filter(pk=int(shown), delivery__webhook=webhook, delivery__is_test=True).first()
+        if shown.isascii() and shown.isdigit() and len(shown) <= 18
+        else None
+    )
+    return _detail_page(request, webhook, test_attempt=test_attempt)
 
 
 def _detail_page(request, webhook, test_attempt=None):
@@ -145,6 +154,8 @@ def _detail_page(request, webhook, test_attempt=None):
             ],
             "now": now,
             "test_attempt": test_attempt,
+            "test_types": manual.test_types(webhook),
+            "example_payloads": [(name, example_payload(webhook.environment, name)) for name in webhook.event_types],
             "last_failure": failure,
             "rotate_form": RotateSecretForm(),
             "resume_form": ResumeForm(),
@@ -169,9 +180,15 @@ def webhook_secret(request, environment, webhook_id):
 @require_POST
 @environment_page(manage=True)
 def webhook_test(request, environment, webhook_id):
+    """Send a test, then show its result on the webhook's page (post/redirect/get: a reload sends nothing)."""
     webhook = webhook_of(environment, webhook_id)
-    attempt = manual.send_test(webhook, request=request)
-    return _detail_page(request, webhook, test_attempt=attempt)
+    try:
+        attempt = manual.send_test(webhook, event_type=request.POST.get("event_type") or "webhook.test", request=request)
+    except manual.ResendRefused as error:
+        messages.error(request, f"Nothing was sent. {sentence(error)}")
+        return redirect(reverse("webhook_detail", args=[environment.slug, webhook.pk]) + "#testing")
+    query = urlencode({"test": attempt.pk})
+    return redirect(reverse("webhook_detail", args=[environment.slug, webhook.pk]) + f"?{query}#testing")
 
 
 @require_POST

@@ -10,21 +10,40 @@ from webhooks.configure import WebhookError, WebhookInvalid
 class Command(PortalCommand):
     help = (
         "Show the seven steps of rotating a client's credential with their live state; "
-        "--do performs the next portal action (add-new-to-signing, retire-old)."
+        "--do performs a portal action (add-new-to-signing, retire-old [--compromised], revoke-old-tokens, "
+        "confirm-receivers)."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("client_id")
-        parser.add_argument("--do", choices=[rotation.ADD_NEW_TO_SIGNING, rotation.RETIRE_OLD])
+        parser.add_argument(
+            "--do",
+            choices=[
+                rotation.ADD_NEW_TO_SIGNING,
+                rotation.RETIRE_OLD,
+                rotation.REVOKE_OLD_TOKENS,
+                rotation.CONFIRM_RECEIVERS,
+            ],
+        )
+        parser.add_argument(
+            "--compromised",
+            action="store_true",
+            help="with --do retire-old: the old credential may be compromised; revoke every token it obtained too",
+        )
 
-    def handle(self, *args, client_id, do, **options):
+    def handle(self, *args, client_id, do, compromised, **options):
         client = lookups.client(client_id)
         if do:
+            actions = {
+                rotation.ADD_NEW_TO_SIGNING: lambda: rotation.add_new_to_signing(client),
+                rotation.RETIRE_OLD: lambda: rotation.retire_old(
+                    client, compromised=compromised, reason="rotated with manage.py credential_rotation"
+                ),
+                rotation.REVOKE_OLD_TOKENS: lambda: rotation.revoke_old_tokens(client),
+                rotation.CONFIRM_RECEIVERS: lambda: rotation.confirm_receivers(client),
+            }
             try:
-                if do == rotation.ADD_NEW_TO_SIGNING:
-                    rotation.add_new_to_signing(client)
-                else:
-                    rotation.retire_old(client, reason="rotated with manage.py credential_rotation")
+                actions[do]()
             except (WebhookError, WebhookInvalid, CredentialError) as error:
                 raise CommandError(str(error)) from None
         state = rotation.rotation_of(client)

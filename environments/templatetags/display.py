@@ -1,0 +1,32 @@
+"""How values read on a page: durations in words, JSON laid out for reading."""
+
+import json
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def duration(milliseconds) -> str:
+    """245 ms, 19.0 s, 4 min 5 s, 2 h 3 min: the unit a person reads at a glance."""
+    if milliseconds in (None, ""):
+        return "—"
+    ms = int(milliseconds)
+    if ms < 1000:
+        return f"{ms} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    seconds = ms // 1000
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+@register.filter
+def pretty_json(text: str) -> str:
+    """A JSON body indented for reading (keys in their sent order); anything else as it came."""
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return text
