@@ -365,4 +365,6 @@ def webhooks_signing_with(credential: Credential) -> list[tuple[str, str]]:
     webhooks = Webhook.objects.filter(
         signing_credentials=credential, security_method=Webhook.SecurityMethod.CREDENTIALS
     ).select_related("environment")
-    return [(webhook.name, reverse("webhook_detail", args=[webhook.environment.slug, webhook.pk])) for webhook in webhooks]
+    return [
+        (webhook.name, reverse("webhook_detail", args=[webhook.environment.slug, webhook.pk])) for webhook in webhooks
+    ]

@@ -65,7 +65,9 @@ def deliveries_of(
     if filters.event_type:
         deliveries = deliveries.filter(carrying(filters.event_type))
     if filters.since and filters.until and filters.since > filters.until:
-        raise HistoryFilterError(f"“To” ({filters.until:%Y-%m-%d %H:%M}) is before “From” ({filters.since:%Y-%m-%d %H:%M}): swap them")
+        raise HistoryFilterError(
+            f"“To” ({filters.until:%Y-%m-%d %H:%M}) is before “From” ({filters.since:%Y-%m-%d %H:%M}): swap them"
+        )
     if filters.since:
         deliveries = deliveries.filter(created_at__gte=filters.since)
     if filters.until:

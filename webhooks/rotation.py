@@ -271,7 +271,8 @@ def retire_old(
                 invalidate_credential(credential, reason=why, request=request, actor=actor)
                 retired.append(f"“{credential.name}” invalidated")
             if compromised:
-                count = revoke_tokens(credential=credential, reason="compromised: rotated", request=request, actor=actor)
+                why = "compromised: rotated"
+                count = revoke_tokens(credential=credential, reason=why, request=request, actor=actor)
                 retired.append(f"{count} of its tokens revoked")
     return retired
 

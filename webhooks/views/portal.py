@@ -183,7 +183,8 @@ def webhook_test(request, environment, webhook_id):
     """Send a test, then show its result on the webhook's page (post/redirect/get: a reload sends nothing)."""
     webhook = webhook_of(environment, webhook_id)
     try:
-        attempt = manual.send_test(webhook, event_type=request.POST.get("event_type") or "webhook.test", request=request)
+        event_type = request.POST.get("event_type") or manual.TEST_EVENT_TYPE
+        attempt = manual.send_test(webhook, event_type=event_type, request=request)
     except manual.ResendRefused as error:
         messages.error(request, f"Nothing was sent. {sentence(error)}")
         return redirect(reverse("webhook_detail", args=[environment.slug, webhook.pk]) + "#testing")
