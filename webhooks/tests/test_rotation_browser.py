@@ -25,7 +25,8 @@ def token_of(base: str, client_id: str, secret: str) -> str:
 
 def write_patient(base: str, token: str) -> int:
     headers = {"Authorization": f"Bearer {token}"}
-    return requests.post(f"{base}/api/v1/clinic/patients/", json={"fields": ADA}, headers=headers, timeout=10).status_code
+    answer = requests.post(f"{base}/api/v1/clinic/patients/", json={"fields": ADA}, headers=headers, timeout=10)
+    return answer.status_code
 
 
 @pytest.mark.parametrize("width", [390, 1440])
