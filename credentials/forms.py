@@ -5,10 +5,12 @@ import datetime
 from django import forms
 from django.utils import timezone
 
+from environments.portal_forms import PortalForm
+
 from .scopes import available_scopes
 
 
-class ClientForm(forms.Form):
+class ClientForm(PortalForm):
     name = forms.CharField(max_length=100, help_text="One client per system, so one can be cut off alone.")
     scopes = forms.MultipleChoiceField(
         widget=forms.CheckboxSelectMultiple,
@@ -21,7 +23,7 @@ class ClientForm(forms.Form):
         self.fields["scopes"].choices = [(scope, scope) for scope in available_scopes(environment)]
 
 
-class CredentialForm(forms.Form):
+class CredentialForm(PortalForm):
     name = forms.CharField(max_length=100, help_text="Where it will be used, e.g. “Production server”.")
     expires_on = forms.DateField(
         required=False,
@@ -41,13 +43,13 @@ class CredentialForm(forms.Form):
         return datetime.datetime.combine(day, datetime.time(), tzinfo=datetime.UTC) if day else None
 
 
-class RenameForm(forms.Form):
+class RenameForm(PortalForm):
     name = forms.CharField(max_length=100)
 
 
-class InvalidateForm(forms.Form):
+class InvalidateForm(PortalForm):
     reason = forms.CharField(max_length=500, required=False, help_text="Kept in the credential's history.")
 
 
-class RevokeTokensForm(forms.Form):
+class RevokeTokensForm(PortalForm):
     reason = forms.CharField(max_length=200, required=False, help_text="Kept in the audit log.")

@@ -6,21 +6,22 @@ from django import forms
 
 from .configurations import ConfigurationError, parse_schema_text
 from .models import Configuration, Environment
+from .portal_forms import PortalForm
 
 
-class ConfigurationForm(forms.Form):
+class ConfigurationForm(PortalForm):
     name = forms.CharField(max_length=100)
     slug = forms.SlugField(max_length=63, help_text="Lowercase letters, digits and hyphens; used in commands.")
 
 
-class EnvironmentForm(forms.Form):
+class EnvironmentForm(PortalForm):
     name = forms.CharField(max_length=100)
     slug = forms.SlugField(max_length=63, help_text="Used in URLs and the Data API: /api/v1/<slug>/…")
     kind = forms.ChoiceField(choices=Environment.Kind.choices)
     configuration = forms.ModelChoiceField(queryset=Configuration.objects.all())
 
 
-class DraftForm(forms.Form):
+class DraftForm(PortalForm):
     schema = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 24, "spellcheck": "false", "class": "code"}),
         help_text='JSON: {"data_types": {"patients": {"fields": {...}}, "workers": {...}}}',
@@ -38,7 +39,7 @@ class DraftForm(forms.Form):
         return json.dumps(schema, indent=2)
 
 
-class PublishForm(forms.Form):
+class PublishForm(PortalForm):
     environments = forms.ModelMultipleChoiceField(
         queryset=Environment.objects.none(),
         widget=forms.CheckboxSelectMultiple,
@@ -50,7 +51,7 @@ class PublishForm(forms.Form):
         self.fields["environments"].queryset = configuration.environments.all()
 
 
-class AuditFilterForm(forms.Form):
+class AuditFilterForm(PortalForm):
     environment = forms.ModelChoiceField(queryset=Environment.objects.none(), required=False, empty_label="All")
     actor = forms.CharField(required=False, max_length=100)
     action = forms.CharField(required=False, max_length=64, help_text="e.g. configuration.published")

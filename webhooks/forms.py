@@ -6,14 +6,31 @@ from django import forms
 from django.conf import settings
 
 from environments.inputs import validate_moment
+from environments.portal_forms import PortalForm
 
 from .bulk import RECOVER, STATUS_CHOICES, Selection
 from .configure import WebhookFields, WebhookInvalid, selectable_credentials
+from .examples import example_payload
 from .models import Delivery, Webhook
 from .options import OPTIONS, OptionInvalid
 
 
-class WebhookForm(forms.Form):
+class EventTypesWidget(forms.CheckboxSelectMultiple):
+    """Event types grouped by data type, each group with "select all", each type with its example payload."""
+
+    template_name = "webhooks/widgets/event_types.html"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.examples: dict[str, str] = {}
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        context["widget"]["examples"] = self.examples
+        return context
+
+
+class WebhookForm(PortalForm):
     name = forms.CharField(max_length=100)
     url = forms.CharField(
         label="URL",
@@ -22,7 +39,7 @@ class WebhookForm(forms.Form):
         widget=forms.URLInput(attrs={"placeholder": "https://example.org/webhooks"}),
     )
     event_types = forms.MultipleChoiceField(
-        widget=forms.CheckboxSelectMultiple,
+        widget=EventTypesWidget,
         help_text="Only these are sent. Data types added to the schema later are not subscribed.",
     )
     security_method = forms.ChoiceField(
@@ -44,7 +61,17 @@ class WebhookForm(forms.Form):
             self.fields[option.name].label = option.label
             self.fields[option.name].help_text = option.help
         self.environment = environment
-        self.fields["event_types"].choices = [(name, name) for name in environment.event_types]
+        labels = {name: spec.get("label", name) for name, spec in environment.schema.get("data_types", {}).items()}
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for name in environment.event_types:
+            data_type = name.partition(".")[0]
+            groups.setdefault(labels.get(data_type, data_type), []).append((name, name))
+        self.fields["event_types"].choices = list(groups.items())
+        self.fields["event_types"].widget.examples = {
+            name: example_payload(environment, name) for name in environment.event_types
+        }
+        # Only the credentials method signs with credentials: the field shows with that choice.
+        self.fields["signing_credentials"].shown_when = f"security_method={Webhook.SecurityMethod.CREDENTIALS}"
         self.fields["signing_credentials"].choices = [
             (str(credential.id), f"{credential.client.name}: {credential.name} ({credential.hint}…)")
             for credential in selectable_credentials(environment)
@@ -83,7 +110,7 @@ def initial_of(fields: WebhookFields) -> dict:
     }
 
 
-class RotateSecretForm(forms.Form):
+class RotateSecretForm(PortalForm):
     grace_hours = forms.IntegerField(
         label="Keep the current secret signing for (hours)",
         min_value=0,
@@ -93,7 +120,7 @@ class RotateSecretForm(forms.Form):
     )
 
 
-class ResumeForm(forms.Form):
+class ResumeForm(PortalForm):
     waiting = forms.ChoiceField(
         choices=[("send", "Send what is waiting, in order"), ("discard", "Discard what is waiting")],
         widget=forms.RadioSelect,
@@ -111,7 +138,7 @@ def moment_field(label: str) -> forms.DateTimeField:
     )
 
 
-class BulkResendForm(forms.Form):
+class BulkResendForm(PortalForm):
     status = forms.ChoiceField(
         label="Deliveries",
         choices=list(STATUS_CHOICES.items()),
@@ -133,7 +160,7 @@ class BulkResendForm(forms.Form):
         )
 
 
-class HistoryFilterForm(forms.Form):
+class HistoryFilterForm(PortalForm):
     q = forms.CharField(required=False, label="Search", max_length=100)
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Delivery.Status.choices])
     event_type = forms.ChoiceField(required=False, label="Event type")
@@ -146,7 +173,7 @@ class HistoryFilterForm(forms.Form):
         self.fields["event_type"].choices = [("", "Any event type")] + [(name, name) for name in types]
 
 
-class ReconciliationForm(forms.Form):
+class ReconciliationForm(PortalForm):
     """Which days and webhook the reconciliation covers: the last 7 days of every webhook by default."""
 
     MAX_DAYS = 366

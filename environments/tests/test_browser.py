@@ -95,3 +95,19 @@ def test_an_admin_publishes_a_draft_and_sees_a_precise_error_first(page):
 
     env.refresh_from_db()
     assert env.published_version.number == 1
+
+
+def test_the_audit_export_takes_the_filters_on_screen_even_before_they_are_applied(page):
+    from environments.audit import record_audit
+
+    admin = make_user("root", admin=True)
+    record_audit("user.created", actor=admin, target_label="Zoë …")
+    record_audit("configuration.published", actor=admin, target_label="Other")
+    log_in(page, "root")
+    page.goto("/audit/")
+    page.get_by_label("Action").fill("user.created")  # typed, not applied
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export CSV of these filters").click()
+    content = open(download.value.path(), encoding="utf-8").read()
+    assert content.startswith("\ufeff")  # spreadsheets read "Zoë …" as written
+    assert "Zoë …" in content and "configuration.published" not in content

@@ -80,6 +80,12 @@ def pages(seeded) -> list[str]:
     ]
 
 
+# Ids that an aria-describedby names but the page does not have: a screen reader would read nothing.
+MISSING_DESCRIPTIONS = """() => [...document.querySelectorAll('[aria-describedby]')]
+    .flatMap(el => el.getAttribute('aria-describedby').split(/\\s+/))
+    .filter(id => id && !document.getElementById(id))"""
+
+
 @pytest.mark.parametrize("width", [390, 1440])
 def test_no_page_is_wider_than_the_window(page, seeded, width):
     page.set_viewport_size({"width": width, "height": 900})
@@ -90,6 +96,9 @@ def test_no_page_is_wider_than_the_window(page, seeded, width):
         scroll_width = page.evaluate("document.documentElement.scrollWidth")
         if scroll_width > width:
             too_wide.append(f"{path} is {scroll_width} px wide")
+        missing = page.evaluate(MISSING_DESCRIPTIONS)
+        if missing:
+            too_wide.append(f"{path} describes by ids it lacks: {missing}")
     assert too_wide == []
     assert not [error for error in page.console_errors if "404" not in error]
 

@@ -11,6 +11,34 @@ document.addEventListener("DOMContentLoaded", () => {
       }
     });
   }
+  // After a refused submit, the error summary takes focus, so a keyboard or screen-reader user starts there.
+  const summary = document.querySelector("[data-focus-on-load]");
+  if (summary) {
+    summary.focus();
+  }
+  // Fields that apply only to one choice (e.g. signing credentials to the credentials method) show with it.
+  for (const field of document.querySelectorAll("[data-shown-when]")) {
+    const [name, value] = field.dataset.shownWhen.split("=");
+    const inputs = document.querySelectorAll(`input[name="${name}"]`);
+    const update = () => {
+      const chosen = document.querySelector(`input[name="${name}"]:checked`);
+      field.hidden = !chosen || chosen.value !== value;
+    };
+    for (const input of inputs) {
+      input.addEventListener("change", update);
+    }
+    update();
+  }
+  // "Select all" for a group of checkboxes.
+  for (const button of document.querySelectorAll("button[data-select-all]")) {
+    button.addEventListener("click", () => {
+      const boxes = document.querySelectorAll(`input[type=checkbox][data-group="${button.dataset.selectAll}"]`);
+      const check = [...boxes].some((box) => !box.checked);
+      for (const box of boxes) {
+        box.checked = check;
+      }
+    });
+  }
   // On a phone the sections fold into a menu; open on wider screens (and wherever JavaScript is off).
   if (window.matchMedia("(max-width: 720px)").matches) {
     for (const menu of document.querySelectorAll("details[data-fold-on-phone]")) {

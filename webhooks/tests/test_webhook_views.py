@@ -152,9 +152,15 @@ def test_pause_and_resume_from_the_page_are_audited(client, director, env):
         client.post(f"/e/clinic/webhooks/{webhook.pk}/pause/")
         webhook.refresh_from_db()
         assert webhook.state == Webhook.State.PAUSED
-        client.post(f"/e/clinic/webhooks/{webhook.pk}/resume/", {"waiting": "discard"})
+        create_record(env, "patients", {"first_name": "Ada", "last_name": "Lovelace"})
+        asked = client.post(f"/e/clinic/webhooks/{webhook.pk}/resume/", {"waiting": "discard"}).content.decode()
+        assert "Discard 1 waiting delivery of" in asked and "will <strong>never get</strong>" in asked
+        webhook.refresh_from_db()
+        assert webhook.state == Webhook.State.PAUSED  # nothing happens until confirmed
+        client.post(f"/e/clinic/webhooks/{webhook.pk}/resume/", {"waiting": "discard", "confirm": "discard"})
     webhook.refresh_from_db()
     assert webhook.state == Webhook.State.ACTIVE
+    assert webhook.deliveries.get().status == "discarded"
     actions = (
         AuditEvent.objects.filter(target_type="webhooks.webhook", target_id=str(webhook.pk))
         .order_by("id")

@@ -31,7 +31,7 @@ from ..examples import example_payload
 from ..forms import BulkResendForm, ResumeForm, RotateSecretForm, WebhookForm, initial_of
 from ..health import health as health_of
 from ..health import last_failure
-from ..models import Attempt, BulkResend, Webhook, WebhookQuerySet
+from ..models import Attempt, BulkResend, Delivery, Webhook, WebhookQuerySet
 
 # Where a new signing secret waits, encrypted, for the one page view that shows it.
 _SHOW_ONCE_KEY = "webhooks.show_once"
@@ -110,17 +110,8 @@ def webhook_edit(request, environment, webhook_id):
 
 
 def _form_page(request, form, title, webhook=None):
-    environment = request.environment
     return render(
-        request,
-        "webhooks/form.html",
-        {
-            "section": "webhooks",
-            "form": form,
-            "title": title,
-            "webhook": webhook,
-            "examples": [(name, example_payload(environment, name)) for name in environment.event_types],
-        },
+        request, "webhooks/form.html", {"section": "webhooks", "form": form, "title": title, "webhook": webhook}
     )
 
 
@@ -219,6 +210,14 @@ def webhook_resume(request, environment, webhook_id):
     webhook = webhook_of(environment, webhook_id)
     form = ResumeForm(request.POST)
     discard = form.is_valid() and form.cleaned_data["waiting"] == "discard"
+    if discard and request.POST.get("confirm") != "discard":
+        # Discarding cannot be undone: say how many deliveries will never be sent before doing it.
+        waiting = webhook.deliveries.filter(status__in=Delivery.WAITING, is_test=False).count()
+        return render(
+            request,
+            "webhooks/discard.html",
+            {"section": "webhooks", "webhook": webhook, "waiting": waiting, "title": f"Discard {waiting} deliveries?"},
+        )
     try:
         count = resume_webhook(webhook, discard_waiting=discard, request=request)
     except WebhookError as error:

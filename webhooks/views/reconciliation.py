@@ -3,7 +3,6 @@
 from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.utils.http import urlencode
 
 from environments.spreadsheets import csv_lines
 from environments.views.decorators import environment_page
@@ -31,7 +30,6 @@ def reconciliation_page(request, environment):
             "title": "Reconciliation",
             "form": form,
             "report": report,
-            "csv_query": urlencode({key: value for key, value in request.GET.items() if value}),
         },
     )
 
