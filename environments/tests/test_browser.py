@@ -2,6 +2,7 @@
 
 import pytest
 
+from environments.audit import record_audit
 from environments.models import Grant
 from environments.tests.browser import log_in
 from environments.tests.factories import grant, make_environment, make_user
@@ -98,8 +99,6 @@ def test_an_admin_publishes_a_draft_and_sees_a_precise_error_first(page):
 
 
 def test_the_audit_export_takes_the_filters_on_screen_even_before_they_are_applied(page):
-    from environments.audit import record_audit
-
     admin = make_user("root", admin=True)
     record_audit("user.created", actor=admin, target_label="Zoë …")
     record_audit("configuration.published", actor=admin, target_label="Other")
@@ -108,6 +107,6 @@ def test_the_audit_export_takes_the_filters_on_screen_even_before_they_are_appli
     page.get_by_label("Action").fill("user.created")  # typed, not applied
     with page.expect_download() as download:
         page.get_by_role("button", name="Export CSV of these filters").click()
-    content = open(download.value.path(), encoding="utf-8").read()
+    content = download.value.path().read_text(encoding="utf-8")
     assert content.startswith("\ufeff")  # spreadsheets read "Zoë …" as written
     assert "Zoë …" in content and "configuration.published" not in content
