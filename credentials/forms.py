@@ -53,3 +53,19 @@ class InvalidateForm(PortalForm):
 
 class RevokeTokensForm(PortalForm):
     reason = forms.CharField(max_length=200, required=False, help_text="Kept in the audit log.")
+
+
+class ClientScopesForm(PortalForm):
+    scopes = forms.MultipleChoiceField(
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Choose at least one scope: a client with no scope can read nothing."},
+        help_text="New tokens get these. Tokens already issued keep the scopes they were issued with until they "
+        "expire, unless you end them now.",
+    )
+    revoke_live_tokens = forms.BooleanField(
+        required=False, label="End the tokens it holds now, so the change applies at once"
+    )
+
+    def __init__(self, *args, environment, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["scopes"].choices = [(scope, scope) for scope in available_scopes(environment)]

@@ -22,6 +22,8 @@ class Client(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # A disabled client obtains no token with any of its credentials; its issued tokens were revoked.
+    disabled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -125,6 +127,7 @@ class AuthFailure(models.Model):
         UNKNOWN_CLIENT = "unknown_client", "Unknown client"
         BAD_SECRET = "bad_secret", "Wrong secret"
         INACTIVE_CREDENTIAL = "inactive_credential", "Expired or invalidated credential"
+        DISABLED_CLIENT = "disabled_client", "Disabled client"
         THROTTLED = "throttled", "Throttled"
 
     client_id = models.CharField(max_length=64, blank=True)

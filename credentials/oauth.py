@@ -82,6 +82,8 @@ def _authenticate(client_id: str, client_secret: str, ip: str | None) -> tuple[C
             credential = candidate
     if credential is None:
         return _fail(client_id, ip, AuthFailure.Reason.BAD_SECRET, client)
+    if client.disabled_at is not None:
+        return _fail(client_id, ip, AuthFailure.Reason.DISABLED_CLIENT, client, credential=credential)
     if credential.state_at(now) != Credential.State.ACTIVE:
         return _fail(client_id, ip, AuthFailure.Reason.INACTIVE_CREDENTIAL, client, credential=credential)
     return client, credential

@@ -94,6 +94,113 @@ def create_client(
     return client
 
 
+def rename_client(client: Client, name: str, *, request: HttpRequest | None = None, actor=None) -> None:
+    """Give a client a new name (unique in its environment); its client_id and credentials do not change."""
+    name = _name(name, Client, "client")
+    old = client.name
+    try:
+        with transaction.atomic():
+            client.name = name
+            client.save(update_fields=["name"])
+            record_audit(
+                "client.renamed",
+                request=request,
+                actor=actor,
+                target=client,
+                environment=client.environment,
+                details={"from": old, "to": name},
+            )
+    except IntegrityError:
+        client.name = old
+        raise CredentialError(f"{client.environment.name} already has a client named “{name}”") from None
+
+
+def set_client_scopes(
+    client: Client,
+    scopes: list[str],
+    *,
+    revoke_live_tokens: bool = False,
+    request: HttpRequest | None = None,
+    actor=None,
+) -> int:
+    """Change what the client may ask for. Tokens already issued keep the scopes they were issued with until
+    they expire, unless `revoke_live_tokens`: then they end now. Returns how many tokens were revoked."""
+    scopes = sorted(set(scopes))
+    if not scopes:
+        raise CredentialError("choose at least one scope: a client with no scope can read nothing")
+    unknown = unknown_scopes(client.environment, scopes)
+    if unknown:
+        raise CredentialError(f"unknown scope(s) for {client.environment.slug}: {', '.join(unknown)}")
+    before = sorted(client.scopes)
+    with transaction.atomic():
+        client.scopes = scopes
+        client.save(update_fields=["scopes"])
+        record_audit(
+            "client.scopes_changed",
+            request=request,
+            actor=actor,
+            target=client,
+            environment=client.environment,
+            details={"from": before, "to": scopes, "ended_issued_access": revoke_live_tokens},
+        )
+        revoked = (
+            revoke_tokens(client=client, reason="scopes changed", request=request, actor=actor)
+            if (revoke_live_tokens)
+            else 0
+        )
+    return revoked
+
+
+def disable_client(client: Client, *, request: HttpRequest | None = None, actor=None) -> int:
+    """Cut a client off: none of its credentials obtains a token, and every token it holds ends now.
+    Returns how many tokens were revoked."""
+    if client.disabled_at is not None:
+        raise CredentialError(f"“{client.name}” is already disabled")
+    with transaction.atomic():
+        client.disabled_at = timezone.now()
+        client.save(update_fields=["disabled_at"])
+        record_audit("client.disabled", request=request, actor=actor, target=client, environment=client.environment)
+        return revoke_tokens(client=client, reason="client disabled", request=request, actor=actor)
+
+
+def enable_client(client: Client, *, request: HttpRequest | None = None, actor=None) -> None:
+    """Let a disabled client's active credentials obtain tokens again."""
+    if client.disabled_at is None:
+        raise CredentialError(f"“{client.name}” is not disabled")
+    with transaction.atomic():
+        client.disabled_at = None
+        client.save(update_fields=["disabled_at"])
+        record_audit("client.enabled", request=request, actor=actor, target=client, environment=client.environment)
+
+
+def client_deletion_problem(client: Client) -> str | None:
+    """Why the client cannot be deleted, or None. Only a client never used may go: its access history stays."""
+    if client.access_tokens.exists():
+        return "it has obtained tokens, and its access history is kept: disable it instead"
+    holders = [holder for credential in client.credentials.all() for holder in credential_in_use_by(credential)]
+    if holders:
+        return f"its credentials sign webhook “{holders[0][0]}”: disable it instead"
+    return None
+
+
+def delete_client(client: Client, *, request: HttpRequest | None = None, actor=None) -> None:
+    """Delete a client that was never used, with its credentials (recorded in the audit log)."""
+    problem = client_deletion_problem(client)
+    if problem:
+        raise CredentialError(f"“{client.name}” cannot be deleted: {problem}")
+    with transaction.atomic():
+        record_audit(
+            "client.deleted",
+            request=request,
+            actor=actor,
+            target=client,
+            environment=client.environment,
+            details={"client_id": client.client_id, "credentials": [c.name for c in client.credentials.all()]},
+        )
+        client.credentials.all().delete()
+        client.delete()
+
+
 def create_credential(
     client: Client,
     name: str,

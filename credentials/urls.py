@@ -6,6 +6,7 @@ urlpatterns = [
     path("e/<slug:slug>/credentials/", portal.credential_list, name="credentials"),
     path("e/<slug:slug>/credentials/access/", portal.access_history, name="access_history"),
     path("e/<slug:slug>/credentials/clients/new/", portal.client_new, name="client_new"),
+    path("e/<slug:slug>/credentials/clients/<str:client_id>/", portal.client_detail, name="client_detail"),
     path(
         "e/<slug:slug>/credentials/clients/<str:client_id>/new-credential/",
         portal.credential_new,

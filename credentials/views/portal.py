@@ -1,25 +1,33 @@
 """The Credentials pages: list, clients, credentials shown once, rename, invalidate, revoke, access history."""
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
+from environments.access import can_manage
 from environments.views.decorators import environment_page
 
 from .. import secrets
-from ..forms import ClientForm, CredentialForm, InvalidateForm, RenameForm, RevokeTokensForm
+from ..forms import ClientForm, ClientScopesForm, CredentialForm, InvalidateForm, RenameForm, RevokeTokensForm
 from ..models import AccessToken, Client, Credential
 from ..services import (
     CredentialError,
+    client_deletion_problem,
     create_client,
     create_credential,
     credential_in_use_by,
     credentials_of,
+    delete_client,
+    disable_client,
+    enable_client,
     invalidate_credential,
+    rename_client,
     rename_credential,
     revoke_tokens,
+    set_client_scopes,
 )
 
 # Where a freshly created secret waits, encrypted, for the one page view that shows it.
@@ -206,3 +214,93 @@ def _credential(environment, credential_id) -> Credential:
 
 def _live_tokens(credential: Credential):
     return credential.access_tokens.filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
+
+
+def _client_of(environment, client_id: str) -> Client:
+    return get_object_or_404(Client.objects.select_related("environment"), environment=environment, client_id=client_id)
+
+
+@environment_page
+def client_detail(request, environment, client_id):
+    """A client: its scopes, state and credentials; rename, re-scope, disable or delete it."""
+    client = _client_of(environment, client_id)
+    if request.method == "POST":
+        return _client_action(request, environment, client)
+    return _client_page(request, client)
+
+
+def _client_page(request, client, rename_form=None, scopes_form=None, status=200):
+    now = timezone.now()
+    return render(
+        request,
+        "credentials/client.html",
+        {
+            "section": "credentials",
+            "title": client.name,
+            "client": client,
+            "credentials": [(credential, credential.state_at(now)) for credential in client.credentials.all()],
+            "live_tokens": AccessToken.objects.filter(
+                client=client, revoked_at__isnull=True, expires_at__gt=now
+            ).count(),
+            "rename_form": rename_form or RenameForm(initial={"name": client.name}, prefix="rename"),
+            "scopes_form": scopes_form
+            or ClientScopesForm(environment=client.environment, initial={"scopes": client.scopes}, prefix="scopes"),
+            "deletion_problem": client_deletion_problem(client),
+        },
+        status=status,
+    )
+
+
+def _client_action(request, environment, client):
+    if not can_manage(request.role):
+        raise PermissionDenied("Viewers can look but not change: ask an Admin for the Program Director role.")
+    action = request.POST.get("action", "")
+    here = redirect("client_detail", environment.slug, client.client_id)
+    if action == "rename":
+        form = RenameForm(request.POST, prefix="rename")
+        if form.is_valid():
+            try:
+                rename_client(client, form.cleaned_data["name"], request=request)
+            except CredentialError as error:
+                form.add_error("name", str(error))
+            else:
+                messages.success(request, f"Renamed: “{client.name}”. Its client_id and credentials are unchanged.")
+                return here
+        return _client_page(request, client, rename_form=form, status=400)
+    if action == "scopes":
+        form = ClientScopesForm(request.POST, environment=environment, prefix="scopes")
+        if form.is_valid():
+            try:
+                revoked = set_client_scopes(
+                    client,
+                    form.cleaned_data["scopes"],
+                    revoke_live_tokens=form.cleaned_data["revoke_live_tokens"],
+                    request=request,
+                )
+            except CredentialError as error:
+                form.add_error("scopes", str(error))
+            else:
+                effect = (
+                    f"{revoked} token{'s' if revoked != 1 else ''} it held ended now"
+                    if form.cleaned_data["revoke_live_tokens"]
+                    else "tokens already issued keep their scopes until they expire"
+                )
+                messages.success(request, f"Scopes saved: {', '.join(client.scopes)}; {effect}.")
+                return here
+        return _client_page(request, client, scopes_form=form, status=400)
+    try:
+        if action == "disable":
+            revoked = disable_client(client, request=request)
+            messages.success(request, f"“{client.name}” is disabled: it obtains no token, and {revoked} it held ended.")
+        elif action == "enable":
+            enable_client(client, request=request)
+            messages.success(request, f"“{client.name}” is enabled: its active credentials obtain tokens again.")
+        elif action == "delete":
+            delete_client(client, request=request)
+            messages.success(request, f"Client “{client.name}” deleted.")
+            return redirect("credentials", environment.slug)
+        else:
+            messages.error(request, "Nothing was changed: unknown action.")
+    except CredentialError as error:
+        messages.error(request, f"Nothing was changed: {error}.")
+    return here

@@ -53,6 +53,7 @@ def pages(seeded) -> list[str]:
         f"/e/{slug}/credentials/",
         f"/e/{slug}/credentials/access/",
         f"/e/{slug}/credentials/clients/new/",
+        f"/e/{slug}/credentials/clients/{client_id}/",
         f"/e/{slug}/credentials/clients/{client_id}/new-credential/",
         f"/e/{slug}/credentials/{credential}/rename/",
         f"/e/{slug}/credentials/{credential}/invalidate/",
@@ -76,6 +77,7 @@ def pages(seeded) -> list[str]:
         f"/configurations/{configuration}/drafts/new/",
         "/environments/new/",
         "/notifications/",
+        "/account/",
         "/no-such-page/",
     ]
 
