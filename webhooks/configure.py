@@ -134,6 +134,11 @@ def _settings_of(webhook: Webhook) -> dict:
     }
 
 
+def _names(credentials) -> list[str]:
+    """Credentials as people know them in the audit trail: client and credential name, never a secret."""
+    return sorted(f"{credential.client.name}: {credential.name}" for credential in credentials)
+
+
 def _apply(webhook: Webhook, fields: WebhookFields) -> None:
     webhook.name = fields.name
     webhook.url = fields.url
@@ -173,7 +178,11 @@ def create_webhook(
                 actor=actor,
                 target=webhook,
                 environment=environment,
-                details={**_settings_of(webhook), "signing_credential_ids": [str(c.id) for c in credentials]},
+                details={
+                    **_settings_of(webhook),
+                    "signing_credential_ids": [str(c.id) for c in credentials],
+                    "signing_credentials": _names(credentials),
+                },
             )
     except IntegrityError:
         raise WebhookInvalid({"name": f"{environment.name} already has a webhook named “{fields.name}”"}) from None
@@ -185,6 +194,7 @@ def update_webhook(webhook: Webhook, fields: WebhookFields, *, request: HttpRequ
     credentials = _validate(webhook.environment, fields, webhook)
     before = _settings_of(webhook)
     before_credentials = sorted(str(pk) for pk in webhook.signing_credentials.values_list("pk", flat=True))
+    before_names = _names(webhook.signing_credentials.select_related("client"))
     before_values = {name: copy.copy(getattr(webhook, name)) for name in options.OPTION_NAMES}
     _apply(webhook, fields)
     after = _settings_of(webhook)
@@ -198,6 +208,7 @@ def update_webhook(webhook: Webhook, fields: WebhookFields, *, request: HttpRequ
             changes[f"{option.name}_changed"] = hidden
     if before_credentials != after_credentials:
         changes["signing_credential_ids"] = {"from": before_credentials, "to": after_credentials}
+        changes["signing_credentials"] = {"from": before_names, "to": _names(credentials)}
     if not changes:
         return
     webhook.keys_version += 1  # the signing method or its credentials may have changed: workers reload keys

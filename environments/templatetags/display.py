@@ -30,3 +30,32 @@ def pretty_json(text: str) -> str:
         return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
     except (TypeError, ValueError, RecursionError):
         return text
+
+
+def _words(value) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(_words(item) for item in value) if value else "none"
+    if isinstance(value, dict):
+        if set(value) == {"from", "to"}:
+            return f"{_words(value['from'])} → {_words(value['to'])}"
+        return "; ".join(f"{key.replace('_', ' ')}: {_words(item)}" for key, item in value.items())
+    return str(value)
+
+
+@register.filter
+def in_words(details: dict) -> list[tuple[str, str]]:
+    """Audit details as (label, text) lines a person reads: names, not ids, where the record has both."""
+    if not isinstance(details, dict):
+        return [("details", _words(details))]
+    if set(details) == {"changes"} and isinstance(details["changes"], dict):
+        details = details["changes"]
+    lines = []
+    for key, value in details.items():
+        if key.endswith("_ids") and key.removesuffix("_ids") + "s" in details:
+            continue  # the names beside them say the same in words
+        lines.append((key.replace("_", " "), _words(value)))
+    return lines

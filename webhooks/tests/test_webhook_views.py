@@ -276,3 +276,22 @@ def test_retry_now_on_the_page_makes_waiting_deliveries_due_and_is_audited(clien
     delivery.refresh_from_db()
     assert delivery.next_attempt_at <= timezone.now()
     assert AuditEvent.objects.filter(action="webhook.retried_now", target_id=str(webhook.pk)).exists()
+
+
+def test_the_audit_log_tells_webhook_changes_in_words_with_names(client, director, env):
+    from credentials.tests.factories import make_client, make_credential
+
+    credential, _ = make_credential(make_client(env, name="Lab importer"), name="Primary")
+    with Receiver() as receiver:
+        make_webhook(
+            env,
+            receiver.url,
+            name="EHR bridge",
+            security_method="credentials",
+            signing_credential_ids=[str(credential.pk)],
+        )
+    page = client.get("/audit/?environment=clinic").content.decode()
+    assert "<dt>signing credentials</dt><dd>Lab importer: Primary</dd>" in page
+    listed = page.split("<dt>event types</dt><dd>")[1].split("</dd>")[0]
+    assert sorted(listed.split(", ")) == ["patients.created", "patients.deleted", "patients.updated"]
+    assert str(credential.pk) not in page  # names, not ids
