@@ -119,3 +119,17 @@ def test_on_a_phone_the_sections_fold_into_a_menu_and_on_a_desktop_they_stay_ope
     page.goto("/e/clinic/")
     assert not page.get_by_text("Menu: Clinic").is_visible()
     assert page.get_by_role("navigation", name="Sections").get_by_role("link", name="Webhooks").is_visible()
+
+
+@pytest.mark.parametrize("width", [390, 1440])
+def test_the_re_send_button_in_the_history_can_be_seen(page, seeded, width):
+    page.set_viewport_size({"width": width, "height": 900})
+    log_in(page, "root")
+    page.goto("/e/clinic/deliveries/")
+    button = page.get_by_role("button", name=f"Re-send delivery {seeded['delivery'].message_id}")
+    button.scroll_into_view_if_needed()
+    assert button.is_visible()
+    colour, background = button.evaluate(
+        """el => [getComputedStyle(el).color, getComputedStyle(el.closest('tr')).backgroundColor]"""
+    )
+    assert colour not in ("rgb(255, 255, 255)", background)  # white on a white row was invisible
