@@ -53,6 +53,8 @@ def in_words(details: dict) -> list[tuple[str, str]]:
         return [("details", _words(details))]
     if set(details) == {"changes"} and isinstance(details["changes"], dict):
         details = details["changes"]
+    if set(details) == {"from", "to"}:
+        return [("changed", _words(details))]
     lines = []
     for key, value in details.items():
         if key.endswith("_ids") and key.removesuffix("_ids") + "s" in details:

@@ -63,8 +63,8 @@ def test_bodies_are_laid_out_and_durations_read_in_units(client, env):
     with Receiver(Answer(body=b'{"received":true,"ids":[1,2]}', delay=1.2)) as receiver:
         delivery = send_one(make_webhook(env, receiver.url))
     page = client.get(f"/e/clinic/deliveries/{delivery.pk}/").content.decode()
-    assert '{\n  &quot;id&quot;: &quot;evt_' in page  # the payload, indented
-    assert '&quot;ids&quot;: [\n    1,\n    2\n  ]' in page  # the response body, indented
+    assert "{\n  &quot;id&quot;: &quot;evt_" in page  # the payload, indented
+    assert "&quot;ids&quot;: [\n    1,\n    2\n  ]" in page  # the response body, indented
     assert 'data-copy-target="payload"' in page
     seconds = f"{delivery.last_duration_ms / 1000:.1f} s"
     assert f"in {seconds} to" in page
