@@ -82,6 +82,11 @@ def pages(seeded) -> list[str]:
     ]
 
 
+# Table cells squeezed so narrow that their words break letter by letter: the page fits, but cannot be read.
+CRUSHED_CELLS = """() => [...document.querySelectorAll('td')]
+    .filter(td => td.innerText.trim().length > 3 && td.getBoundingClientRect().width < 56)
+    .map(td => td.innerText.trim().slice(0, 20))"""
+
 # Ids that an aria-describedby names but the page does not have: a screen reader would read nothing.
 MISSING_DESCRIPTIONS = """() => [...document.querySelectorAll('[aria-describedby]')]
     .flatMap(el => el.getAttribute('aria-describedby').split(/\\s+/))
@@ -98,10 +103,13 @@ def test_no_page_is_wider_than_the_window(page, seeded, width):
         scroll_width = page.evaluate("document.documentElement.scrollWidth")
         if scroll_width > width:
             too_wide.append(f"{path} is {scroll_width} px wide")
+        crushed = page.evaluate(CRUSHED_CELLS)
+        if crushed:
+            too_wide.append(f"{path} crushes table cells to a few letters a line: {crushed[:3]}")
         missing = page.evaluate(MISSING_DESCRIPTIONS)
         if missing:
             too_wide.append(f"{path} describes by ids it lacks: {missing}")
-    assert too_wide == []
+    assert too_wide == [], "\n".join(too_wide)
     assert not [error for error in page.console_errors if "404" not in error]
 
 
