@@ -3,28 +3,67 @@
 from __future__ import annotations
 
 import json
+from typing import Protocol
 
 from environments.models import event_payload
 
-from . import ledger
+from . import examples, ledger
 from .models import Webhook
 
 THIN_FIELDS = ("id", "data_type", "external_id")
 
 
-def render(events: list[ledger.EventRow], payload_format: str, max_events_per_request: int) -> str:
+class Shape(Protocol):
+    """What decides a body's shape: a webhook, or the sending path's copy of its options (`ledger.Target`)."""
+
+    payload_format: str
+    max_events_per_request: int
+    payload_fields: dict[str, list[str]]
+
+
+def render(events: list[ledger.EventRow], shape: Shape) -> str:
     """The request body for these events, as sent (compact JSON, UTF-8)."""
     payloads = []
     for event in events:
         data = event.data
-        if payload_format == Webhook.PayloadFormat.THIN:
+        if shape.payload_format == Webhook.PayloadFormat.THIN:
             data = {key: data[key] for key in THIN_FIELDS if key in data}
+        else:
+            data = minimum_necessary(data, shape.payload_fields)
         payloads.append(event_payload(event.uid, event.type, event.occurred_at, event.environment_slug, data))
-    body = payloads[0] if len(payloads) == 1 and max_events_per_request == 1 else {"events": payloads}
+    body = payloads[0] if len(payloads) == 1 and shape.max_events_per_request == 1 else {"events": payloads}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
-def body_of(delivery_id: int, payload_format: str, max_events_per_request: int) -> str:
+def minimum_necessary(data: dict, payload_fields: dict[str, list[str]]) -> dict:
+    """The record data with only the chosen fields of its data type (all of them when none were chosen)."""
+    chosen = payload_fields.get(data.get("data_type")) if isinstance(data, dict) else None
+    if chosen is None:
+        return data
+    allowed = set(chosen)
+    trimmed = dict(data)
+    if isinstance(data.get("fields"), dict):
+        trimmed["fields"] = {name: value for name, value in data["fields"].items() if name in allowed}
+    if isinstance(data.get("changed_fields"), list):
+        # Which fields changed tells something too: only the chosen ones are named.
+        trimmed["changed_fields"] = [name for name in data["changed_fields"] if name in allowed]
+    return trimmed
+
+
+def body_of(delivery_id: int, shape: Shape) -> str:
     """The body a delivery sends (or sent: once sent, a delivery keeps its body frozen)."""
     events = ledger.events_of([delivery_id])[delivery_id]
-    return render(events, payload_format, max_events_per_request)
+    return render(events, shape)
+
+
+def preview(webhook: Webhook, event_type: str) -> str:
+    """The exact body one event of this type sends to this webhook, built from its example record."""
+    environment = webhook.environment
+    event = ledger.EventRow(
+        uid=examples.EXAMPLE_EVENT_UID,
+        type=event_type,
+        occurred_at=examples.EXAMPLE_OCCURRED_AT,
+        environment_slug=environment.slug,
+        data=examples.example_data(environment, event_type),
+    )
+    return render([event], webhook)

@@ -118,6 +118,10 @@ def _validate(environment: Environment, fields: WebhookFields, webhook: Webhook 
         stored = getattr(webhook, option.name) if webhook is not None else None
         fields.options[option.name] = option.keep(fields.options[option.name], stored)
     errors.update(options.problems(fields.options))
+    if "payload_fields" not in errors:
+        problem = _payload_fields_problem(environment, fields.options["payload_fields"])
+        if problem:
+            errors["payload_fields"] = problem
     if errors:
         raise WebhookInvalid(errors)
     return credentials
@@ -132,6 +136,18 @@ def _settings_of(webhook: Webhook) -> dict:
         "security_method": webhook.security_method,
         **options.audit_view(webhook),
     }
+
+
+def _payload_fields_problem(environment: Environment, chosen: dict[str, list[str]]) -> str | None:
+    """Chosen payload fields must be fields of the environment's published data types."""
+    data_types = environment.schema.get("data_types", {})
+    for data_type, names in chosen.items():
+        if data_type not in data_types:
+            return f"“{data_type[:60]}” is not a data type of {environment.name}"
+        unknown = sorted(set(names) - set(data_types[data_type].get("fields", {})))
+        if unknown:
+            return f"{data_type} has no field {', '.join(unknown[:5])}"
+    return None
 
 
 def _names(credentials) -> list[str]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import json
+import uuid
 
-from environments.models import Environment
+from environments.models import Environment, event_payload
 
 _EXAMPLE_VALUES = {
     "boolean": True,
@@ -18,15 +20,15 @@ _EXAMPLE_VALUES = {
 }
 
 
+EXAMPLE_EVENT_UID = uuid.UUID("5f0c3b2a-9d8e-4f7a-8b6c-1d2e3f4a5b6c")
+EXAMPLE_OCCURRED_AT = datetime.datetime(2026, 1, 15, 9, 30, 0, 123456, tzinfo=datetime.UTC)
+
+
 def example_payload(environment: Environment, event_type: str) -> str:
     """The JSON body a webhook receives for one event of this type (one event per request), indented."""
-    event = {
-        "id": "evt_5f0c3b2a9d8e4f7a8b6c1d2e3f4a5b6c",
-        "type": event_type,
-        "timestamp": "2026-01-15T09:30:00.123456Z",
-        "environment": environment.slug,
-        "data": example_data(environment, event_type),
-    }
+    event = event_payload(
+        EXAMPLE_EVENT_UID, event_type, EXAMPLE_OCCURRED_AT, environment.slug, example_data(environment, event_type)
+    )
     return json.dumps(event, indent=2)
 
 

@@ -12,7 +12,7 @@ from .bulk import RECOVER, STATUS_CHOICES, Selection
 from .configure import WebhookFields, WebhookInvalid, selectable_credentials
 from .examples import example_payload
 from .models import Delivery, Webhook
-from .options import OPTIONS, OptionInvalid
+from .options import ALL_FIELDS, OPTIONS, OptionInvalid, payload_fields_from_choices
 
 
 class EventTypesWidget(forms.CheckboxSelectMultiple):
@@ -54,6 +54,9 @@ class WebhookForm(PortalForm):
         help_text="With the credentials method: each selected active credential signs every request.",
     )
 
+    # Says the field chooser was on the page, so that no box ticked means "no field", not "not asked".
+    payload_fields_shown = forms.CharField(widget=forms.HiddenInput, initial="1", required=False)
+
     def __init__(self, *args, environment, **kwargs):
         super().__init__(*args, **kwargs)
         for option in OPTIONS:  # declared once, in options.py
@@ -70,6 +73,7 @@ class WebhookForm(PortalForm):
         self.fields["event_types"].widget.examples = {
             name: example_payload(environment, name) for name in environment.event_types
         }
+        self._payload_field_choices(environment)
         # Only the credentials method signs with credentials: the field shows with that choice.
         self.fields["signing_credentials"].shown_when = f"security_method={Webhook.SecurityMethod.CREDENTIALS}"
         self.fields["signing_credentials"].choices = [
@@ -77,10 +81,45 @@ class WebhookForm(PortalForm):
             for credential in selectable_credentials(environment)
         ]
 
+    def _payload_field_choices(self, environment) -> None:
+        """Per data type: every field (now and later), or the ones ticked; the mapping shown as those ticks."""
+        data_types = environment.schema.get("data_types", {})
+        self.data_type_names = list(data_types)
+        field = self.fields["payload_fields"]
+        field.widget = EventTypesWidget()
+        field.choices = [
+            (
+                spec.get("label", data_type),
+                [(f"{data_type}.{ALL_FIELDS}", f"every field of {data_type}, those added later too")]
+                + [(f"{data_type}.{name}", name) for name in spec.get("fields", {})],
+            )
+            for data_type, spec in data_types.items()
+        ]
+        chosen = self.initial.get("payload_fields")
+        self.stored_payload_fields = chosen if isinstance(chosen, dict) else {}
+        if not isinstance(chosen, list):  # the stored mapping (or nothing, for a new webhook)
+            chosen = self.stored_payload_fields
+            self.initial["payload_fields"] = [
+                value
+                for data_type, spec in data_types.items()
+                for value in (
+                    [f"{data_type}.{name}" for name in chosen[data_type]]
+                    if data_type in chosen
+                    else [f"{data_type}.{ALL_FIELDS}", *(f"{data_type}.{name}" for name in spec.get("fields", {}))]
+                )
+            ]
+
     def to_fields(self) -> WebhookFields:
         data = self.cleaned_data
         try:
             values = {option.name: option.from_form(data.get(option.name)) for option in OPTIONS}
+            # The form knows the schema: a data type with no box ticked sends no field. A post without the
+            # chooser at all (an older page, a script) keeps what the webhook had.
+            values["payload_fields"] = (
+                payload_fields_from_choices(data.get("payload_fields"), self.data_type_names)
+                if data.get("payload_fields_shown")
+                else self.stored_payload_fields
+            )
         except OptionInvalid as error:
             raise WebhookInvalid({"extra_headers": str(error)}) from None
         return WebhookFields(

@@ -71,6 +71,9 @@ class Webhook(models.Model):
     payload_format = models.CharField(max_length=8, choices=PayloadFormat.choices, default=PayloadFormat.FULL)
     max_events_per_request = models.PositiveSmallIntegerField(default=1)
     timeout_seconds = models.PositiveSmallIntegerField(default=15)
+    # Minimum-necessary payloads: per data type, the only fields a full payload carries. A data type not
+    # named here sends every field, those added to the schema later included; one named never gains any.
+    payload_fields = models.JSONField(default=dict, blank=True)
     # Header values may be a receiver's credentials (Authorization: Bearer …): encrypted at rest.
     extra_headers = EncryptedJSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -81,6 +81,44 @@ def _check_headers(headers: dict[str, str]) -> str | None:
     return None
 
 
+def _check_payload_fields(value) -> str | None:
+    if not isinstance(value, dict):
+        return "a mapping of data type to field names"
+    for data_type, names in value.items():
+        if not isinstance(data_type, str) or not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            return "a mapping of data type to field names"
+    return None
+
+
+ALL_FIELDS = "*"
+
+
+def payload_fields_from_choices(chosen: list[str] | None, data_types: list[str] | None = None) -> dict[str, list[str]]:
+    """Form choices (`patients.*` for every field, now and later; `patients.first_name` for one) to the option.
+
+    A data type of `data_types` with nothing ticked sends no field at all: unticking is never "everything".
+    """
+    chosen = chosen or []
+    everything = {value.partition(".")[0] for value in chosen if value.endswith(f".{ALL_FIELDS}")}
+    picked: dict[str, list[str]] = {data_type: [] for data_type in data_types or [] if data_type not in everything}
+    for value in chosen:
+        data_type, _, name = value.partition(".")
+        if name != ALL_FIELDS and data_type not in everything:
+            picked.setdefault(data_type, []).append(name)
+    return {data_type: sorted(names) for data_type, names in picked.items()}
+
+
+def payload_fields_from_flags(lines: list[str]) -> dict[str, list[str]]:
+    """`--fields patients=first_name,last_name` (repeat per data type) to the option."""
+    chosen: dict[str, list[str]] = {}
+    for line in lines:
+        data_type, equals, names = line.partition("=")
+        if not equals or not data_type.strip():
+            raise OptionInvalid(f"“{line[:60]}” is not “data_type=field,field”")
+        chosen[data_type.strip()] = sorted({name.strip() for name in names.split(",") if name.strip()})
+    return chosen
+
+
 def _in_range(low: int, high: Callable[[], int], unit: str = "") -> Callable[[Any], str | None]:
     def check(value) -> str | None:
         top = high()
@@ -144,6 +182,25 @@ OPTIONS: list[Option] = [
         form_field=lambda: forms.ChoiceField(choices=Webhook.PayloadFormat.choices, initial=Webhook.PayloadFormat.FULL),
         flag="--payload-format",
         flag_options={"choices": Webhook.PayloadFormat.values, "default": Webhook.PayloadFormat.FULL},
+    ),
+    Option(
+        name="payload_fields",
+        label="Fields in full payloads",
+        help="Minimum necessary: per data type, send every field (those added later too) or only the ones "
+        "ticked. A data type with chosen fields never gains a field added to the schema later.",
+        default=dict,
+        check=_check_payload_fields,
+        # Choices come from the environment's schema: the webhook form fills them in.
+        form_field=lambda: forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple),
+        flag="--fields",
+        flag_options={
+            "action": "append",
+            "default": [],
+            "help": "Only these fields of a data type in full payloads: data_type=field,field (repeat).",
+        },
+        from_form=payload_fields_from_choices,
+        to_form=lambda chosen: chosen,  # the form turns the mapping into its choices (it knows the schema)
+        from_flag=payload_fields_from_flags,
     ),
     Option(
         name="max_events_per_request",

@@ -113,7 +113,7 @@ def send_claimed(
         if time.monotonic() > start_none_after:
             unsent = [each.id for each in claimed[index:]]
             break
-        body = delivery.body or bodies.render(events[delivery.id], target.payload_format, target.max_events_per_request)
+        body = delivery.body or bodies.render(events[delivery.id], target)
         now = at or timezone.now()
         headers = request_headers(target, delivery.message_id, body, now)
         if delivery.is_test:

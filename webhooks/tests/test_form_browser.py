@@ -28,7 +28,7 @@ def test_the_webhook_form_groups_types_shows_what_applies_and_leads_to_errors(pa
     log_in(page, "dana")
     page.goto("/e/clinic/webhooks/new/")
 
-    patients = page.locator("fieldset.event-type-group", has_text="Patients")
+    patients = page.locator("#id_event_types fieldset.event-type-group", has_text="Patients")
     patients.get_by_role("button", name="Select all Patients").click()
     assert patients.locator("input:checked").count() == 3
     patients.locator("summary", has_text="Example payload").first.click()

@@ -120,8 +120,7 @@ def delivery_detail(request, environment, delivery_id):
             "webhook": delivery.webhook,
             "attempts": attempts,
             "events": events,
-            "body": delivery.body
-            or bodies.body_of(delivery.pk, delivery.webhook.payload_format, delivery.webhook.max_events_per_request),
+            "body": delivery.body or bodies.body_of(delivery.pk, delivery.webhook),
         },
     )
 

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from credentials import secrets as credential_secrets
 from environments.views.decorators import environment_page
 
-from .. import bulk, manual
+from .. import bodies, bulk, manual
 from ..configure import (
     WebhookError,
     WebhookInvalid,
@@ -146,7 +146,8 @@ def _detail_page(request, webhook, test_attempt=None):
             "now": now,
             "test_attempt": test_attempt,
             "test_types": manual.test_types(webhook),
-            "example_payloads": [(name, example_payload(webhook.environment, name)) for name in webhook.event_types],
+            # Built by the code that builds real bodies, with this webhook's format and chosen fields.
+            "example_payloads": [(name, bodies.preview(webhook, name)) for name in webhook.event_types],
             "last_failure": failure,
             "rotate_form": RotateSecretForm(),
             "resume_form": ResumeForm(),

@@ -22,8 +22,13 @@ class Command(PortalCommand):
 
     def handle(self, *args, **options):
         environment = credential_lookups.environment(options["environment"])
+        values = {}
+        for option in OPTIONS:
+            try:
+                values[option.name] = option.from_flag(options[option.name])
+            except OptionInvalid as error:
+                raise CommandError(f"{option.flag}: {error}") from None
         try:
-            values = {option.name: option.from_flag(options[option.name]) for option in OPTIONS}
             fields = WebhookFields(
                 name=options["name"],
                 url=options["url"],
@@ -33,8 +38,6 @@ class Command(PortalCommand):
                 **values,
             )
             webhook, secret = create_webhook(environment, fields)
-        except OptionInvalid as error:
-            raise CommandError(f"extra_headers: {error}") from None
         except WebhookInvalid as error:
             raise CommandError(str(error)) from None
         shown = secret if webhook.security_method == "secret" else None
