@@ -84,6 +84,9 @@ class Environment(models.Model):
         related_name="environments",
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # Days webhook request and response bodies are kept; null keeps them as long as the deliveries.
+    # Ids, times, status codes and event types stay for the delivery retention (DELIVERY_RETENTION_DAYS).
+    payload_retention_days = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]

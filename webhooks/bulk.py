@@ -76,7 +76,8 @@ class Selection:
         return deliveries
 
     def targets(self) -> QuerySet[Delivery]:
-        return self.in_range().filter(status__in=_STATUSES[self.status])
+        # A delivery whose payload was erased has nothing left to send.
+        return self.in_range().filter(status__in=_STATUSES[self.status], payload_erased_at__isnull=True)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from environments.portal_forms import PortalForm
 
 from .bulk import RECOVER, STATUS_CHOICES, Selection
 from .configure import WebhookFields, WebhookInvalid, selectable_credentials
+from .erasure import Scope
 from .examples import example_payload
 from .models import Delivery, Webhook
 from .options import ALL_FIELDS, OPTIONS, OptionInvalid, payload_fields_from_choices
@@ -243,3 +244,42 @@ class ReconciliationForm(PortalForm):
         data["since"], data["until"] = since, until
         data["webhook"] = self.webhooks.get(data.get("webhook"))
         return data
+
+
+class EraseForm(PortalForm):
+    """Which deliveries' payloads to erase: one, a webhook's in a range, or the environment's in a range."""
+
+    webhook = forms.TypedChoiceField(label="Webhook", required=False, coerce=int, empty_value=None)
+    since = moment_field("From")
+    until = moment_field("To")
+    delivery = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=1, max_value=2**62)
+
+    def __init__(self, data, *, environment):
+        super().__init__(data)
+        self.environment = environment
+        self.fields["webhook"].choices = [("", "Every webhook")] + [
+            (webhook.pk, webhook.name) for webhook in environment.webhooks.order_by("name")
+        ]
+
+    def scope(self) -> Scope:
+        data = self.cleaned_data
+        webhook = self.environment.webhooks.filter(pk=data["webhook"]).first() if data.get("webhook") else None
+        delivery = (
+            Delivery.objects.filter(environment=self.environment, pk=data["delivery"]).first()
+            if data.get("delivery")
+            else None
+        )
+        return Scope(
+            self.environment, webhook=webhook, delivery=delivery, since=data.get("since"), until=data.get("until")
+        )
+
+
+class RetentionForm(PortalForm):
+    days = forms.IntegerField(
+        label="Keep payloads for (days)",
+        required=False,
+        min_value=1,
+        max_value=36_500,
+        help_text="Request and response bodies older than this are erased every day; ids, times, status codes "
+        "and event types stay. Empty: kept as long as the deliveries.",
+    )

@@ -78,6 +78,8 @@ def resend(delivery: Delivery, *, request=None, actor=None, actor_label: str = "
     """Send a delivery again now, with the same `webhook-id` and body, and return the attempt."""
     webhook = delivery.webhook
     _refuse_unless_active(webhook)
+    if delivery.payload_erased_at is not None:
+        raise ResendRefused(f"the payload of {delivery.message_id} was erased: there is nothing left to send")
     label = actor_label
     if audit:
         label = record_audit(

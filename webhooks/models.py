@@ -194,6 +194,8 @@ class Delivery(models.Model):
     last_error = models.CharField(max_length=32, blank=True)
     last_duration_ms = models.PositiveIntegerField(default=0)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # Its request and response bodies were erased (by a person or by payload retention); metadata stays.
+    payload_erased_at = models.DateTimeField(null=True, blank=True)
 
     objects = DeliveryQuerySet.as_manager()
 

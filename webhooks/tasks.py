@@ -8,7 +8,7 @@ import datetime
 from celery import shared_task
 from django.conf import settings
 
-from . import bulk, queueing, retention, rollup, sending, sweeper
+from . import bulk, erasure, queueing, retention, rollup, sending, sweeper
 
 
 @shared_task(name=queueing.DELIVER, ignore_result=True)
@@ -44,7 +44,9 @@ def run_bulk_resend(job_id: int) -> None:
 
 @shared_task(name="webhooks.prune", ignore_result=True)
 def prune_old_deliveries() -> None:
-    """Daily retention: finished deliveries older than DELIVERY_RETENTION_DAYS go."""
+    """Daily retention: payloads past their environment's payload retention are erased, then finished
+    deliveries older than DELIVERY_RETENTION_DAYS go."""
+    erasure.apply_payload_retention()
     retention.prune_deliveries(datetime.timedelta(days=settings.DELIVERY_RETENTION_DAYS))
 
 

@@ -69,6 +69,7 @@ def pages(seeded) -> list[str]:
         f"/e/{slug}/deliveries/",
         f"/e/{slug}/deliveries/{delivery}/",
         f"/e/{slug}/deliveries/reconciliation/",
+        f"/e/{slug}/deliveries/erase/?webhook={webhook}",
         "/audit/",
         "/configurations/",
         "/configurations/new/",

@@ -120,7 +120,9 @@ def delivery_detail(request, environment, delivery_id):
             "webhook": delivery.webhook,
             "attempts": attempts,
             "events": events,
-            "body": delivery.body or bodies.body_of(delivery.pk, delivery.webhook),
+            "body": ""
+            if delivery.payload_erased_at
+            else delivery.body or bodies.body_of(delivery.pk, delivery.webhook),
         },
     )
 
