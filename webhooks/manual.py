@@ -51,17 +51,7 @@ def send_test(
     else:
         data = example_data(environment, event_type)
     with transaction.atomic():
-        event = Event.objects.create(environment=environment, type=event_type, data=data)
-        delivery = Delivery.objects.create(
-            webhook=webhook,
-            environment=environment,
-            message_id=new_message_id(),
-            event_count=1,
-            event_types=event_type,
-            is_test=True,
-            next_attempt_at=None,
-        )
-        DeliveryEvent.objects.create(delivery=delivery, event=event)
+        delivery = new_test_delivery(webhook, event_type, data)
         audit = record_audit(
             "webhook.test_sent",
             request=request,
@@ -72,6 +62,23 @@ def send_test(
             details={"message_id": delivery.message_id, "event_type": event_type},
         )
     return send_now(delivery.pk, trigger=Attempt.Trigger.TEST, triggered_by=audit.actor_label)
+
+
+def new_test_delivery(webhook: Webhook, event_type: str, data: dict, *, body: str = "") -> Delivery:
+    """A delivery marked as a test, carrying one new event; `body` fixes the exact bytes it sends."""
+    event = Event.objects.create(environment=webhook.environment, type=event_type, data=data)
+    delivery = Delivery.objects.create(
+        webhook=webhook,
+        environment=webhook.environment,
+        message_id=new_message_id(),
+        event_count=1,
+        event_types=event_type,
+        is_test=True,
+        next_attempt_at=None,
+        body=body,
+    )
+    DeliveryEvent.objects.create(delivery=delivery, event=event)
+    return delivery
 
 
 def resend(delivery: Delivery, *, request=None, actor=None, actor_label: str = "", audit: bool = True) -> Attempt:

@@ -92,6 +92,7 @@ def send_claimed(
     triggered_by: str = "",
     at: datetime.datetime | None = None,
     events: dict[int, list[ledger.EventRow]] | None = None,
+    tamper: bool = False,
 ) -> list[Attempt]:
     """Send leased deliveries one after another and record them; returns the attempts made.
 
@@ -118,6 +119,9 @@ def send_claimed(
         headers = request_headers(target, delivery.message_id, body, now)
         if delivery.is_test:
             headers["webhook-test"] = "true"  # a receiver can tell a test from a real change before acting
+        if tamper and delivery.is_test:
+            # The signature self-test: the body changes after signing; a verifying receiver must refuse it.
+            body = signing.tampered(body)
         result = _post(target, body, headers)
         attempt = Attempt(
             delivery_id=delivery.id,
@@ -207,6 +211,7 @@ def attempt_delivery(
     trigger: str = Attempt.Trigger.SCHEDULED,
     now: datetime.datetime | None = None,
     triggered_by: str = "",
+    tamper: bool = False,
 ) -> Attempt | None:
     """Send one delivery once, if it is due (or asked for by hand) and no one else is sending it.
 
@@ -221,7 +226,9 @@ def attempt_delivery(
     )
     if not claimed:
         return None
-    attempts = send_claimed(target, claimed, trigger=trigger, triggered_by=triggered_by, at=now, events=events)
+    attempts = send_claimed(
+        target, claimed, trigger=trigger, triggered_by=triggered_by, at=now, events=events, tamper=tamper
+    )
     return attempts[0] if attempts else None
 
 

@@ -43,3 +43,14 @@ def signature(key: bytes, message_id: str, timestamp: int, body: str) -> str:
 def signature_header(keys: list[bytes], message_id: str, timestamp: int, body: str) -> str:
     """The `webhook-signature` header value: one signature per key, space-separated."""
     return " ".join(signature(key, message_id, timestamp, body) for key in keys)
+
+
+SELF_TEST_MARKER = "signed as sent"
+SELF_TEST_TAMPERED = "altered after!"
+
+
+def tampered(body: str) -> str:
+    """The body with one phrase changed after signing (same length): its signature no longer matches."""
+    if SELF_TEST_MARKER in body:
+        return body.replace(SELF_TEST_MARKER, SELF_TEST_TAMPERED, 1)
+    return body[:-1] + (" " if body[-1:] != " " else "\t")

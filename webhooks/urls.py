@@ -9,6 +9,7 @@ urlpatterns = [
     path("e/<slug:slug>/webhooks/<id:webhook_id>/edit/", portal.webhook_edit, name="webhook_edit"),
     path("e/<slug:slug>/webhooks/<id:webhook_id>/secret/", portal.webhook_secret, name="webhook_secret"),
     path("e/<slug:slug>/webhooks/<id:webhook_id>/test/", portal.webhook_test, name="webhook_test"),
+    path("e/<slug:slug>/webhooks/<id:webhook_id>/self-test/", portal.webhook_self_test, name="webhook_self_test"),
     path("e/<slug:slug>/webhooks/<id:webhook_id>/pause/", portal.webhook_pause, name="webhook_pause"),
     path("e/<slug:slug>/webhooks/<id:webhook_id>/resume/", portal.webhook_resume, name="webhook_resume"),
     path("e/<slug:slug>/webhooks/<id:webhook_id>/retry-now/", portal.webhook_retry_now, name="webhook_retry_now"),

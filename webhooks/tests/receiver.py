@@ -36,9 +36,11 @@ class Receiver:
     receiver answers `default` (200 "ok").
     """
 
-    def __init__(self, default: Answer | None = None):
+    def __init__(self, default: Answer | None = None, judge=None):
         self.requests: list[Received] = []
         self.default = default or Answer()
+        # judge(body, headers) -> Answer: a receiver with its own logic (e.g. one that verifies signatures).
+        self.judge = judge
         self._answers: deque[Answer] = deque()
         self._lock = threading.Lock()
         receiver = self
@@ -55,6 +57,8 @@ class Receiver:
                 body = self.rfile.read(length)
                 with receiver._lock:
                     answer = receiver._answers.popleft() if receiver._answers else receiver.default
+                    if receiver.judge is not None:
+                        answer = receiver.judge(body, dict(self.headers))
                     receiver.requests.append(Received(self.path, dict(self.headers), body, time.time()))
                 if answer.delay:
                     time.sleep(answer.delay)

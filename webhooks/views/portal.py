@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from credentials import secrets as credential_secrets
 from environments.views.decorators import environment_page
 
-from .. import bodies, bulk, manual
+from .. import bodies, bulk, manual, self_test
 from ..configure import (
     WebhookError,
     WebhookInvalid,
@@ -124,10 +124,19 @@ def webhook_detail(request, environment, webhook_id):
         if shown.isascii() and shown.isdigit() and len(shown) <= 18
         else None
     )
-    return _detail_page(request, webhook, test_attempt=test_attempt)
+    return _detail_page(
+        request, webhook, test_attempt=test_attempt, self_test_result=_self_test_shown(request, webhook)
+    )
 
 
-def _detail_page(request, webhook, test_attempt=None):
+def _self_test_shown(request, webhook):
+    genuine, _, tampered = request.GET.get("self_test", "").partition("-")
+    if not all(part.isascii() and part.isdigit() and len(part) <= 18 for part in (genuine, tampered)):
+        return None
+    return self_test.result_of(webhook, int(genuine), int(tampered))
+
+
+def _detail_page(request, webhook, test_attempt=None, self_test_result=None):
     now = timezone.now()
     [health] = health_of(webhook=webhook)
     failure = last_failure(webhook) if webhook.condition in ("failing", "disabled") else None
@@ -145,6 +154,7 @@ def _detail_page(request, webhook, test_attempt=None):
             ],
             "now": now,
             "test_attempt": test_attempt,
+            "self_test": self_test_result,
             "test_types": manual.test_types(webhook),
             # Built by the code that builds real bodies, with this webhook's format and chosen fields.
             "example_payloads": [(name, bodies.preview(webhook, name)) for name in webhook.event_types],
@@ -182,6 +192,19 @@ def webhook_test(request, environment, webhook_id):
         return redirect(reverse("webhook_detail", args=[environment.slug, webhook.pk]) + "#testing")
     query = urlencode({"test": attempt.pk})
     return redirect(reverse("webhook_detail", args=[environment.slug, webhook.pk]) + f"?{query}#testing")
+
+
+@require_POST
+@environment_page(manage=True)
+def webhook_self_test(request, environment, webhook_id):
+    """Run the signature self-test, then show its verdict on the page (post/redirect/get)."""
+    webhook = webhook_of(environment, webhook_id)
+    result = self_test.run(webhook, request=request)
+    page = reverse("webhook_detail", args=[environment.slug, webhook.pk])
+    if result.genuine is None or result.tampered is None:
+        messages.error(request, result.verdict)
+        return redirect(page + "#testing")
+    return redirect(page + "?" + urlencode({"self_test": f"{result.genuine.pk}-{result.tampered.pk}"}) + "#testing")
 
 
 @require_POST

@@ -1,0 +1,123 @@
+"""The signature self-test: does the receiver verify signatures, on the bytes as sent?
+
+Two test deliveries go out: one correctly signed, one whose body changes after
+signing. The receiver passes only if it accepts the first (2xx) and refuses the
+second with an HTTP error. The signed body is deliberately not what a JSON library
+writes (keys out of order, `\\u` escapes, `1.0`), so a receiver that parses and
+re-serialises the body before verifying refuses the first and fails too.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from environments.audit import record_audit
+
+from .manual import new_test_delivery
+from .models import Attempt, Webhook
+from .sending import attempt_delivery, send_now
+from .signing import SELF_TEST_MARKER
+
+EVENT_TYPE = "webhook.signature_test"
+
+
+@dataclass(frozen=True)
+class SelfTest:
+    genuine: Attempt | None
+    tampered: Attempt | None
+
+    @property
+    def passed(self) -> bool:
+        return bool(
+            self.genuine
+            and self.genuine.succeeded
+            and self.tampered
+            and self.tampered.status_code is not None
+            and not self.tampered.succeeded
+        )
+
+    @property
+    def verdict(self) -> str:
+        """What the result means, in one sentence a person can act on."""
+        genuine, tampered = self.genuine, self.tampered
+        if genuine is None or tampered is None:
+            return "Not run: a test delivery was already being sent; try again."
+        if self.passed:
+            return (
+                f"Passed: the receiver accepted the signed request ({genuine.status_code}) and refused the one "
+                f"altered after signing ({tampered.status_code})."
+            )
+        if not genuine.succeeded:
+            answer = f"HTTP {genuine.status_code}" if genuine.status_code else (genuine.error or "no answer")
+            return (
+                f"Failed: the receiver refused a correctly signed request ({answer}). It may verify with another "
+                "key, or parse and re-serialise the body before verifying: verify the raw bytes as received."
+            )
+        if tampered.succeeded:
+            return (
+                f"Failed: the receiver accepted a request whose signature does not match its body "
+                f"({tampered.status_code}): it does not verify signatures, so anyone can post to it."
+            )
+        return f"Failed: the altered request got no HTTP answer ({tampered.error or 'no answer'}), not a refusal."
+
+
+def signed_body(webhook: Webhook) -> str:
+    """A webhook.signature_test event whose bytes no JSON library would write itself."""
+    event_id = f"evt_{uuid.uuid4().hex}"
+    timestamp = timezone.now().isoformat().replace("+00:00", "Z")
+    return (
+        f'{{"type":"{EVENT_TYPE}","id":"{event_id}","timestamp":"{timestamp}",'
+        f'"environment":{json.dumps(webhook.environment.slug)},'
+        f'"data":{{"note":"caf\\u00e9 \\u2014 {SELF_TEST_MARKER}","ratio":1.0,"webhook":{json.dumps(webhook.name)}}}}}'
+    )
+
+
+def run(webhook: Webhook, *, request=None, actor=None, actor_label: str | None = None) -> SelfTest:
+    """Send the signed and the altered test request; record both in the history and the result in the audit log."""
+    with transaction.atomic():
+        body = signed_body(webhook)
+        data = json.loads(body)["data"]
+        genuine_delivery = new_test_delivery(webhook, EVENT_TYPE, data, body=body)
+        tampered_delivery = new_test_delivery(webhook, EVENT_TYPE, data, body=body)
+    label = actor_label or (request.user.get_username() if request is not None else "system")
+    genuine = send_now(genuine_delivery.pk, trigger=Attempt.Trigger.TEST, triggered_by=f"{label} (self-test, signed)")
+    tampered = attempt_delivery(
+        tampered_delivery.pk,
+        trigger=Attempt.Trigger.TEST,
+        triggered_by=f"{label} (self-test, altered after signing)",
+        tamper=True,
+    )
+    result = SelfTest(genuine, tampered)
+    record_audit(
+        "webhook.signature_self_test",
+        request=request,
+        actor=actor,
+        actor_label=actor_label,
+        target=webhook,
+        environment=webhook.environment,
+        details={
+            "passed": result.passed,
+            "signed_answer": genuine.status_code if genuine else None,
+            "altered_answer": tampered.status_code if tampered else None,
+            "deliveries": [genuine_delivery.message_id, tampered_delivery.message_id],
+        },
+    )
+    return result
+
+
+def result_of(webhook: Webhook, genuine_id: int, tampered_id: int) -> SelfTest | None:
+    """A self-test's result from its two attempts (for the page after the redirect)."""
+    attempts = {
+        attempt.pk: attempt
+        for attempt in Attempt.objects.filter(
+            pk__in=[genuine_id, tampered_id], delivery__webhook=webhook, delivery__is_test=True
+        )
+    }
+    if len(attempts) != 2:
+        return None
+    return SelfTest(attempts[genuine_id], attempts[tampered_id])
