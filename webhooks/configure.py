@@ -104,7 +104,7 @@ def _validate(environment: Environment, fields: WebhookFields, webhook: Webhook 
         errors["event_types"] = f"not event types of {environment.name}'s published schema: {', '.join(unknown)}"
     credentials: list[Credential] = []
     if fields.security_method not in Webhook.SecurityMethod.values:
-        errors["security_method"] = "choose a signing secret or credentials"
+        errors["security_method"] = "choose a signing secret, credentials or an Ed25519 key pair"
     elif fields.security_method == Webhook.SecurityMethod.CREDENTIALS:
         selectable = {str(credential.id): credential for credential in selectable_credentials(environment)}
         chosen = sorted(set(map(str, fields.signing_credential_ids)))
@@ -170,6 +170,17 @@ def _new_secret(webhook: Webhook) -> str:
     return secret
 
 
+def _new_key_pair(webhook: Webhook) -> SigningSecret:
+    private, public = signing.new_key_pair()
+    return SigningSecret.objects.create(
+        webhook=webhook,
+        algorithm=SigningSecret.Algorithm.ED25519,
+        hint=public[:12],
+        secret_encrypted=credential_secrets.encrypt(private),
+        public_key=public,
+    )
+
+
 def create_webhook(
     environment: Environment, fields: WebhookFields, *, request: HttpRequest | None = None, actor=None
 ) -> tuple[Webhook, str | None]:
@@ -186,8 +197,9 @@ def create_webhook(
         with transaction.atomic():
             webhook.save()
             webhook.signing_credentials.set(credentials)
-            # Every webhook has a secret, so switching method later never leaves it unsigned.
+            # Every webhook has a secret and a key pair, so switching method later never leaves it unsigned.
             secret = _new_secret(webhook)
+            _new_key_pair(webhook)
             record_audit(
                 "webhook.created",
                 request=request,
@@ -232,6 +244,10 @@ def update_webhook(webhook: Webhook, fields: WebhookFields, *, request: HttpRequ
         with transaction.atomic():
             webhook.save()
             webhook.signing_credentials.set(credentials)
+            if webhook.security_method == Webhook.SecurityMethod.ED25519 and not webhook.signing_secrets.filter(
+                algorithm=SigningSecret.Algorithm.ED25519
+            ):
+                _new_key_pair(webhook)  # made before key pairs existed
             record_audit(
                 "webhook.updated",
                 request=request,
@@ -273,7 +289,8 @@ def rotate_signing_secret(
     request: HttpRequest | None = None,
     actor=None,
 ) -> str:
-    """Make a new signing secret; the current ones keep signing for `grace` (0 to 7 days), then stop."""
+    """Make a new signing key of the webhook's method (a `whsec_` secret, or an Ed25519 pair); the current
+    ones keep signing for `grace` (0 to 7 days), then stop. Returns the new secret, or the new public key."""
     if grace is None:
         grace = datetime.timedelta(hours=settings.WEBHOOK_SECRET_GRACE_HOURS)
     if not datetime.timedelta(0) <= grace <= datetime.timedelta(days=7):
@@ -282,10 +299,12 @@ def rotate_signing_secret(
     retires_at = now + grace
     with transaction.atomic():
         Webhook.objects.select_for_update().get(pk=webhook.pk)
-        current = webhook.signing_secrets.filter(retires_at__isnull=True)
-        current.update(retires_at=retires_at)
-        webhook.signing_secrets.filter(retires_at__gt=retires_at).update(retires_at=retires_at)
-        secret = _new_secret(webhook)
+        pairs = webhook.security_method == Webhook.SecurityMethod.ED25519
+        algorithm = SigningSecret.Algorithm.ED25519 if pairs else SigningSecret.Algorithm.HMAC_SHA256
+        keys = webhook.signing_secrets.filter(algorithm=algorithm)
+        keys.filter(retires_at__isnull=True).update(retires_at=retires_at)
+        keys.filter(retires_at__gt=retires_at).update(retires_at=retires_at)
+        secret = _new_key_pair(webhook).public_key if pairs else _new_secret(webhook)
         Webhook.objects.filter(pk=webhook.pk).update(keys_version=F("keys_version") + 1)
         record_audit(
             "webhook.key_rotated",
@@ -293,15 +312,26 @@ def rotate_signing_secret(
             actor=actor,
             target=webhook,
             environment=webhook.environment,
-            details={"old_keys_sign_until": retires_at.isoformat(), "grace_hours": grace.total_seconds() / 3600},
+            details={
+                "algorithm": algorithm,
+                "old_keys_sign_until": retires_at.isoformat(),
+                "grace_hours": grace.total_seconds() / 3600,
+            },
         )
     return secret
 
 
+def signing_keys_of(webhook: Webhook) -> list[SigningSecret]:
+    """The keys of the webhook's own method (its `whsec_` secrets, or its Ed25519 pairs), newest first."""
+    pairs = webhook.security_method == Webhook.SecurityMethod.ED25519
+    algorithm = SigningSecret.Algorithm.ED25519 if pairs else SigningSecret.Algorithm.HMAC_SHA256
+    return list(webhook.signing_secrets.filter(algorithm=algorithm).order_by("-created_at"))
+
+
 def signing_secrets_in_use(webhook: Webhook, moment: datetime.datetime | None = None) -> list[SigningSecret]:
-    """The secrets signing now, newest first."""
+    """The keys of its method signing now, newest first."""
     moment = moment or timezone.now()
-    return [secret for secret in webhook.signing_secrets.all() if secret.is_signing_at(moment)]
+    return [secret for secret in signing_keys_of(webhook) if secret.is_signing_at(moment)]
 
 
 def _set_state(webhook: Webhook, state: str, action: str, *, reason: str = "", request=None, actor=None, **details):

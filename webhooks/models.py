@@ -7,6 +7,7 @@ transaction as the event it carries; Celery only carries the work of sending it.
 from __future__ import annotations
 
 import datetime
+import hashlib
 
 from django.conf import settings
 from django.db import models
@@ -52,6 +53,7 @@ class Webhook(models.Model):
     class SecurityMethod(models.TextChoices):
         SIGNING_SECRET = "secret", "Signing secret"
         CREDENTIALS = "credentials", "Credentials"
+        ED25519 = "ed25519", "Ed25519 key pair (receivers hold only the public key)"
 
     class PayloadFormat(models.TextChoices):
         FULL = "full", "Full: the record as it is after the change"
@@ -115,11 +117,21 @@ class Webhook(models.Model):
 
 
 class SigningSecret(models.Model):
-    """A `whsec_` key of a webhook. The current one has no `retires_at`; a rotated one signs until then."""
+    """A signing key of a webhook: a `whsec_` HMAC secret, or an Ed25519 pair (`whsk_` private, `whpk_` public).
+
+    The current one of each kind has no `retires_at`; a rotated one signs until then.
+    """
+
+    class Algorithm(models.TextChoices):
+        HMAC_SHA256 = "hmac-sha256", "HMAC-SHA256 (whsec_)"
+        ED25519 = "ed25519", "Ed25519 (whpk_ / whsk_)"
 
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="signing_secrets")
+    algorithm = models.CharField(max_length=16, choices=Algorithm.choices, default=Algorithm.HMAC_SHA256)
     hint = models.CharField(max_length=16)
     secret_encrypted = models.TextField()
+    # Ed25519 only: the `whpk_` public key, shown on the page and published in the environment's JWKS.
+    public_key = models.CharField(max_length=60, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     retires_at = models.DateTimeField(null=True, blank=True)
 
@@ -134,6 +146,11 @@ class SigningSecret(models.Model):
 
     def is_signing_at(self, moment) -> bool:
         return self.retires_at is None or self.retires_at > moment
+
+    @property
+    def kid(self) -> str:
+        """The key id receivers see in the JWKS: stable, derived from the public key."""
+        return "whpk-" + hashlib.sha256(self.public_key.encode()).hexdigest()[:16] if self.public_key else ""
 
 
 class DeliveryQuerySet(models.QuerySet):

@@ -29,7 +29,7 @@ KEYS_CACHE_SECONDS = 60
 
 @dataclass
 class _Key:
-    key: bytes
+    key: signing.SigningKey
     source: SigningSecret | Credential
 
     def signs_at(self, moment: datetime.datetime) -> bool:
@@ -49,13 +49,22 @@ def _load(webhook_id: int, security_method: str) -> list[_Key]:
             _Key(signing.key_of_client_secret(credential_secrets.decrypt(credential.secret_encrypted)), credential)
             for credential in credentials.order_by("-created_at")
         ]
+    if security_method == Webhook.SecurityMethod.ED25519:
+        pairs = SigningSecret.objects.filter(webhook_id=webhook_id, algorithm=SigningSecret.Algorithm.ED25519)
+        return [
+            _Key(signing.key_of_private_key(credential_secrets.decrypt(pair.secret_encrypted)), pair)
+            for pair in pairs.order_by("-created_at")
+        ]
+    secrets = SigningSecret.objects.filter(webhook_id=webhook_id, algorithm=SigningSecret.Algorithm.HMAC_SHA256)
     return [
         _Key(signing.key_of_signing_secret(credential_secrets.decrypt(secret.secret_encrypted)), secret)
-        for secret in SigningSecret.objects.filter(webhook_id=webhook_id).order_by("-created_at")
+        for secret in secrets.order_by("-created_at")
     ]
 
 
-def keys_at(webhook_id: int, security_method: str, keys_version: int, moment: datetime.datetime) -> list[bytes]:
+def keys_at(
+    webhook_id: int, security_method: str, keys_version: int, moment: datetime.datetime
+) -> list[signing.SigningKey]:
     """The keys that sign this webhook's requests at `moment`, newest first."""
     with _lock:
         cached = _cache.get(webhook_id)

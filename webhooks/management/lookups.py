@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from environments.inputs import moment_problem
 
+from ..configure import signing_secrets_in_use
 from ..models import Webhook
 from ..options import audit_view
 
@@ -76,5 +77,10 @@ def describe(item: Webhook) -> dict:
         "security_method": item.security_method,
         "signing_credential_ids": [str(pk) for pk in item.signing_credentials.values_list("pk", flat=True)],
         **audit_view(item),
+        **(
+            {"public_keys": [key.public_key for key in signing_secrets_in_use(item)]}
+            if item.security_method == Webhook.SecurityMethod.ED25519
+            else {}
+        ),
         "last_triggered_at": item.last_triggered_at.isoformat() if item.last_triggered_at else None,
     }

@@ -22,7 +22,7 @@ def test_create_test_history_and_re_send_in_the_browser(page):
         receiver.answer(202, body=b"thanks").answer(500, body=b"database down")
         page.goto("/e/clinic/webhooks/")
         page.get_by_role("link", name="New webhook").click()
-        page.get_by_label("Name").fill("Care app")
+        page.get_by_role("textbox", name="Name", exact=True).fill("Care app")
         page.get_by_label("URL").fill(receiver.url)
         page.get_by_label("patients.created").check()
         page.get_by_role("button", name="Save").click()

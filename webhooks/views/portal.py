@@ -24,6 +24,7 @@ from ..configure import (
     pause_webhook,
     resume_webhook,
     rotate_signing_secret,
+    signing_keys_of,
     signing_secrets_in_use,
     update_webhook,
 )
@@ -147,7 +148,7 @@ def _detail_page(request, webhook, test_attempt=None, self_test_result=None):
             "section": "webhooks",
             "webhook": webhook,
             "health": health,
-            "secrets": webhook.signing_secrets.all(),
+            "secrets": signing_keys_of(webhook),
             "secrets_signing": signing_secrets_in_use(webhook, now),
             "signing_credentials": [
                 (credential, credential.state_at(now)) for credential in webhook.signing_credentials.all()
@@ -263,6 +264,10 @@ def webhook_rotate(request, environment, webhook_id):
     secret = rotate_signing_secret(
         webhook, grace=datetime.timedelta(hours=form.cleaned_data["grace_hours"]), request=request
     )
+    if webhook.security_method == Webhook.SecurityMethod.ED25519:
+        # A public key is no secret: it is on the page and in the JWKS from now on.
+        messages.success(request, f"New Ed25519 key {secret}: give receivers this public key (or the JWKS).")
+        return redirect(reverse("webhook_detail", args=[environment.slug, webhook.pk]) + "#signing")
     request.session[_SHOW_ONCE_KEY] = {str(webhook.pk): credential_secrets.encrypt(secret)}
     return redirect("webhook_secret", environment.slug, webhook.pk)
 

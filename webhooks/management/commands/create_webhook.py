@@ -15,7 +15,7 @@ class Command(PortalCommand):
         parser.add_argument("--name", required=True)
         parser.add_argument("--url", required=True)
         parser.add_argument("--events", required=True, help="Comma-separated event types, e.g. patients.created.")
-        parser.add_argument("--security", choices=["secret", "credentials"], default="secret")
+        parser.add_argument("--security", choices=["secret", "credentials", "ed25519"], default="secret")
         parser.add_argument("--credential", action="append", default=[], help="Credential id to sign with (repeat).")
         for option in OPTIONS:  # declared once, in webhooks/options.py
             parser.add_argument(option.flag, dest=option.name, **option.flag_options)
@@ -44,4 +44,7 @@ class Command(PortalCommand):
         text = f"Created webhook “{webhook.name}” ({webhook.pk}) in {environment.slug}, posting to {webhook.url}."
         if shown:
             text += f"\nsigning secret: {shown}\nStore it now: it cannot be shown again."
-        self.report({**lookups.describe(webhook), "signing_secret": shown}, text)
+        described = lookups.describe(webhook)
+        for public_key in described.get("public_keys", []):
+            text += f"\npublic key: {public_key} (receivers verify v1a signatures with it; it is not a secret)"
+        self.report({**described, "signing_secret": shown}, text)
