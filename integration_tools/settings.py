@@ -301,6 +301,9 @@ API_PAGE_SIZE_MAX = 200
 # --- Webhooks ---------------------------------------------------------------
 
 WEBHOOKS_PER_ENVIRONMENT_MAX = env.int("WEBHOOKS_PER_ENVIRONMENT_MAX", default=20)
+# Environment kinds (test, sandbox, live) whose new webhooks, and webhooks whose URL changes, must prove
+# their receiver (a signed challenge it answers) before any delivery is sent. An Admin may waive it.
+WEBHOOK_VERIFICATION_REQUIRED_KINDS = env.list("WEBHOOK_VERIFICATION_REQUIRED_KINDS", default=["live"])
 # Plain http:// URLs are for development only.
 WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=DEBUG)
 # Networks (CIDR) webhooks may reach even though they are not public, e.g. 127.0.0.1/32 for a local receiver.

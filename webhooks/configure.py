@@ -192,6 +192,8 @@ def create_webhook(
         )
     webhook = Webhook(environment=environment, created_by=acting_user(request, actor))
     _apply(webhook, fields)
+    if verification_required(environment):
+        webhook.state = Webhook.State.UNVERIFIED  # nothing is sent until the receiver proves the URL
     secret = None
     try:
         with transaction.atomic():
@@ -210,8 +212,11 @@ def create_webhook(
                     **_settings_of(webhook),
                     "signing_credential_ids": [str(c.id) for c in credentials],
                     "signing_credentials": _names(credentials),
+                    "verification": "required" if webhook.state == Webhook.State.UNVERIFIED else "not required",
                 },
             )
+            if webhook.state == Webhook.State.UNVERIFIED:
+                transaction.on_commit(lambda: queueing.queue(queueing.VERIFY, webhook.pk), robust=True)
     except IntegrityError:
         raise WebhookInvalid({"name": f"{environment.name} already has a webhook named “{fields.name}”"}) from None
     return webhook, secret
@@ -234,6 +239,10 @@ def update_webhook(webhook: Webhook, fields: WebhookFields, *, request: HttpRequ
         )
         if hidden:
             changes[f"{option.name}_changed"] = hidden
+    if "url" in changes and verification_required(webhook.environment):
+        # A new URL is a new receiver: it proves itself before data flows there.
+        webhook.state, webhook.verified_at, webhook.verification_waived = Webhook.State.UNVERIFIED, None, ""
+        changes["verification"] = {"from": "done", "to": "required again: the URL changed"}
     if before_credentials != after_credentials:
         changes["signing_credential_ids"] = {"from": before_credentials, "to": after_credentials}
         changes["signing_credentials"] = {"from": before_names, "to": _names(credentials)}
@@ -256,6 +265,8 @@ def update_webhook(webhook: Webhook, fields: WebhookFields, *, request: HttpRequ
                 environment=webhook.environment,
                 details={"changes": changes},
             )
+            if "verification" in changes:
+                transaction.on_commit(lambda: queueing.queue(queueing.VERIFY, webhook.pk), robust=True)
     except IntegrityError:
         raise WebhookInvalid({"name": f"a webhook named “{fields.name}” already exists"}) from None
 
@@ -374,26 +385,46 @@ def resume_webhook(
     """
     if webhook.state == Webhook.State.ACTIVE:
         raise WebhookError(f"{webhook.name} is already active")
+    if webhook.state == Webhook.State.UNVERIFIED:
+        raise WebhookError(f"{webhook.name} is unverified: verify its URL (or an Admin may waive verification)")
     waiting = Delivery.objects.filter(webhook=webhook, status__in=Delivery.WAITING, is_test=False)
     with transaction.atomic():
         count = waiting.count()
         if discard_waiting:
             count = waiting.update(status=Delivery.Status.DISCARDED, next_attempt_at=None)
-        _set_state(
-            webhook,
-            Webhook.State.ACTIVE,
-            "webhook.resumed",
-            request=request,
-            actor=actor,
-            waiting=count,
-            waiting_deliveries="discarded" if discard_waiting else "sent",
-        )
-        if not discard_waiting:
-            # Due now: those that were waiting for a retry while paused need not wait out their backoff.
-            waiting.update(next_attempt_at=timezone.now(), enqueued_at=timezone.now())
-            copies = settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK
-            transaction.on_commit(lambda: queueing.drain(webhook.pk, copies), robust=True)
+            _set_state(
+                webhook,
+                Webhook.State.ACTIVE,
+                "webhook.resumed",
+                request=request,
+                actor=actor,
+                waiting=count,
+                waiting_deliveries="discarded",
+            )
+        else:
+            activate(webhook, "webhook.resumed", request=request, actor=actor, waiting_deliveries="sent")
     return count
+
+
+def activate(webhook: Webhook, action: str, *, request: HttpRequest | None = None, actor=None, **details) -> int:
+    """Make the webhook active (audited as `action`) and send what waits for it at once, oldest first.
+
+    Returns how many deliveries were waiting. Resuming, enabling and a passed verification all end here.
+    """
+    waiting = Delivery.objects.filter(webhook=webhook, status__in=Delivery.WAITING, is_test=False)
+    with transaction.atomic():
+        count = waiting.count()
+        _set_state(webhook, Webhook.State.ACTIVE, action, request=request, actor=actor, waiting=count, **details)
+        # Due now: those that were waiting for a retry while held need not wait out their backoff.
+        waiting.update(next_attempt_at=timezone.now(), enqueued_at=timezone.now())
+        copies = settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK
+        transaction.on_commit(lambda: queueing.drain(webhook.pk, copies), robust=True)
+    return count
+
+
+def verification_required(environment: Environment) -> bool:
+    """Whether a new webhook (or a changed URL) in this environment must prove its receiver before data flows."""
+    return environment.kind in settings.WEBHOOK_VERIFICATION_REQUIRED_KINDS
 
 
 def disable_webhook(webhook: Webhook, reason: str, *, request: HttpRequest | None = None, actor=None) -> None:

@@ -118,7 +118,9 @@ class Summary:
     @property
     def next_action(self) -> str:
         """recover (failing), enable (disabled), resume (paused), or nothing."""
-        return {"failing": "recover", "disabled": "enable", "paused": "resume"}.get(self.webhook.condition, "")
+        return {"failing": "recover", "disabled": "enable", "unverified": "verify", "paused": "resume"}.get(
+            self.webhook.condition, ""
+        )
 
 
 def summaries(environment: Environment, now: datetime.datetime | None = None) -> list[Summary]:

@@ -18,16 +18,18 @@ from credentials.fields import EncryptedJSONField
 
 class WebhookQuerySet(models.QuerySet):
     # The conditions of `Webhook.condition`, as filters; in the order that needs attention first.
-    CONDITIONS = ("failing", "disabled", "paused", "healthy")
+    CONDITIONS = ("failing", "disabled", "unverified", "paused", "healthy")
 
     def in_condition(self, condition: str) -> WebhookQuerySet:
         return self.filter(_condition_filter(condition))
 
     def needing_attention(self) -> WebhookQuerySet:
-        return self.filter(_condition_filter("failing") | _condition_filter("disabled"))
+        return self.filter(
+            _condition_filter("failing") | _condition_filter("disabled") | _condition_filter("unverified")
+        )
 
     def with_condition_rank(self) -> WebhookQuerySet:
-        """Annotate `condition_rank`: 0 failing, 1 disabled, 2 paused, 3 healthy."""
+        """Annotate `condition_rank`: 0 failing, 1 disabled, 2 unverified, 3 paused, 4 healthy."""
         ranks = (models.When(_condition_filter(name), then=rank) for rank, name in enumerate(self.CONDITIONS))
         return self.annotate(condition_rank=models.Case(*ranks))
 
@@ -37,6 +39,7 @@ def _condition_filter(condition: str) -> models.Q:
     return {
         "failing": models.Q(state=active, failing_since__isnull=False),
         "disabled": models.Q(state="disabled"),
+        "unverified": models.Q(state="unverified"),
         "paused": models.Q(state="paused"),
         "healthy": models.Q(state=active, failing_since__isnull=True),
     }[condition]
@@ -49,6 +52,8 @@ class Webhook(models.Model):
         ACTIVE = "active", "Active"
         PAUSED = "paused", "Paused"
         DISABLED = "disabled", "Disabled"
+        # Endpoint verification pending: deliveries are kept, not sent, until the receiver proves the URL.
+        UNVERIFIED = "unverified", "Unverified"
 
     class SecurityMethod(models.TextChoices):
         SIGNING_SECRET = "secret", "Signing secret"
@@ -85,6 +90,11 @@ class Webhook(models.Model):
     last_triggered_at = models.DateTimeField(null=True, blank=True)
     # Start of the current run of failed attempts; cleared by any success.
     failing_since = models.DateTimeField(null=True, blank=True)
+    # Endpoint verification (webhooks/verification.py): when it was proved, or why an Admin waived it.
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verification_waived = models.CharField(max_length=300, blank=True)
+    verification_tried_at = models.DateTimeField(null=True, blank=True)
+    verification_result = models.CharField(max_length=300, blank=True)
     # Bumped whenever the keys that sign change: workers cache decrypted keys per (webhook, version).
     keys_version = models.PositiveIntegerField(default=0)
 

@@ -16,6 +16,7 @@ DELIVER = "webhooks.deliver"
 DRAIN = "webhooks.drain"
 PROBE = "webhooks.probe"
 BULK_RESEND = "webhooks.bulk_resend"
+VERIFY = "webhooks.verify"
 
 
 def queue(task_name: str, argument: int, countdown: float = 0) -> None:

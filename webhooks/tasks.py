@@ -8,7 +8,8 @@ import datetime
 from celery import shared_task
 from django.conf import settings
 
-from . import bulk, erasure, queueing, retention, rollup, sending, sweeper
+from . import bulk, erasure, queueing, retention, rollup, sending, sweeper, verification
+from .models import Webhook
 
 
 @shared_task(name=queueing.DELIVER, ignore_result=True)
@@ -40,6 +41,14 @@ def run_bulk_resend(job_id: int) -> None:
     """Work through a bulk re-send in chunks, recording progress as it goes."""
     if bulk.bulk_resend_step(job_id):
         queueing.queue(queueing.BULK_RESEND, job_id)
+
+
+@shared_task(name=queueing.VERIFY, ignore_result=True)
+def verify_webhook(webhook_id: int) -> None:
+    """Send a new or re-pointed webhook's verification challenge (if it still waits for one)."""
+    webhook = Webhook.objects.filter(pk=webhook_id, state=Webhook.State.UNVERIFIED).first()
+    if webhook is not None:
+        verification.verify(webhook, actor_label="system")
 
 
 @shared_task(name="webhooks.prune", ignore_result=True)

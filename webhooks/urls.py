@@ -10,6 +10,12 @@ urlpatterns = [
     path("e/<slug:slug>/webhooks/<id:webhook_id>/edit/", portal.webhook_edit, name="webhook_edit"),
     path("e/<slug:slug>/webhooks/<id:webhook_id>/secret/", portal.webhook_secret, name="webhook_secret"),
     path("e/<slug:slug>/webhooks/<id:webhook_id>/test/", portal.webhook_test, name="webhook_test"),
+    path("e/<slug:slug>/webhooks/<id:webhook_id>/verify/", portal.webhook_verify, name="webhook_verify"),
+    path(
+        "e/<slug:slug>/webhooks/<id:webhook_id>/waive-verification/",
+        portal.webhook_waive_verification,
+        name="webhook_waive_verification",
+    ),
     path("e/<slug:slug>/webhooks/<id:webhook_id>/self-test/", portal.webhook_self_test, name="webhook_self_test"),
     path("e/<slug:slug>/webhooks/<id:webhook_id>/pause/", portal.webhook_pause, name="webhook_pause"),
     path("e/<slug:slug>/webhooks/<id:webhook_id>/resume/", portal.webhook_resume, name="webhook_resume"),

@@ -3,6 +3,7 @@
 import datetime
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -12,9 +13,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from credentials import secrets as credential_secrets
+from environments.access import is_admin
 from environments.views.decorators import environment_page
 
-from .. import bodies, bulk, manual, self_test
+from .. import bodies, bulk, manual, self_test, verification
 from ..configure import (
     WebhookError,
     WebhookInvalid,
@@ -206,6 +208,35 @@ def webhook_self_test(request, environment, webhook_id):
         messages.error(request, result.verdict)
         return redirect(page + "#testing")
     return redirect(page + "?" + urlencode({"self_test": f"{result.genuine.pk}-{result.tampered.pk}"}) + "#testing")
+
+
+@require_POST
+@environment_page(manage=True)
+def webhook_verify(request, environment, webhook_id):
+    """Send the verification challenge now and say what came back."""
+    webhook = webhook_of(environment, webhook_id)
+    outcome = verification.verify(webhook, request=request)
+    if outcome.passed:
+        messages.success(request, f"Verified: {outcome.result}. “{webhook.name}” is active; what waited is being sent.")
+    else:
+        messages.error(request, f"Not verified: {outcome.result}. Deliveries stay held.")
+    return redirect(reverse("webhook_detail", args=[environment.slug, webhook.pk]) + "#health")
+
+
+@require_POST
+@environment_page(manage=True)
+def webhook_waive_verification(request, environment, webhook_id):
+    """An Admin lets an unverified webhook send without proof, with a reason (audited)."""
+    webhook = webhook_of(environment, webhook_id)
+    if not is_admin(request.user):
+        raise PermissionDenied("Only an Admin may waive verification.")
+    try:
+        count = verification.waive(webhook, request.POST.get("reason", ""), request=request)
+    except WebhookError as error:
+        messages.error(request, f"Nothing was changed: {sentence(error)}")
+    else:
+        messages.success(request, f"Verification waived: “{webhook.name}” is active; {count} waiting deliveries go.")
+    return redirect(reverse("webhook_detail", args=[environment.slug, webhook.pk]) + "#health")
 
 
 @require_POST

@@ -1,0 +1,37 @@
+from django.core.management.base import CommandError
+
+from environments.management.base import PortalCommand
+from webhooks import verification
+from webhooks.configure import WebhookError
+from webhooks.management import lookups
+
+
+class Command(PortalCommand):
+    help = (
+        "Send a webhook's URL verification challenge now (exit 1 unless the receiver answers it), or with "
+        "--waive REASON let an unverified webhook send without proof (audited)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("webhook", help="Webhook id, or <environment>/<name>.")
+        parser.add_argument("--waive", metavar="REASON", help="Waive verification for this webhook, saying why.")
+
+    def handle(self, *args, webhook, waive, **options):
+        target = lookups.webhook(webhook)
+        if waive is not None:
+            try:
+                count = verification.waive(target, waive)
+            except WebhookError as error:
+                raise CommandError(str(error)) from None
+            self.report(
+                {"verified": False, "waived": True, "state": target.state, "waiting_sent": count},
+                f"Verification of {target.name} waived; {count} waiting deliveries go.",
+            )
+            return
+        outcome = verification.verify(target, actor_label="manage.py verify_webhook")
+        self.report(
+            {"verified": outcome.passed, "result": outcome.result, "state": target.state},
+            f"{'Verified' if outcome.passed else 'Not verified'}: {outcome.result}.",
+        )
+        if not outcome.passed:
+            raise SystemExit(1)

@@ -1,0 +1,140 @@
+"""Endpoint verification: deliveries are held until the receiver answers a signed challenge, then sent in order."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import BASE_DIR, subprocess_env
+from environments.models import AuditEvent
+from environments.records import create_record
+from environments.tests.browser import log_in
+from environments.tests.factories import grant, log_in_director, make_environment, make_user
+from webhooks import verification
+from webhooks.configure import fields_of, update_webhook
+from webhooks.models import Webhook
+from webhooks.sending import attempt_delivery, drain
+from webhooks.tests.factories import make_webhook
+from webhooks.tests.receiver import Answer, Receiver
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def answering_the_challenge(body: bytes, headers: dict) -> Answer:
+    event = json.loads(body)
+    if event["type"] == "webhook.verification":
+        return Answer(status=200, body=json.dumps({"challenge": event["data"]["challenge"]}).encode())
+    return Answer(status=204, body=b"")
+
+
+def produce(environment, count: int) -> None:
+    for number in range(count):
+        create_record(environment, "patients", {"first_name": f"Patient {number}", "last_name": "X"})
+
+
+@pytest.fixture
+def live():
+    return make_environment("ward", kind="live")
+
+
+def test_a_live_webhook_holds_deliveries_until_verified_then_sends_them_in_order(live):
+    with Receiver(judge=answering_the_challenge) as receiver:
+        webhook = make_webhook(live, receiver.url)
+        assert webhook.state == Webhook.State.UNVERIFIED
+        produce(live, 3)
+        assert attempt_delivery(webhook.deliveries.order_by("id").first().pk) is None  # held, not sent
+        assert receiver.requests == []
+
+        outcome = verification.verify(webhook)
+        assert outcome.passed and outcome.result == "the receiver answered 200 with the challenge"
+        assert webhook.state == Webhook.State.ACTIVE and webhook.verified_at is not None
+        drain(webhook.pk)
+    kinds = [json.loads(request.body)["type"] for request in receiver.requests]
+    assert kinds == ["webhook.verification", "patients.created", "patients.created", "patients.created"]
+    names = [json.loads(request.body)["data"]["fields"]["first_name"] for request in receiver.requests[1:]]
+    assert names == ["Patient 0", "Patient 1", "Patient 2"]  # oldest first
+    assert receiver.requests[0].headers["webhook-signature"].startswith("v1,")  # the challenge is signed
+    assert AuditEvent.objects.filter(action="webhook.verified", target_id=str(webhook.pk)).exists()
+
+
+def test_a_receiver_that_does_not_echo_the_challenge_stays_unverified(live):
+    with Receiver() as receiver:  # answers 200 "ok" to anything
+        webhook = make_webhook(live, receiver.url)
+        produce(live, 1)
+        outcome = verification.verify(webhook)
+    assert not outcome.passed
+    assert outcome.result == "the receiver answered 200 but its body did not contain the challenge"
+    assert webhook.state == Webhook.State.UNVERIFIED
+    assert webhook.deliveries.filter(is_test=False, status="pending").count() == 1
+    assert AuditEvent.objects.filter(action="webhook.verification_failed").exists()
+
+
+def test_a_changed_url_must_be_verified_again(live):
+    with Receiver(judge=answering_the_challenge) as first, Receiver() as second:
+        webhook = make_webhook(live, first.url)
+        verification.verify(webhook)
+        fields = fields_of(webhook)
+        fields.url = second.url
+        update_webhook(webhook, fields)
+    webhook.refresh_from_db()
+    assert webhook.state == Webhook.State.UNVERIFIED and webhook.verified_at is None
+
+
+def test_only_an_admin_waives_verification_with_a_reason(live, client):
+    with Receiver() as receiver:
+        webhook = make_webhook(live, receiver.url)
+    log_in_director(client, live)
+    assert client.post(f"/e/ward/webhooks/{webhook.pk}/waive-verification/", {"reason": "x"}).status_code == 403
+    client.force_login(make_user("root", admin=True))
+    refused = client.post(f"/e/ward/webhooks/{webhook.pk}/waive-verification/", {"reason": " "}, follow=True)
+    assert "Nothing was changed: Say why verification is waived" in refused.content.decode()
+    client.post(f"/e/ward/webhooks/{webhook.pk}/waive-verification/", {"reason": "receiver behind a gateway"})
+    webhook.refresh_from_db()
+    assert webhook.state == Webhook.State.ACTIVE and webhook.verification_waived == "receiver behind a gateway"
+    waived = AuditEvent.objects.get(action="webhook.verification_waived")
+    assert waived.details["reason"] == "receiver behind a gateway" and waived.actor_label == "root"
+
+
+def test_test_environments_do_not_require_it_by_default(settings):
+    environment = make_environment("clinic")
+    with Receiver() as receiver:
+        webhook = make_webhook(environment, receiver.url)
+    assert webhook.state == Webhook.State.ACTIVE
+    settings.WEBHOOK_VERIFICATION_REQUIRED_KINDS = ["live", "test"]
+    with Receiver() as receiver:
+        assert make_webhook(environment, receiver.url).state == Webhook.State.UNVERIFIED
+
+
+def test_the_command_verifies_and_exits_1_when_the_receiver_fails(live):
+    with Receiver() as receiver:
+        webhook = make_webhook(live, receiver.url)
+        done = subprocess.run(
+            [sys.executable, "manage.py", "verify_webhook", str(webhook.pk), "--json"],
+            cwd=BASE_DIR,
+            env=subprocess_env(WEBHOOK_ALLOW_HTTP="1", WEBHOOK_ALLOWED_NETWORKS="127.0.0.1/32"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1, done.stderr
+    assert json.loads(done.stdout)["verified"] is False
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [390, 1440])
+def test_verify_now_in_the_browser(page, live, width):
+    grant(make_user("dana"), live)
+    with Receiver(judge=answering_the_challenge) as receiver:
+        webhook = make_webhook(live, receiver.url, name="Ward feed")
+        produce(live, 1)
+        page.set_viewport_size({"width": width, "height": 900})
+        log_in(page, "dana")
+        page.goto(f"/e/ward/webhooks/{webhook.pk}/")
+        assert "unverified" in page.get_by_role("heading", level=1).inner_text()
+        assert "Unverified:" in page.locator("#verification").inner_text()
+        page.get_by_role("button", name="Verify now").click()
+        assert "Verified: the receiver answered 200 with the challenge" in page.locator(".messages").inner_text()
+        assert "active" in page.get_by_role("heading", level=1).inner_text()
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert not page.console_errors
