@@ -61,6 +61,7 @@ SCENARIOS = [
     "memory",
     "history",
     "overview",
+    "receivers",
     "api",
     "embedded",
 ]
@@ -79,6 +80,8 @@ FULL = {
     "memory_deliveries": 100_000,
     "history": [1_000_000, 10_000_000],
     "overview": 1_000_000,
+    "receiver_renders": 20_000,
+    "erase_deliveries": 100_000,
     "api_seconds": 10.0,
     "embedded_events": 1000,
 }
@@ -96,6 +99,8 @@ SMOKE = {
     "memory_deliveries": 200,
     "history": [2_000],
     "overview": 2_000,
+    "receiver_renders": 200,
+    "erase_deliveries": 1_000,
     "api_seconds": 1.0,
     "embedded_events": 30,
 }
@@ -620,6 +625,12 @@ def scenario_overview(size) -> dict:
     return {**figures, "worst_median_ms": worst, "bar": "< 100 ms", "holds": worst < 100}
 
 
+def scenario_receivers(size) -> dict:
+    from benchmarks.receiver_costs import measure
+
+    return measure(size["receiver_renders"], size["erase_deliveries"])
+
+
 def scenario_api(size, database_url: str) -> dict:
     from benchmarks.api_throughput import measure
 
@@ -723,6 +734,8 @@ def main(argv: list[str] | None = None) -> dict:
                     figures = scenario_history(size)
                 elif name == "overview":
                     figures = scenario_overview(size)
+                elif name == "receivers":
+                    figures = scenario_receivers(size)
                 elif name == "api":
                     figures = scenario_api(size, database_url)
                 elif name == "embedded":
@@ -868,6 +881,31 @@ def table(results: dict) -> str:
                 "",
                 "< 100 ms",
                 yes(f["holds"]),
+            )
+        )
+    if "receivers" in s:
+        f = s["receivers"]
+        rows.append(
+            (
+                "per delivery: render all / chosen fields",
+                f"{f['render_all_fields_us']} / {f['render_chosen_fields_us']} µs",
+                "",
+                "",
+                "",
+                "",
+            )
+        )
+        rows.append(
+            ("per delivery: sign HMAC / Ed25519", f"{f['sign_hmac_us']} / {f['sign_ed25519_us']} µs", "", "", "", "")
+        )
+        rows.append(
+            (
+                f"erase payloads, {f['erased_deliveries']:,} deliveries",
+                f"{f['erase_us_per_delivery']} µs per delivery (batches of {f['erase_batch']})",
+                "",
+                "",
+                "",
+                "",
             )
         )
     if "api" in s:

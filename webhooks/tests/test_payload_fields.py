@@ -70,7 +70,11 @@ def test_the_preview_has_the_shape_of_what_is_sent_for_every_event_type(env, dat
         update_record(record, {first_field: FULL_RECORDS[data_type][first_field] + " changed"})
         delete_record(record)
         deliver_all(webhook)
+    for request, delivery in zip(receiver.requests, webhook.deliveries.order_by("id"), strict=True):
+        # What was sent is exactly what the render the preview uses makes of the same event...
+        assert request.text == bodies.body_of(delivery.pk, webhook)
     for body in sent(receiver):
+        # ...and the preview of its type has the same shape: the same keys, the same chosen fields.
         preview = json.loads(bodies.preview(webhook, body["type"]))
         assert preview.keys() == body.keys()
         assert preview["data"].keys() == body["data"].keys(), body["type"]
