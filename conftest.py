@@ -68,6 +68,18 @@ def subprocess_env(**extra: str) -> dict:
     return env
 
 
+def manage_py(*args: str, **extra_env: str) -> subprocess.CompletedProcess:
+    """Run `manage.py` in its own process against the test database, as ops and cron do (exit code, output)."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env=subprocess_env(**extra_env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 # Settings every test worker needs: webhooks may reach receivers on 127.0.0.1, and
 # lost tasks are swept up within seconds instead of a minute.
 WORKER_TEST_ENV = {

@@ -12,7 +12,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from standardwebhooks import Webhook as StandardWebhook
 
-from conftest import BASE_DIR, subprocess_env
+from conftest import BASE_DIR, manage_py, subprocess_env
 from credentials.tests.factories import make_client, make_credential
 from environments.models import AuditEvent
 from environments.records import create_record
@@ -167,14 +167,7 @@ def test_integration_health_exits_1_when_a_webhook_fails_longer_than_the_thresho
     Webhook.objects.filter(pk=failing.pk).update(
         failing_since=None, state=Webhook.State.DISABLED, disabled_reason="410 Gone"
     )
-    result = subprocess.run(
-        [sys.executable, "manage.py", "integration_health", "--fail-after", "30d"],
-        cwd=BASE_DIR,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = manage_py("integration_health", "--fail-after", "30d")
     assert result.returncode == 1
     assert result.stdout.strip().splitlines()[-1] == "1 webhook needs attention: clinic/Failing (disabled)"
 

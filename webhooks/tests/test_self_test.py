@@ -2,14 +2,12 @@
 re-serialises the body before verifying."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 from standardwebhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from conftest import BASE_DIR, subprocess_env
+from conftest import manage_py
 from environments.models import AuditEvent
 from environments.tests.factories import log_in_director, make_environment
 from webhooks import self_test
@@ -87,13 +85,12 @@ def test_the_page_shows_the_verdict_after_a_redirect(env, client):
 def test_the_command_exits_1_when_the_receiver_does_not_verify(env):
     with Receiver() as receiver:
         webhook = make_webhook(env, receiver.url)
-        done = subprocess.run(
-            [sys.executable, "manage.py", "signature_self_test", str(webhook.pk), "--json"],
-            cwd=BASE_DIR,
-            env=subprocess_env(WEBHOOK_ALLOW_HTTP="1", WEBHOOK_ALLOWED_NETWORKS="127.0.0.1/32"),
-            capture_output=True,
-            text=True,
-            timeout=60,
+        done = manage_py(
+            "signature_self_test",
+            str(webhook.pk),
+            "--json",
+            WEBHOOK_ALLOW_HTTP="1",
+            WEBHOOK_ALLOWED_NETWORKS="127.0.0.1/32",
         )
     assert done.returncode == 1, done.stderr
     assert json.loads(done.stdout)["passed"] is False

@@ -1,12 +1,10 @@
 """Endpoint verification: deliveries are held until the receiver answers a signed challenge, then sent in order."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from conftest import BASE_DIR, subprocess_env
+from conftest import manage_py
 from environments.models import AuditEvent
 from environments.records import create_record
 from environments.tests.browser import log_in
@@ -109,13 +107,8 @@ def test_test_environments_do_not_require_it_by_default(settings):
 def test_the_command_verifies_and_exits_1_when_the_receiver_fails(live):
     with Receiver() as receiver:
         webhook = make_webhook(live, receiver.url)
-        done = subprocess.run(
-            [sys.executable, "manage.py", "verify_webhook", str(webhook.pk), "--json"],
-            cwd=BASE_DIR,
-            env=subprocess_env(WEBHOOK_ALLOW_HTTP="1", WEBHOOK_ALLOWED_NETWORKS="127.0.0.1/32"),
-            capture_output=True,
-            text=True,
-            timeout=60,
+        done = manage_py(
+            "verify_webhook", str(webhook.pk), "--json", WEBHOOK_ALLOW_HTTP="1", WEBHOOK_ALLOWED_NETWORKS="127.0.0.1/32"
         )
     assert done.returncode == 1, done.stderr
     assert json.loads(done.stdout)["verified"] is False
