@@ -32,11 +32,15 @@ def set_time_zone(user, name: str) -> None:
     Preference.objects.update_or_create(user=user, defaults={"time_zone": name})
 
 
-def remember_environment(user, environment: Environment) -> None:
-    """Note the environment a person works in, so the portal opens there next time (one write on a change)."""
-    updated = Preference.objects.filter(user=user).exclude(last_environment=environment)
-    if not updated.update(last_environment=environment) and not Preference.objects.filter(user=user).exists():
-        Preference.objects.create(user=user, last_environment=environment)
+def remember_environment(request, environment: Environment) -> None:
+    """Note the environment a person works in, so the portal opens there next time.
+
+    The middleware read the person's preference already: nothing is written unless the environment changed.
+    """
+    if getattr(request, "last_environment_id", None) == environment.pk:
+        return
+    Preference.objects.update_or_create(user=request.user, defaults={"last_environment": environment})
+    request.last_environment_id = environment.pk
 
 
 def landing_environment(user) -> Environment | None:
@@ -51,8 +55,9 @@ def landing_environment(user) -> Environment | None:
     return visible.order_by(live_last, "name").first()
 
 
-class TimeZoneMiddleware:
-    """Show every time in the signed-in person's chosen zone (Django converts aware times as it renders)."""
+class PreferenceMiddleware:
+    """Read the signed-in person's preference once per request: show every time in their zone (Django
+    converts aware times as it renders) and keep the environment they used last on the request."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -60,7 +65,8 @@ class TimeZoneMiddleware:
     def __call__(self, request):
         name = None
         if request.user.is_authenticated:
-            name = Preference.objects.filter(user=request.user).values_list("time_zone", flat=True).first()
+            stored = Preference.objects.filter(user=request.user).values_list("time_zone", "last_environment")
+            name, request.last_environment_id = stored.first() or (None, None)
         if name:
             timezone.activate(zoneinfo.ZoneInfo(name))
         else:

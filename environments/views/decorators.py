@@ -34,7 +34,7 @@ def environment_page(view=None, *, manage: bool = False):
             if manage and not can_manage(role):
                 raise PermissionDenied("Viewers can look but not change: ask an Admin for the Program Director role.")
             request.environment, request.role = environment, role
-            remember_environment(request.user, environment)
+            remember_environment(request, environment)
             return view(request, environment, *args, **kwargs)
 
         return wrapped
