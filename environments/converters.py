@@ -1,6 +1,11 @@
 """URL converters for ids: a number too long for a 64-bit column is a 404, not a database error."""
 
 
+def row_id(text: str) -> int | None:
+    """A row id typed as text (a query parameter, a command argument), or None: the `<id:…>` rule."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+
+
 class DatabaseId:
     """`<id:name>`: a row id of up to 18 digits (every such number fits a bigint)."""
 

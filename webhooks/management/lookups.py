@@ -6,6 +6,7 @@ import re
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from environments.converters import row_id
 from environments.inputs import moment_problem
 
 from ..configure import signing_secrets_in_use
@@ -20,8 +21,8 @@ MAX_DURATION = datetime.timedelta(days=36500)
 def webhook(reference: str) -> Webhook:
     """A webhook by id, or by `<environment-slug>/<name>`."""
     found = Webhook.objects.select_related("environment")
-    if reference.isascii() and reference.isdigit() and len(reference) <= 18:
-        found = found.filter(pk=int(reference)).first()
+    if (pk := row_id(reference)) is not None:
+        found = found.filter(pk=pk).first()
     elif "/" in reference:
         slug, _, name = reference.partition("/")
         found = found.filter(environment__slug=slug, name=name).first()

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from credentials import secrets as credential_secrets
 from environments.access import is_admin
+from environments.converters import row_id
 from environments.views.decorators import environment_page
 
 from .. import bodies, bulk, manual, self_test, verification
@@ -121,10 +122,10 @@ def _form_page(request, form, title, webhook=None):
 @environment_page
 def webhook_detail(request, environment, webhook_id):
     webhook = webhook_of(environment, webhook_id)
-    shown = request.GET.get("test", "")
+    shown = row_id(request.GET.get("test", ""))
     test_attempt = (
-        Attempt.objects.filter(pk=int(shown), delivery__webhook=webhook, delivery__is_test=True).first()
-        if shown.isascii() and shown.isdigit() and len(shown) <= 18
+        Attempt.objects.filter(pk=shown, delivery__webhook=webhook, delivery__is_test=True).first()
+        if shown is not None
         else None
     )
     return _detail_page(
@@ -134,9 +135,10 @@ def webhook_detail(request, environment, webhook_id):
 
 def _self_test_shown(request, webhook):
     genuine, _, tampered = request.GET.get("self_test", "").partition("-")
-    if not all(part.isascii() and part.isdigit() and len(part) <= 18 for part in (genuine, tampered)):
+    genuine, tampered = row_id(genuine), row_id(tampered)
+    if genuine is None or tampered is None:
         return None
-    return self_test.result_of(webhook, int(genuine), int(tampered))
+    return self_test.result_of(webhook, genuine, tampered)
 
 
 def _detail_page(request, webhook, test_attempt=None, self_test_result=None):
