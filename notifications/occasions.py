@@ -77,7 +77,7 @@ def failing_webhooks(now: datetime.datetime) -> Iterator[Occasion]:
         failed_for = now - webhook.failing_since
         link = reverse("webhook_detail", args=[environment.slug, webhook.pk])
         attempt = last_failure(webhook)
-        error = f"The last attempt got: {attempt_result(attempt)}." if attempt else ""
+        error = f"The last attempt got: {attempt.outcome}." if attempt else ""
         common = (
             f"Every attempt to deliver to webhook “{webhook.name}” in {environment.name} has failed for "
             f"{_duration(failed_for)} (since {webhook.failing_since:%Y-%m-%d %H:%M} UTC). {error}"
@@ -105,13 +105,6 @@ def failing_webhooks(now: datetime.datetime) -> Iterator[Occasion]:
                     link,
                 )
                 break
-
-
-def attempt_result(attempt) -> str:
-    """An attempt's outcome in words: the status code, or what went wrong on the way."""
-    if attempt.status_code is not None:
-        return f"HTTP {attempt.status_code}"
-    return (attempt.error or "no answer").replace("_", " ")
 
 
 def disabled_webhooks(now: datetime.datetime) -> Iterator[Occasion]:

@@ -309,6 +309,13 @@ class Attempt(models.Model):
     def __str__(self) -> str:
         return f"attempt {self.number} of {self.delivery_id}"
 
+    @property
+    def outcome(self) -> str:
+        """What came back, in words: `HTTP 503`, or what went wrong on the way (`connection refused`)."""
+        if self.status_code is not None:
+            return f"HTTP {self.status_code}"
+        return (self.error or "no answer").replace("_", " ")
+
 
 class BulkResend(models.Model):
     """A background re-send of a webhook's deliveries in a status and time range, with its progress.

@@ -53,17 +53,16 @@ class SelfTest:
                 f"altered after signing ({tampered.status_code})."
             )
         if not genuine.succeeded:
-            answer = f"HTTP {genuine.status_code}" if genuine.status_code else (genuine.error or "no answer")
             return (
-                f"Failed: the receiver refused a correctly signed request ({answer}). It may verify with another "
-                "key, or parse and re-serialise the body before verifying: verify the raw bytes as received."
+                f"Failed: the receiver refused a correctly signed request ({genuine.outcome}). It may verify with "
+                "another key, or parse and re-serialise the body before verifying: verify the raw bytes as received."
             )
         if tampered.succeeded:
             return (
                 f"Failed: the receiver accepted a request whose signature does not match its body "
                 f"({tampered.status_code}): it does not verify signatures, so anyone can post to it."
             )
-        return f"Failed: the altered request got no HTTP answer ({tampered.error or 'no answer'}), not a refusal."
+        return f"Failed: the altered request got no HTTP answer ({tampered.outcome}), not a refusal."
 
 
 def signed_body(webhook: Webhook) -> str:

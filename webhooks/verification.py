@@ -40,8 +40,8 @@ def _outcome(attempt: Attempt | None, challenge: str) -> tuple[bool, str]:
     if attempt.succeeded:
         return False, f"the receiver answered {attempt.status_code} but its body did not contain the challenge"
     if attempt.status_code is not None:
-        return False, f"the receiver answered HTTP {attempt.status_code}"
-    return False, f"no answer: {(attempt.error or 'error').replace('_', ' ')}"
+        return False, f"the receiver answered {attempt.outcome}"
+    return False, f"no answer: {attempt.outcome}"
 
 
 def verify(webhook: Webhook, *, request=None, actor=None, actor_label: str | None = None) -> Verification:
