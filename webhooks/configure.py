@@ -253,9 +253,7 @@ def update_webhook(webhook: Webhook, fields: WebhookFields, *, request: HttpRequ
         with transaction.atomic():
             webhook.save()
             webhook.signing_credentials.set(credentials)
-            if webhook.security_method == Webhook.SecurityMethod.ED25519 and not webhook.signing_secrets.filter(
-                algorithm=SigningSecret.Algorithm.ED25519
-            ):
+            if webhook.security_method == Webhook.SecurityMethod.ED25519 and not signing_keys_of(webhook):
                 _new_key_pair(webhook)  # made before key pairs existed
             record_audit(
                 "webhook.updated",
@@ -310,11 +308,11 @@ def rotate_signing_secret(
     retires_at = now + grace
     with transaction.atomic():
         Webhook.objects.select_for_update().get(pk=webhook.pk)
-        pairs = webhook.security_method == Webhook.SecurityMethod.ED25519
-        algorithm = SigningSecret.Algorithm.ED25519 if pairs else SigningSecret.Algorithm.HMAC_SHA256
+        algorithm = webhook.key_algorithm
         keys = webhook.signing_secrets.filter(algorithm=algorithm)
         keys.filter(retires_at__isnull=True).update(retires_at=retires_at)
         keys.filter(retires_at__gt=retires_at).update(retires_at=retires_at)
+        pairs = algorithm == SigningSecret.Algorithm.ED25519
         secret = _new_key_pair(webhook).public_key if pairs else _new_secret(webhook)
         Webhook.objects.filter(pk=webhook.pk).update(keys_version=F("keys_version") + 1)
         record_audit(
@@ -334,9 +332,7 @@ def rotate_signing_secret(
 
 def signing_keys_of(webhook: Webhook) -> list[SigningSecret]:
     """The keys of the webhook's own method (its `whsec_` secrets, or its Ed25519 pairs), newest first."""
-    pairs = webhook.security_method == Webhook.SecurityMethod.ED25519
-    algorithm = SigningSecret.Algorithm.ED25519 if pairs else SigningSecret.Algorithm.HMAC_SHA256
-    return list(webhook.signing_secrets.filter(algorithm=algorithm).order_by("-created_at"))
+    return list(webhook.signing_secrets.filter(algorithm=webhook.key_algorithm).order_by("-created_at"))
 
 
 def signing_secrets_in_use(webhook: Webhook, moment: datetime.datetime | None = None) -> list[SigningSecret]:

@@ -111,6 +111,13 @@ class Webhook(models.Model):
         return event_type in self.event_types
 
     @property
+    def key_algorithm(self) -> str:
+        """The kind of its own keys that sign: Ed25519 pairs for that method, `whsec_` secrets otherwise."""
+        if self.security_method == self.SecurityMethod.ED25519:
+            return SigningSecret.Algorithm.ED25519
+        return SigningSecret.Algorithm.HMAC_SHA256
+
+    @property
     def condition(self) -> str:
         """What people see: disabled and paused as set; an active webhook is *failing* from its first
         failed attempt after a success until its next success, and *healthy* otherwise."""
