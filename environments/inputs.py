@@ -141,6 +141,13 @@ def moment_problem(moment: datetime.datetime) -> str | None:
     return None
 
 
+def range_problem(since: datetime.datetime | None, until: datetime.datetime | None) -> str | None:
+    """Why a From/To range selects nothing because it is the wrong way round, or None."""
+    if since and until and since > until:
+        return f"“To” ({until:%Y-%m-%d %H:%M}) is before “From” ({since:%Y-%m-%d %H:%M}): swap them"
+    return None
+
+
 def validate_moment(moment: datetime.datetime | None) -> None:
     """A form-field validator for `moment_problem`."""
     from django.core.exceptions import ValidationError

@@ -18,6 +18,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from environments.audit import record_audit
+from environments.inputs import range_problem
 from environments.models import Environment, Event
 
 from .models import Attempt, Delivery, DeliveryEvent, Webhook
@@ -36,9 +37,7 @@ class Scope:
     until: datetime.datetime | None = None
 
     def problem(self) -> str | None:
-        if self.since and self.until and self.since > self.until:
-            return f"“To” ({self.until:%Y-%m-%d %H:%M}) is before “From” ({self.since:%Y-%m-%d %H:%M}): swap them"
-        return None
+        return range_problem(self.since, self.until)
 
     def _narrow(self, deliveries: QuerySet[Delivery]) -> QuerySet[Delivery]:
         deliveries = deliveries.filter(environment=self.environment)

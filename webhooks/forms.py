@@ -213,6 +213,11 @@ class HistoryFilterForm(PortalForm):
         self.fields["event_type"].choices = [("", "Any event type")] + [(name, name) for name in types]
 
 
+def _webhook_choices(webhooks) -> list[tuple]:
+    """A webhook select's choices: every webhook, or one of these."""
+    return [("", "Every webhook")] + [(webhook.pk, webhook.name) for webhook in webhooks]
+
+
 class ReconciliationForm(PortalForm):
     """Which days and webhook the reconciliation covers: the last 7 days of every webhook by default."""
 
@@ -225,10 +230,8 @@ class ReconciliationForm(PortalForm):
     def __init__(self, data, *, environment, today):
         super().__init__(data)
         self.today = today
-        self.fields["webhook"].choices = [("", "Every webhook")] + [
-            (webhook.pk, webhook.name) for webhook in environment.webhooks.order_by("name")
-        ]
-        self.webhooks = {webhook.pk: webhook for webhook in environment.webhooks.all()}
+        self.webhooks = {webhook.pk: webhook for webhook in environment.webhooks.order_by("name")}
+        self.fields["webhook"].choices = _webhook_choices(self.webhooks.values())
 
     def clean(self):
         data = super().clean()
@@ -257,9 +260,7 @@ class EraseForm(PortalForm):
     def __init__(self, data, *, environment):
         super().__init__(data)
         self.environment = environment
-        self.fields["webhook"].choices = [("", "Every webhook")] + [
-            (webhook.pk, webhook.name) for webhook in environment.webhooks.order_by("name")
-        ]
+        self.fields["webhook"].choices = _webhook_choices(environment.webhooks.order_by("name"))
 
     def scope(self) -> Scope:
         data = self.cleaned_data

@@ -64,10 +64,8 @@ def deliveries_of(
         deliveries = deliveries.filter(status=filters.status)
     if filters.event_type:
         deliveries = deliveries.filter(carrying(filters.event_type))
-    if filters.since and filters.until and filters.since > filters.until:
-        raise HistoryFilterError(
-            f"“To” ({filters.until:%Y-%m-%d %H:%M}) is before “From” ({filters.since:%Y-%m-%d %H:%M}): swap them"
-        )
+    if problem := inputs.range_problem(filters.since, filters.until):
+        raise HistoryFilterError(problem)
     if filters.since:
         deliveries = deliveries.filter(created_at__gte=filters.since)
     if filters.until:
