@@ -143,12 +143,9 @@ def set_client_scopes(
             environment=client.environment,
             details={"from": before, "to": scopes, "ended_issued_access": revoke_live_tokens},
         )
-        revoked = (
-            revoke_tokens(client=client, reason="scopes changed", request=request, actor=actor)
-            if (revoke_live_tokens)
-            else 0
-        )
-    return revoked
+        if not revoke_live_tokens:
+            return 0
+        return revoke_tokens(client=client, reason="scopes changed", request=request, actor=actor)
 
 
 def disable_client(client: Client, *, request: HttpRequest | None = None, actor=None) -> int:
