@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Protocol
 
-from environments.models import event_payload
+from environments.models import Event, event_payload
 
 from . import examples, ledger
 from .models import Webhook
@@ -22,10 +22,15 @@ class Shape(Protocol):
 
 
 def render(events: list[ledger.EventRow], shape: Shape) -> str:
-    """The request body for these events, as sent (compact JSON, UTF-8)."""
+    """The request body for these events, as sent (compact JSON, UTF-8).
+
+    The record data's keys go in sorted order, so the body is the same bytes
+    whether it is built from an event just written (the fan-out) or one read
+    back from the database (whose JSON type keeps keys in an order of its own).
+    """
     payloads = []
     for event in events:
-        data = event.data
+        data = _sorted_keys(event.data)
         if shape.payload_format == Webhook.PayloadFormat.THIN:
             data = {key: data[key] for key in THIN_FIELDS if key in data}
         else:
@@ -33,6 +38,19 @@ def render(events: list[ledger.EventRow], shape: Shape) -> str:
         payloads.append(event_payload(event.uid, event.type, event.occurred_at, event.environment_slug, data))
     body = payloads[0] if len(payloads) == 1 and shape.max_events_per_request == 1 else {"events": payloads}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_row(event: Event) -> ledger.EventRow:
+    """What a body is built from, taken from an event in hand rather than read back."""
+    return ledger.EventRow(event.uid, event.type, event.occurred_at, event.environment.slug, event.data)
+
+
+def _sorted_keys(value):
+    if isinstance(value, dict):
+        return {key: _sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(item) for item in value]
+    return value
 
 
 def minimum_necessary(data: dict, payload_fields: dict[str, list[str]]) -> dict:

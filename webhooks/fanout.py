@@ -3,19 +3,29 @@
 A webhook that batches (`max_events_per_request` > 1) gets the event added to
 its newest delivery not yet sent, while that has room. On commit a task is
 queued; if it is lost, the sweeper finds the delivery due in the database.
+
+A delivery of an active, healthy webhook that sends one event per request is
+leased here (`emit_event` runs listeners only inside the event's transaction), when one of the webhook's sending
+slots is free and nothing older of it waits (`ledger.may_lease_at_fan_out`):
+its body is rendered here too, and its task reads it and sends at once, without first claiming it, which
+keeps the database round trip that a claim costs off the path from a change to
+its receiver. The lease counts against the webhook's cap like any other; if
+the task is lost, the lease runs out and the sweeper finds the delivery due.
 """
 
 from __future__ import annotations
 
+import datetime
 import uuid
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from environments.models import Event
 
-from . import queueing
+from . import bodies, ledger, queueing
 from .models import Delivery, DeliveryEvent, Webhook
 
 
@@ -25,7 +35,7 @@ def new_message_id() -> str:
 
 
 def fan_out(event: Event) -> None:
-    """Write the deliveries of a new event for every webhook that opted into its type."""
+    """Write the deliveries of a new event for every webhook that opted into it."""
     webhooks = [
         webhook
         for webhook in Webhook.objects.filter(environment_id=event.environment_id)
@@ -35,19 +45,39 @@ def fan_out(event: Event) -> None:
     for webhook in webhooks:
         delivery = _open_batch(webhook, event) if webhook.max_events_per_request > 1 else None
         if delivery is None:
-            active = webhook.state == Webhook.State.ACTIVE
-            delivery = Delivery.objects.create(
-                webhook=webhook,
-                environment_id=event.environment_id,
-                message_id=new_message_id(),
-                event_count=1,
-                event_types=event.type,
-                next_attempt_at=now,
-                enqueued_at=now if active else None,
-            )
-            if active:
-                transaction.on_commit(lambda pk=delivery.pk: queueing.deliver(pk), robust=True)
+            delivery = _new_delivery(webhook, event, now)
         DeliveryEvent.objects.create(delivery=delivery, event=event)
+
+
+def _new_delivery(webhook: Webhook, event: Event, now: datetime.datetime) -> Delivery:
+    active = webhook.state == Webhook.State.ACTIVE
+    lease = {}
+    if (
+        active
+        and webhook.failing_since is None
+        and webhook.max_events_per_request == 1
+        and ledger.may_lease_at_fan_out(webhook.pk, now, settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK)
+    ):
+        seconds = ledger.lease_seconds(webhook.timeout_seconds, settings.WEBHOOK_LEASE_MARGIN_SECONDS)
+        lease = {
+            "leased_until": now + datetime.timedelta(seconds=seconds),
+            "lease_owner": Delivery.FAN_OUT_LEASE_MARK + uuid.uuid4().hex[:30],
+            # Frozen now, as a sent delivery's body is: its task needs to read nothing else.
+            "body": bodies.render([bodies.event_row(event)], webhook),
+        }
+    delivery = Delivery.objects.create(
+        webhook=webhook,
+        environment_id=event.environment_id,
+        message_id=new_message_id(),
+        event_count=1,
+        event_types=event.type,
+        next_attempt_at=now,
+        enqueued_at=now if active else None,
+        **lease,
+    )
+    if active:
+        transaction.on_commit(lambda pk=delivery.pk: queueing.deliver(pk), robust=True)
+    return delivery
 
 
 def _open_batch(webhook: Webhook, event: Event) -> Delivery | None:

@@ -56,6 +56,8 @@ ENVIRONMENT = _table(Environment)
 DUE_SQL = f"status IN ({_quoted(Delivery.WAITING)}) AND next_attempt_at <= %(now)s"
 LEASE_FREE_SQL = "(leased_until IS NULL OR leased_until < %(now)s)"
 IN_FLIGHT_SQL = "leased_until >= %(now)s"
+_MARK = Delivery.FAN_OUT_LEASE_MARK
+FAN_OUT_LEASED_SQL = f"{IN_FLIGHT_SQL} AND substr(lease_owner, 1, {len(_MARK)}) = '{_MARK}'"
 
 
 def db_time(moment: datetime.datetime):
@@ -121,12 +123,12 @@ class Claimed:
 _CLAIMED_FIELDS = ["id", "message_id", "body", "attempt_count", "status", "is_test", "probes", "next_attempt_at"]
 
 
-def lease_seconds(target: Target, margin: float) -> float:
+def lease_seconds(timeout_seconds: float, margin: float) -> float:
     """How long a lease lasts: one attempt's timeout (which the deadline keeps to within a second), plus margin.
 
     A worker sending a batch starts no attempt that could end after its lease.
     """
-    return target.timeout_seconds + 1 + margin
+    return timeout_seconds + 1 + margin
 
 
 # The first key of the per-webhook advisory locks (the second is the webhook's id).
@@ -213,17 +215,31 @@ def claim(
     else:
         target, rows = _claim_in_transaction(params, by_delivery=delivery_id is not None, manual=manual, margin=margin)
         events = None
+    return target, _claimed(rows), events
+
+
+def _claimed(rows) -> list[Claimed]:
     claimed = [Claimed(*row) for row in rows]
     for each in claimed:
         each.is_test = bool(each.is_test)
         each.next_attempt_at = from_db_time(each.next_attempt_at)
     claimed.sort(key=lambda each: each.id)
-    return target, claimed, events
+    return claimed
 
 
 def _can_pipeline() -> bool:
     # An outer transaction (tests, a caller's atomic block) is Django's to manage: then statement by statement.
     return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+def _hot_cursor():
+    """A cursor for the sending path's reads: on PostgreSQL the driver's own, skipping Django's health check
+    (a round trip of its own before each task's first query); a broken connection raises, and the caller
+    reconnects."""
+    if _can_pipeline():
+        connection.ensure_connection()
+        return connection.connection.cursor()
+    return connection.cursor()
 
 
 @contextlib.contextmanager
@@ -259,7 +275,7 @@ def _claim_in_transaction(params: dict, *, by_delivery: bool, manual: bool, marg
         target = _target(_without_lock_column(cursor.fetchone()))
         if target is None:
             return None, []
-        lease = from_db_time(params["now"]) + datetime.timedelta(seconds=lease_seconds(target, margin))
+        lease = from_db_time(params["now"]) + datetime.timedelta(seconds=lease_seconds(target.timeout_seconds, margin))
         cursor.execute(lease_sql, {**params, "lease": db_time(lease)})
         return target, cursor.fetchall()
 
@@ -283,6 +299,62 @@ def _target(row) -> Target | None:
         options[name] = model_field.to_python(value)
     named["failing_since"] = from_db_time(named["failing_since"])
     return Target(**named, environment_slug=slug, options=options)
+
+
+def may_lease_at_fan_out(webhook_id: int, now: datetime.datetime, cap: int) -> bool:
+    """Whether a new delivery of this webhook may be leased in the event's own transaction.
+
+    Yes when fewer than `cap` owners hold its sending slots and none of its due
+    deliveries waits unleased (those go first: oldest first). On PostgreSQL
+    this takes the webhook's claim lock, which keeps the cap exact, but never
+    waits for it: a transaction that would wait, or two that would lock
+    webhooks in opposite orders, leave the delivery to a worker's claim. The
+    lock is taken in a statement of its own so that the count, in the next one,
+    sees every lease committed before it was granted.
+    """
+    params = {"webhook": webhook_id, "now": db_time(now), "cap": cap}
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"SELECT pg_try_advisory_xact_lock({_ADVISORY_LOCK_SPACE}, %(webhook)s)", params)
+            if not cursor.fetchone()[0]:
+                return False
+        cursor.execute(
+            f"SELECT (SELECT COUNT(DISTINCT lease_owner) FROM {DELIVERY}"  # noqa: S608
+            f" WHERE webhook_id = %(webhook)s AND {IN_FLIGHT_SQL}) < %(cap)s"
+            f" AND NOT EXISTS (SELECT 1 FROM {DELIVERY} WHERE webhook_id = %(webhook)s"
+            f" AND {DUE_SQL} AND {LEASE_FREE_SQL})",
+            params,
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def _fan_out_leased_sql() -> str:
+    target_columns = ", ".join(f"w.{_column(Webhook, name)}" for name in _TARGET_FIELDS)
+    claimed_columns = ", ".join(f"d.{_column(Delivery, name)}" for name in _CLAIMED_FIELDS)
+    # The predicates name the delivery's columns unqualified; the webhook and environment have none of them.
+    return (
+        f"SELECT {target_columns}, env.slug, {claimed_columns}, d.lease_owner FROM {DELIVERY} d"  # noqa: S608
+        f" JOIN {WEBHOOK} w ON w.id = d.webhook_id JOIN {ENVIRONMENT} env ON env.id = w.environment_id"
+        f" WHERE d.id = %(delivery)s AND {FAN_OUT_LEASED_SQL} AND {DUE_SQL} AND w.state = '{Webhook.State.ACTIVE}'"
+    )
+
+
+def load_fan_out_leased(delivery_id: int, now: datetime.datetime) -> tuple[Target | None, list[Claimed], str]:
+    """A delivery the fan-out leased, still due, of a webhook still active: its webhook, itself and its lease.
+
+    A plain read of one row, no lock and no write: the only task that can meet
+    a fan-out's lease is the one that fan-out queued (a retry is queued after
+    its lease is given back; drains, the sweeper and manual sends take only
+    free deliveries), and its body was rendered with the lease. Returns
+    (None, [], "") when the delivery is not so leased; the caller then claims it the usual way.
+    """
+    with _hot_cursor() as cursor:
+        cursor.execute(_fan_out_leased_sql(), {"delivery": delivery_id, "now": db_time(now)})
+        row = cursor.fetchone()
+    if row is None:
+        return None, [], ""
+    width = len(_TARGET_FIELDS) + 1
+    return _target(row[:width]), _claimed([row[width:-1]]), row[-1]
 
 
 def has_due(webhook_id: int, now: datetime.datetime) -> bool:
@@ -374,13 +446,46 @@ def _release_sql(delivery_ids: list[int]) -> str:
     )
 
 
-def record(attempts: list[Attempt], updates: dict[int, dict], unsent: list[int]) -> None:
+@dataclass
+class Recorded:
+    """What recording a batch found out about its webhook."""
+
+    recovered: bool  # it was failing and has now answered 2xx
+    more_due: bool  # it has due deliveries that no one is sending
+
+
+def _success_sql() -> list[str]:
+    return [
+        # Whichever batch clears `failing_since` is the one that saw the recovery.
+        f"UPDATE {WEBHOOK} SET last_triggered_at = %(now)s, failing_since = NULL"  # noqa: S608
+        " WHERE id = %(webhook)s AND failing_since IS NOT NULL RETURNING id",
+        # At most once a second otherwise: under load every batch would queue on this row's lock.
+        f"UPDATE {WEBHOOK} SET last_triggered_at = %(now)s WHERE id = %(webhook)s"  # noqa: S608
+        " AND (last_triggered_at IS NULL OR last_triggered_at < %(second_ago)s)",
+    ]
+
+
+_MORE_DUE_SQL = (
+    f"SELECT EXISTS (SELECT 1 FROM {DELIVERY} WHERE webhook_id = %(webhook)s AND {DUE_SQL} AND {LEASE_FREE_SQL})"  # noqa: S608
+)
+
+
+def record(
+    attempts: list[Attempt],
+    updates: dict[int, dict],
+    unsent: list[int],
+    *,
+    webhook_id: int,
+    now: datetime.datetime,
+    succeeded: bool,
+) -> Recorded:
     """In one transaction: insert a batch's attempts (one statement), write each delivery's new state and
-    give its lease back (one statement), and give back the leases of deliveries left unsent.
+    give its lease back (one statement), give back the leases of deliveries left unsent, note on the
+    webhook that it answered when `succeeded`, and look whether more of its deliveries are due.
 
     On PostgreSQL the whole transaction is one round trip (a pipeline). Sets each attempt's pk.
     """
-    statements: list[tuple[str, list, bool]] = []  # (sql, params, many)
+    statements: list[tuple[str, list | dict, bool]] = []  # (sql, params, many)
     if attempts:
         sql, values = _attempt_rows(attempts)
         statements.append((sql, values, False))
@@ -389,43 +494,29 @@ def record(attempts: list[Attempt], updates: dict[int, dict], unsent: list[int])
         statements.append((sql, rows, True))
     if unsent:
         statements.append((_release_sql(unsent), unsent, False))
-    if not statements:
-        return
+    webhook_params = {
+        "webhook": webhook_id,
+        "now": db_time(now),
+        "second_ago": db_time(now - datetime.timedelta(seconds=1)),
+    }
+    first_webhook_statement = len(statements)
+    if succeeded:
+        statements += [(sql, webhook_params, False) for sql in _success_sql()]
+    statements.append((_MORE_DUE_SQL, webhook_params, False))
     if _can_pipeline():
         with _pipeline() as raw:
             cursors = [raw.cursor() for _ in statements]
             for cursor, (sql, params, many) in zip(cursors, statements, strict=True):
                 (cursor.executemany if many else cursor.execute)(sql, params)
-        ids = cursors[0].fetchall() if attempts else []
+        results = [cursor.fetchall() if cursor.description else None for cursor in cursors]
     else:
+        results = []
         with transaction.atomic(), connection.cursor() as cursor:
-            ids = []
             for sql, params, many in statements:
                 (cursor.executemany if many else cursor.execute)(sql, params)
-                if not ids and attempts:
-                    ids = cursor.fetchall()
+                results.append(cursor.fetchall() if cursor.description else None)
     # Rows come back in the order of the VALUES list (PostgreSQL and SQLite alike).
-    for attempt, (pk,) in zip(attempts, ids, strict=True):
+    for attempt, (pk,) in zip(attempts, results[0] if attempts else [], strict=True):
         attempt.pk = pk
-
-
-def note_success(webhook_id: int, now: datetime.datetime) -> bool:
-    """Record that the webhook answered 2xx. Returns True when it was failing until now (it has recovered).
-
-    Touches the row at most once a second unless it was failing: under load
-    every worker would otherwise queue on this row's lock.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {WEBHOOK} SET last_triggered_at = %(now)s, failing_since = NULL WHERE id = %(webhook)s"  # noqa: S608
-            " AND failing_since IS NOT NULL",
-            {"now": db_time(now), "webhook": webhook_id},
-        )
-        if cursor.rowcount:
-            return True
-        cursor.execute(
-            f"UPDATE {WEBHOOK} SET last_triggered_at = %(now)s WHERE id = %(webhook)s"  # noqa: S608
-            " AND (last_triggered_at IS NULL OR last_triggered_at < %(second_ago)s)",
-            {"now": db_time(now), "webhook": webhook_id, "second_ago": db_time(now - datetime.timedelta(seconds=1))},
-        )
-    return False
+    recovered = bool(succeeded and results[first_webhook_statement])
+    return Recorded(recovered=recovered, more_due=bool(results[-1][0][0]))

@@ -185,6 +185,10 @@ class DeliveryQuerySet(models.QuerySet):
         """Being sent right now (a live lease)."""
         return self.filter(leased_until__gte=now)
 
+    def fan_out_leased(self, now):
+        """Leased by the fan-out in the event's own transaction, for the task it queued (see `fanout.py`)."""
+        return self.in_flight(now).filter(lease_owner__startswith=Delivery.FAN_OUT_LEASE_MARK)
+
 
 class Delivery(models.Model):
     """One HTTP request's worth of events for one webhook, with its schedule and latest result.
@@ -218,6 +222,8 @@ class Delivery(models.Model):
     leased_until = models.DateTimeField(null=True, blank=True)
     # Who holds the lease (one sending slot); the per-webhook cap counts distinct holders.
     lease_owner = models.CharField(max_length=32, blank=True)
+    # How a lease the fan-out took begins (the rest is random); a worker's own leases are plain hex.
+    FAN_OUT_LEASE_MARK = "f:"
     # Attempts made early to learn whether a failing receiver is back; they do not advance the retry schedule.
     probes = models.PositiveSmallIntegerField(default=0)
     # The body, frozen at the first attempt so that every attempt sends the same bytes.

@@ -93,13 +93,15 @@ def send_claimed(
     at: datetime.datetime | None = None,
     events: dict[int, list[ledger.EventRow]] | None = None,
     tamper: bool = False,
-) -> list[Attempt]:
-    """Send leased deliveries one after another and record them; returns the attempts made.
+) -> tuple[list[Attempt], bool]:
+    """Send leased deliveries one after another and record them.
 
-    A failed attempt ends the batch (the rest go back, unsent): a failing
-    receiver is not sent a whole batch in one go. Nothing is sent once the
-    lease could run out before the attempt's timeout. `at` fixes the clock
-    (tests move it instead of waiting); `events` are the deliveries' events when already read.
+    Returns the attempts made, and whether more of the webhook's deliveries
+    are due (found out while recording, at no extra round trip). A failed
+    attempt ends the batch (the rest go back, unsent): a failing receiver is
+    not sent a whole batch in one go. Nothing is sent once the lease could run
+    out before the attempt's timeout. `at` fixes the clock (tests move it
+    instead of waiting); `events` are the deliveries' events when already read.
     """
     # The lease covers one attempt's timeout plus the margin: start no attempt once half the margin is
     # spent, so the last one ends, and is recorded, before the lease does.
@@ -146,30 +148,38 @@ def send_claimed(
         if not result.succeeded:
             unsent = [each.id for each in claimed[index + 1 :]]
             break
-    _record(attempts, updates, unsent)
-    _after_recording(target, claimed, attempts, countdowns, at or timezone.now())
-    return attempts
+    is_test = {each.id: each.is_test for each in claimed}
+    # Tests say nothing of the receiver's health: it may refuse a test it cannot act on.
+    real = [attempt for attempt in attempts if not is_test[attempt.delivery_id]]
+    now = at or timezone.now()
+    recorded = _record(
+        attempts, updates, unsent, webhook_id=target.id, now=now, succeeded=any(each.succeeded for each in real)
+    )
+    _after_recording(target, real, recorded, countdowns, now)
+    return attempts, recorded.more_due
 
 
-def _record(attempts: list[Attempt], updates: dict[int, dict], unsent: list[int]) -> None:
+def _record(attempts: list[Attempt], updates: dict[int, dict], unsent: list[int], **webhook) -> ledger.Recorded:
     """Write the batch; on a broken connection, reconnect and write again (the receiver already has these)."""
     give_up_at = time.monotonic() + settings.WEBHOOK_LEASE_MARGIN_SECONDS / 2
     while True:
         try:
-            ledger.record(attempts, updates, unsent)
-            return
-        # Django's wrappers of a broken connection's errors, and the driver's own from the pipelined path.
-        except (
-            OperationalError,
-            InterfaceError,
-            connection.Database.OperationalError,
-            connection.Database.InterfaceError,
-        ) as error:
+            return ledger.record(attempts, updates, unsent, **webhook)
+        except _CONNECTION_ERRORS as error:
             if time.monotonic() > give_up_at:
                 raise
             logger.warning("recording %d attempts failed (%s); reconnecting", len(attempts), error.__class__.__name__)
             _reconnect()
             time.sleep(0.2)
+
+
+# Django's wrappers of a broken connection's errors, and the driver's own from the pipelined path.
+_CONNECTION_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    connection.Database.OperationalError,
+    connection.Database.InterfaceError,
+)
 
 
 def _reconnect() -> None:
@@ -181,14 +191,12 @@ def _reconnect() -> None:
 
 def _after_recording(
     target: ledger.Target,
-    claimed: list[ledger.Claimed],
-    attempts: list[Attempt],
+    real: list[Attempt],
+    recorded: ledger.Recorded,
     countdowns: dict[int, float],
     now: datetime.datetime,
 ) -> None:
-    is_test = {each.id: each.is_test for each in claimed}
-    real = [attempt for attempt in attempts if not is_test[attempt.delivery_id]]
-    if any(attempt.succeeded for attempt in real) and ledger.note_success(target.id, now):
+    if recorded.recovered:
         # It was failing and answers again: what waits for it need not wait out its backoff.
         retry_policy.make_waiting_due(target.id, now)
         queueing.drain(target.id, copies=settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK - 1)
@@ -205,6 +213,28 @@ def _after_recording(
 MANUAL_TRIGGERS = (Attempt.Trigger.RESEND, Attempt.Trigger.TEST, Attempt.Trigger.PROBE)
 
 
+def _lease_one(
+    delivery_id: int, now: datetime.datetime, *, manual: bool
+) -> tuple[ledger.Target | None, list[ledger.Claimed], dict | None]:
+    """The delivery, leased for this worker: the fan-out's lease when it took one, else a claim.
+
+    Only the task the fan-out queued meets a fan-out's lease, so reading it is
+    enough; a manual send never takes it (it would race that task).
+    """
+    if not manual:
+        for tries_left in (1, 0):
+            try:
+                target, claimed, _ = ledger.load_fan_out_leased(delivery_id, now)
+                break
+            except _CONNECTION_ERRORS:
+                if not tries_left:
+                    raise
+                _reconnect()  # a connection cut since the last task: once more on a new one
+        if claimed:
+            return target, claimed, None
+    return _claim(owner=new_owner(), now=now, delivery_id=delivery_id, manual=manual)
+
+
 def attempt_delivery(
     delivery_id: int,
     *,
@@ -216,17 +246,14 @@ def attempt_delivery(
     """Send one delivery once, if it is due (or asked for by hand) and no one else is sending it.
 
     Returns the attempt made, or None when there was nothing to do. A scheduled
-    attempt also needs its webhook active with a free sending slot; a test,
-    re-send or probe is sent whatever the schedule. `now` lets tests move the
-    clock instead of waiting for it.
+    attempt also needs its webhook active with a free sending slot (or the
+    fan-out's lease); a test, re-send or probe is sent whatever the schedule.
+    `now` lets tests move the clock instead of waiting for it.
     """
-    manual = trigger in MANUAL_TRIGGERS
-    target, claimed, events = _claim(
-        owner=new_owner(), now=now or timezone.now(), delivery_id=delivery_id, manual=manual
-    )
+    target, claimed, events = _lease_one(delivery_id, now or timezone.now(), manual=trigger in MANUAL_TRIGGERS)
     if not claimed:
         return None
-    attempts = send_claimed(
+    attempts, _ = send_claimed(
         target, claimed, trigger=trigger, triggered_by=triggered_by, at=now, events=events, tamper=tamper
     )
     return attempts[0] if attempts else None
@@ -238,34 +265,37 @@ def send_now(delivery_id: int, *, trigger: str, triggered_by: str = "") -> Attem
 
 
 def deliver(delivery_id: int) -> int:
-    """Send this delivery if it is due and its webhook has a free slot; then drain the webhook. Returns attempts."""
-    owner = new_owner()
-    target, claimed, events = _claim(owner=owner, now=timezone.now(), delivery_id=delivery_id)
+    """Send this delivery if it is due and leased to its task or a slot is free; then drain the webhook
+    while more is due. Returns the attempts made."""
+    target, claimed, events = _lease_one(delivery_id, timezone.now(), manual=False)
     if not claimed:
         return 0  # already sent, being sent, not due, or no free slot: nothing to do
-    made = len(send_claimed(target, claimed, trigger=Attempt.Trigger.SCHEDULED, events=events))
-    return made + drain(target.id, owner=owner)
+    attempts, more_due = send_claimed(target, claimed, trigger=Attempt.Trigger.SCHEDULED, events=events)
+    return len(attempts) + (drain(target.id, due=True) if more_due else 0)
 
 
-def drain(webhook_id: int, *, owner: str | None = None, budget: float = DRAIN_BUDGET_SECONDS) -> int:
+def drain(webhook_id: int, *, budget: float = DRAIN_BUDGET_SECONDS, due: bool = False) -> int:
     """Send a webhook's due deliveries in batches, oldest first, while a slot is free. Returns attempts made.
 
-    When the time budget is spent with work left, a drain task is queued to go on.
+    `due` says the caller has just seen due deliveries (no need to look);
+    each batch's recording says whether more are. When the time budget is
+    spent with work left, a drain task is queued to go on.
     """
-    owner = owner or new_owner()
+    owner = new_owner()
     started = time.monotonic()
     limit = settings.WEBHOOK_CLAIM_BATCH
     made = 0
-    while True:
-        if not ledger.has_due(webhook_id, timezone.now()):
-            return made
+    while due or ledger.has_due(webhook_id, timezone.now()):
         target, claimed, _ = _claim(owner=owner, now=timezone.now(), webhook_id=webhook_id, limit=limit)
         if not claimed:
             return made
-        attempts = send_claimed(target, claimed, trigger=Attempt.Trigger.SCHEDULED)
+        attempts, due = send_claimed(target, claimed, trigger=Attempt.Trigger.SCHEDULED)
         made += len(attempts)
         # After a failure, one at a time: a batch would only wait on the failing receiver.
         limit = settings.WEBHOOK_CLAIM_BATCH if attempts and attempts[-1].succeeded else 1
+        if not due:
+            return made
         if time.monotonic() - started > budget:
             queueing.drain(webhook_id)
             return made
+    return made

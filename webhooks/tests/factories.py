@@ -3,6 +3,8 @@
 import itertools
 
 from webhooks.configure import WebhookFields, create_webhook
+from webhooks.fanout import new_message_id
+from webhooks.models import Delivery
 
 _counter = itertools.count(1)
 
@@ -18,3 +20,10 @@ def make_webhook(environment, url: str, *, event_types=None, **options):
     webhook, secret = create_webhook(environment, fields)
     webhook.plain_secret = secret
     return webhook
+
+
+def make_delivery(webhook, **fields) -> Delivery:
+    """A delivery of `webhook` carrying no event, in whatever state `fields` say: for the ledger's own tests."""
+    return Delivery.objects.create(
+        webhook=webhook, environment=webhook.environment, message_id=new_message_id(), **fields
+    )

@@ -99,7 +99,7 @@ def test_resend_deliveries_resends_failed_ones_in_the_range_with_their_ids():
         for _ in range(3):
             create_record(environment, "patients", PATIENT)
         old, *recent = Delivery.objects.order_by("id")
-        Delivery.objects.update(status=Delivery.Status.FAILED, next_attempt_at=None)
+        Delivery.objects.update(status=Delivery.Status.FAILED, next_attempt_at=None, leased_until=None, lease_owner="")
         Delivery.objects.filter(pk=old.pk).update(created_at=timezone.now() - datetime.timedelta(days=3))
         since = (timezone.now() - datetime.timedelta(days=1)).isoformat()
 

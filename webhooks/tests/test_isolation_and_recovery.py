@@ -20,7 +20,7 @@ from webhooks import ledger, sweeper
 from webhooks.manual import retry_now
 from webhooks.models import Attempt, Delivery, Webhook
 from webhooks.sending import attempt_delivery, drain
-from webhooks.tests.factories import make_webhook
+from webhooks.tests.factories import make_delivery, make_webhook
 from webhooks.tests.misbehaving import Misbehaving
 from webhooks.tests.receiver import Receiver
 
@@ -63,9 +63,10 @@ class TestInProcess:
         with Receiver() as receiver:
             webhook = make_webhook(environment, receiver.url)
             other = make_webhook(environment, receiver.url)
-            for _ in range(5):
-                create_record(environment, "patients", PATIENT)
         now = timezone.now()
+        for hook in (webhook, other):
+            for _ in range(5):
+                make_delivery(hook, status=Delivery.Status.PENDING, next_attempt_at=now)
 
         def claim(owner, hook):
             return ledger.claim(owner=owner, now=now, cap=2, margin=30, webhook_id=hook.pk, limit=1)[1]
@@ -79,8 +80,8 @@ class TestInProcess:
         environment = make_environment()
         with Receiver() as receiver:
             webhook = make_webhook(environment, receiver.url)
-            for _ in range(5):
-                create_record(environment, "patients", PATIENT)
+        for _ in range(5):
+            make_delivery(webhook, status=Delivery.Status.PENDING, next_attempt_at=timezone.now())
         ids = list(Delivery.objects.filter(webhook=webhook).order_by("id").values_list("pk", flat=True))
         _, claimed, _ = ledger.claim(owner="a", now=timezone.now(), cap=4, margin=30, webhook_id=webhook.pk, limit=3)
         assert [each.id for each in claimed] == ids[:3]

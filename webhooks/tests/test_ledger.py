@@ -8,17 +8,10 @@ from django.utils import timezone
 
 from environments.tests.factories import make_environment
 from webhooks import ledger
-from webhooks.fanout import new_message_id
 from webhooks.models import Delivery
-from webhooks.tests.factories import make_webhook
+from webhooks.tests.factories import make_delivery, make_webhook
 
 pytestmark = pytest.mark.django_db
-
-
-def make_delivery(webhook, **fields) -> Delivery:
-    return Delivery.objects.create(
-        webhook=webhook, environment=webhook.environment, message_id=new_message_id(), **fields
-    )
 
 
 @pytest.fixture
@@ -30,9 +23,16 @@ def deliveries_in_every_state():
     for status in Delivery.Status.values:
         for next_attempt_at in (None, past, now, future):
             for leased_until in (None, past, now, future):
-                made.append(
-                    make_delivery(webhook, status=status, next_attempt_at=next_attempt_at, leased_until=leased_until)
-                )
+                for owner in ("", "0f3a9c", Delivery.FAN_OUT_LEASE_MARK + "0f3a9c"):
+                    made.append(
+                        make_delivery(
+                            webhook,
+                            status=status,
+                            next_attempt_at=next_attempt_at,
+                            leased_until=leased_until,
+                            lease_owner=owner if leased_until else "",
+                        )
+                    )
     return now, made
 
 
@@ -42,8 +42,9 @@ def deliveries_in_every_state():
         (ledger.DUE_SQL, lambda now: Delivery.objects.due(now)),
         (ledger.LEASE_FREE_SQL, lambda now: Delivery.objects.lease_free(now)),
         (ledger.IN_FLIGHT_SQL, lambda now: Delivery.objects.in_flight(now)),
+        (ledger.FAN_OUT_LEASED_SQL, lambda now: Delivery.objects.fan_out_leased(now)),
     ],
-    ids=["due", "lease_free", "in_flight"],
+    ids=["due", "lease_free", "in_flight", "fan_out_leased"],
 )
 def test_each_sql_predicate_selects_the_same_rows_as_its_queryset_twin(deliveries_in_every_state, sql, queryset):
     now, made = deliveries_in_every_state

@@ -30,6 +30,8 @@ def seed(webhook, statuses: list[str]) -> list[Delivery]:
             attempt_count=0 if status == "pending" else 3,
             next_attempt_at=later if status in ("pending", "retrying") else None,
             delivered_at=timezone.now() if status == "succeeded" else None,
+            leased_until=None,  # the engine gives a lease back with each attempt it records
+            lease_owner="",
         )
     return deliveries
 

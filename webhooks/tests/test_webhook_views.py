@@ -223,7 +223,9 @@ def test_bulk_re_send_covers_failed_deliveries_in_the_range_and_shows_progress(c
         webhook = make_webhook(env, receiver.url, timeout_seconds=2)
         for _ in range(3):
             create_record(env, "patients", PATIENT)
-        Delivery.objects.update(status=Delivery.Status.FAILED, attempt_count=10, next_attempt_at=None)
+        Delivery.objects.update(
+            status=Delivery.Status.FAILED, attempt_count=10, next_attempt_at=None, leased_until=None, lease_owner=""
+        )
         receiver.default.status = 200
 
         client.post(f"/e/clinic/webhooks/{webhook.pk}/bulk-resend/", {"since": "", "until": ""})

@@ -1,0 +1,155 @@
+"""The fan-out leases a new delivery for the task it queues, within the webhook's cap, so that task sends at once.
+
+The worker that gets such a task reads one row and POSTs: no claim before the
+request. These tests check what that must not cost: the cap, the oldest-first
+order, pausing, and a delivery whose task is lost.
+"""
+
+import datetime
+import threading
+
+import pytest
+from django.db import connections, transaction
+from django.utils import timezone
+
+from environments.records import create_record
+from environments.tests.factories import make_environment
+from webhooks import bodies, ledger, sending
+from webhooks.configure import pause_webhook
+from webhooks.models import Attempt, Delivery, Webhook
+from webhooks.sweeper import sweep
+from webhooks.tests.factories import make_webhook
+from webhooks.tests.receiver import Receiver
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PATIENT = {"status": "active", "first_name": "Ada", "last_name": "Lovelace", "birth_date": "1985-12-10"}
+
+
+def new_delivery(environment, webhook) -> Delivery:
+    create_record(environment, "patients", PATIENT)
+    return Delivery.objects.filter(webhook=webhook).latest("id")
+
+
+def is_fan_out_leased(delivery: Delivery) -> bool:
+    return delivery.lease_owner.startswith(Delivery.FAN_OUT_LEASE_MARK) and delivery.leased_until is not None
+
+
+def test_a_new_delivery_is_leased_for_its_task_with_its_body_frozen_and_that_task_sends_it():
+    environment = make_environment()
+    with Receiver() as receiver:
+        webhook = make_webhook(environment, receiver.url)
+        before = timezone.now()
+        delivery = new_delivery(environment, webhook)
+
+        assert is_fan_out_leased(delivery)
+        lease = datetime.timedelta(seconds=ledger.lease_seconds(webhook.timeout_seconds, 30))
+        assert before + lease <= delivery.leased_until <= timezone.now() + lease
+        # The body built from the event in hand is the one built from the event read back.
+        assert delivery.body == bodies.body_of(delivery.pk, webhook)
+
+        assert sending.deliver(delivery.pk) == 1
+
+    [request] = receiver.requests
+    assert request.text == delivery.body
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.SUCCEEDED and delivery.leased_until is None and delivery.lease_owner == ""
+    assert delivery.attempts.get().trigger == Attempt.Trigger.SCHEDULED
+
+
+def test_the_fan_out_leases_no_more_than_the_cap_and_never_ahead_of_an_older_waiting_delivery(settings):
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK = 2
+    environment = make_environment()
+    webhook = make_webhook(environment, "http://127.0.0.1:9999/hooks")
+    first, second, third = (new_delivery(environment, webhook) for _ in range(3))
+    assert is_fan_out_leased(first) and is_fan_out_leased(second)
+    assert not is_fan_out_leased(third), "both sending slots are taken"
+
+    # The first two are sent; the third still waits for a claim, so a fourth does not jump ahead of it.
+    Delivery.objects.filter(pk__in=[first.pk, second.pk]).update(
+        status=Delivery.Status.SUCCEEDED, leased_until=None, lease_owner="", next_attempt_at=None
+    )
+    assert not is_fan_out_leased(new_delivery(environment, webhook))
+
+    Delivery.objects.filter(webhook=webhook).update(status=Delivery.Status.SUCCEEDED, next_attempt_at=None)
+    assert is_fan_out_leased(new_delivery(environment, webhook)), "nothing waits: a slot is free again"
+
+
+@pytest.mark.parametrize("kind", ["failing", "paused", "batching"])
+def test_failing_paused_and_batching_webhooks_get_no_lease_from_the_fan_out(kind):
+    environment = make_environment()
+    webhook = make_webhook(
+        environment, "http://127.0.0.1:9999/hooks", max_events_per_request=10 if kind == "batching" else 1
+    )
+    if kind == "failing":
+        # A failing webhook's waiting deliveries go first, oldest first, when it answers again.
+        Webhook.objects.filter(pk=webhook.pk).update(failing_since=timezone.now())
+    if kind == "paused":
+        pause_webhook(webhook)
+    delivery = new_delivery(environment, webhook)
+    assert delivery.leased_until is None and delivery.lease_owner == "" and delivery.body == ""
+
+
+def test_a_task_that_meets_a_webhook_paused_since_its_change_sends_nothing():
+    environment = make_environment()
+    with Receiver() as receiver:
+        webhook = make_webhook(environment, receiver.url)
+        delivery = new_delivery(environment, webhook)
+        pause_webhook(webhook)
+        assert sending.deliver(delivery.pk) == 0
+    assert receiver.requests == []
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.PENDING and delivery.attempt_count == 0
+
+
+def test_a_lost_task_only_delays_its_delivery_until_the_lease_runs_out_and_the_sweeper_queues_it():
+    environment = make_environment()
+    with Receiver() as receiver:
+        webhook = make_webhook(environment, receiver.url)
+        delivery = new_delivery(environment, webhook)  # its task is never run: lost with a flushed Redis
+        assert sweep() == 0, "leased for its task"
+        after_lease = delivery.leased_until + datetime.timedelta(seconds=61)
+        assert sweep(now=after_lease) == 1, "the lease has run out: queued again"
+        attempt = sending.attempt_delivery(delivery.pk, now=after_lease)
+    assert attempt.succeeded and len(receiver.requests) == 1
+
+
+def test_a_manual_send_does_not_race_the_task_the_fan_out_queued():
+    environment = make_environment()
+    with Receiver() as receiver:
+        webhook = make_webhook(environment, receiver.url)
+        delivery = new_delivery(environment, webhook)
+        assert sending.send_now(delivery.pk, trigger=Attempt.Trigger.RESEND) is None
+        assert sending.deliver(delivery.pk) == 1
+    assert len(receiver.requests) == 1
+
+
+def test_a_change_never_waits_for_a_worker_holding_the_webhooks_claim_lock():
+    environment = make_environment()
+    webhook = make_webhook(environment, "http://127.0.0.1:9999/hooks")
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_claim_lock():
+        # Another connection, as a claiming worker would: the lock lasts until its transaction ends.
+        connection = connections.create_connection("default")
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("BEGIN")
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [ledger._ADVISORY_LOCK_SPACE, webhook.pk])
+                locked.set()
+                release.wait(timeout=30)
+                cursor.execute("COMMIT")
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_claim_lock)
+    holder.start()
+    try:
+        assert locked.wait(timeout=10)
+        with transaction.atomic():
+            delivery = new_delivery(environment, webhook)
+        assert not is_fan_out_leased(delivery), "left to a worker's claim rather than waiting"
+        assert delivery.status == Delivery.Status.PENDING and delivery.next_attempt_at is not None
+    finally:
+        release.set()
+        holder.join(timeout=30)
