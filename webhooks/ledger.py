@@ -86,7 +86,6 @@ class Target:
     security_method: str
     keys_version: int
     failing_since: datetime.datetime | None
-    environment_slug: str
     options: dict
 
     def __getattr__(self, name: str):
@@ -153,10 +152,7 @@ def _claim_sql(*, by_delivery: bool, manual: bool, lease: str) -> tuple[str, str
     else:
         which_webhook = "%(webhook)s"
         which_deliveries = "d.webhook_id = %(webhook)s"
-    lock_sql = (
-        f"SELECT {target_columns}, env.slug FROM {WEBHOOK} w"  # noqa: S608
-        f" JOIN {ENVIRONMENT} env ON env.id = w.environment_id WHERE w.id = {which_webhook}"
-    )
+    lock_sql = f"SELECT {target_columns} FROM {WEBHOOK} w WHERE w.id = {which_webhook}"  # noqa: S608
     conditions = [which_deliveries, claimable]
     if not manual:
         conditions.append(f"w.state = '{Webhook.State.ACTIVE}'")
@@ -287,7 +283,7 @@ def _without_lock_column(row):
 def _target(row) -> Target | None:
     if row is None:
         return None
-    *values, slug = row
+    values = row
     named = dict(zip(_TARGET_FIELDS, values, strict=True))
     options = {}
     for name in OPTION_NAMES:
@@ -298,7 +294,7 @@ def _target(row) -> Target | None:
             value = model_field.from_db_value(value, None, connection)
         options[name] = model_field.to_python(value)
     named["failing_since"] = from_db_time(named["failing_since"])
-    return Target(**named, environment_slug=slug, options=options)
+    return Target(**named, options=options)
 
 
 def may_lease_at_fan_out(webhook_id: int, now: datetime.datetime, cap: int) -> bool:
@@ -331,10 +327,10 @@ def may_lease_at_fan_out(webhook_id: int, now: datetime.datetime, cap: int) -> b
 def _fan_out_leased_sql() -> str:
     target_columns = ", ".join(f"w.{_column(Webhook, name)}" for name in _TARGET_FIELDS)
     claimed_columns = ", ".join(f"d.{_column(Delivery, name)}" for name in _CLAIMED_FIELDS)
-    # The predicates name the delivery's columns unqualified; the webhook and environment have none of them.
+    # The predicates name the delivery's columns unqualified; the webhook has none of them.
     return (
-        f"SELECT {target_columns}, env.slug, {claimed_columns}, d.lease_owner FROM {DELIVERY} d"  # noqa: S608
-        f" JOIN {WEBHOOK} w ON w.id = d.webhook_id JOIN {ENVIRONMENT} env ON env.id = w.environment_id"
+        f"SELECT {target_columns}, {claimed_columns}, d.lease_owner FROM {DELIVERY} d"  # noqa: S608
+        f" JOIN {WEBHOOK} w ON w.id = d.webhook_id"
         f" WHERE d.id = %(delivery)s AND {FAN_OUT_LEASED_SQL} AND {DUE_SQL} AND w.state = '{Webhook.State.ACTIVE}'"
     )
 
@@ -353,7 +349,7 @@ def load_fan_out_leased(delivery_id: int, now: datetime.datetime) -> tuple[Targe
         row = cursor.fetchone()
     if row is None:
         return None, [], ""
-    width = len(_TARGET_FIELDS) + 1
+    width = len(_TARGET_FIELDS)
     return _target(row[:width]), _claimed([row[width:-1]]), row[-1]
 
 
