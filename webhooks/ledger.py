@@ -132,6 +132,14 @@ def lease_seconds(timeout_seconds: float, margin: float) -> float:
 
 # The first key of the per-webhook advisory locks (the second is the webhook's id).
 _ADVISORY_LOCK_SPACE = 4711
+# Claims queue behind each other on a webhook's lock for a few ms at most. A change's transaction holds it
+# from its fan-out to its commit, which for one that writes many records takes longer: a claim gives up
+# after this long rather than hold a worker thread (see ClaimBusy).
+CLAIM_LOCK_WAIT_MS = 250
+
+
+class ClaimBusy(Exception):
+    """The webhook's claim lock stayed taken longer than CLAIM_LOCK_WAIT_MS; nothing was leased."""
 
 
 def _claim_sql(*, by_delivery: bool, manual: bool, lease: str) -> tuple[str, str]:
@@ -207,7 +215,10 @@ def claim(
         "extra": 1 + margin,
     }
     if _can_pipeline():
-        target, rows, events = _claim_pipelined(params, by_delivery=delivery_id is not None, manual=manual)
+        try:
+            target, rows, events = _claim_pipelined(params, by_delivery=delivery_id is not None, manual=manual)
+        except connection.Database.errors.LockNotAvailable as busy:
+            raise ClaimBusy from busy
     else:
         target, rows = _claim_in_transaction(params, by_delivery=delivery_id is not None, manual=manual, margin=margin)
         events = None
@@ -254,6 +265,7 @@ def _claim_pipelined(params: dict, *, by_delivery: bool, manual: bool):
         # A lease lost in a database crash only lets the delivery be claimed again (at least once
         # holds), so the claim need not wait for its commit to reach the disk.
         lock_cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        lock_cursor.execute(f"SET LOCAL lock_timeout = {CLAIM_LOCK_WAIT_MS}")
         lock_cursor.execute(lock_sql, params)
         lease_cursor.execute(lease_sql, params)
         if by_delivery:

@@ -32,7 +32,7 @@ def deliver(delivery_id: int, countdown: float = 0) -> None:
     queue(DELIVER, delivery_id, countdown)
 
 
-def drain(webhook_id: int, copies: int = 1) -> None:
+def drain(webhook_id: int, copies: int = 1, countdown: float = 0) -> None:
     """Send a webhook's due deliveries, oldest first; `copies` tasks use that many of its sending slots."""
     for _ in range(max(copies, 0)):
-        queue(DRAIN, webhook_id)
+        queue(DRAIN, webhook_id, countdown)

@@ -43,12 +43,25 @@ def new_owner() -> str:
     return uuid.uuid4().hex
 
 
+# How soon a claim that found its webhook's lock held too long (`ledger.ClaimBusy`) is tried again.
+BUSY_RETRY_SECONDS = 1.0
+
+
 def _claim(**kwargs) -> tuple[ledger.Target | None, list[ledger.Claimed], dict | None]:
-    return ledger.claim(
-        cap=settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK,
-        margin=settings.WEBHOOK_LEASE_MARGIN_SECONDS,
-        **kwargs,
-    )
+    """Lease deliveries (see `ledger.claim`). When a long transaction holds the webhook's claim lock, leave the
+    work for a task queued a moment later instead of holding this worker thread until it ends."""
+    try:
+        return ledger.claim(
+            cap=settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK,
+            margin=settings.WEBHOOK_LEASE_MARGIN_SECONDS,
+            **kwargs,
+        )
+    except ledger.ClaimBusy:
+        if kwargs.get("delivery_id") is not None:
+            queueing.deliver(kwargs["delivery_id"], countdown=BUSY_RETRY_SECONDS)
+        else:
+            queueing.drain(kwargs["webhook_id"], countdown=BUSY_RETRY_SECONDS)
+        return None, [], None
 
 
 def request_headers(target: ledger.Target, message_id: str, body: str, now: datetime.datetime) -> dict[str, str]:

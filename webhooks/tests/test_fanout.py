@@ -5,6 +5,7 @@ request. These tests check what that must not cost: the cap, the oldest-first
 order, pausing, and a delivery whose task is lost.
 """
 
+import contextlib
 import datetime
 import threading
 
@@ -18,7 +19,7 @@ from webhooks import bodies, ledger, sending
 from webhooks.configure import pause_webhook
 from webhooks.models import Attempt, Delivery, Webhook
 from webhooks.sweeper import sweep
-from webhooks.tests.factories import make_webhook
+from webhooks.tests.factories import make_delivery, make_webhook
 from webhooks.tests.receiver import Receiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -124,13 +125,12 @@ def test_a_manual_send_does_not_race_the_task_the_fan_out_queued():
     assert len(receiver.requests) == 1
 
 
-def test_a_change_never_waits_for_a_worker_holding_the_webhooks_claim_lock():
-    environment = make_environment()
-    webhook = make_webhook(environment, "http://127.0.0.1:9999/hooks")
+@contextlib.contextmanager
+def claim_lock_held_elsewhere(webhook):
+    """The webhook's claim lock, held by another connection (a claiming worker, or a change's transaction)."""
     locked, release = threading.Event(), threading.Event()
 
-    def hold_the_claim_lock():
-        # Another connection, as a claiming worker would: the lock lasts until its transaction ends.
+    def hold():
         connection = connections.create_connection("default")
         try:
             with connection.cursor() as cursor:
@@ -142,14 +142,34 @@ def test_a_change_never_waits_for_a_worker_holding_the_webhooks_claim_lock():
         finally:
             connection.close()
 
-    holder = threading.Thread(target=hold_the_claim_lock)
+    holder = threading.Thread(target=hold)
     holder.start()
     try:
         assert locked.wait(timeout=10)
-        with transaction.atomic():
-            delivery = new_delivery(environment, webhook)
-        assert not is_fan_out_leased(delivery), "left to a worker's claim rather than waiting"
-        assert delivery.status == Delivery.Status.PENDING and delivery.next_attempt_at is not None
+        yield
     finally:
         release.set()
         holder.join(timeout=30)
+
+
+def test_a_change_never_waits_for_a_worker_holding_the_webhooks_claim_lock():
+    environment = make_environment()
+    webhook = make_webhook(environment, "http://127.0.0.1:9999/hooks")
+    with claim_lock_held_elsewhere(webhook), transaction.atomic():
+        delivery = new_delivery(environment, webhook)
+    assert not is_fan_out_leased(delivery), "left to a worker's claim rather than waiting"
+    assert delivery.status == Delivery.Status.PENDING and delivery.next_attempt_at is not None
+
+
+def test_a_worker_leaves_a_webhook_whose_claim_lock_a_long_transaction_holds_and_comes_back():
+    environment = make_environment()
+    with Receiver() as receiver:
+        webhook = make_webhook(environment, receiver.url)
+        delivery = make_delivery(webhook, status=Delivery.Status.PENDING, next_attempt_at=timezone.now())
+        with claim_lock_held_elsewhere(webhook):
+            # Had the claims waited for the lock, they would send once it is released, below.
+            assert sending.deliver(delivery.pk) == 0
+            assert sending.drain(webhook.pk) == 0
+            assert receiver.requests == [], "nothing sent while the lock is held"
+        assert sending.deliver(delivery.pk) == 1, "once it is free, the delivery goes"
+    assert len(receiver.requests) == 1
