@@ -10,9 +10,11 @@ from django.utils import timezone
 
 from environments.records import create_record
 from webhooks.bulk import bulk_resend_step
+from webhooks.fanout import new_message_id
 from webhooks.models import BulkResend, Delivery
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Receiver
+from webhooks.views import history as history_views
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ADA = {"first_name": "Ada", "last_name": "Lovelace"}
@@ -119,3 +121,19 @@ def test_resend_deliveries_recovers_by_default_and_says_why_when_there_is_nothin
     out = io.StringIO()
     call_command("resend_deliveries", "--webhook", "clinic/Hook", stdout=out)
     assert "Nothing to re-send" in out.getvalue() and "(1 pending, 2 succeeded)" in out.getvalue()
+
+
+def test_the_history_counts_what_it_offers_to_re_send_only_up_to_a_bound(client, director, env):
+    # The history is shown for every filter change; counting a million failures each time would be slow.
+    webhook = make_webhook(env, "http://127.0.0.1:9999/hooks")
+    Delivery.objects.bulk_create(
+        Delivery(webhook=webhook, environment=env, message_id=new_message_id(), status="failed")
+        for _ in range(history_views.RESEND_OFFER_COUNT_UP_TO + 1)
+    )
+    page = client.get(f"/e/clinic/webhooks/{webhook.pk}/deliveries/?status=failed").content.decode()
+    assert "Re-send these 1,000+ (failed)" in page
+    Delivery.objects.filter(pk=Delivery.objects.latest("id").pk).delete()
+    page = client.get(f"/e/clinic/webhooks/{webhook.pk}/deliveries/?status=failed").content.decode()
+    assert "Re-send these 1000 (failed)" in page
+    confirmation = client.get(f"/e/clinic/webhooks/{webhook.pk}/bulk-resend/?status=failed").content.decode()
+    assert "1000" in confirmation or "1,000" in confirmation, "the confirmation counts exactly"

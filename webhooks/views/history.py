@@ -74,6 +74,9 @@ def _history_page(request, environment, webhook):
     )
 
 
+RESEND_OFFER_COUNT_UP_TO = 1000
+
+
 def _resend_offer(webhook, filters: HistoryFilters) -> dict | None:
     """ "Re-send these N": the filtered deliveries a bulk re-send can take, when the filters can say which.
 
@@ -85,8 +88,9 @@ def _resend_offer(webhook, filters: HistoryFilters) -> dict | None:
     selection = bulk.Selection(
         webhook, status=status, since=filters.since, until=filters.until, event_type=filters.event_type
     )
-    # Only the count of what would go: the per-status breakdown is for the confirmation page.
-    total = 0 if selection.problem() else selection.targets().count()
+    # Only the count of what would go, and only up to a bound: the page is shown for every filter
+    # change and must not count a million failures; the confirmation page gives exact counts.
+    total = 0 if selection.problem() else selection.targets()[: RESEND_OFFER_COUNT_UP_TO + 1].count()
     if not total:
         return None
     query = {"status": status, "event_type": filters.event_type}
@@ -94,7 +98,7 @@ def _resend_offer(webhook, filters: HistoryFilters) -> dict | None:
         {name: moment.isoformat() for name, moment in (("since", filters.since), ("until", filters.until)) if moment}
     )
     return {
-        "total": total,
+        "total": f"{RESEND_OFFER_COUNT_UP_TO:,}+" if total > RESEND_OFFER_COUNT_UP_TO else total,
         "what": bulk.STATUS_CHOICES[status],
         "query": urlencode({k: v for k, v in query.items() if v}),
     }
