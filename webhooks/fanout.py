@@ -5,12 +5,13 @@ its newest delivery not yet sent, while that has room. On commit a task is
 queued; if it is lost, the sweeper finds the delivery due in the database.
 
 A delivery of an active, healthy webhook that sends one event per request is
-leased here (`emit_event` runs listeners only inside the event's transaction), when one of the webhook's sending
-slots is free and nothing older of it waits (`ledger.may_lease_at_fan_out`):
-its body is rendered here too, and its task reads it and sends at once, without first claiming it, which
-keeps the database round trip that a claim costs off the path from a change to
-its receiver. The lease counts against the webhook's cap like any other; if
-the task is lost, the lease runs out and the sweeper finds the delivery due.
+leased here, in the event's transaction (`emit_event` runs listeners only
+inside it), when one of the webhook's sending slots is free and nothing older
+of it waits (`ledger.may_lease_at_fan_out`). Its body is rendered here too, so
+its task reads it and sends at once without first claiming it: the round trip
+a claim costs stays off the path from a change to its receiver. The lease
+counts against the webhook's cap like any other; if the task is lost, the
+lease runs out and the sweeper finds the delivery due.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def new_message_id() -> str:
 
 
 def fan_out(event: Event) -> None:
-    """Write the deliveries of a new event for every webhook that opted into it."""
+    """Write the deliveries of a new event for every webhook that opted into its type."""
     webhooks = [
         webhook
         for webhook in Webhook.objects.filter(environment_id=event.environment_id)

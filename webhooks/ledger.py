@@ -58,6 +58,10 @@ LEASE_FREE_SQL = "(leased_until IS NULL OR leased_until < %(now)s)"
 IN_FLIGHT_SQL = "leased_until >= %(now)s"
 _MARK = Delivery.FAN_OUT_LEASE_MARK
 FAN_OUT_LEASED_SQL = f"{IN_FLIGHT_SQL} AND substr(lease_owner, 1, {len(_MARK)}) = '{_MARK}'"
+# A webhook's due deliveries that no one is sending: asked before a drain, after each recorded batch, and
+# by the fan-out (which leases nothing ahead of them).
+_WAITS_UNLEASED_SQL = f"SELECT 1 FROM {DELIVERY} WHERE webhook_id = %(webhook)s AND {DUE_SQL} AND {LEASE_FREE_SQL}"  # noqa: S608
+_HAS_DUE_SQL = f"SELECT EXISTS ({_WAITS_UNLEASED_SQL})"
 
 
 def db_time(moment: datetime.datetime):
@@ -99,6 +103,7 @@ class Target:
 
 
 _TARGET_FIELDS = ["id", "url", "state", "security_method", "keys_version", "failing_since", *OPTION_NAMES]
+_TARGET_COLUMNS = ", ".join(f"w.{_column(Webhook, name)}" for name in _TARGET_FIELDS)
 
 
 @dataclass
@@ -150,7 +155,7 @@ def _claim_sql(*, by_delivery: bool, manual: bool, lease: str) -> tuple[str, str
     Python between the two and both can go to PostgreSQL in one round trip.
     Run after the lock, in READ COMMITTED, it sees every lease committed before.
     """
-    target_columns = ", ".join(f"w.{_column(Webhook, name)}" for name in _TARGET_FIELDS)
+    target_columns = _TARGET_COLUMNS
     if connection.vendor == "postgresql":
         target_columns = f"pg_advisory_xact_lock({_ADVISORY_LOCK_SPACE}, w.id::integer), " + target_columns
     claimable = f"{LEASE_FREE_SQL}" if manual else f"{DUE_SQL} AND {LEASE_FREE_SQL}"
@@ -295,8 +300,7 @@ def _without_lock_column(row):
 def _target(row) -> Target | None:
     if row is None:
         return None
-    values = row
-    named = dict(zip(_TARGET_FIELDS, values, strict=True))
+    named = dict(zip(_TARGET_FIELDS, row, strict=True))
     options = {}
     for name in OPTION_NAMES:
         model_field = Webhook._meta.get_field(name)
@@ -329,50 +333,43 @@ def may_lease_at_fan_out(webhook_id: int, now: datetime.datetime, cap: int) -> b
         cursor.execute(
             f"SELECT (SELECT COUNT(DISTINCT lease_owner) FROM {DELIVERY}"  # noqa: S608
             f" WHERE webhook_id = %(webhook)s AND {IN_FLIGHT_SQL}) < %(cap)s"
-            f" AND NOT EXISTS (SELECT 1 FROM {DELIVERY} WHERE webhook_id = %(webhook)s"
-            f" AND {DUE_SQL} AND {LEASE_FREE_SQL})",
+            f" AND NOT EXISTS ({_WAITS_UNLEASED_SQL})",
             params,
         )
         return bool(cursor.fetchone()[0])
 
 
-def _fan_out_leased_sql() -> str:
-    target_columns = ", ".join(f"w.{_column(Webhook, name)}" for name in _TARGET_FIELDS)
-    claimed_columns = ", ".join(f"d.{_column(Delivery, name)}" for name in _CLAIMED_FIELDS)
-    # The predicates name the delivery's columns unqualified; the webhook has none of them.
-    return (
-        f"SELECT {target_columns}, {claimed_columns}, d.lease_owner FROM {DELIVERY} d"  # noqa: S608
-        f" JOIN {WEBHOOK} w ON w.id = d.webhook_id"
-        f" WHERE d.id = %(delivery)s AND {FAN_OUT_LEASED_SQL} AND {DUE_SQL} AND w.state = '{Webhook.State.ACTIVE}'"
-    )
+_CLAIMED_COLUMNS = ", ".join(f"d.{_column(Delivery, name)}" for name in _CLAIMED_FIELDS)
+# The predicates name the delivery's columns unqualified; the webhook has none of them.
+_FAN_OUT_LEASED_ROW_SQL = (
+    f"SELECT {_TARGET_COLUMNS}, {_CLAIMED_COLUMNS} FROM {DELIVERY} d JOIN {WEBHOOK} w ON w.id = d.webhook_id"  # noqa: S608
+    f" WHERE d.id = %(delivery)s AND {FAN_OUT_LEASED_SQL} AND {DUE_SQL} AND w.state = '{Webhook.State.ACTIVE}'"
+)
 
 
-def load_fan_out_leased(delivery_id: int, now: datetime.datetime) -> tuple[Target | None, list[Claimed], str]:
-    """A delivery the fan-out leased, still due, of a webhook still active: its webhook, itself and its lease.
+def load_fan_out_leased(delivery_id: int, now: datetime.datetime) -> tuple[Target | None, list[Claimed]]:
+    """A delivery the fan-out leased, still due, of a webhook still active: its webhook and itself.
 
     A plain read of one row, no lock and no write: the only task that can meet
     a fan-out's lease is the one that fan-out queued (a retry is queued after
     its lease is given back; drains, the sweeper and manual sends take only
     free deliveries), and its body was rendered with the lease. Returns
-    (None, [], "") when the delivery is not so leased; the caller then claims it the usual way.
+    (None, []) when the delivery is not so leased; the caller then claims it the usual way.
     """
     with _hot_cursor() as cursor:
-        cursor.execute(_fan_out_leased_sql(), {"delivery": delivery_id, "now": db_time(now)})
+        cursor.execute(_FAN_OUT_LEASED_ROW_SQL, {"delivery": delivery_id, "now": db_time(now)})
         row = cursor.fetchone()
     if row is None:
-        return None, [], ""
+        return None, []
     width = len(_TARGET_FIELDS)
-    return _target(row[:width]), _claimed([row[width:-1]]), row[-1]
+    return _target(row[:width]), _claimed([row[width:]])
 
 
 def has_due(webhook_id: int, now: datetime.datetime) -> bool:
     """Whether the webhook has a due delivery no one is sending: a plain read, before taking any lock."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT 1 FROM {DELIVERY} WHERE webhook_id = %(webhook)s AND {DUE_SQL} AND {LEASE_FREE_SQL} LIMIT 1",  # noqa: S608
-            {"webhook": webhook_id, "now": db_time(now)},
-        )
-        return cursor.fetchone() is not None
+        cursor.execute(_HAS_DUE_SQL, {"webhook": webhook_id, "now": db_time(now)})
+        return bool(cursor.fetchone()[0])
 
 
 @dataclass
@@ -473,11 +470,6 @@ def _success_sql() -> list[str]:
     ]
 
 
-_MORE_DUE_SQL = (
-    f"SELECT EXISTS (SELECT 1 FROM {DELIVERY} WHERE webhook_id = %(webhook)s AND {DUE_SQL} AND {LEASE_FREE_SQL})"  # noqa: S608
-)
-
-
 def record(
     attempts: list[Attempt],
     updates: dict[int, dict],
@@ -510,7 +502,7 @@ def record(
     first_webhook_statement = len(statements)
     if succeeded:
         statements += [(sql, webhook_params, False) for sql in _success_sql()]
-    statements.append((_MORE_DUE_SQL, webhook_params, False))
+    statements.append((_HAS_DUE_SQL, webhook_params, False))
     if _can_pipeline():
         with _pipeline() as raw:
             cursors = [raw.cursor() for _ in statements]

@@ -235,14 +235,11 @@ def _lease_one(
     enough; a manual send never takes it (it would race that task).
     """
     if not manual:
-        for tries_left in (1, 0):
-            try:
-                target, claimed, _ = ledger.load_fan_out_leased(delivery_id, now)
-                break
-            except _CONNECTION_ERRORS:
-                if not tries_left:
-                    raise
-                _reconnect()  # a connection cut since the last task: once more on a new one
+        try:
+            target, claimed = ledger.load_fan_out_leased(delivery_id, now)
+        except _CONNECTION_ERRORS:
+            _reconnect()  # a connection cut since the last task: once more on a new one
+            target, claimed = ledger.load_fan_out_leased(delivery_id, now)
         if claimed:
             return target, claimed, None
     return _claim(owner=new_owner(), now=now, delivery_id=delivery_id, manual=manual)
@@ -294,21 +291,22 @@ def drain(webhook_id: int, *, budget: float = DRAIN_BUDGET_SECONDS, due: bool = 
     each batch's recording says whether more are. When the time budget is
     spent with work left, a drain task is queued to go on.
     """
+    if not due and not ledger.has_due(webhook_id, timezone.now()):
+        return 0
     owner = new_owner()
     started = time.monotonic()
     limit = settings.WEBHOOK_CLAIM_BATCH
     made = 0
-    while due or ledger.has_due(webhook_id, timezone.now()):
+    while True:
         target, claimed, _ = _claim(owner=owner, now=timezone.now(), webhook_id=webhook_id, limit=limit)
         if not claimed:
             return made
         attempts, due = send_claimed(target, claimed, trigger=Attempt.Trigger.SCHEDULED)
         made += len(attempts)
-        # After a failure, one at a time: a batch would only wait on the failing receiver.
-        limit = settings.WEBHOOK_CLAIM_BATCH if attempts and attempts[-1].succeeded else 1
         if not due:
             return made
         if time.monotonic() - started > budget:
             queueing.drain(webhook_id)
             return made
-    return made
+        # After a failure, one at a time: a batch would only wait on the failing receiver.
+        limit = settings.WEBHOOK_CLAIM_BATCH if attempts and attempts[-1].succeeded else 1
