@@ -12,6 +12,10 @@ its task reads it and sends at once without first claiming it: the round trip
 a claim costs stays off the path from a change to its receiver. The lease
 counts against the webhook's cap like any other; if the task is lost, the
 lease runs out and the sweeper finds the delivery due.
+
+A delivery not leased here gets a task too, unless, once the change has
+committed, all its webhook's slots are taken: then their holders, which look
+for due deliveries after they record, send it (`ledger.record`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import datetime
 import uuid
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -76,9 +80,25 @@ def _new_delivery(webhook: Webhook, event: Event, now: datetime.datetime) -> Del
         enqueued_at=now if active else None,
         **lease,
     )
-    if active:
+    if lease:
         transaction.on_commit(lambda pk=delivery.pk: queueing.deliver(pk), robust=True)
+    elif active:
+        transaction.on_commit(lambda pk=delivery.pk, hook=webhook.pk: _queue_unless_slots_taken(pk, hook), robust=True)
     return delivery
+
+
+def _queue_unless_slots_taken(delivery_id: int, webhook_id: int) -> None:
+    """After the commit, queue the task of a delivery the fan-out did not lease, unless all its webhook's
+    sending slots are taken: their holders send it when they are done (`ledger.slots_taken`).
+
+    Under a backlog that spares the workers a task per delivery that would find no slot and do nothing.
+    """
+    try:
+        taken = ledger.slots_taken(webhook_id, timezone.now(), settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK)
+    except DatabaseError:
+        taken = False  # in doubt, queue: a task with nothing to do costs little
+    if not taken:
+        queueing.deliver(delivery_id)
 
 
 def _open_batch(webhook: Webhook, event: Event) -> Delivery | None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from django.db import connection, models, transaction
 from django.utils import timezone
+from psycopg import pq as psycopg_pq
 
 from environments.models import Environment, Event
 
@@ -62,6 +63,13 @@ FAN_OUT_LEASED_SQL = f"{IN_FLIGHT_SQL} AND substr(lease_owner, 1, {len(_MARK)}) 
 # by the fan-out (which leases nothing ahead of them).
 _WAITS_UNLEASED_SQL = f"SELECT 1 FROM {DELIVERY} WHERE webhook_id = %(webhook)s AND {DUE_SQL} AND {LEASE_FREE_SQL}"  # noqa: S608
 _HAS_DUE_SQL = f"SELECT EXISTS ({_WAITS_UNLEASED_SQL})"
+# The same, at the database's clock when it runs: a delivery committed before it is due by then,
+# whatever moment the caller took before sending it.
+_HAS_DUE_AFTER_COMMIT_SQL = _HAS_DUE_SQL.replace("%(now)s", "clock_timestamp()")
+# How many owners hold a webhook's sending slots (leases in flight).
+_SLOTS_TAKEN_SQL = (
+    f"SELECT COUNT(DISTINCT lease_owner) FROM {DELIVERY} WHERE webhook_id = %(webhook)s AND {IN_FLIGHT_SQL}"  # noqa: S608
+)
 
 
 def db_time(moment: datetime.datetime):
@@ -256,16 +264,36 @@ def _hot_cursor():
 
 @contextlib.contextmanager
 def _pipeline():
-    """One transaction on the raw psycopg connection, its statements sent in one round trip."""
+    """The raw psycopg connection in pipeline mode: what is executed inside goes in one round trip.
+
+    Transactions inside it are written out (`_transaction`): psycopg's own
+    `transaction()` sends its BEGIN and COMMIT each in a round trip of its own,
+    which cost as much again as the statements between them. If anything
+    fails, an open transaction is rolled back before the error goes on.
+    """
     connection.ensure_connection()
     raw = connection.connection
-    with raw.transaction(), raw.pipeline():
-        yield raw
+    try:
+        with raw.pipeline():
+            yield raw
+    except BaseException:
+        if raw.info.transaction_status != psycopg_pq.TransactionStatus.IDLE:
+            with contextlib.suppress(Exception):  # a broken connection cannot roll back; it is dropped anyway
+                raw.execute("ROLLBACK")
+        raise
+
+
+@contextlib.contextmanager
+def _transaction(raw):
+    """BEGIN … COMMIT, queued in the pipeline around the statements executed inside."""
+    raw.execute("BEGIN")
+    yield
+    raw.execute("COMMIT")
 
 
 def _claim_pipelined(params: dict, *, by_delivery: bool, manual: bool):
     lock_sql, lease_sql = _claim_sql(by_delivery=by_delivery, manual=manual, lease=_PG_LEASE)
-    with _pipeline() as raw:
+    with _pipeline() as raw, _transaction(raw):
         lock_cursor, lease_cursor, events_cursor = raw.cursor(), raw.cursor(), raw.cursor()
         # A lease lost in a database crash only lets the delivery be claimed again (at least once
         # holds), so the claim need not wait for its commit to reach the disk.
@@ -330,13 +358,20 @@ def may_lease_at_fan_out(webhook_id: int, now: datetime.datetime, cap: int) -> b
             cursor.execute(f"SELECT pg_try_advisory_xact_lock({_ADVISORY_LOCK_SPACE}, %(webhook)s)", params)
             if not cursor.fetchone()[0]:
                 return False
-        cursor.execute(
-            f"SELECT (SELECT COUNT(DISTINCT lease_owner) FROM {DELIVERY}"  # noqa: S608
-            f" WHERE webhook_id = %(webhook)s AND {IN_FLIGHT_SQL}) < %(cap)s"
-            f" AND NOT EXISTS ({_WAITS_UNLEASED_SQL})",
-            params,
-        )
+        cursor.execute(f"SELECT ({_SLOTS_TAKEN_SQL}) < %(cap)s AND NOT EXISTS ({_WAITS_UNLEASED_SQL})", params)
         return bool(cursor.fetchone()[0])
+
+
+def slots_taken(webhook_id: int, now: datetime.datetime, cap: int) -> bool:
+    """Whether all `cap` of the webhook's sending slots are held: a plain read.
+
+    Asked by the fan-out after a change commits, for a delivery it did not
+    lease: each holder looks for due deliveries after recording (see `record`)
+    and goes on sending them, so a task for this one would find no slot and do nothing.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_SLOTS_TAKEN_SQL, {"webhook": webhook_id, "now": db_time(now)})
+        return cursor.fetchone()[0] >= cap
 
 
 _CLAIMED_COLUMNS = ", ".join(f"d.{_column(Delivery, name)}" for name in _CLAIMED_FIELDS)
@@ -480,10 +515,15 @@ def record(
     succeeded: bool,
 ) -> Recorded:
     """In one transaction: insert a batch's attempts (one statement), write each delivery's new state and
-    give its lease back (one statement), give back the leases of deliveries left unsent, note on the
-    webhook that it answered when `succeeded`, and look whether more of its deliveries are due.
+    give its lease back (one statement), give back the leases of deliveries left unsent, and note on the
+    webhook that it answered when `succeeded`. Then, once that has committed, look whether more of its
+    deliveries are due.
 
-    On PostgreSQL the whole transaction is one round trip (a pipeline). Sets each attempt's pk.
+    Looking only after the commit is what lets the fan-out leave a new delivery to the webhook's
+    senders when all its slots are taken (`slots_taken`): either this look sees that delivery, or
+    the fan-out, which looks after its own commit, saw this batch's slot given back.
+
+    On PostgreSQL all of it is one round trip (a pipeline). Sets each attempt's pk.
     """
     statements: list[tuple[str, list | dict, bool]] = []  # (sql, params, many)
     if attempts:
@@ -502,21 +542,25 @@ def record(
     first_webhook_statement = len(statements)
     if succeeded:
         statements += [(sql, webhook_params, False) for sql in _success_sql()]
-    statements.append((_HAS_DUE_SQL, webhook_params, False))
     if _can_pipeline():
         with _pipeline() as raw:
             cursors = [raw.cursor() for _ in statements]
-            for cursor, (sql, params, many) in zip(cursors, statements, strict=True):
-                (cursor.executemany if many else cursor.execute)(sql, params)
+            with _transaction(raw):
+                for cursor, (sql, params, many) in zip(cursors, statements, strict=True):
+                    (cursor.executemany if many else cursor.execute)(sql, params)
+            due_cursor = raw.cursor()
+            due_cursor.execute(_HAS_DUE_AFTER_COMMIT_SQL, webhook_params)
         results = [cursor.fetchall() if cursor.description else None for cursor in cursors]
+        more_due = due_cursor.fetchone()[0]
     else:
         results = []
         with transaction.atomic(), connection.cursor() as cursor:
             for sql, params, many in statements:
                 (cursor.executemany if many else cursor.execute)(sql, params)
                 results.append(cursor.fetchall() if cursor.description else None)
+        more_due = has_due(webhook_id, timezone.now())
     # Rows come back in the order of the VALUES list (PostgreSQL and SQLite alike).
     for attempt, (pk,) in zip(attempts, results[0] if attempts else [], strict=True):
         attempt.pk = pk
     recovered = bool(succeeded and results[first_webhook_statement])
-    return Recorded(recovered=recovered, more_due=bool(results[-1][0][0]))
+    return Recorded(recovered=recovered, more_due=bool(more_due))

@@ -5,17 +5,22 @@ request. These tests check what that must not cost: the cap, the oldest-first
 order, pausing, and a delivery whose task is lost.
 """
 
+import ast
 import contextlib
 import datetime
+import json
 import threading
 
 import pytest
+import redis
+from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
 from environments.records import create_record
 from environments.tests.factories import make_environment
-from webhooks import bodies, ledger, sending
+from integration_tools.celery import app
+from webhooks import bodies, ledger, queueing, sending
 from webhooks.configure import pause_webhook
 from webhooks.models import Attempt, Delivery, Webhook
 from webhooks.sweeper import sweep
@@ -34,6 +39,17 @@ def new_delivery(environment, webhook) -> Delivery:
 
 def is_fan_out_leased(delivery: Delivery) -> bool:
     return delivery.lease_owner.startswith(Delivery.FAN_OUT_LEASE_MARK) and delivery.leased_until is not None
+
+
+def queued_deliveries() -> list[int]:
+    """The deliveries whose `deliver` task waits on the broker (no worker runs in these tests)."""
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    queued = []
+    for raw in broker.lrange("celery", 0, -1):
+        headers = json.loads(raw)["headers"]
+        if headers["task"] == queueing.DELIVER:
+            queued.append(ast.literal_eval(headers["argsrepr"])[0])
+    return queued
 
 
 def test_a_new_delivery_is_leased_for_its_task_with_its_body_frozen_and_that_task_sends_it():
@@ -74,6 +90,37 @@ def test_the_fan_out_leases_no_more_than_the_cap_and_never_ahead_of_an_older_wai
 
     Delivery.objects.filter(webhook=webhook).update(status=Delivery.Status.SUCCEEDED, next_attempt_at=None)
     assert is_fan_out_leased(new_delivery(environment, webhook)), "nothing waits: a slot is free again"
+
+
+def test_with_every_slot_taken_a_new_delivery_gets_no_task_and_the_slots_holders_send_it(settings):
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK = 2
+    environment = make_environment()
+    app.control.purge()
+    with Receiver() as receiver:
+        webhook = make_webhook(environment, receiver.url)
+        first, second, third = (new_delivery(environment, webhook) for _ in range(3))
+        assert not is_fan_out_leased(third)
+        # Its task would find no free slot and do nothing: under a backlog that was a task per delivery.
+        assert sorted(queued_deliveries()) == [first.pk, second.pk]
+
+        # A holder looks for due deliveries once it has recorded, and sends them.
+        assert sending.deliver(first.pk) == 2
+        assert sending.deliver(second.pk) == 1
+    assert [request.headers["webhook-id"] for request in receiver.requests] == [
+        first.message_id,
+        third.message_id,
+        second.message_id,
+    ]
+
+
+def test_a_delivery_left_unleased_while_a_slot_is_free_still_gets_its_task():
+    environment = make_environment()
+    webhook = make_webhook(environment, "http://127.0.0.1:9999/hooks")
+    app.control.purge()
+    with claim_lock_held_elsewhere(webhook):
+        delivery = new_delivery(environment, webhook)
+    assert not is_fan_out_leased(delivery)
+    assert queued_deliveries() == [delivery.pk]
 
 
 @pytest.mark.parametrize("kind", ["failing", "paused", "batching"])

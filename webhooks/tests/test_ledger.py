@@ -1,6 +1,7 @@
 """The ledger's SQL predicates select exactly the rows their QuerySet twins select."""
 
 import datetime
+import time
 
 import pytest
 from django.db import connection
@@ -54,6 +55,22 @@ def test_each_sql_predicate_selects_the_same_rows_as_its_queryset_twin(deliverie
     by_queryset = set(queryset(now).values_list("pk", flat=True))
     assert by_sql == by_queryset
     assert 0 < len(by_sql) < len(made), "the predicate tells rows apart"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_recording_looks_for_more_due_deliveries_after_its_commit_at_the_databases_clock():
+    # A change may commit a delivery after the worker took the moment it records with; the look must
+    # still see it, or the fan-out, which left it to this worker's slot, would leave it waiting.
+    webhook = make_webhook(make_environment(), "http://127.0.0.1:9999/hooks")
+    recorded_at = timezone.now()
+    make_delivery(
+        webhook,
+        status=Delivery.Status.PENDING,
+        next_attempt_at=recorded_at + datetime.timedelta(milliseconds=200),
+    )
+    time.sleep(0.3)
+    recorded = ledger.record([], {}, [], webhook_id=webhook.pk, now=recorded_at, succeeded=False)
+    assert recorded.more_due
 
 
 def test_claims_inside_a_transaction_keep_the_cap_and_the_oldest_first_order():
