@@ -15,7 +15,10 @@ lease runs out and the sweeper finds the delivery due.
 
 A delivery not leased here gets a task too, unless, once the change has
 committed, all its webhook's slots are taken: then their holders, which look
-for due deliveries after they record, send it (`ledger.record`).
+for due deliveries after they record, send it (`ledger.record`). Each such
+task drains what else is due after its own delivery, so a transaction that
+writes many records queues at most one per slot of each webhook, and asks
+about a webhook's slots once, not per record.
 """
 
 from __future__ import annotations
@@ -46,22 +49,71 @@ def fan_out(event: Event) -> None:
         for webhook in Webhook.objects.filter(environment_id=event.environment_id)
         if webhook.subscribes_to(event.type)
     ]
+    if not webhooks:
+        return
     now = timezone.now()
+    after_commit = _AfterCommit.of_this_transaction()
     for webhook in webhooks:
         delivery = _open_batch(webhook, event) if webhook.max_events_per_request > 1 else None
         if delivery is None:
-            delivery = _new_delivery(webhook, event, now)
+            delivery = _new_delivery(webhook, event, now, after_commit)
         DeliveryEvent.objects.create(delivery=delivery, event=event)
 
 
-def _new_delivery(webhook: Webhook, event: Event, now: datetime.datetime) -> Delivery:
+class _AfterCommit:
+    """What the fan-out does once its transaction commits: one per transaction, so that a transaction
+    writing many records asks about a webhook's slots once, not once per record."""
+
+    def __init__(self) -> None:
+        self.leased: list[int] = []
+        self.unleased: dict[int, list[int]] = {}  # webhook id -> its deliveries not leased here
+        self.refused: set[int] = set()  # webhooks refused a lease in this transaction
+
+    @classmethod
+    def of_this_transaction(cls) -> _AfterCommit:
+        # Django keeps a transaction's commit hooks in `run_on_commit`, and drops a rolled-back
+        # savepoint's; ours stays last while the transaction only writes records.
+        hooks = transaction.get_connection().run_on_commit
+        if hooks and isinstance(hooks[-1][1], cls):
+            return hooks[-1][1]
+        after_commit = cls()
+        transaction.on_commit(after_commit, robust=True)
+        return after_commit
+
+    def may_lease(self, webhook: Webhook, now: datetime.datetime) -> bool:
+        if webhook.pk in self.refused:
+            # This transaction's own unleased delivery waits ahead of any later one: no lease either.
+            return False
+        if ledger.may_lease_at_fan_out(webhook.pk, now, settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK):
+            return True
+        self.refused.add(webhook.pk)
+        return False
+
+    def __call__(self) -> None:
+        for delivery_id in self.leased:
+            queueing.deliver(delivery_id)
+        cap = settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK
+        for webhook_id, delivery_ids in self.unleased.items():
+            # Asked after the commit: every holder of a slot looks for due deliveries after it records
+            # (`ledger.record`), so when all slots are taken their holders send these.
+            try:
+                taken = ledger.slots_taken(webhook_id, timezone.now(), cap)
+            except DatabaseError:
+                taken = False  # in doubt, queue: a task with nothing to do costs little
+            if not taken:
+                # Each task sends its delivery, then drains what else is due: one per slot is enough.
+                for delivery_id in delivery_ids[:cap]:
+                    queueing.deliver(delivery_id)
+
+
+def _new_delivery(webhook: Webhook, event: Event, now: datetime.datetime, after_commit: _AfterCommit) -> Delivery:
     active = webhook.state == Webhook.State.ACTIVE
     lease = {}
     if (
         active
         and webhook.failing_since is None
         and webhook.max_events_per_request == 1
-        and ledger.may_lease_at_fan_out(webhook.pk, now, settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK)
+        and after_commit.may_lease(webhook, now)
     ):
         seconds = ledger.lease_seconds(webhook.timeout_seconds, settings.WEBHOOK_LEASE_MARGIN_SECONDS)
         lease = {
@@ -81,24 +133,10 @@ def _new_delivery(webhook: Webhook, event: Event, now: datetime.datetime) -> Del
         **lease,
     )
     if lease:
-        transaction.on_commit(lambda pk=delivery.pk: queueing.deliver(pk), robust=True)
+        after_commit.leased.append(delivery.pk)
     elif active:
-        transaction.on_commit(lambda pk=delivery.pk, hook=webhook.pk: _queue_unless_slots_taken(pk, hook), robust=True)
+        after_commit.unleased.setdefault(webhook.pk, []).append(delivery.pk)
     return delivery
-
-
-def _queue_unless_slots_taken(delivery_id: int, webhook_id: int) -> None:
-    """After the commit, queue the task of a delivery the fan-out did not lease, unless all its webhook's
-    sending slots are taken: their holders send it when they are done (`ledger.slots_taken`).
-
-    Under a backlog that spares the workers a task per delivery that would find no slot and do nothing.
-    """
-    try:
-        taken = ledger.slots_taken(webhook_id, timezone.now(), settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK)
-    except DatabaseError:
-        taken = False  # in doubt, queue: a task with nothing to do costs little
-    if not taken:
-        queueing.deliver(delivery_id)
 
 
 def _open_batch(webhook: Webhook, event: Event) -> Delivery | None:

@@ -123,6 +123,39 @@ def test_a_delivery_left_unleased_while_a_slot_is_free_still_gets_its_task():
     assert queued_deliveries() == [delivery.pk]
 
 
+def test_a_transaction_of_many_changes_queues_one_task_per_free_slot_and_they_send_them_all(settings):
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK = 2
+    environment = make_environment()
+    app.control.purge()
+    with Receiver() as receiver:
+        webhook = make_webhook(environment, receiver.url)
+        # A worker holds the claim lock while the transaction fans out: nothing is leased at the fan-out.
+        with claim_lock_held_elsewhere(webhook), transaction.atomic():
+            for n in range(10):
+                create_record(environment, "patients", {**PATIENT, "first_name": f"P{n}"})
+        deliveries = list(Delivery.objects.filter(webhook=webhook).order_by("id"))
+        assert not any(is_fan_out_leased(delivery) for delivery in deliveries)
+        queued = sorted(queued_deliveries())
+        assert queued == [deliveries[0].pk, deliveries[1].pk], "one task per free slot, not one per change"
+
+        assert sum(sending.deliver(delivery_id) for delivery_id in queued) == 10
+    names = [json.loads(request.body)["data"]["fields"]["first_name"] for request in receiver.requests]
+    assert names == [f"P{n}" for n in range(10)], "all ten, oldest first"
+
+
+def test_a_transaction_of_many_changes_leases_up_to_the_cap_and_queues_only_those_tasks(settings):
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK = 2
+    environment = make_environment()
+    app.control.purge()
+    webhook = make_webhook(environment, "http://127.0.0.1:9999/hooks")
+    with transaction.atomic():
+        for n in range(10):
+            create_record(environment, "patients", {**PATIENT, "first_name": f"P{n}"})
+    deliveries = list(Delivery.objects.filter(webhook=webhook).order_by("id"))
+    assert [is_fan_out_leased(delivery) for delivery in deliveries] == [True, True] + [False] * 8
+    assert sorted(queued_deliveries()) == [deliveries[0].pk, deliveries[1].pk]
+
+
 @pytest.mark.parametrize("kind", ["failing", "paused", "batching"])
 def test_failing_paused_and_batching_webhooks_get_no_lease_from_the_fan_out(kind):
     environment = make_environment()
