@@ -92,10 +92,15 @@ def test_the_fan_out_leases_no_more_than_the_cap_and_never_ahead_of_an_older_wai
     assert is_fan_out_leased(new_delivery(environment, webhook)), "nothing waits: a slot is free again"
 
 
-def test_with_every_slot_taken_a_new_delivery_gets_no_task_and_the_slots_holders_send_it(settings):
+@pytest.fixture
+def two_slots(settings):
+    """Two sending slots per webhook, and an empty broker queue to look into."""
     settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK = 2
-    environment = make_environment()
     app.control.purge()
+
+
+def test_with_every_slot_taken_a_new_delivery_gets_no_task_and_the_slots_holders_send_it(two_slots):
+    environment = make_environment()
     with Receiver() as receiver:
         webhook = make_webhook(environment, receiver.url)
         first, second, third = (new_delivery(environment, webhook) for _ in range(3))
@@ -123,10 +128,8 @@ def test_a_delivery_left_unleased_while_a_slot_is_free_still_gets_its_task():
     assert queued_deliveries() == [delivery.pk]
 
 
-def test_a_transaction_of_many_changes_queues_one_task_per_free_slot_and_they_send_them_all(settings):
-    settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK = 2
+def test_a_transaction_of_many_changes_queues_one_task_per_free_slot_and_they_send_them_all(two_slots):
     environment = make_environment()
-    app.control.purge()
     with Receiver() as receiver:
         webhook = make_webhook(environment, receiver.url)
         # A worker holds the claim lock while the transaction fans out: nothing is leased at the fan-out.
@@ -143,10 +146,8 @@ def test_a_transaction_of_many_changes_queues_one_task_per_free_slot_and_they_se
     assert names == [f"P{n}" for n in range(10)], "all ten, oldest first"
 
 
-def test_a_transaction_of_many_changes_leases_up_to_the_cap_and_queues_only_those_tasks(settings):
-    settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK = 2
+def test_a_transaction_of_many_changes_leases_up_to_the_cap_and_queues_only_those_tasks(two_slots):
     environment = make_environment()
-    app.control.purge()
     webhook = make_webhook(environment, "http://127.0.0.1:9999/hooks")
     with transaction.atomic():
         for n in range(10):
