@@ -486,6 +486,27 @@ def _release_sql(delivery_ids: list[int]) -> str:
     )
 
 
+def _recorded_attempt_ids(attempts: list[Attempt]) -> list[int] | None:
+    """The ids of these attempts if a batch that wrote them committed (all of them: one transaction), else None."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, {_column(Attempt, 'delivery')}, number FROM {ATTEMPT}"  # noqa: S608
+            f" WHERE {_column(Attempt, 'delivery')} IN ({', '.join(['%s'] * len(attempts))})",
+            [attempt.delivery_id for attempt in attempts],
+        )
+        ids = {(delivery_id, number): pk for pk, delivery_id, number in cursor.fetchall()}
+    found = [ids.get((attempt.delivery_id, attempt.number)) for attempt in attempts]
+    return found if all(found) else None
+
+
+def _has_due_after_commit(webhook_id: int) -> bool:
+    if connection.vendor != "postgresql":
+        return has_due(webhook_id, timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(_HAS_DUE_AFTER_COMMIT_SQL, {"webhook": webhook_id})
+        return bool(cursor.fetchone()[0])
+
+
 @dataclass
 class Recorded:
     """What recording a batch found out about its webhook."""
@@ -513,6 +534,7 @@ def record(
     webhook_id: int,
     now: datetime.datetime,
     succeeded: bool,
+    again: bool = False,
 ) -> Recorded:
     """In one transaction: insert a batch's attempts (one statement), write each delivery's new state and
     give its lease back (one statement), give back the leases of deliveries left unsent, and note on the
@@ -524,7 +546,18 @@ def record(
     the fan-out, which looks after its own commit, saw this batch's slot given back.
 
     On PostgreSQL all of it is one round trip (a pipeline). Sets each attempt's pk.
+
+    `again` says an earlier try's connection broke, perhaps after its commit:
+    if the batch's attempts are there, nothing is written twice. Whether that
+    commit ended a failing spell is then unknown, so a success counts as a
+    recovery (its only effect: waiting deliveries are sent now).
     """
+    if again and attempts:
+        pks = _recorded_attempt_ids(attempts)
+        if pks is not None:
+            for attempt, pk in zip(attempts, pks, strict=True):
+                attempt.pk = pk
+            return Recorded(recovered=succeeded, more_due=_has_due_after_commit(webhook_id))
     statements: list[tuple[str, list | dict, bool]] = []  # (sql, params, many)
     if attempts:
         sql, values = _attempt_rows(attempts)
@@ -558,7 +591,7 @@ def record(
             for sql, params, many in statements:
                 (cursor.executemany if many else cursor.execute)(sql, params)
                 results.append(cursor.fetchall() if cursor.description else None)
-        more_due = has_due(webhook_id, timezone.now())
+        more_due = _has_due_after_commit(webhook_id)
     # Rows come back in the order of the VALUES list (PostgreSQL and SQLite alike).
     for attempt, (pk,) in zip(attempts, results[0] if attempts else [], strict=True):
         attempt.pk = pk

@@ -173,17 +173,23 @@ def send_claimed(
 
 
 def _record(attempts: list[Attempt], updates: dict[int, dict], unsent: list[int], **webhook) -> ledger.Recorded:
-    """Write the batch; on a broken connection, reconnect and write again (the receiver already has these)."""
+    """Write the batch; on a broken connection, reconnect and write again (the receiver already has these).
+
+    A connection can break after the database committed the batch but before
+    it said so: the second try finds the batch there and writes nothing twice.
+    """
     give_up_at = time.monotonic() + settings.WEBHOOK_LEASE_MARGIN_SECONDS / 2
+    again = False
     while True:
         try:
-            return ledger.record(attempts, updates, unsent, **webhook)
+            return ledger.record(attempts, updates, unsent, again=again, **webhook)
         except _CONNECTION_ERRORS as error:
             if time.monotonic() > give_up_at:
                 raise
             logger.warning("recording %d attempts failed (%s); reconnecting", len(attempts), error.__class__.__name__)
             _reconnect()
             time.sleep(0.2)
+            again = True
 
 
 # Django's wrappers of a broken connection's errors, and the driver's own from the pipelined path.

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from environments.tests.factories import make_environment
 from webhooks import ledger
-from webhooks.models import Delivery
+from webhooks.models import Attempt, Delivery
 from webhooks.tests.factories import make_delivery, make_webhook
 
 pytestmark = pytest.mark.django_db
@@ -71,6 +71,45 @@ def test_recording_looks_for_more_due_deliveries_after_its_commit_at_the_databas
     time.sleep(0.3)
     recorded = ledger.record([], {}, [], webhook_id=webhook.pk, now=recorded_at, succeeded=False)
     assert recorded.more_due
+
+
+def an_attempt(delivery: Delivery) -> Attempt:
+    return Attempt(
+        delivery_id=delivery.pk,
+        number=delivery.attempt_count + 1,
+        trigger=Attempt.Trigger.SCHEDULED,
+        started_at=timezone.now(),
+        duration_ms=12,
+        url="http://127.0.0.1:9999/hooks",
+        request_headers={"webhook-id": delivery.message_id},
+        status_code=200,
+        response_headers={},
+        succeeded=True,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_written_again_after_a_broken_connection_is_not_recorded_twice():
+    # The connection broke after the database committed the batch, before it said so: the worker writes again.
+    webhook = make_webhook(make_environment(), "http://127.0.0.1:9999/hooks")
+    deliveries = [make_delivery(webhook, status=Delivery.Status.PENDING) for _ in range(3)]
+    first_try = [an_attempt(delivery) for delivery in deliveries]
+    ledger.record(first_try, {}, [], webhook_id=webhook.pk, now=timezone.now(), succeeded=True)
+
+    second_try = [an_attempt(delivery) for delivery in deliveries]
+    ledger.record(second_try, {}, [], webhook_id=webhook.pk, now=timezone.now(), succeeded=True, again=True)
+
+    assert Attempt.objects.filter(delivery__webhook=webhook).count() == 3
+    assert [attempt.pk for attempt in second_try] == [attempt.pk for attempt in first_try]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_whose_first_try_did_not_commit_is_written_on_the_second():
+    webhook = make_webhook(make_environment(), "http://127.0.0.1:9999/hooks")
+    delivery = make_delivery(webhook, status=Delivery.Status.PENDING)
+    attempt = an_attempt(delivery)
+    ledger.record([attempt], {}, [], webhook_id=webhook.pk, now=timezone.now(), succeeded=True, again=True)
+    assert Attempt.objects.get(delivery=delivery).pk == attempt.pk
 
 
 def test_claims_inside_a_transaction_keep_the_cap_and_the_oldest_first_order():
