@@ -168,16 +168,28 @@ def _rate(hours: list[Hour]) -> float | None:
 
 
 def _delays(webhook: Webhook, *, since: datetime.datetime, recent: datetime.datetime) -> list[tuple[bool, float]]:
-    """(created after `recent`, ms from creation to receipt) of the latest P95_SAMPLE received since `since`."""
+    """(created after `recent`, ms from creation to receipt) of the latest P95_SAMPLE received since `since`.
+
+    The latest P95_SAMPLE received are read newest first and those created
+    before `since` dropped here (ids grow with creation, so that is the same
+    set). With `since` in the WHERE clause instead, PostgreSQL misjudged how
+    many rows it keeps when other webhooks hold older deliveries, and sorted
+    all of this one's: 165 ms against 8.5 ms at 500,000 deliveries beside 5 M others.
+    """
     rows = (
-        Delivery.objects.filter(webhook=webhook, status=Delivery.Status.SUCCEEDED, is_test=False, created_at__gte=since)
+        Delivery.objects.filter(webhook=webhook, status=Delivery.Status.SUCCEEDED, is_test=False)
         .exclude(delivered_at=None)
         .order_by("-id")
         # Computed in the database: one duration per row is far cheaper to read than two timestamps.
         .annotate(
             delay=ExpressionWrapper(F("delivered_at") - F("created_at"), output_field=DurationField()),
-            is_recent=Case(When(created_at__gte=recent, then=True), default=False, output_field=BooleanField()),
+            in_window=_created_since(since),
+            is_recent=_created_since(recent),
         )
-        .values_list("is_recent", "delay")[:P95_SAMPLE]
+        .values_list("in_window", "is_recent", "delay")[:P95_SAMPLE]
     )
-    return [(is_recent, delay.total_seconds() * 1000) for is_recent, delay in rows]
+    return [(is_recent, delay.total_seconds() * 1000) for in_window, is_recent, delay in rows if in_window]
+
+
+def _created_since(moment: datetime.datetime) -> Case:
+    return Case(When(created_at__gte=moment, then=True), default=False, output_field=BooleanField())

@@ -86,6 +86,15 @@ def test_rates_percentiles_waiting_and_hours_are_exact(seeded):
     assert bridge.p95_24h_ms == 50
 
 
+def test_delays_count_deliveries_of_the_last_7_days_only(seeded):
+    environment, healthy, _ = seeded
+    seed_attempt(healthy, hours_ago=3 * 24, ok=True, delay_ms=5_000)  # inside 7 d, outside 24 h
+    seed_attempt(healthy, hours_ago=8 * 24, ok=True, delay_ms=60_000)  # older than 7 d
+    billing = figures(environment)["Billing"]
+    assert billing.p95_24h_ms == 1900, "the 3-day-old delivery is outside 24 h"
+    assert billing.p95_7d_ms == 2000, "nearest rank of 21 delays within 7 d; the 8-day-old one is not among them"
+
+
 def test_rolled_up_hours_give_the_same_figures_as_raw_attempts(seeded):
     environment, *_ = seeded
     before = {name: (s.hours, s.rate_7d, s.rate_24h) for name, s in figures(environment).items()}
