@@ -5,6 +5,8 @@ import os
 from celery import Celery
 from celery.signals import task_prerun, worker_ready
 
+from . import embedded_broker  # noqa: F401 - registers the embedded:// broker URL before the app connects
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "integration_tools.settings")
 
 app = Celery("integration_tools")

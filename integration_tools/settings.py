@@ -145,10 +145,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Celery -----------------------------------------------------------------
 
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
-CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="embedded://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    # kombu's filesystem transport needs no server: messages are files under var/.
+    # kombu's own filesystem transport can hand a worker a half-written message and stop it for good
+    # (integration_tools/embedded_broker.py says how); the embedded one keeps its folder layout without the race.
+    CELERY_BROKER_URL = "embedded://"
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+if CELERY_BROKER_URL.startswith("embedded://"):
+    # No server: messages are files under var/broker, written and claimed by atomic renames.
     _broker_dir = VAR_DIR / "broker"
     _broker_dir.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -180,6 +184,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = env.str("CELERY_BEAT_SCHEDULE_FILENAME", default
 
 # How often the worker reports that it is alive (shown on the Overview page).
 WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=30.0)
+# After this long without a report from any worker, every page says nothing is being sent.
+WORKER_SILENT_AFTER_SECONDS = env.float(
+    "WORKER_SILENT_AFTER_SECONDS", default=max(60.0, WORKER_HEARTBEAT_SECONDS * 2 + 5)
+)
 
 # --- Auth -------------------------------------------------------------------
 
