@@ -63,7 +63,12 @@ def audit_environments(user: User) -> QuerySet[Environment]:
     return Environment.objects.filter(grants__user=user, grants__role=PROGRAM_DIRECTOR)
 
 
-def people_to_tell(environment: Environment) -> QuerySet:
-    """Who is told about an environment's integrations: its Program Directors and every Admin, active ones."""
+def people_to_tell(environment: Environment | None) -> QuerySet:
+    """Who is told about an environment's integrations: its Program Directors and every Admin, active ones.
+
+    With no environment (the portal as a whole, such as its background worker), only Admins.
+    """
+    if environment is None:
+        return get_user_model().objects.filter(is_superuser=True, is_active=True)
     directors = Q(grants__environment=environment, grants__role=PROGRAM_DIRECTOR)
     return get_user_model().objects.filter(Q(is_superuser=True) | directors, is_active=True).distinct()

@@ -1,6 +1,7 @@
 """What every portal page needs: the environments for the switcher and the current one."""
 
 from .access import can_read_audit, is_admin, visible_environments
+from .workers import silence
 
 
 def portal(request):
@@ -12,4 +13,6 @@ def portal(request):
         "current_role": getattr(request, "role", None),
         "user_is_admin": is_admin(request.user),
         "user_reads_audit": can_read_audit(request.user),
+        # Every page says so when nothing is being sent (templates/base.html).
+        "worker_silence": silence(),
     }

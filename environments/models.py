@@ -271,6 +271,25 @@ class WorkerHeartbeat(models.Model):
         return f"{self.hostname} at {self.last_seen:%H:%M:%S}"
 
 
+class WorkerOutage(models.Model):
+    """A time when no worker reported in for longer than WORKER_SILENT_AFTER_SECONDS: nothing was sent."""
+
+    started_at = models.DateTimeField(help_text="The last report before the silence.")
+    ended_at = models.DateTimeField(help_text="The first report after it.")
+    # Counted once, when Admins are first told (notifications/occasions.py), then kept.
+    waited = models.PositiveIntegerField(null=True, blank=True, help_text="Deliveries made during the outage.")
+
+    class Meta:
+        ordering = ["-ended_at"]
+
+    def __str__(self) -> str:
+        return f"no worker from {self.started_at:%H:%M:%S} to {self.ended_at:%H:%M:%S}"
+
+    @property
+    def duration(self):
+        return self.ended_at - self.started_at
+
+
 class Preference(models.Model):
     """A person's portal settings: the time zone times are shown in, and the environment used last."""
 

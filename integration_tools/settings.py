@@ -185,9 +185,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = env.str("CELERY_BEAT_SCHEDULE_FILENAME", default
 # How often the worker reports that it is alive (shown on the Overview page).
 WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=30.0)
 # After this long without a report from any worker, every page says nothing is being sent.
-WORKER_SILENT_AFTER_SECONDS = env.float(
-    "WORKER_SILENT_AFTER_SECONDS", default=max(60.0, WORKER_HEARTBEAT_SECONDS * 2 + 5)
-)
+WORKER_SILENT_AFTER_SECONDS = env.float("WORKER_SILENT_AFTER_SECONDS", default=max(60.0, WORKER_HEARTBEAT_SECONDS * 2))
 
 # --- Auth -------------------------------------------------------------------
 

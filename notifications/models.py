@@ -16,6 +16,7 @@ class Kind(models.TextChoices):
     WEBHOOK_DISABLED = "webhook_disabled", "A webhook was disabled"
     CREDENTIAL_EXPIRY = "credential_expiry", "A credential expires in 14 days, in 3 days, and when it has expired"
     RECOVERY_FINISHED = "recovery_finished", "A recovery (bulk re-send) finished"
+    WORKER_BACK = "worker_back", "The background worker was not running and is back (Admins)"
 
 
 class Notice(models.Model):

@@ -17,9 +17,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from credentials.models import Credential
-from environments.models import AuditEvent, Environment
+from environments.models import AuditEvent, Environment, WorkerOutage
 from webhooks.health import last_failure
-from webhooks.models import BulkResend, Webhook
+from webhooks.models import BulkResend, Delivery, Webhook
 
 from .models import Kind
 
@@ -32,7 +32,7 @@ EXPIRY_WARNINGS_DAYS = (3, 14)
 class Occasion:
     kind: str
     key: str
-    environment: Environment
+    environment: Environment | None  # None: the portal as a whole; only Admins are told
     subject: str
     body: str
     link: str
@@ -45,6 +45,7 @@ def pending(now: datetime.datetime | None = None) -> Iterator[Occasion]:
     yield from disabled_webhooks(now)
     yield from expiring_credentials(now)
     yield from finished_recoveries(now)
+    yield from worker_returns(now)
 
 
 def _lookback(now: datetime.datetime) -> datetime.datetime:
@@ -59,6 +60,9 @@ def _spell(webhook: Webhook) -> str:
 
 def _duration(delta: datetime.timedelta) -> str:
     hours = delta.total_seconds() / 3600
+    if delta.total_seconds() < 90:
+        seconds = round(delta.total_seconds())
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
     if hours < 1:
         minutes = round(delta.total_seconds() / 60)
         return f"{minutes} minute{'s' if minutes != 1 else ''}"
@@ -189,4 +193,26 @@ def finished_recoveries(now: datetime.datetime) -> Iterator[Occasion]:
             f"were delivered, {still} failed again"
             + (" and wait for their next retry; the webhook's page shows the last error." if still else "."),
             reverse("webhook_detail", args=[environment.slug, webhook.pk]),
+        )
+
+
+def worker_returns(now: datetime.datetime) -> Iterator[Occasion]:
+    """A background worker reported in again after none had for WORKER_SILENT_AFTER_SECONDS: tell Admins."""
+    for outage in WorkerOutage.objects.filter(ended_at__gte=_lookback(now)):
+        if outage.waited is None:
+            outage.waited = Delivery.objects.filter(
+                created_at__gte=outage.started_at, created_at__lte=outage.ended_at
+            ).count()
+            outage.save(update_fields=["waited"])
+        waited = f"{outage.waited} deliver{'y' if outage.waited == 1 else 'ies'}"
+        yield Occasion(
+            Kind.WORKER_BACK,
+            f"worker-outage-{outage.pk}",
+            None,
+            f"The background worker is back after {_duration(outage.duration)}",
+            f"No background worker ran from {outage.started_at:%Y-%m-%d %H:%M:%S} to {outage.ended_at:%H:%M:%S} UTC "
+            f"({_duration(outage.duration)}): nothing was sent meanwhile. {waited} made in that time waited "
+            "in the database and are being sent now; nothing was lost. If it stopped by itself, the worker's log "
+            "says why.",
+            reverse("notifications"),
         )

@@ -1,8 +1,21 @@
 """A real Celery worker with beat runs against the real broker and database."""
 
-from conftest import wait_for
-from environments.models import WorkerHeartbeat
-from environments.tests.factories import make_environment, make_user
+import datetime
+import json
+
+import pytest
+from django.utils import timezone
+
+from conftest import kill_process_group, manage_py, wait_for
+from environments.models import WorkerHeartbeat, WorkerOutage
+from environments.records import create_record
+from environments.tests.factories import grant, make_environment, make_user
+from environments.workers import report_in
+from notifications.models import Notice
+from notifications.tests.factories import make_failing_webhook
+from webhooks.tests.factories import make_webhook
+from webhooks.tests.conftest import loopback_receivers_allowed  # noqa: F401 - autouse fixture
+from webhooks.tests.receiver import Receiver
 
 
 def test_a_running_worker_reports_in_and_the_overview_says_so(celery_worker_process, client):
@@ -29,3 +42,139 @@ def test_a_running_worker_reports_in_and_the_overview_says_so(celery_worker_proc
     page = client.get("/e/clinic/").content.decode()
     assert '<span class="badge ok">running</span>' in page
     assert beat.hostname in page
+
+
+# --- A dead worker is loud ------------------------------------------------------------
+
+BANNER = "Background worker not running: nothing is being sent"
+
+
+def reported(seconds_ago: float, hostname: str = "worker-1") -> WorkerHeartbeat:
+    """A worker that last reported `seconds_ago` (what the heartbeat task writes)."""
+    return WorkerHeartbeat.objects.update_or_create(
+        hostname=hostname, defaults={"last_seen": timezone.now() - datetime.timedelta(seconds=seconds_ago)}
+    )[0]
+
+
+@pytest.mark.django_db
+def test_every_page_says_nothing_is_being_sent_once_no_worker_has_reported_for_a_minute(client):
+    env = make_environment("clinic")
+    webhook = make_webhook(env, "http://127.0.0.1:9999/hook")
+    client.force_login(make_user(admin=True))
+    pages = [
+        "/e/clinic/",
+        "/e/clinic/webhooks/",
+        f"/e/clinic/webhooks/{webhook.pk}/",
+        "/e/clinic/deliveries/",
+        "/e/clinic/credentials/",
+        "/audit/",
+        "/configurations/",
+        "/notifications/",
+        "/account/",
+    ]
+
+    reported(seconds_ago=50)
+    for path in pages:
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert BANNER not in response.content.decode(), path
+
+    reported(seconds_ago=61)
+    for path in pages:
+        assert BANNER in client.get(path).content.decode(), path
+
+    # The first report after the silence takes the banner away.
+    report_in("worker-1")
+    assert BANNER not in client.get("/e/clinic/").content.decode()
+
+
+@pytest.mark.django_db
+def test_a_portal_where_no_worker_ever_reported_says_so(client):
+    make_environment("clinic")
+    client.force_login(make_user(admin=True))
+    page = client.get("/e/clinic/").content.decode()
+    assert BANNER in page
+    assert "No worker has reported in yet" in page
+
+
+@pytest.mark.django_db
+def test_the_overview_puts_the_stopped_worker_first_under_needs_attention(client):
+    env = make_environment("clinic")
+    make_failing_webhook(env, name="Bridge")
+    reported(seconds_ago=600)
+    client.force_login(make_user(admin=True))
+
+    page = client.get("/e/clinic/").content.decode()
+    attention = page[page.index('id="attention-heading"') :]
+    attention = attention[: attention.index("</section>")]
+    assert attention.index(BANNER) < attention.index("Bridge")
+    assert "Last report 10" in attention and "minutes ago" in attention
+
+
+@pytest.mark.django_db
+def test_pages_that_promise_background_work_say_it_is_not_happening_while_no_worker_runs(client):
+    env = make_environment("clinic")
+    webhook = make_webhook(env, "http://127.0.0.1:9999/hook")
+    client.force_login(make_user(admin=True))
+
+    reported(seconds_ago=1)
+    assert "in the background" in client.get(f"/e/clinic/webhooks/{webhook.pk}/").content.decode()
+
+    reported(seconds_ago=120)
+    page = client.get(f"/e/clinic/webhooks/{webhook.pk}/").content.decode()
+    assert "in the background" not in page
+    assert "none is running now, so this is not happening yet" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_integration_health_exits_1_while_no_worker_runs():
+    make_environment("clinic")
+
+    reported(seconds_ago=5)
+    healthy = manage_py("integration_health")
+    assert healthy.returncode == 0, healthy.stderr
+
+    reported(seconds_ago=90)
+    stopped = manage_py("integration_health", "--json")
+    assert stopped.returncode == 1
+    assert json.loads(stopped.stdout) == []  # the JSON keeps its shape for scripts
+    assert stopped.stderr.strip().startswith(f"{BANNER} (last report ")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admins_are_told_once_the_worker_is_back_how_long_it_was_out_and_how_much_waited(
+    start_worker, settings, client, tmp_path
+):
+    settings.WORKER_SILENT_AFTER_SECONDS = 3
+    silent = {"WORKER_SILENT_AFTER_SECONDS": "3", "NOTIFICATIONS_SCAN_SECONDS": "0.5"}
+    env = make_environment("clinic")
+    admin = make_user("admin", admin=True)
+    director = make_user("director")
+    grant(director, env)
+    client.force_login(admin)
+
+    with Receiver() as receiver:
+        make_webhook(env, receiver.url, event_types=["patients.created"])
+        first = start_worker(**silent)
+        wait_for(lambda: WorkerHeartbeat.objects.exists(), timeout=60, message="the first worker reports in")
+        kill_process_group(first)
+
+        # While no worker runs, two changes are made: nothing can send them.
+        create_record(env, "patients", {"first_name": "Ada", "last_name": "Lovelace"})
+        create_record(env, "patients", {"first_name": "Grace", "last_name": "Hopper"})
+        wait_for(lambda: BANNER in client.get("/e/clinic/").content.decode(), timeout=15, message="the banner")
+        assert receiver.requests == []
+
+        start_worker(**silent)
+        wait_for(lambda: len(receiver.requests) == 2, timeout=60, message="both deliveries after the restart")
+        notice = wait_for(
+            lambda: Notice.objects.filter(user=admin, kind="worker_back").first(), timeout=60, message="the notice"
+        )
+
+    assert BANNER not in client.get("/e/clinic/").content.decode()
+    assert notice.subject.startswith("The background worker is back after ")
+    assert "2 deliveries made in that time waited" in notice.body
+    assert "nothing was lost" in notice.body
+    # The portal as a whole is the Admins' business: a Program Director is not told.
+    assert not Notice.objects.filter(user=director, kind="worker_back").exists()
+    assert WorkerOutage.objects.count() == 1

@@ -1,15 +1,11 @@
 """The portal shell: home, environment switching, Overview and the per-environment sections."""
 
-from datetime import timedelta
-
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
 
 from ..access import visible_environments
-from ..models import WorkerHeartbeat
 from ..preferences import landing_environment
 
 # Sections the environment switcher can land on; the same page in the new environment.
@@ -37,18 +33,6 @@ def switch_environment(request):
         return redirect(reverse(section, kwargs={"slug": slug}))
     except NoReverseMatch:
         raise Http404("No such section.") from None
-
-
-def worker_status() -> list[dict]:
-    """The latest heartbeats of Celery workers, and whether each is alive."""
-    from django.conf import settings
-
-    stale_after = timedelta(seconds=settings.WORKER_HEARTBEAT_SECONDS * 3)
-    now = timezone.now()
-    return [
-        {"hostname": beat.hostname, "last_seen": beat.last_seen, "alive": now - beat.last_seen <= stale_after}
-        for beat in WorkerHeartbeat.objects.order_by("-last_seen")[:5]
-    ]
 
 
 def healthz(request):

@@ -16,6 +16,7 @@ from credentials import secrets as credential_secrets
 from environments.access import is_admin
 from environments.converters import row_id
 from environments.views.decorators import environment_page
+from environments.workers import silence
 
 from .. import bodies, bulk, manual, self_test, verification
 from ..configure import (
@@ -321,7 +322,15 @@ def webhook_bulk_resend(request, environment, webhook_id):
         except ValueError as error:
             messages.error(request, f"Nothing was re-sent. {sentence(error)}")
         else:
-            messages.success(request, f"Re-sending {job.total} deliveries in the background, oldest first.")
+            noun = "delivery" if job.total == 1 else "deliveries"
+            if silence():
+                messages.warning(
+                    request,
+                    f"{job.total} {noun} queued to re-send, but no background worker is running: "
+                    "nothing is sent until one runs again.",
+                )
+            else:
+                messages.success(request, f"Re-sending {job.total} {noun} in the background, oldest first.")
         return redirect("webhook_detail", environment.slug, webhook.pk)
     return render(
         request,

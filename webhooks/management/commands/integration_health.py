@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from credentials.management import lookups as credential_lookups
 from environments.management.base import PortalCommand
+from environments.workers import silence
 from webhooks.health import health
 from webhooks.management import lookups as webhook_lookups
 
@@ -14,7 +15,8 @@ MAX_HOURS = 24 * 366
 class Command(PortalCommand):
     help = (
         "Per webhook: deliveries, failures, waiting, p50/p95 delay from event to receipt, and state. Exits 1 "
-        "when a webhook is disabled or has been failing longer than --fail-after, 0 otherwise (for cron)."
+        "when no background worker is running, or a webhook is disabled or has been failing longer than "
+        "--fail-after; 0 otherwise (for cron)."
     )
 
     def add_arguments(self, parser):
@@ -69,7 +71,12 @@ class Command(PortalCommand):
             verb = "webhooks need" if len(attention) != 1 else "webhook needs"
             lines.append(f"{len(attention)} {verb} attention: {names}")
         self.report(data, "\n".join(lines) if data else "No webhooks.")
-        if attention:
+        stopped = silence(now)
+        if stopped:
+            # On stderr, so that --json output keeps its shape for scripts; the exit code is the alert.
+            since = f"last report {stopped.last_seen.isoformat()}" if stopped.last_seen else "none has reported in"
+            self.stderr.write(f"Background worker not running: nothing is being sent ({since}).")
+        if attention or stopped:
             # For cron and monitors: a non-zero exit is the alert.
             raise SystemExit(1)
 
