@@ -4,22 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('environments', '0004_payload_retention'),
+        ("environments", "0004_payload_retention"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='WorkerOutage',
+            name="WorkerOutage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('started_at', models.DateTimeField(help_text='The last report before the silence.')),
-                ('ended_at', models.DateTimeField(help_text='The first report after it.')),
-                ('waited', models.PositiveIntegerField(blank=True, help_text='Deliveries made during the outage.', null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("started_at", models.DateTimeField(help_text="The last report before the silence.")),
+                ("ended_at", models.DateTimeField(help_text="The first report after it.")),
+                (
+                    "waited",
+                    models.PositiveIntegerField(blank=True, help_text="Deliveries made during the outage.", null=True),
+                ),
             ],
             options={
-                'ordering': ['-ended_at'],
+                "ordering": ["-ended_at"],
             },
         ),
     ]

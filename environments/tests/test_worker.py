@@ -13,8 +13,8 @@ from environments.tests.factories import grant, make_environment, make_user
 from environments.workers import report_in
 from notifications.models import Notice
 from notifications.tests.factories import make_failing_webhook
-from webhooks.tests.factories import make_webhook
 from webhooks.tests.conftest import loopback_receivers_allowed  # noqa: F401 - autouse fixture
+from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Receiver
 
 

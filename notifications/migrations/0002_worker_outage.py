@@ -4,20 +4,39 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('notifications', '0001_initial'),
+        ("notifications", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='mute',
-            name='kind',
-            field=models.CharField(choices=[('webhook_failing', 'A webhook keeps failing'), ('webhook_disabling', 'A failing webhook nears its automatic disable (50 % and 90 %)'), ('webhook_disabled', 'A webhook was disabled'), ('credential_expiry', 'A credential expires in 14 days, in 3 days, and when it has expired'), ('recovery_finished', 'A recovery (bulk re-send) finished'), ('worker_back', 'The background worker was not running and is back (Admins)')], max_length=32),
+            model_name="mute",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("webhook_failing", "A webhook keeps failing"),
+                    ("webhook_disabling", "A failing webhook nears its automatic disable (50 % and 90 %)"),
+                    ("webhook_disabled", "A webhook was disabled"),
+                    ("credential_expiry", "A credential expires in 14 days, in 3 days, and when it has expired"),
+                    ("recovery_finished", "A recovery (bulk re-send) finished"),
+                    ("worker_back", "The background worker was not running and is back (Admins)"),
+                ],
+                max_length=32,
+            ),
         ),
         migrations.AlterField(
-            model_name='notice',
-            name='kind',
-            field=models.CharField(choices=[('webhook_failing', 'A webhook keeps failing'), ('webhook_disabling', 'A failing webhook nears its automatic disable (50 % and 90 %)'), ('webhook_disabled', 'A webhook was disabled'), ('credential_expiry', 'A credential expires in 14 days, in 3 days, and when it has expired'), ('recovery_finished', 'A recovery (bulk re-send) finished'), ('worker_back', 'The background worker was not running and is back (Admins)')], max_length=32),
+            model_name="notice",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("webhook_failing", "A webhook keeps failing"),
+                    ("webhook_disabling", "A failing webhook nears its automatic disable (50 % and 90 %)"),
+                    ("webhook_disabled", "A webhook was disabled"),
+                    ("credential_expiry", "A credential expires in 14 days, in 3 days, and when it has expired"),
+                    ("recovery_finished", "A recovery (bulk re-send) finished"),
+                    ("worker_back", "The background worker was not running and is back (Admins)"),
+                ],
+                max_length=32,
+            ),
         ),
     ]
