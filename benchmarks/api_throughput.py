@@ -163,11 +163,12 @@ def _free_port() -> int:
 
 
 def _wait(url: str) -> None:
-    for _ in range(100):
+    for _ in range(300):
         try:
-            requests.get(f"{url}/healthz", timeout=1)
+            requests.get(f"{url}/healthz", timeout=2)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:
+            # Refused while it binds, or slow to answer its first request on a busy machine.
             time.sleep(0.1)
     raise SystemExit("gunicorn did not start")
 

@@ -19,8 +19,9 @@ Scenarios (their sizes with --smoke are tiny: the test suite runs it so that it 
 - history     delivery history pages (50 rows) through Django with 1 M and 10 M attempts stored.
 - overview    the Overview's health queries and page with 1 M attempts, raw and rolled up per hour.
 - api         token endpoint and Data API reads, requests/s against gunicorn.
-- embedded    `make run`'s defaults (SQLite, filesystem broker): deliveries/s over a 1,000-event
-              burst, and "database is locked" errors in the worker's log.
+- embedded    `make run` itself (scripts/run: SQLite, the embedded broker, the supervised worker and beat):
+              8 producers write 2,000 records through the Data API in bursts; deliveries/s, worker exits,
+              lost and duplicated deliveries, and "database is locked" errors on its console.
 
 Each run creates its own PostgreSQL database (dropped at the end) and uses Redis database 14.
 Everything talks to 127.0.0.1 and every loop is bounded. Prints one table and writes
@@ -30,6 +31,7 @@ var/bench/latest.json (or --json FILE). Figures, not assertions.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import datetime
 import json
@@ -41,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -84,7 +87,8 @@ FULL = {
     "receiver_renders": 20_000,
     "erase_deliveries": 100_000,
     "api_seconds": 10.0,
-    "embedded_events": 1000,
+    "embedded_events": 2000,
+    "embedded_bursts": 5,
 }
 SMOKE = {
     "events": 40,
@@ -103,7 +107,8 @@ SMOKE = {
     "receiver_renders": 200,
     "erase_deliveries": 1_000,
     "api_seconds": 1.0,
-    "embedded_events": 30,
+    "embedded_events": 80,
+    "embedded_bursts": 2,
 }
 
 
@@ -653,48 +658,71 @@ def scenario_api(size, database_url: str) -> dict:
 
 
 def scenario_embedded(size) -> dict:
-    """`make run`'s defaults: SQLite in WAL mode and kombu's filesystem broker, no server."""
+    """`make run` itself under the soak of its test: `scripts/run` on a fresh folder (SQLite, the embedded
+    broker, the supervised worker and beat), 8 producers writing records through the Data API at once."""
+    from integration_tools.tests.make_run import MakeRun, produce
     from webhooks.tests.receiver import Receiver
 
-    folder = Path(tempfile.mkdtemp(prefix="bench-embedded-"))
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
-        "CELERY_BROKER_URL": "filesystem://",
-        "VAR_DIR": str(folder),
-        "DEBUG": "1",
-        "WEBHOOK_ALLOW_HTTP": "1",
-        "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",
-    }
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=BASE_DIR, env=env, check=True)
-    with Receiver() as receiver:
-        script = (
-            "import sys\n"
-            "from benchmarks.bench import bench_environment, fresh_webhook, change\n"
-            "environment = bench_environment('bench')\n"
-            f"fresh_webhook(environment, {receiver.url!r})\n"
-            f"for n in range({size['embedded_events']}): change(environment, n, 'E')\n"
-        )
-        worker = Worker(beat=True, env=env)
-        try:
-            time.sleep(3)  # the worker is up before the burst, as under `make run`
-            subprocess.run([sys.executable, "manage.py", "shell", "-c", script], cwd=BASE_DIR, env=env, check=True)
-            wait_for(lambda: len(receiver.requests) >= size["embedded_events"], timeout=300)
-            log = worker.log_text()
-        finally:
-            worker.stop()
-        ours = rate_of([request.at for request in receiver.requests])
-        received = len(receiver.requests)
-    shutil.rmtree(folder, ignore_errors=True)
-    locked = log.count("database is locked")
+    folder = Path(tempfile.mkdtemp(prefix="bench-make-run-"))
+    portal = MakeRun(folder)
+    portal.start()
+    records = size["embedded_events"]
+    made: list = []
+    errors: list = []
+    try:
+        with Receiver() as receiver:
+            portal.webhook(receiver.url)
+            token = portal.token()
+            started = time.time()
+            producers = [
+                threading.Thread(
+                    target=produce,
+                    args=(portal, token, n, made, errors),
+                    kwargs={
+                        "share": records // 8,
+                        "bursts": size["embedded_bursts"],
+                        "seconds": 0.0,
+                        "started": started,
+                    },
+                )
+                for n in range(8)
+            ]
+            for thread in producers:
+                thread.start()
+            for thread in producers:
+                thread.join()
+            produced_in = time.time() - started
+
+            def ids() -> collections.Counter:
+                return collections.Counter(
+                    json.loads(request.body)["data"]["id"] for request in list(receiver.requests)
+                )
+
+            wait_for(lambda: len(ids()) >= len(made), timeout=300)
+            time.sleep(2)  # anything sent twice arrives now
+            received = ids()
+            ours = rate_of([request.at for request in receiver.requests])
+    finally:
+        portal.stop()
+        console = portal.console()
+        shutil.rmtree(folder, ignore_errors=True)
+    exits = console.count(" exited with code ") + console.count(" was killed by ")
+    lost = len(set(made) - set(received))
+    twice = sum(1 for times in received.values() if times > 1)
+    locked = console.count("database is locked")
     return {
-        "events": size["embedded_events"],
-        "received": received,
+        "records": records,
+        "written": len(made),
+        "write_errors": len(errors),
+        "written_per_s": round(len(made) / produced_in, 1),
+        "received": len(received),
         "ours_per_s": round(ours, 1),
+        "worker_exits": exits,
+        "lost": lost,
+        "received_twice": twice,
         "lock_errors": locked,
-        "bar": ">= 100 deliveries/s, no lock errors",
-        "holds": ours >= 100 and locked == 0 and received >= size["embedded_events"],
+        "bar": ">= 100 deliveries/s, 0 worker exits, 0 lost",
+        "holds": ours >= 100 and exits == 0 and lost == 0 and not errors and locked == 0,
     }
 
 
@@ -932,7 +960,7 @@ def table(results: dict) -> str:
         rows.append(
             (
                 "make run defaults",
-                f"{f['ours_per_s']}/s, {f['lock_errors']} lock errors",
+                f"{f['ours_per_s']}/s, {f['worker_exits']} worker exits, {f['lost']} lost",
                 "",
                 "",
                 f["bar"],

@@ -1,7 +1,7 @@
 """Settings for Integration Tools, read from the environment.
 
 Every variable is documented in `.env.example`. Defaults are for development:
-with nothing set, the portal runs on a SQLite file and a filesystem Celery
+with nothing set, the portal runs on a SQLite file and the embedded Celery
 broker under `var/`, so it needs no server. Production (`DEBUG=off`) refuses to
 start without a real `SECRET_KEY` and `FIELD_ENCRYPTION_KEYS`.
 """

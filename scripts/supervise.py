@@ -21,6 +21,7 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+PID_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var")) / "run"
 QUICK_EXIT_SECONDS = 60
 MAX_PAUSE_SECONDS = 30.0
 
@@ -47,6 +48,9 @@ class Child:
         self.process = subprocess.Popen(self.command, cwd=BASE_DIR, start_new_session=True)
         self.started_at = time.monotonic()
         self.restart_at = None
+        # Where ops (and the tests) find each process: var/run/<name>.pid.
+        PID_DIR.mkdir(parents=True, exist_ok=True)
+        (PID_DIR / f"{self.name}.pid").write_text(f"{self.process.pid}\n")
 
     def stop(self, deadline: float) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -64,7 +68,8 @@ class Child:
 def children(port: str) -> list[Child]:
     python = str(VENV_BIN / "python")
     celery = [python, "-m", "celery", "-A", "integration_tools"]
-    schedule = os.environ.get("CELERY_BEAT_SCHEDULE_FILENAME", str(BASE_DIR / "var" / "celerybeat-schedule"))
+    var = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
+    schedule = os.environ.get("CELERY_BEAT_SCHEDULE_FILENAME", str(var / "celerybeat-schedule"))
     return [
         Child("worker", [*celery, "worker", "--loglevel=INFO"], restart=True),
         Child("beat", [*celery, "beat", "--loglevel=INFO", "--schedule", schedule], restart=True),

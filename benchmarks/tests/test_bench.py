@@ -26,7 +26,8 @@ def test_every_scenario_runs_and_reports_its_figures_beside_the_bare_task(tmp_pa
     assert scenarios["isolation"]["healthy_ms"]["lost"] == 0
     assert scenarios["recovery"]["all_delivered"]
     assert scenarios["db_cut"]["unrecorded"] == 0
-    assert scenarios["embedded"]["received"] == scenarios["embedded"]["events"]
+    assert scenarios["embedded"]["received"] == scenarios["embedded"]["written"] == scenarios["embedded"]["records"]
+    assert scenarios["embedded"]["lost"] == scenarios["embedded"]["worker_exits"] == 0
     assert scenarios["embedded"]["lock_errors"] == 0
     # One table, a row per figure, each with its bar.
     assert "| backlog throughput" in completed.stdout and "| make run defaults" in completed.stdout

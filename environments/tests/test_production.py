@@ -56,10 +56,11 @@ def run_gunicorn(tmp_path, *, collect_static: bool):
     def ready():
         try:
             return requests.get(f"{url}/healthz", headers={"X-Forwarded-Proto": "https"}, timeout=2).ok
-        except requests.ConnectionError:
+        except requests.RequestException:
+            # Refused while it binds, or slow to answer its first request while it imports Django on a busy machine.
             return False
 
-    wait_for(ready, timeout=30, message="gunicorn to answer")
+    wait_for(ready, timeout=60, message="gunicorn to answer")
     yield url
     process.terminate()
     process.wait(timeout=10)
