@@ -18,11 +18,23 @@ from django.utils.text import slugify
 from . import inputs
 from .audit import acting_user, record_audit
 from .models import Configuration, ConfigurationVersion, Environment
+from .publish_impact import PublishImpact, records_left_invalid
 from .schema import validate_schema
 
 
 class ConfigurationError(Exception):
     """A user error in configuration or environment management, with a message fit to show."""
+
+
+class RecordsLeftInvalid(ConfigurationError):
+    """Publishing would leave existing records failing the new schema, and that was not accepted."""
+
+    def __init__(self, impact: PublishImpact):
+        self.impact = impact
+        super().__init__(
+            f"publishing would leave {impact.records} existing record{'s' if impact.records != 1 else ''} "
+            f"invalid: {impact.summary()}"
+        )
 
 
 def parse_schema_text(text: str) -> Any:
@@ -129,13 +141,16 @@ def publish_version(
     version: ConfigurationVersion,
     environments: Iterable[Environment],
     *,
+    accept_invalid_records: bool = False,
     request: HttpRequest | None = None,
     actor=None,
 ) -> ConfigurationVersion:
     """Validate the version's schema and make it the published version of each environment.
 
-    All or nothing: if the schema is invalid (`SchemaInvalid`) or an environment
-    runs another configuration (`ConfigurationError`), nothing changes.
+    All or nothing: if the schema is invalid (`SchemaInvalid`), an environment
+    runs another configuration (`ConfigurationError`), or existing records
+    would fail the new schema and `accept_invalid_records` is not given
+    (`RecordsLeftInvalid`, which says how many and which fields), nothing changes.
     """
     environments = list(environments)
     if not environments:
@@ -147,6 +162,28 @@ def publish_version(
                 f'not "{version.configuration.slug}"'
             )
     validate_schema(version.schema)
+    impact = _impact_accepted(version.schema, environments, accept_invalid_records)
+    _publish(version, environments, impact, request=request, actor=actor)
+    return version
+
+
+def _impact_accepted(schema: dict, environments: list[Environment], accepted: bool) -> PublishImpact:
+    """The records the publish leaves invalid; refused (`RecordsLeftInvalid`) unless there are none or accepted."""
+    impact = records_left_invalid(schema, environments)
+    if impact and not accepted:
+        raise RecordsLeftInvalid(impact)
+    return impact
+
+
+def _publish(
+    version: ConfigurationVersion,
+    environments: list[Environment],
+    impact: PublishImpact,
+    *,
+    request: HttpRequest | None,
+    actor,
+) -> None:
+    left_invalid = {each.environment.pk: each.records for each in impact.environments}
     with transaction.atomic():
         if version.is_draft:
             version.state = ConfigurationVersion.State.PUBLISHED
@@ -166,18 +203,24 @@ def publish_version(
                     "version": version.number,
                     "previous_version": previous.number if previous else None,
                     "data_types": version.data_type_names,
+                    "invalid_records_accepted": left_invalid.get(environment.pk, 0),
                 },
             )
-    return version
 
 
 def publish_document(
-    schema: Any, environment_slugs: Iterable[str], *, note: str = "", actor=None
-) -> ConfigurationVersion:
+    schema: Any,
+    environment_slugs: Iterable[str],
+    *,
+    note: str = "",
+    accept_invalid_records: bool = False,
+    actor=None,
+) -> tuple[ConfigurationVersion, PublishImpact]:
     """Store `schema` as a new version of the environments' configuration and publish it to them.
 
     The environments must exist and share one configuration. Used by the
-    `publish_configuration` command; all or nothing.
+    `publish_configuration` command; all or nothing, as `publish_version`.
+    Returns the version and the records it left invalid (accepted).
     """
     slugs = list(dict.fromkeys(environment_slugs))
     environments = list(Environment.objects.select_related("configuration").filter(slug__in=slugs))
@@ -191,9 +234,11 @@ def publish_document(
             + ", ".join(f"{e.slug} runs {e.configuration.slug}" for e in environments)
         )
     validate_schema(schema)
+    impact = _impact_accepted(schema, environments, accept_invalid_records)
     with transaction.atomic():
         version = save_draft(configurations.pop(), schema, note=note, actor=actor)
-        return publish_version(version, environments, actor=actor)
+        _publish(version, environments, impact, request=None, actor=actor)
+    return version, impact
 
 
 def _next_number(configuration: Configuration) -> int:

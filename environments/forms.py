@@ -46,9 +46,18 @@ class PublishForm(PortalForm):
         error_messages={"required": "Choose at least one environment to publish to."},
     )
 
-    def __init__(self, *args, configuration: Configuration, **kwargs):
+    accept_invalid_records = forms.BooleanField(
+        required=False,
+        label="Publish anyway: the records counted above stay as they are and fail the new schema",
+        help_text="A PATCH can still change them one field at a time; fields it sends must fit the new schema.",
+    )
+
+    def __init__(self, *args, configuration: Configuration, confirming: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["environments"].queryset = configuration.environments.all()
+        self.fields["environments"].queryset = configuration.environments.select_related("published_version")
+        # Offered only once the records it would leave invalid have been shown.
+        if not confirming:
+            del self.fields["accept_invalid_records"]
 
 
 class AuditFilterForm(PortalForm):

@@ -64,9 +64,14 @@ class SchemaInvalid(Exception):
 
 def validate_schema(document: Any) -> None:
     """Raise `SchemaInvalid` listing every problem in `document`, or return if it is valid."""
-    problems = list(_schema_problems(document))
+    problems = publish_problems(document)
     if problems:
         raise SchemaInvalid(problems)
+
+
+def publish_problems(document: Any) -> list[SchemaProblem]:
+    """Every problem that would stop `document` from being published; empty when it can be."""
+    return list(_schema_problems(document))
 
 
 def _schema_problems(document: Any):
@@ -182,6 +187,27 @@ def validate_record_data(schema: dict, data_type: str, data: Any, *, partial: bo
         message = _value_problem(spec, data[name])
         if message:
             errors[name] = message
+    return errors
+
+
+def validate_record_changes(schema: dict, data_type: str, changes: dict) -> dict[str, str]:
+    """Check a PATCH's `changes` (null clears a field) field by field; return {field: message}.
+
+    Only the fields the PATCH names are judged: a value it sends is checked in
+    full, a field it clears (null) only for being required. Fields it leaves
+    alone are not judged, so a record that an older schema let in, and a newer
+    one would refuse, can still be changed one field at a time.
+    Clearing a field the schema no longer has is allowed: it removes stale data.
+    """
+    definition = schema.get("data_types", {}).get(data_type)
+    if definition is None:
+        return {"": f'unknown data type "{data_type}"'}
+    fields = definition["fields"]
+    sent = normalize_record_data(schema, data_type, changes)
+    errors = validate_record_data(schema, data_type, sent, partial=True)
+    for name, value in changes.items():
+        if value is None and fields.get(name, {}).get("required"):
+            errors[name] = "this field is required"
     return errors
 
 

@@ -9,6 +9,8 @@ from openapi_core.contrib.django import DjangoOpenAPIRequest, DjangoOpenAPIRespo
 
 from credentials.oauth import issue_token
 from credentials.tests.factories import make_client, make_credential
+from environments.configurations import publish_document
+from environments.demo import DEMO_SCHEMA
 from environments.models import Event, Record
 from environments.records import create_record, update_record
 from environments.tests.factories import make_environment
@@ -232,3 +234,41 @@ def test_patch_can_change_and_clear_the_external_id(api, env):
     assert api.call("patch", url, {"external_id": None}).json()["external_id"] is None
     bad = api.call("patch", url, {"fields": {"last_name": None}})
     assert error_code(bad) == (400, "invalid_fields")
+
+
+def test_after_a_breaking_publish_a_patch_is_judged_on_the_fields_it_sends(api, env):
+    record = create_record(env, "patients", {**ADA, "status": "discharged", "email": "ada@example.org"})
+    stricter = json.loads(json.dumps(DEMO_SCHEMA))
+    patients = stricter["data_types"]["patients"]["fields"]
+    patients["status"]["choices"] = ["active"]  # the record's value is gone
+    patients["birth_date"]["required"] = True  # the record has none
+    patients["first_name"]["max_length"] = 2  # "Ada" is too long now
+    publish_document(stricter, ["clinic"], accept_invalid_records=True)
+    url = f"/api/v1/clinic/patients/{record.id}"
+
+    changed = api.call("patch", url, {"fields": {"last_name": "Byron", "email": None}})
+    assert changed.status_code == 200, changed.json()
+    assert changed.json()["fields"] == {"first_name": "Ada", "last_name": "Byron", "status": "discharged"}
+
+    refused = api.call("patch", url, {"fields": {"first_name": "Augusta", "status": "discharged", "last_name": None}})
+    assert error_code(refused) == (400, "invalid_fields")
+    assert refused.json()["error"]["details"] == {
+        "first_name": "must be at most 2 characters (got 7)",
+        "status": "must be one of active",
+        "last_name": "this field is required",
+    }
+    assert api.call("patch", url, {"fields": {"birth_date": "yesterday"}}).json()["error"]["details"] == {
+        "birth_date": "must be a date as YYYY-MM-DD"
+    }
+    assert api.call("patch", url, {"fields": {"nickname": "A"}}).json()["error"]["details"] == {
+        "nickname": "unknown field"
+    }
+
+    fixed = api.call("patch", url, {"fields": {"status": "active", "birth_date": "1815-12-10"}})
+    assert fixed.status_code == 200
+    assert Record.objects.get(pk=record.pk).data == {
+        "first_name": "Ada",
+        "last_name": "Byron",
+        "status": "active",
+        "birth_date": "1815-12-10",
+    }

@@ -11,6 +11,7 @@ from django.core.management.base import CommandError
 from conftest import BASE_DIR, subprocess_env
 from environments.demo import DEMO_SCHEMA
 from environments.models import AuditEvent, ConfigurationVersion, Environment, Event, Grant, Record
+from environments.records import create_record
 from environments.tests.factories import make_environment
 
 pytestmark = pytest.mark.django_db
@@ -78,6 +79,31 @@ def test_publish_configuration_refuses_bad_input_and_changes_nothing(tmp_path, c
     with pytest.raises(CommandError, match=message):
         run("publish_configuration", str(path), "--environment", environment)
     assert ConfigurationVersion.objects.count() == 1
+
+
+def test_publish_configuration_refuses_to_leave_records_invalid_unless_told_to(tmp_path):
+    env = make_environment("clinic")
+    create_record(env, "patients", {"first_name": "Mary", "last_name": "Shelley", "status": "discharged"})
+    document = json.loads(json.dumps(DEMO_SCHEMA))
+    document["data_types"]["patients"]["fields"]["status"]["choices"] = ["active"]
+    path = tmp_path / "schema.json"
+    path.write_text(json.dumps(document))
+
+    with pytest.raises(CommandError) as refused:
+        run("publish_configuration", str(path), "--environment", "clinic", "--json")
+    assert str(refused.value) == (
+        "publishing would leave 1 existing record invalid: clinic: 1 patients record (fields: status 1); "
+        "nothing was published (add --accept-invalid-records to publish anyway)"
+    )
+    assert ConfigurationVersion.objects.count() == 1
+
+    result = json.loads(
+        run("publish_configuration", str(path), "--environment", "clinic", "--accept-invalid-records", "--json")
+    )
+    assert result["version"] == 2
+    assert result["invalid_records"] == {
+        "clinic": {"patients": {"records": 1, "fields": {"status": {"records": 1, "example": "must be one of active"}}}}
+    }
 
 
 def test_publish_configuration_names_a_missing_file():

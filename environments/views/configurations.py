@@ -5,6 +5,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from ..configurations import (
     ConfigurationError,
+    RecordsLeftInvalid,
     create_configuration,
     create_environment,
     publish_version,
@@ -12,7 +13,7 @@ from ..configurations import (
 )
 from ..forms import ConfigurationForm, DraftForm, EnvironmentForm, PublishForm
 from ..models import Configuration, ConfigurationVersion
-from ..schema import SchemaInvalid
+from ..schema import SchemaInvalid, publish_problems
 from .decorators import admin_page
 
 
@@ -67,7 +68,7 @@ def draft_new(request, slug):
         version = save_draft(
             configuration, form.cleaned_data["schema"], note=form.cleaned_data["note"], request=request
         )
-        messages.success(request, f"Draft version {version.number} saved.")
+        _report_saved(request, version)
         return redirect("version_detail", slug=slug, number=version.number)
     return render(
         request,
@@ -88,9 +89,13 @@ def version_detail(request, slug, number):
             request.POST if request.POST.get("action") == "save" else None,
             initial={"schema": DraftForm.initial_text(version.schema), "note": version.note},
         )
+    publishing = request.POST.get("action") == "publish"
     publish_form = PublishForm(
-        request.POST if request.POST.get("action") == "publish" else None, configuration=configuration
+        request.POST if publishing else None,
+        configuration=configuration,
+        confirming="accept_invalid_records" in request.POST,
     )
+    impact = None
     if request.method == "POST":
         if request.POST.get("action") == "save" and draft_form is not None and draft_form.is_valid():
             try:
@@ -104,11 +109,19 @@ def version_detail(request, slug, number):
             except ConfigurationError as error:
                 messages.error(request, str(error))
             else:
-                messages.success(request, f"Draft version {version.number} saved.")
+                _report_saved(request, version)
                 return redirect("version_detail", slug=slug, number=number)
-        elif request.POST.get("action") == "publish" and publish_form.is_valid():
+        elif publishing and publish_form.is_valid():
             try:
-                publish_version(version, publish_form.cleaned_data["environments"], request=request)
+                publish_version(
+                    version,
+                    publish_form.cleaned_data["environments"],
+                    accept_invalid_records=publish_form.cleaned_data.get("accept_invalid_records", False),
+                    request=request,
+                )
+            except RecordsLeftInvalid as error:
+                impact = error.impact
+                publish_form = PublishForm(request.POST, configuration=configuration, confirming=True)
             except SchemaInvalid as error:
                 for problem in error.problems:
                     publish_form.add_error(None, f"Cannot publish: {problem}")
@@ -126,11 +139,26 @@ def version_detail(request, slug, number):
             "version": version,
             "draft_form": draft_form,
             "publish_form": publish_form,
+            "impact": impact,
+            "publish_problems": publish_problems(version.schema) if version.is_draft else [],
             "schema_text": DraftForm.initial_text(version.schema),
             "running_on": version.environments.all(),
             "section": "configurations",
         },
     )
+
+
+def _report_saved(request, version) -> None:
+    """Saved, and at once whether it could be published: the page lists what stops it."""
+    problems = publish_problems(version.schema)
+    if problems:
+        messages.warning(
+            request,
+            f"Draft version {version.number} saved, but it cannot be published yet: "
+            f"{len(problems)} problem{'s' if len(problems) != 1 else ''} to fix, listed below.",
+        )
+    else:
+        messages.success(request, f"Draft version {version.number} saved.")
 
 
 @admin_page

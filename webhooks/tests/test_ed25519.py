@@ -91,6 +91,28 @@ def test_rotation_overlaps_and_the_jwks_lists_every_key_that_signs(env, client):
     assert client.get("/e/no-such-place/webhooks/jwks.json").json() == {"keys": []}
 
 
+def test_the_public_jwks_names_keys_never_webhooks(env, client):
+    with Receiver() as receiver:
+        lab = make_webhook(env, receiver.url, security_method="ed25519", name="St Mary oncology lab")
+        make_webhook(env, receiver.url, security_method="ed25519", name="Acme billing bridge")
+        rotate_signing_secret(lab, grace=datetime.timedelta(hours=24))
+
+    response = client.get("/e/clinic/webhooks/jwks.json")
+    document = response.content.decode()
+    assert "St Mary" not in document and "oncology" not in document and "Acme" not in document
+    keys = response.json()["keys"]
+    assert len(keys) == 3
+    assert all(set(key) <= {"kty", "crv", "x", "kid", "use", "alg", "webhook_public_key", "expires_at"} for key in keys)
+    # Each kid is the key's own: opaque, stable, and the one the webhook's page shows beside the key.
+    in_use = {pair.public_key: pair.kid for pair in signing_secrets_in_use(lab)}
+    assert {key["webhook_public_key"]: key["kid"] for key in keys if key["webhook_public_key"] in in_use} == in_use
+    assert len({key["kid"] for key in keys}) == 3
+    assert client.get("/e/clinic/webhooks/jwks.json").json() == response.json()
+    log_in_director(client, env)
+    page = client.get(f"/e/clinic/webhooks/{lab.pk}/").content.decode()
+    assert all(kid in page for kid in in_use.values())
+
+
 def test_switching_to_ed25519_makes_a_pair_when_the_webhook_has_none(env):
     with Receiver() as receiver:
         webhook = make_webhook(env, receiver.url)

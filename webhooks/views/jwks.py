@@ -12,18 +12,20 @@ from ..signing import raw_public_key
 
 @cache_control(public=True, max_age=300)
 def webhook_jwks(request, slug):
-    """Public keys only (they cannot sign), so no login: receivers fetch them as they fetch any JWKS."""
+    """Public keys only (they cannot sign), so no login: receivers fetch them as they fetch any JWKS.
+
+    The document names keys, never webhooks: anyone can read it, and a webhook's
+    name says who an environment sends data to. Each key's `kid` is derived from
+    the public key alone; the webhook's page shows the same `kid` and key, so
+    whoever set a receiver up knows which entry is theirs.
+    """
     # An unknown environment answers like one without keys: nobody learns which environments exist.
     now = timezone.now()
-    pairs = (
-        SigningSecret.objects.filter(
-            webhook__environment__slug=slug,
-            webhook__security_method=Webhook.SecurityMethod.ED25519,
-            algorithm=SigningSecret.Algorithm.ED25519,
-        )
-        .select_related("webhook")
-        .order_by("webhook__name", "-created_at")
-    )
+    pairs = SigningSecret.objects.filter(
+        webhook__environment__slug=slug,
+        webhook__security_method=Webhook.SecurityMethod.ED25519,
+        algorithm=SigningSecret.Algorithm.ED25519,
+    ).order_by("-created_at", "-pk")  # newest first; not by webhook, which would group keys per receiver
     keys = [
         {
             "kty": "OKP",
@@ -32,7 +34,6 @@ def webhook_jwks(request, slug):
             "kid": pair.kid,
             "use": "sig",
             "alg": "EdDSA",
-            "webhook": pair.webhook.name,
             "webhook_public_key": pair.public_key,
             **({"expires_at": pair.retires_at.isoformat()} if pair.retires_at else {}),
         }

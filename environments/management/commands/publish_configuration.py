@@ -2,7 +2,12 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
-from environments.configurations import ConfigurationError, parse_schema_text, publish_document
+from environments.configurations import (
+    ConfigurationError,
+    RecordsLeftInvalid,
+    parse_schema_text,
+    publish_document,
+)
 from environments.management.base import PortalCommand
 from environments.schema import SchemaInvalid
 
@@ -10,7 +15,8 @@ from environments.schema import SchemaInvalid
 class Command(PortalCommand):
     help = (
         "Publish a schema document (JSON) as a new version of the configuration that the given environments run. "
-        "All or nothing: on any error nothing changes."
+        "All or nothing: on any error nothing changes. Refused if existing records would fail the new schema "
+        "(the error says how many and which fields) unless --accept-invalid-records is given."
     )
 
     def add_arguments(self, parser):
@@ -23,8 +29,14 @@ class Command(PortalCommand):
             help="Environment to publish to; repeat for several (they must share a configuration).",
         )
         parser.add_argument("--note", default="", help="What changed, for the version list.")
+        parser.add_argument(
+            "--accept-invalid-records",
+            action="store_true",
+            help="Publish even though existing records would fail the new schema; they stay as they are, "
+            "and a PATCH may still change them field by field.",
+        )
 
-    def handle(self, *args, file, environment, note, **options):
+    def handle(self, *args, file, environment, note, accept_invalid_records, **options):
         try:
             text = Path(file).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
@@ -34,9 +46,15 @@ class Command(PortalCommand):
         except ConfigurationError as error:
             raise CommandError(f"{file}: {error}") from None
         try:
-            version = publish_document(schema, environment, note=note)
+            version, impact = publish_document(
+                schema, environment, note=note, accept_invalid_records=accept_invalid_records
+            )
         except SchemaInvalid as error:
             raise CommandError(f"{file} is not a valid schema: {error}") from None
+        except RecordsLeftInvalid as error:
+            raise CommandError(
+                f"{error}; nothing was published (add --accept-invalid-records to publish anyway)"
+            ) from None
         except ConfigurationError as error:
             raise CommandError(str(error)) from None
         slugs = sorted(set(environment))
@@ -46,6 +64,8 @@ class Command(PortalCommand):
                 "version": version.number,
                 "environments": slugs,
                 "data_types": version.data_type_names,
+                "invalid_records": impact.as_json(),
             },
-            f"Published {version.configuration.slug} version {version.number} to {', '.join(slugs)}.",
+            f"Published {version.configuration.slug} version {version.number} to {', '.join(slugs)}."
+            + (f" Left invalid (accepted): {impact.summary()}." if impact else ""),
         )

@@ -1,0 +1,63 @@
+"""Drafts and publishing in a real headless Chromium, at a phone's and a desktop's width, with the keyboard."""
+
+import json
+
+import pytest
+
+from environments.demo import DEMO_SCHEMA
+from environments.records import create_record
+from environments.tests.browser import log_in
+from environments.tests.factories import make_environment, make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def fits(page, width: int) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+@pytest.mark.parametrize("width", [390, 1440])
+def test_a_draft_says_what_stops_it_and_a_breaking_publish_waits_for_a_confirmation(page, width):
+    page.set_viewport_size({"width": width, "height": 900})
+    env = make_environment("clinic")
+    make_user("root", admin=True)
+    for n in range(3):
+        create_record(env, "patients", {"first_name": f"P{n}", "last_name": "S", "status": "discharged"})
+    log_in(page, "root")
+
+    page.goto(f"/configurations/{env.configuration.slug}/drafts/new/")
+    without_workers = {"data_types": {"patients": DEMO_SCHEMA["data_types"]["patients"]}}
+    page.get_by_role("textbox", name="Schema").fill(json.dumps(without_workers))
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.wait_for_url("**/versions/2/")
+    assert "cannot be published yet: 1 problem to fix" in page.get_by_role("status").inner_text()
+    problems = page.get_by_role("region", name="This draft cannot be published yet")
+    assert 'data type "workers": the built-in data type is missing' in problems.inner_text()
+    assert fits(page, width)
+
+    stricter = json.loads(json.dumps(DEMO_SCHEMA))
+    stricter["data_types"]["patients"]["fields"]["status"]["choices"] = ["active"]
+    page.get_by_role("textbox", name="Schema").fill(json.dumps(stricter))
+    page.get_by_role("button", name="Save draft").click()
+    page.wait_for_url("**/versions/2/")
+    assert page.get_by_role("region", name="This draft cannot be published yet").count() == 0
+
+    page.get_by_label("Clinic").check()
+    page.get_by_role("button", name="Publish version 2").click()
+    alert = page.get_by_role("alert")
+    assert "Nothing was published: 3 existing records would fail version 2" in alert.inner_text()
+    assert "status: 3 (must be one of active)" in alert.get_by_role("table").inner_text()
+    assert fits(page, width)
+
+    # The confirmation is a box to tick, reachable by keyboard; nothing goes until it is ticked.
+    box = page.get_by_label("Publish anyway: the records counted above stay as they are and fail the new schema")
+    box.focus()
+    page.keyboard.press("Space")
+    assert box.is_checked()
+    page.get_by_role("button", name="Publish version 2").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/versions/2/")
+    assert "Version 2 published to Clinic." in page.get_by_role("status").inner_text()
+    env.refresh_from_db()
+    assert env.published_version.number == 2
+    assert page.console_errors == []
