@@ -5,6 +5,7 @@ signing. The receiver passes only if it accepts the first (2xx) and refuses the
 second with an HTTP error. The signed body is deliberately not what a JSON library
 writes (keys out of order, `\\u` escapes, `1.0`), so a receiver that parses and
 re-serialises the body before verifying refuses the first and fails too.
+`run` only records the request; a worker sends both (`carry_out`, see `manual_sends.py`).
 """
 
 from __future__ import annotations
