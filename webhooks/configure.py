@@ -22,7 +22,7 @@ from credentials.models import Credential
 from environments.audit import acting_user, record_audit
 from environments.models import Environment
 
-from . import options, queueing, signing
+from . import manual_sends, options, queueing, signing
 from .models import Delivery, SigningSecret, Webhook
 from .outbound import InvalidDestination, check_url
 
@@ -202,7 +202,7 @@ def create_webhook(
             # Every webhook has a secret and a key pair, so switching method later never leaves it unsigned.
             secret = _new_secret(webhook)
             _new_key_pair(webhook)
-            record_audit(
+            created = record_audit(
                 "webhook.created",
                 request=request,
                 actor=actor,
@@ -216,7 +216,8 @@ def create_webhook(
                 },
             )
             if webhook.state == Webhook.State.UNVERIFIED:
-                transaction.on_commit(lambda: queueing.queue(queueing.VERIFY, webhook.pk), robust=True)
+                # Recorded with the webhook, so its page says a verification is under way from the start.
+                manual_sends.ask_for_verification(webhook, requested_by=created.actor_label, user=created.actor_user)
     except IntegrityError:
         raise WebhookInvalid({"name": f"{environment.name} already has a webhook named “{fields.name}”"}) from None
     return webhook, secret
@@ -255,7 +256,7 @@ def update_webhook(webhook: Webhook, fields: WebhookFields, *, request: HttpRequ
             webhook.signing_credentials.set(credentials)
             if webhook.security_method == Webhook.SecurityMethod.ED25519 and not signing_keys_of(webhook):
                 _new_key_pair(webhook)  # made before key pairs existed
-            record_audit(
+            updated = record_audit(
                 "webhook.updated",
                 request=request,
                 actor=actor,
@@ -264,7 +265,7 @@ def update_webhook(webhook: Webhook, fields: WebhookFields, *, request: HttpRequ
                 details={"changes": changes},
             )
             if "verification" in changes:
-                transaction.on_commit(lambda: queueing.queue(queueing.VERIFY, webhook.pk), robust=True)
+                manual_sends.ask_for_verification(webhook, requested_by=updated.actor_label, user=updated.actor_user)
     except IntegrityError:
         raise WebhookInvalid({"name": f"a webhook named “{fields.name}” already exists"}) from None
 

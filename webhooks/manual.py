@@ -1,6 +1,7 @@
 """What people do by hand: send a test delivery, re-send one delivery, retry a webhook's waiting deliveries now.
 
-Each is audited, and each sends through the same path as the workers.
+Each is audited. A test and a re-send are recorded and queued (`manual_sends.py`): a worker sends them,
+through the same path as every delivery, and writes what came back where the page and the commands read it.
 """
 
 from __future__ import annotations
@@ -10,19 +11,22 @@ from django.db import transaction
 from django.utils import timezone
 
 from environments.audit import record_audit
-from environments.models import Environment, Event
+from environments.models import Environment
 
-from . import queueing, retry_policy
+from . import ledger, manual_sends, queueing, retry_policy
 from .examples import example_data
-from .fanout import new_message_id
-from .models import Attempt, Delivery, DeliveryEvent, Webhook
-from .sending import send_now
+from .models import Attempt, Delivery, ManualSend, Webhook
+from .sending import attempt_delivery
 
 TEST_EVENT_TYPE = "webhook.test"
 
 
 class ResendRefused(ValueError):
     """A re-send that cannot happen now, with the sentence saying why."""
+
+
+class NotNow(Exception):
+    """A send by hand that must wait a moment: its webhook's lock is busy, or someone else is sending it."""
 
 
 def _refuse_unless_active(webhook: Webhook) -> None:
@@ -37,8 +41,8 @@ def test_types(webhook: Webhook) -> list[str]:
 
 def send_test(
     webhook: Webhook, *, event_type: str = TEST_EVENT_TYPE, request=None, actor=None, actor_label: str = ""
-) -> Attempt:
-    """Send a test to this webhook now, whatever its state, and return the attempt.
+) -> ManualSend:
+    """Ask a worker to send a test to this webhook now, whatever its state; returns the send to watch.
 
     A `webhook.test` event, or the example payload of a subscribed event type (the one its page shows).
     The delivery is marked as a test in the history and carries a `webhook-test: true` header.
@@ -51,7 +55,7 @@ def send_test(
     else:
         data = example_data(environment, event_type)
     with transaction.atomic():
-        delivery = new_test_delivery(webhook, event_type, data)
+        delivery = manual_sends.new_test_delivery(webhook, event_type, data)
         audit = record_audit(
             "webhook.test_sent",
             request=request,
@@ -61,47 +65,64 @@ def send_test(
             environment=environment,
             details={"message_id": delivery.message_id, "event_type": event_type},
         )
-    return send_now(delivery.pk, trigger=Attempt.Trigger.TEST, triggered_by=audit.actor_label)
+        return manual_sends.ask(
+            webhook, ManualSend.Kind.TEST, delivery, requested_by=audit.actor_label, user=audit.actor_user
+        )
 
 
-def new_test_delivery(webhook: Webhook, event_type: str, data: dict, *, body: str = "") -> Delivery:
-    """A delivery marked as a test, carrying one new event; `body` fixes the exact bytes it sends."""
-    event = Event.objects.create(environment=webhook.environment, type=event_type, data=data)
-    delivery = Delivery.objects.create(
-        webhook=webhook,
-        environment=webhook.environment,
-        message_id=new_message_id(),
-        event_count=1,
-        event_types=event_type,
-        is_test=True,
-        next_attempt_at=None,
-        body=body,
-    )
-    DeliveryEvent.objects.create(delivery=delivery, event=event)
-    return delivery
-
-
-def resend(delivery: Delivery, *, request=None, actor=None, actor_label: str = "", audit: bool = True) -> Attempt:
-    """Send a delivery again now, with the same `webhook-id` and body, and return the attempt."""
+def resend(delivery: Delivery, *, request=None, actor=None, actor_label: str = "", audit: bool = True) -> ManualSend:
+    """Ask a worker to send a delivery again now, with the same `webhook-id` and body; returns the send to watch."""
     webhook = delivery.webhook
     _refuse_unless_active(webhook)
     if delivery.payload_erased_at is not None:
         raise ResendRefused(f"the payload of {delivery.message_id} was erased: there is nothing left to send")
-    label = actor_label
-    if audit:
-        label = record_audit(
-            "delivery.resent",
-            request=request,
-            actor=actor,
-            actor_label=actor_label or None,
-            target=webhook,
-            environment=webhook.environment,
-            details={"message_id": delivery.message_id, "status_before": delivery.status},
-        ).actor_label
-    attempt = send_now(delivery.pk, trigger=Attempt.Trigger.RESEND, triggered_by=label)
+    with transaction.atomic():
+        label, user = actor_label or "system", actor
+        if audit:
+            event = record_audit(
+                "delivery.resent",
+                request=request,
+                actor=actor,
+                actor_label=actor_label or None,
+                target=webhook,
+                environment=webhook.environment,
+                details={"message_id": delivery.message_id, "status_before": delivery.status},
+            )
+            label, user = event.actor_label, event.actor_user
+        return manual_sends.ask(webhook, ManualSend.Kind.RESEND, delivery, requested_by=label, user=user)
+
+
+def send_by_hand(send: ManualSend, delivery_id: int, *, trigger: str, triggered_by: str, tamper=False) -> Attempt:
+    """Send one of a send's deliveries once (in the worker): its attempt, found again if an earlier run made it.
+
+    Raises NotNow when the webhook's lock is busy or another worker holds the
+    delivery's lease: the caller queues the send again a moment later.
+    """
+    after = send.attempts_before if delivery_id == send.delivery_id else 0
+    made = Attempt.objects.filter(delivery_id=delivery_id, number__gt=after, trigger=trigger).order_by("number")
+    if (attempt := made.first()) is not None:
+        return attempt  # a worker that stopped after sending: the receiver is not sent it twice
+    try:
+        attempt = attempt_delivery(
+            delivery_id, trigger=trigger, triggered_by=triggered_by, tamper=tamper, busy_raises=True
+        )
+    except ledger.ClaimBusy:
+        raise NotNow("its webhook's lock is busy") from None
     if attempt is None:
-        raise ResendRefused("this delivery is being sent right now; look again in a moment")
+        raise NotNow("another worker is sending this delivery")
     return attempt
+
+
+def carry_out_test(send: ManualSend) -> None:
+    """A test delivery or a re-send, in the worker: send it and keep the attempt as the result."""
+    trigger = Attempt.Trigger.TEST if send.kind == ManualSend.Kind.TEST else Attempt.Trigger.RESEND
+    attempt = send_by_hand(send, send.delivery_id, trigger=trigger, triggered_by=send.requested_by)
+    send.attempt, send.passed, send.result = attempt, attempt.succeeded, _answer(attempt)
+
+
+def _answer(attempt: Attempt) -> str:
+    answer = f"the receiver answered {attempt.status_code}" if attempt.status_code else f"no answer: {attempt.outcome}"
+    return f"{answer} in {attempt.duration_ms} ms"
 
 
 def retry_now(webhook: Webhook, *, request=None, actor=None, actor_label: str = "") -> int:

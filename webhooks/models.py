@@ -397,3 +397,61 @@ class RollupMark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} through {self.through:%Y-%m-%d %H:00}"
+
+
+class ManualSend(models.Model):
+    """A send someone asked for: a test delivery, the signature self-test, URL verification or a re-send.
+
+    The web request (or command) only records it here; a worker carries it out
+    (`webhooks/carry_out.py`), so that no web worker waits on a receiver. The
+    page and the commands read its result from this row: the database, not the
+    queue, says what was asked and what came of it.
+    """
+
+    class Kind(models.TextChoices):
+        TEST = "test", "Test delivery"
+        SELF_TEST = "self_test", "Signature self-test"
+        VERIFICATION = "verification", "URL verification"
+        RESEND = "resend", "Re-send"
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="manual_sends")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # What it sends: the delivery (a self-test's signed one) and, for a self-test, the one altered after signing.
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="+")
+    altered = models.ForeignKey(Delivery, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    # A re-send's attempts before it was asked for: an attempt numbered above is its own (a worker that died
+    # after sending is not made to send again).
+    attempts_before = models.PositiveSmallIntegerField(default=0)
+    # URL verification: what the receiver must answer with.
+    challenge = models.CharField(max_length=64, blank=True)
+    requested_by = models.CharField(max_length=255)
+    requested_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    # When a task for it was last queued; the sweeper queues again those left unfinished for long.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    # While in the future, one worker is carrying it out and no other may.
+    leased_until = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    attempt = models.ForeignKey(Attempt, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    altered_attempt = models.ForeignKey(Attempt, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    passed = models.BooleanField(null=True, blank=True)
+    # The outcome in one sentence (a self-test's verdict, a verification's result).
+    result = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        indexes = [
+            models.Index(fields=["webhook", "kind", "-id"], name="manual_send_by_webhook"),
+            models.Index(
+                fields=["requested_at"], name="manual_send_unfinished", condition=models.Q(finished_at__isnull=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.pk} of {self.webhook_id}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.finished_at is not None

@@ -16,7 +16,7 @@ DELIVER = "webhooks.deliver"
 DRAIN = "webhooks.drain"
 PROBE = "webhooks.probe"
 BULK_RESEND = "webhooks.bulk_resend"
-VERIFY = "webhooks.verify"
+MANUAL_SEND = "webhooks.manual_send"
 
 
 def queue(task_name: str, argument: int, countdown: float = 0) -> None:
@@ -36,3 +36,8 @@ def drain(webhook_id: int, copies: int = 1, countdown: float = 0) -> None:
     """Send a webhook's due deliveries, oldest first; `copies` tasks use that many of its sending slots."""
     for _ in range(max(copies, 0)):
         queue(DRAIN, webhook_id, countdown)
+
+
+def manual_send(send_id: int, countdown: float = 0) -> None:
+    """Carry out a send someone asked for (test, self-test, verification, re-send): see `manual_sends.py`."""
+    queue(MANUAL_SEND, send_id, countdown)

@@ -5,6 +5,7 @@ signing. The receiver passes only if it accepts the first (2xx) and refuses the
 second with an HTTP error. The signed body is deliberately not what a JSON library
 writes (keys out of order, `\\u` escapes, `1.0`), so a receiver that parses and
 re-serialises the body before verifying refuses the first and fails too.
+`run` only records the request; a worker sends both (`carry_out`, see `manual_sends.py`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from environments.audit import record_audit
+from environments.audit import acting_user, record_audit
 
-from .manual import new_test_delivery
-from .models import Attempt, Webhook
-from .sending import attempt_delivery, send_now
+from .manual import send_by_hand
+from .manual_sends import ask, new_test_delivery
+from .models import Attempt, ManualSend, Webhook
 from .signing import SELF_TEST_MARKER
 
 EVENT_TYPE = "webhook.signature_test"
@@ -76,47 +77,50 @@ def signed_body(webhook: Webhook) -> str:
     )
 
 
-def run(webhook: Webhook, *, request=None, actor=None, actor_label: str | None = None) -> SelfTest:
-    """Send the signed and the altered test request; record both in the history and the result in the audit log."""
+def run(webhook: Webhook, *, request=None, actor=None, actor_label: str | None = None) -> ManualSend:
+    """Ask a worker to send the signed and the altered test request; returns the send to watch."""
+    user = acting_user(request, actor)
+    label = actor_label or (user.get_username() if user is not None else "system")
     with transaction.atomic():
         body = signed_body(webhook)
         data = json.loads(body)["data"]
-        genuine_delivery = new_test_delivery(webhook, EVENT_TYPE, data, body=body)
-        tampered_delivery = new_test_delivery(webhook, EVENT_TYPE, data, body=body)
-    label = actor_label or (request.user.get_username() if request is not None else "system")
-    genuine = send_now(genuine_delivery.pk, trigger=Attempt.Trigger.TEST, triggered_by=f"{label} (self-test, signed)")
-    tampered = attempt_delivery(
-        tampered_delivery.pk,
+        genuine = new_test_delivery(webhook, EVENT_TYPE, data, body=body)
+        tampered = new_test_delivery(webhook, EVENT_TYPE, data, body=body)
+        return ask(webhook, ManualSend.Kind.SELF_TEST, genuine, altered=tampered, requested_by=label, user=user)
+
+
+def carry_out(send: ManualSend) -> None:
+    """In the worker: send both requests, judge them, and record the verdict on the send and in the audit log."""
+    label = send.requested_by
+    genuine = send_by_hand(
+        send, send.delivery_id, trigger=Attempt.Trigger.TEST, triggered_by=f"{label} (self-test, signed)"
+    )
+    tampered = send_by_hand(
+        send,
+        send.altered_id,
         trigger=Attempt.Trigger.TEST,
         triggered_by=f"{label} (self-test, altered after signing)",
         tamper=True,
     )
     result = SelfTest(genuine, tampered)
+    send.attempt, send.altered_attempt, send.passed, send.result = genuine, tampered, result.passed, result.verdict
     record_audit(
         "webhook.signature_self_test",
-        request=request,
-        actor=actor,
-        actor_label=actor_label,
-        target=webhook,
-        environment=webhook.environment,
+        actor=send.requested_by_user,
+        actor_label=label,
+        target=send.webhook,
+        environment=send.webhook.environment,
         details={
             "passed": result.passed,
-            "signed_answer": genuine.status_code if genuine else None,
-            "altered_answer": tampered.status_code if tampered else None,
-            "deliveries": [genuine_delivery.message_id, tampered_delivery.message_id],
+            "signed_answer": genuine.status_code,
+            "altered_answer": tampered.status_code,
+            "deliveries": [send.delivery.message_id, send.altered.message_id],
         },
     )
-    return result
 
 
-def result_of(webhook: Webhook, genuine_id: int, tampered_id: int) -> SelfTest | None:
-    """A self-test's result from its two attempts (for the page after the redirect)."""
-    attempts = {
-        attempt.pk: attempt
-        for attempt in Attempt.objects.filter(
-            pk__in=[genuine_id, tampered_id], delivery__webhook=webhook, delivery__is_test=True
-        )
-    }
-    if len(attempts) != 2:
+def result_of(send: ManualSend) -> SelfTest | None:
+    """A finished self-test's result from its two attempts (None while a worker is still sending it)."""
+    if not send.is_finished:
         return None
-    return SelfTest(attempts[genuine_id], attempts[tampered_id])
+    return SelfTest(send.attempt, send.altered_attempt)

@@ -47,9 +47,10 @@ def new_owner() -> str:
 BUSY_RETRY_SECONDS = 1.0
 
 
-def _claim(**kwargs) -> tuple[ledger.Target | None, list[ledger.Claimed], dict | None]:
+def _claim(*, busy_raises: bool = False, **kwargs) -> tuple[ledger.Target | None, list[ledger.Claimed], dict | None]:
     """Lease deliveries (see `ledger.claim`). When a long transaction holds the webhook's claim lock, leave the
-    work for a task queued a moment later instead of holding this worker thread until it ends."""
+    work for a task queued a moment later instead of holding this worker thread until it ends; with
+    `busy_raises`, raise `ledger.ClaimBusy` and let the caller, who knows what it was doing, try again."""
     try:
         return ledger.claim(
             cap=settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK,
@@ -57,6 +58,8 @@ def _claim(**kwargs) -> tuple[ledger.Target | None, list[ledger.Claimed], dict |
             **kwargs,
         )
     except ledger.ClaimBusy:
+        if busy_raises:
+            raise
         if kwargs.get("delivery_id") is not None:
             queueing.deliver(kwargs["delivery_id"], countdown=BUSY_RETRY_SECONDS)
         else:
@@ -233,7 +236,7 @@ MANUAL_TRIGGERS = (Attempt.Trigger.RESEND, Attempt.Trigger.TEST, Attempt.Trigger
 
 
 def _lease_one(
-    delivery_id: int, now: datetime.datetime, *, manual: bool
+    delivery_id: int, now: datetime.datetime, *, manual: bool, busy_raises: bool = False
 ) -> tuple[ledger.Target | None, list[ledger.Claimed], dict | None]:
     """The delivery, leased for this worker: the fan-out's lease when it took one, else a claim.
 
@@ -248,7 +251,7 @@ def _lease_one(
             target, claimed = ledger.load_fan_out_leased(delivery_id, now)
         if claimed:
             return target, claimed, None
-    return _claim(owner=new_owner(), now=now, delivery_id=delivery_id, manual=manual)
+    return _claim(owner=new_owner(), now=now, delivery_id=delivery_id, manual=manual, busy_raises=busy_raises)
 
 
 def attempt_delivery(
@@ -258,15 +261,19 @@ def attempt_delivery(
     now: datetime.datetime | None = None,
     triggered_by: str = "",
     tamper: bool = False,
+    busy_raises: bool = False,
 ) -> Attempt | None:
     """Send one delivery once, if it is due (or asked for by hand) and no one else is sending it.
 
     Returns the attempt made, or None when there was nothing to do. A scheduled
     attempt also needs its webhook active with a free sending slot (or the
     fan-out's lease); a test, re-send or probe is sent whatever the schedule.
-    `now` lets tests move the clock instead of waiting for it.
+    `now` lets tests move the clock instead of waiting for it. With
+    `busy_raises`, a webhook lock held too long raises `ledger.ClaimBusy`
+    instead of leaving the delivery to a scheduled task (which sends only due ones).
     """
-    target, claimed, events = _lease_one(delivery_id, now or timezone.now(), manual=trigger in MANUAL_TRIGGERS)
+    manual = trigger in MANUAL_TRIGGERS
+    target, claimed, events = _lease_one(delivery_id, now or timezone.now(), manual=manual, busy_raises=busy_raises)
     if not claimed:
         return None
     attempts, _ = send_claimed(

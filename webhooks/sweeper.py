@@ -4,7 +4,8 @@
   between commit and enqueue) are queued again, as drain tasks per webhook.
 - A failing webhook is probed now and then (`retry_policy.probe_interval`): its
   oldest waiting delivery is sent early, so its return is noticed in seconds.
-- Bulk re-sends whose worker died are queued again.
+- Bulk re-sends whose worker died are queued again, and so are sends asked for by hand (tests,
+  self-tests, verifications, re-sends) whose task was lost.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from . import queueing, retry_policy, sending
+from . import manual_sends, queueing, retry_policy, sending
 from .bulk import resume_stalled_bulk_resends
 from .models import Attempt, Delivery, Webhook
 
@@ -75,6 +76,7 @@ def run(now: datetime.datetime | None = None) -> None:
     for webhook_id in webhooks_to_probe(now):
         queueing.queue(queueing.PROBE, webhook_id)
     resume_stalled_bulk_resends()
+    manual_sends.requeue_stale(now)
 
 
 def probe(webhook_id: int) -> None:

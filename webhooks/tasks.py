@@ -8,8 +8,7 @@ import datetime
 from celery import shared_task
 from django.conf import settings
 
-from . import bulk, erasure, queueing, retention, rollup, sending, sweeper, verification
-from .models import Webhook
+from . import bulk, carry_out, erasure, queueing, retention, rollup, sending, sweeper
 
 
 @shared_task(name=queueing.DELIVER, ignore_result=True)
@@ -43,12 +42,10 @@ def run_bulk_resend(job_id: int) -> None:
         queueing.queue(queueing.BULK_RESEND, job_id)
 
 
-@shared_task(name=queueing.VERIFY, ignore_result=True)
-def verify_webhook(webhook_id: int) -> None:
-    """Send a new or re-pointed webhook's verification challenge (if it still waits for one)."""
-    webhook = Webhook.objects.filter(pk=webhook_id, state=Webhook.State.UNVERIFIED).first()
-    if webhook is not None:
-        verification.verify(webhook, actor_label="system")
+@shared_task(name=queueing.MANUAL_SEND, ignore_result=True)
+def carry_out_manual_send(send_id: int) -> None:
+    """Carry out a test delivery, signature self-test, URL verification or re-send someone asked for."""
+    carry_out.carry_out(send_id)
 
 
 @shared_task(name="webhooks.prune", ignore_result=True)

@@ -1,81 +1,87 @@
 """Endpoint verification: a receiver proves it controls its URL before any data is sent there.
 
 A webhook that needs it (its environment's kind is in WEBHOOK_VERIFICATION_REQUIRED_KINDS, and it is
-new or its URL changed) is *unverified*: its deliveries are kept, not sent. The portal sends a signed
+new or its URL changed) is *unverified*: its deliveries are kept, not sent. A worker sends a signed
 `webhook.verification` event carrying a random challenge; the receiver must answer 2xx with the
-challenge in its body within the webhook's timeout. Then the webhook becomes active and what waited is
-sent, oldest first. An Admin may waive verification for one webhook, with a reason. Both are audited.
+challenge on its own (the whole body, or a JSON object whose top-level `challenge` is it) within the
+webhook's timeout: a receiver that echoes whatever it is sent does not pass. Then the webhook becomes
+active and what waited is sent, oldest first. An Admin may waive verification for one webhook, with a
+reason. Both are audited.
 """
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass
+import json
 
 from django.db import transaction
 from django.utils import timezone
 
-from environments.audit import record_audit
+from environments.audit import acting_user, record_audit
 
 from .configure import WebhookError, activate
-from .manual import new_test_delivery
-from .models import Attempt, Webhook
-from .sending import send_now
-
-EVENT_TYPE = "webhook.verification"
+from .manual import send_by_hand
+from .manual_sends import ask_for_verification
+from .models import Attempt, ManualSend, Webhook
 
 
-@dataclass(frozen=True)
-class Verification:
-    passed: bool
-    result: str
-    attempt: Attempt | None
+def answers_challenge(body: str, challenge: str) -> bool:
+    """Whether a response body is the challenge on its own: the whole body (spaces around it aside), or a JSON
+    object whose top-level `challenge` is it."""
+    text = body.strip()
+    if text == challenge:
+        return True
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and parsed.get("challenge") == challenge
 
 
-def _outcome(attempt: Attempt | None, challenge: str) -> tuple[bool, str]:
-    if attempt is None:
-        return False, "not sent: a verification was already being sent; try again"
-    if attempt.succeeded and challenge in attempt.response_body:
+def _outcome(attempt: Attempt, challenge: str) -> tuple[bool, str]:
+    if attempt.succeeded and answers_challenge(attempt.response_body, challenge):
         return True, f"the receiver answered {attempt.status_code} with the challenge"
     if attempt.succeeded:
-        return False, f"the receiver answered {attempt.status_code} but its body did not contain the challenge"
+        return False, (
+            f"the receiver answered {attempt.status_code} but not with the challenge on its own "
+            '(the whole body, or {"challenge": "…"})'
+        )
     if attempt.status_code is not None:
         return False, f"the receiver answered {attempt.outcome}"
     return False, f"no answer: {attempt.outcome}"
 
 
-def verify(webhook: Webhook, *, request=None, actor=None, actor_label: str | None = None) -> Verification:
-    """Send the challenge now; on success make the webhook active and send what waited."""
-    challenge = secrets.token_urlsafe(24)
-    data = {
-        "challenge": challenge,
-        "instructions": "Answer 2xx with this challenge in the response body to prove you control this URL.",
-    }
+def verify(webhook: Webhook, *, request=None, actor=None, actor_label: str | None = None) -> ManualSend:
+    """Ask a worker to send the challenge now; returns the send to watch (its result, once in, says why)."""
+    user = acting_user(request, actor)
+    label = actor_label or (user.get_username() if user is not None else "system")
+    return ask_for_verification(webhook, requested_by=label, user=user)
+
+
+def carry_out(send: ManualSend) -> None:
+    """In the worker: send the challenge, judge the answer; on success make the webhook active and send what
+    waited."""
+    attempt = send_by_hand(
+        send, send.delivery_id, trigger=Attempt.Trigger.TEST, triggered_by=f"{send.requested_by} (URL verification)"
+    )
+    passed, result = _outcome(attempt, send.challenge)
+    send.attempt, send.passed, send.result = attempt, passed, result
     with transaction.atomic():
-        delivery = new_test_delivery(webhook, EVENT_TYPE, data)
-    label = actor_label or (request.user.get_username() if request is not None else "system")
-    attempt = send_now(delivery.pk, trigger=Attempt.Trigger.TEST, triggered_by=f"{label} (URL verification)")
-    passed, result = _outcome(attempt, challenge)
-    with transaction.atomic():
-        locked = Webhook.objects.select_for_update().get(pk=webhook.pk)
+        locked = Webhook.objects.select_for_update().select_related("environment").get(pk=send.webhook_id)
         locked.verification_tried_at, locked.verification_result = timezone.now(), result
         if passed:
             locked.verified_at = locked.verification_tried_at
         locked.save(update_fields=["verification_tried_at", "verification_result", "verified_at"])
         if passed and locked.state == Webhook.State.UNVERIFIED:
-            activate(locked, "webhook.verified", request=request, actor=actor, result=result)
+            activate(locked, "webhook.verified", actor=send.requested_by_user, result=result)
         else:
             record_audit(
                 "webhook.verified" if passed else "webhook.verification_failed",
-                request=request,
-                actor=actor,
-                actor_label=actor_label,
+                actor=send.requested_by_user,
+                actor_label=send.requested_by,
                 target=locked,
                 environment=locked.environment,
-                details={"result": result, "message_id": delivery.message_id},
+                details={"result": result, "message_id": send.delivery.message_id},
             )
-    webhook.refresh_from_db()
-    return Verification(passed, result, attempt)
 
 
 def waive(webhook: Webhook, reason: str, *, request=None, actor=None) -> int:

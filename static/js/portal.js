@@ -45,9 +45,17 @@ document.addEventListener("DOMContentLoaded", () => {
       menu.open = false;
     }
   }
-  // Pages with work in progress (a bulk re-send) reload themselves while it runs.
+  // Pages with work in progress (a bulk re-send, a test a worker is sending) reload themselves while it runs;
+  // with data-refresh-to, they go to the address that shows its result.
   const refresh = document.querySelector("[data-refresh]");
   if (refresh) {
-    setTimeout(() => window.location.reload(), Number(refresh.dataset.refresh) * 1000);
+    setTimeout(() => {
+      const target = new URL(refresh.dataset.refreshTo || window.location.href, window.location.href);
+      if (target.pathname + target.search === window.location.pathname + window.location.search) {
+        window.location.reload();
+      } else {
+        window.location.replace(target.href);
+      }
+    }, Number(refresh.dataset.refresh) * 1000);
   }
 });

@@ -2,6 +2,7 @@
 
 import itertools
 
+from webhooks.carry_out import carry_out
 from webhooks.configure import WebhookFields, create_webhook
 from webhooks.fanout import new_message_id
 from webhooks.models import Delivery
@@ -27,3 +28,11 @@ def make_delivery(webhook, **fields) -> Delivery:
     return Delivery.objects.create(
         webhook=webhook, environment=webhook.environment, message_id=new_message_id(), **fields
     )
+
+
+def carried_out(send):
+    """A send asked for by hand (test, self-test, verification, re-send), carried out here by the function a
+    worker runs, and returned finished: for tests about what is sent rather than who sends it."""
+    done = carry_out(send.pk)
+    assert done is not None, f"{send} was not carried out"
+    return done

@@ -33,7 +33,7 @@ def run(*args) -> str:
     return out.getvalue()
 
 
-def test_create_webhook_prints_its_secret_once_and_a_test_delivery_verifies_with_it():
+def test_create_webhook_prints_its_secret_once_and_a_test_delivery_verifies_with_it(celery_worker_process):
     make_environment("clinic")
     with Receiver() as receiver:
         created = json.loads(
@@ -53,7 +53,7 @@ def test_create_webhook_prints_its_secret_once_and_a_test_delivery_verifies_with
     assert request.headers["X-Team"] == "ops"
 
 
-def test_a_failed_test_delivery_exits_non_zero_with_one_line():
+def test_a_failed_test_delivery_exits_non_zero_with_one_line(celery_worker_process):
     environment = make_environment("clinic")
     with Receiver() as receiver:
         receiver.answer(503)
@@ -175,7 +175,7 @@ def test_integration_health_exits_1_when_a_webhook_fails_longer_than_the_thresho
     assert result.stdout.strip().splitlines()[-1] == "1 webhook needs attention: clinic/Failing (disabled)"
 
 
-def test_credential_rotation_walks_the_seven_steps():
+def test_credential_rotation_walks_the_seven_steps(celery_worker_process):
     environment = make_environment("clinic")
     app = make_client(environment)
     old, _ = make_credential(app, name="Old")

@@ -6,15 +6,13 @@ order, pausing, and a delivery whose task is lost.
 """
 
 import ast
-import contextlib
 import datetime
 import json
-import threading
 
 import pytest
 import redis
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from environments.records import create_record
@@ -25,6 +23,7 @@ from webhooks.configure import pause_webhook
 from webhooks.models import Attempt, Delivery, Webhook
 from webhooks.sweeper import sweep
 from webhooks.tests.factories import make_delivery, make_webhook
+from webhooks.tests.locks import claim_lock_held_elsewhere
 from webhooks.tests.receiver import Receiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -204,33 +203,6 @@ def test_a_manual_send_does_not_race_the_task_the_fan_out_queued():
         assert sending.send_now(delivery.pk, trigger=Attempt.Trigger.RESEND) is None
         assert sending.deliver(delivery.pk) == 1
     assert len(receiver.requests) == 1
-
-
-@contextlib.contextmanager
-def claim_lock_held_elsewhere(webhook):
-    """The webhook's claim lock, held by another connection (a claiming worker, or a change's transaction)."""
-    locked, release = threading.Event(), threading.Event()
-
-    def hold():
-        connection = connections.create_connection("default")
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("BEGIN")
-                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [ledger._ADVISORY_LOCK_SPACE, webhook.pk])
-                locked.set()
-                release.wait(timeout=30)
-                cursor.execute("COMMIT")
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert locked.wait(timeout=10)
-        yield
-    finally:
-        release.set()
-        holder.join(timeout=30)
 
 
 def test_a_change_never_waits_for_a_worker_holding_the_webhooks_claim_lock():

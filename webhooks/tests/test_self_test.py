@@ -7,12 +7,12 @@ import pytest
 from standardwebhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from conftest import manage_py
+from conftest import WORKER_TEST_ENV, manage_py
 from environments.models import AuditEvent
 from environments.tests.factories import log_in_director, make_environment
 from webhooks import self_test
-from webhooks.models import Delivery
-from webhooks.tests.factories import make_webhook
+from webhooks.models import Delivery, ManualSend
+from webhooks.tests.factories import carried_out, make_webhook
 from webhooks.tests.receiver import Answer, Receiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,7 +40,7 @@ def test_a_receiver_that_verifies_passes_and_both_requests_are_recorded_as_tests
     with Receiver() as receiver:
         webhook = make_webhook(env, receiver.url)
         receiver.judge = verifying(webhook.plain_secret)
-        result = self_test.run(webhook)
+        result = self_test.result_of(carried_out(self_test.run(webhook)))
     assert result.passed, result.verdict
     assert result.verdict == (
         "Passed: the receiver accepted the signed request (204) and refused the one altered after signing (401)."
@@ -57,7 +57,7 @@ def test_a_receiver_that_verifies_passes_and_both_requests_are_recorded_as_tests
 def test_a_receiver_that_accepts_anything_fails(env):
     with Receiver() as receiver:
         webhook = make_webhook(env, receiver.url)
-        result = self_test.run(webhook)
+        result = self_test.result_of(carried_out(self_test.run(webhook)))
     assert not result.passed
     assert "it does not verify signatures, so anyone can post to it" in result.verdict
 
@@ -66,31 +66,48 @@ def test_a_receiver_that_re_serialises_before_verifying_fails(env):
     with Receiver() as receiver:
         webhook = make_webhook(env, receiver.url)
         receiver.judge = verifying(webhook.plain_secret, reserialise=True)
-        result = self_test.run(webhook)
+        result = self_test.result_of(carried_out(self_test.run(webhook)))
     assert not result.passed
     assert "parse and re-serialise the body before verifying" in result.verdict
 
 
-def test_the_page_shows_the_verdict_after_a_redirect(env, client):
+def test_the_page_says_it_is_sending_then_shows_the_verdict_under_the_self_test_button(env, client):
     log_in_director(client, env)
     with Receiver() as receiver:
         webhook = make_webhook(env, receiver.url)
         response = client.post(f"/e/clinic/webhooks/{webhook.pk}/self-test/")
+        send = ManualSend.objects.get(kind="self_test")
+        assert response.status_code == 302
+        assert response["Location"] == f"/e/clinic/webhooks/{webhook.pk}/?self_test={send.pk}#testing"
+        assert receiver.requests == []  # the web request sent nothing: a worker does
+        waiting = client.get(response["Location"]).content.decode()
+        carried_out(send)
         page = client.get(response["Location"]).content.decode()
-    assert response.status_code == 302 and "self_test=" in response["Location"]
+    assert "Sending…" in waiting
+    assert f'href="?self_test={send.pk}&amp;again=1#testing">Reload to see the result' in waiting
     assert "✗ failed" in page and "it does not verify signatures" in page
+    assert "Sending…" not in page
+    # The verdict sits under its own button, not under the test delivery's.
+    assert page.index("Run the signature self-test") < page.index("✗ failed")
     assert len(receiver.requests) == 2  # showing the result sent nothing more
 
 
-def test_the_command_exits_1_when_the_receiver_does_not_verify(env):
+def test_the_command_waits_for_the_worker_and_exits_1_when_the_receiver_does_not_verify(env, celery_worker_process):
     with Receiver() as receiver:
         webhook = make_webhook(env, receiver.url)
-        done = manage_py(
-            "signature_self_test",
-            str(webhook.pk),
-            "--json",
-            WEBHOOK_ALLOW_HTTP="1",
-            WEBHOOK_ALLOWED_NETWORKS="127.0.0.1/32",
-        )
+        done = manage_py("signature_self_test", str(webhook.pk), "--json", **WORKER_TEST_ENV)
     assert done.returncode == 1, done.stderr
     assert json.loads(done.stdout)["passed"] is False
+    assert len(receiver.requests) == 2
+
+
+def test_the_command_says_so_in_one_line_when_no_worker_runs_it_in_time(env):
+    with Receiver() as receiver:
+        webhook = make_webhook(env, receiver.url)
+        done = manage_py("signature_self_test", str(webhook.pk), "--wait", "1", **WORKER_TEST_ENV)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"CommandError: no background worker sent the signature self-test of {webhook.name} within 1 s: "
+        "is the Celery worker running? It stays queued and is sent when one runs."
+    ]
+    assert ManualSend.objects.get(kind="self_test").finished_at is None  # still asked for, not forgotten

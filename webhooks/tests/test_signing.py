@@ -18,7 +18,7 @@ from webhooks.configure import WebhookInvalid, rotate_signing_secret, set_signin
 from webhooks.manual import send_test
 from webhooks.models import Delivery
 from webhooks.sending import attempt_delivery
-from webhooks.tests.factories import make_webhook
+from webhooks.tests.factories import carried_out, make_webhook
 from webhooks.tests.receiver import Receiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,7 +39,7 @@ def test_during_the_grace_period_both_secrets_sign_and_a_receiver_holding_either
         webhook = make_webhook(environment, receiver.url)
         old_secret = webhook.plain_secret
         new_secret = rotate_signing_secret(webhook, grace=datetime.timedelta(hours=24))
-        send_test(webhook)
+        carried_out(send_test(webhook))
         [request] = receiver.requests
 
         assert len(request.headers["webhook-signature"].split(" ")) == 2
@@ -78,7 +78,7 @@ def test_credential_signing_verifies_with_the_client_secret_as_the_readme_says()
         webhook = make_webhook(
             environment, receiver.url, security_method="credentials", signing_credential_ids=[str(credential.pk)]
         )
-        send_test(webhook)
+        carried_out(send_test(webhook))
     [request] = receiver.requests
     # The README: Webhook(client_secret.encode()), or "whsec_" + base64(client_secret) where only strings go.
     assert StandardWebhook(client_secret.encode()).verify(request.body, request.headers)

@@ -4,16 +4,16 @@ import json
 
 import pytest
 
-from conftest import manage_py
+from conftest import WORKER_TEST_ENV, manage_py
 from environments.models import AuditEvent
 from environments.records import create_record
 from environments.tests.browser import log_in
 from environments.tests.factories import grant, log_in_director, make_environment, make_user
 from webhooks import verification
 from webhooks.configure import fields_of, update_webhook
-from webhooks.models import Webhook
+from webhooks.models import ManualSend, Webhook
 from webhooks.sending import attempt_delivery, drain
-from webhooks.tests.factories import make_webhook
+from webhooks.tests.factories import carried_out, make_webhook
 from webhooks.tests.receiver import Answer, Receiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -44,8 +44,9 @@ def test_a_live_webhook_holds_deliveries_until_verified_then_sends_them_in_order
         assert attempt_delivery(webhook.deliveries.order_by("id").first().pk) is None  # held, not sent
         assert receiver.requests == []
 
-        outcome = verification.verify(webhook)
+        outcome = carried_out(verification.verify(webhook))
         assert outcome.passed and outcome.result == "the receiver answered 200 with the challenge"
+        webhook.refresh_from_db()
         assert webhook.state == Webhook.State.ACTIVE and webhook.verified_at is not None
         drain(webhook.pk)
     kinds = [json.loads(request.body)["type"] for request in receiver.requests]
@@ -60,9 +61,12 @@ def test_a_receiver_that_does_not_echo_the_challenge_stays_unverified(live):
     with Receiver() as receiver:  # answers 200 "ok" to anything
         webhook = make_webhook(live, receiver.url)
         produce(live, 1)
-        outcome = verification.verify(webhook)
+        outcome = carried_out(verification.verify(webhook))
     assert not outcome.passed
-    assert outcome.result == "the receiver answered 200 but its body did not contain the challenge"
+    assert outcome.result == (
+        'the receiver answered 200 but not with the challenge on its own (the whole body, or {"challenge": "…"})'
+    )
+    webhook.refresh_from_db()
     assert webhook.state == Webhook.State.UNVERIFIED
     assert webhook.deliveries.filter(is_test=False, status="pending").count() == 1
     assert AuditEvent.objects.filter(action="webhook.verification_failed").exists()
@@ -71,7 +75,8 @@ def test_a_receiver_that_does_not_echo_the_challenge_stays_unverified(live):
 def test_a_changed_url_must_be_verified_again(live):
     with Receiver(judge=answering_the_challenge) as first, Receiver() as second:
         webhook = make_webhook(live, first.url)
-        verification.verify(webhook)
+        carried_out(verification.verify(webhook))
+        webhook.refresh_from_db()
         fields = fields_of(webhook)
         fields.url = second.url
         update_webhook(webhook, fields)
@@ -104,19 +109,87 @@ def test_test_environments_do_not_require_it_by_default(settings):
         assert make_webhook(environment, receiver.url).state == Webhook.State.UNVERIFIED
 
 
-def test_the_command_verifies_and_exits_1_when_the_receiver_fails(live):
+def echoing(body: bytes, headers: dict) -> Answer:
+    return Answer(status=200, body=body)
+
+
+def test_a_receiver_that_echoes_the_request_back_does_not_pass(live):
+    with Receiver(judge=echoing) as receiver:
+        webhook = make_webhook(live, receiver.url)
+        outcome = carried_out(verification.verify(webhook))
+        echoed = receiver.requests[-1].body
+    assert json.loads(echoed)["data"]["challenge"] == outcome.challenge  # the challenge was in the body it got back
+    assert not outcome.passed
+    assert outcome.result.startswith("the receiver answered 200 but not with the challenge on its own")
+    webhook.refresh_from_db()
+    assert webhook.state == Webhook.State.UNVERIFIED and webhook.verified_at is None
+
+
+@pytest.mark.parametrize(
+    ("answer", "passes"),
+    [
+        ("{challenge}", True),
+        ("{challenge}\n", True),
+        ('{{"challenge": "{challenge}"}}', True),
+        ('{{"challenge": "{challenge}", "status": "ok"}}', True),
+        ("ok {challenge}", False),
+        ('{{"data": {{"challenge": "{challenge}"}}}}', False),
+        ('["{challenge}"]', False),
+        ('{{"challenge": "{challenge}x"}}', False),
+    ],
+)
+def test_only_the_challenge_on_its_own_answers_it(answer, passes):
+    challenge = "q1W2e3R4"
+    assert verification.answers_challenge(answer.format(challenge=challenge), challenge) is passes
+
+
+def test_the_command_waits_for_the_worker_and_exits_1_when_the_receiver_fails(live, celery_worker_process):
     with Receiver() as receiver:
         webhook = make_webhook(live, receiver.url)
-        done = manage_py(
-            "verify_webhook", str(webhook.pk), "--json", WEBHOOK_ALLOW_HTTP="1", WEBHOOK_ALLOWED_NETWORKS="127.0.0.1/32"
-        )
+        done = manage_py("verify_webhook", str(webhook.pk), "--json", **WORKER_TEST_ENV)
     assert done.returncode == 1, done.stderr
     assert json.loads(done.stdout)["verified"] is False
+    assert json.loads(done.stdout)["state"] == "unverified"
+
+
+def test_the_page_right_after_creating_a_live_webhook_says_it_is_verifying(live, client, settings):
+    settings.WEBHOOK_ALLOW_HTTP, settings.WEBHOOK_ALLOWED_NETWORKS = True, ["127.0.0.1/32"]
+    log_in_director(client, live)
+    with Receiver(judge=answering_the_challenge) as receiver:
+        form = {
+            "name": "Ward feed",
+            "url": receiver.url,
+            "event_types": ["patients.created"],
+            "security_method": "ed25519",
+            "verify_tls": "on",
+            "payload_format": "full",
+            "max_events_per_request": "1",
+            "timeout_seconds": "5",
+        }
+        created = client.post("/e/ward/webhooks/new/", form)
+        webhook = Webhook.objects.get(name="Ward feed")
+        page = client.get(created["Location"]).content.decode()
+        carried_out(ManualSend.objects.get(webhook=webhook, kind="verification"))
+        after = client.get(created["Location"]).content.decode()
+    assert "Not tried yet" not in page
+    assert "Verifying now." in page and "The URL verification challenge went to a background worker" in page
+    assert "✓ verified" not in page
+    assert "active" in after and "Unverified:" not in after and "Not tried yet" not in after
+
+
+def test_an_unverified_webhook_offers_verify_now_not_an_enable_button_that_refuses(live, client):
+    log_in_director(client, live)
+    with Receiver() as receiver:
+        webhook = make_webhook(live, receiver.url)
+    page = client.get(f"/e/ward/webhooks/{webhook.pk}/").content.decode()
+    assert ">Verify now</button>" in page
+    assert ">Enable</button>" not in page and "<h2>Enable</h2>" not in page
 
 
 @pytest.mark.browser
 @pytest.mark.parametrize("width", [390, 1440])
-def test_verify_now_in_the_browser(page, live, width):
+def test_verify_now_in_the_browser(page, live, width, start_worker):
+    start_worker()
     grant(make_user("dana"), live)
     with Receiver(judge=answering_the_challenge) as receiver:
         webhook = make_webhook(live, receiver.url, name="Ward feed")
@@ -127,7 +200,9 @@ def test_verify_now_in_the_browser(page, live, width):
         assert "unverified" in page.get_by_role("heading", level=1).inner_text()
         assert "Unverified:" in page.locator("#verification").inner_text()
         page.get_by_role("button", name="Verify now").click()
-        assert "Verified: the receiver answered 200 with the challenge" in page.locator(".messages").inner_text()
+        result = page.locator(".verification-result", has_text="✓ verified")
+        result.wait_for(timeout=30_000)  # the page refreshes itself until the worker's answer is in
+        assert "The receiver answered 200 with the challenge." in result.inner_text()
         assert "active" in page.get_by_role("heading", level=1).inner_text()
         assert page.evaluate("document.documentElement.scrollWidth") <= width
     assert not page.console_errors

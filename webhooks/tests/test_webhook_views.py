@@ -9,9 +9,9 @@ from environments.models import AuditEvent, Grant
 from environments.records import create_record
 from environments.tests.factories import grant, make_user
 from webhooks.bulk import bulk_resend_step
-from webhooks.models import Attempt, BulkResend, Delivery, Webhook
+from webhooks.models import Attempt, BulkResend, Delivery, ManualSend, Webhook
 from webhooks.sending import attempt_delivery
-from webhooks.tests.factories import make_webhook
+from webhooks.tests.factories import carried_out, make_webhook
 from webhooks.tests.receiver import Receiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -114,22 +114,30 @@ def test_a_test_delivery_shows_status_duration_and_response_inline(client, direc
         receiver.answer(202, body=b'{"accepted": true}')
         webhook = make_webhook(env, receiver.url)
         response = client.post(f"/e/clinic/webhooks/{webhook.pk}/test/")
-        attempt = Attempt.objects.get(trigger=Attempt.Trigger.TEST)
-        assert response["Location"] == f"/e/clinic/webhooks/{webhook.pk}/?test={attempt.pk}#testing"
+        send = ManualSend.objects.get(kind="test")
+        assert response["Location"] == f"/e/clinic/webhooks/{webhook.pk}/?test={send.pk}#testing"
+        assert receiver.requests == []  # the web request only asked; a worker sends
+        waiting = client.get(response["Location"]).content.decode()
+        attempt = carried_out(send).attempt
         html = client.get(response["Location"]).content.decode()
         client.get(response["Location"])  # a reload shows the result again and sends nothing
+    assert "Sending…</span> The test delivery went to a background worker" in waiting
+    assert f'<a href="?test={send.pk}&amp;again=1#testing">Reload to see the result</a>' in waiting
     assert len(receiver.requests) == 1
     assert '<span class="badge ok">202</span> received' in html
     assert "{&quot;accepted&quot;: true}" in html
     assert json.loads(receiver.requests[0].body)["type"] == "webhook.test"
     assert receiver.requests[0].headers["webhook-test"] == "true"
     assert f"in {attempt.duration_ms} ms" in html
+    # The result sits under the Send test button, before the signature self-test.
+    assert html.index("Send test delivery") < html.index("202</span> received") < html.index("Signature self-test")
 
 
 def test_a_test_can_send_the_example_of_a_subscribed_event_type(client, director, env):
     with Receiver() as receiver:
         webhook = make_webhook(env, receiver.url, event_types=["patients.updated"])
         client.post(f"/e/clinic/webhooks/{webhook.pk}/test/", {"event_type": "patients.updated"})
+        carried_out(ManualSend.objects.get())
         refused = client.post(f"/e/clinic/webhooks/{webhook.pk}/test/", {"event_type": "workers.created"}, follow=True)
     [request] = receiver.requests
     sent = json.loads(request.body)
@@ -207,8 +215,16 @@ def test_a_failed_delivery_is_re_sent_with_the_same_webhook_id_and_audited(clien
         create_record(env, "patients", PATIENT)
         delivery = Delivery.objects.get()
         attempt_delivery(delivery.pk)
-        response = client.post(f"/e/clinic/deliveries/{delivery.pk}/resend/", follow=True)
-    assert "the receiver answered 200" in response.content.decode()
+        response = client.post(f"/e/clinic/deliveries/{delivery.pk}/resend/")
+        send = ManualSend.objects.get(kind="resend")
+        assert response["Location"] == f"/e/clinic/deliveries/{delivery.pk}/?resend={send.pk}"
+        assert (
+            "Sending…</span> The re-send went to a background worker"
+            in client.get(response["Location"]).content.decode()
+        )
+        carried_out(send)
+        page = client.get(response["Location"]).content.decode()
+    assert f"✓ received</span> Re-sent {delivery.message_id}: the receiver answered 200 in" in page
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.SUCCEEDED
     assert [r.headers["webhook-id"] for r in receiver.requests] == [delivery.message_id] * 2

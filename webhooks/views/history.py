@@ -3,15 +3,17 @@
 from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
+from environments.converters import row_id
 from environments.views.decorators import environment_page
 
-from .. import bodies, bulk, manual
+from .. import bodies, bulk, manual, manual_sends
 from ..forms import HistoryFilterForm
 from ..history import SORTS, HistoryFilterError, HistoryFilters, deliveries_of, page_of
-from ..models import Delivery
+from ..models import Delivery, ManualSend
 from .portal import sentence, webhook_of
 
 
@@ -115,6 +117,7 @@ def delivery_detail(request, environment, delivery_id):
     delivery = _delivery(environment, delivery_id)
     attempts = list(delivery.attempts.order_by("-number"))
     events = list(delivery.events.order_by("id"))
+    resend = manual_sends.shown(delivery.webhook, ManualSend.Kind.RESEND, row_id(request.GET.get("resend", "")))
     return render(
         request,
         "webhooks/delivery.html",
@@ -124,6 +127,7 @@ def delivery_detail(request, environment, delivery_id):
             "webhook": delivery.webhook,
             "attempts": attempts,
             "events": events,
+            "resend": resend if resend is not None and resend.delivery_id == delivery.pk else None,
             "body": ""
             if delivery.payload_erased_at
             else delivery.body or bodies.body_of(delivery.pk, delivery.webhook),
@@ -134,17 +138,12 @@ def delivery_detail(request, environment, delivery_id):
 @require_POST
 @environment_page(manage=True)
 def delivery_resend(request, environment, delivery_id):
+    """Ask a worker to send the delivery again; its page shows what came back when it is in."""
     delivery = _delivery(environment, delivery_id)
     try:
-        attempt = manual.resend(delivery, request=request)
+        send = manual.resend(delivery, request=request)
     except manual.ResendRefused as error:
         messages.error(request, sentence(error))
-    else:
-        outcome = (
-            f"the receiver answered {attempt.status_code}"
-            if attempt.status_code
-            else f"it failed ({attempt.error.replace('_', ' ')})"
-        )
-        level = messages.success if attempt.succeeded else messages.error
-        level(request, f"Re-sent {delivery.message_id}: {outcome} in {attempt.duration_ms} ms.")
-    return redirect("delivery_detail", environment.slug, delivery.pk)
+        return redirect("delivery_detail", environment.slug, delivery.pk)
+    page = reverse("delivery_detail", args=[environment.slug, delivery.pk])
+    return redirect(f"{page}?{urlencode({'resend': send.pk})}")

@@ -18,7 +18,7 @@ from environments.converters import row_id
 from environments.views.decorators import environment_page
 from environments.workers import silence
 
-from .. import bodies, bulk, manual, self_test, verification
+from .. import bodies, bulk, manual, manual_sends, self_test, verification
 from ..configure import (
     WebhookError,
     WebhookInvalid,
@@ -36,7 +36,7 @@ from ..examples import example_payload
 from ..forms import BulkResendForm, ResumeForm, RotateSecretForm, WebhookForm, initial_of
 from ..health import health as health_of
 from ..health import last_failure
-from ..models import Attempt, BulkResend, Delivery, Webhook, WebhookQuerySet
+from ..models import BulkResend, Delivery, ManualSend, Webhook, WebhookQuerySet
 
 # Where a new signing secret waits, encrypted, for the one page view that shows it.
 _SHOW_ONCE_KEY = "webhooks.show_once"
@@ -123,27 +123,25 @@ def _form_page(request, form, title, webhook=None):
 @environment_page
 def webhook_detail(request, environment, webhook_id):
     webhook = webhook_of(environment, webhook_id)
-    shown = row_id(request.GET.get("test", ""))
-    test_attempt = (
-        Attempt.objects.filter(pk=shown, delivery__webhook=webhook, delivery__is_test=True).first()
-        if shown is not None
-        else None
-    )
-    return _detail_page(
-        request, webhook, test_attempt=test_attempt, self_test_result=_self_test_shown(request, webhook)
-    )
+    return _detail_page(request, webhook)
 
 
-def _self_test_shown(request, webhook):
-    genuine, _, tampered = request.GET.get("self_test", "").partition("-")
-    genuine, tampered = row_id(genuine), row_id(tampered)
-    if genuine is None or tampered is None:
-        return None
-    return self_test.result_of(webhook, genuine, tampered)
+def _shown(request, webhook, kind: str, parameter: str):
+    return manual_sends.shown(webhook, kind, row_id(request.GET.get(parameter, "")))
 
 
-def _detail_page(request, webhook, test_attempt=None, self_test_result=None):
+def _verification_shown(request, webhook):
+    """The verification the page was sent to show; else, while the webhook waits for one, the one under way."""
+    shown = _shown(request, webhook, ManualSend.Kind.VERIFICATION, "verification")
+    if shown is None and webhook.state == Webhook.State.UNVERIFIED:
+        latest = manual_sends.latest(webhook, ManualSend.Kind.VERIFICATION)
+        shown = latest if latest is not None and not latest.is_finished else None
+    return shown
+
+
+def _detail_page(request, webhook):
     now = timezone.now()
+    self_test_send = _shown(request, webhook, ManualSend.Kind.SELF_TEST, "self_test")
     [health] = health_of(webhook=webhook)
     failure = last_failure(webhook) if webhook.condition in ("failing", "disabled") else None
     return render(
@@ -159,8 +157,10 @@ def _detail_page(request, webhook, test_attempt=None, self_test_result=None):
                 (credential, credential.state_at(now)) for credential in webhook.signing_credentials.all()
             ],
             "now": now,
-            "test_attempt": test_attempt,
-            "self_test": self_test_result,
+            "test_send": _shown(request, webhook, ManualSend.Kind.TEST, "test"),
+            "self_test_send": self_test_send,
+            "self_test": self_test.result_of(self_test_send) if self_test_send else None,
+            "verification": _verification_shown(request, webhook),
             "test_types": manual.test_types(webhook),
             # Built by the code that builds real bodies, with this webhook's format and chosen fields.
             "example_payloads": [(name, bodies.preview(webhook, name)) for name in webhook.event_types],
@@ -188,42 +188,37 @@ def webhook_secret(request, environment, webhook_id):
 @require_POST
 @environment_page(manage=True)
 def webhook_test(request, environment, webhook_id):
-    """Send a test, then show its result on the webhook's page (post/redirect/get: a reload sends nothing)."""
+    """Ask a worker to send a test; the page shows its result when it is in (post/redirect/get: a reload sends
+    nothing)."""
     webhook = webhook_of(environment, webhook_id)
     try:
         event_type = request.POST.get("event_type") or manual.TEST_EVENT_TYPE
-        attempt = manual.send_test(webhook, event_type=event_type, request=request)
+        send = manual.send_test(webhook, event_type=event_type, request=request)
     except manual.ResendRefused as error:
         messages.error(request, f"Nothing was sent. {sentence(error)}")
         return redirect(reverse("webhook_detail", args=[environment.slug, webhook.pk]) + "#testing")
-    query = urlencode({"test": attempt.pk})
-    return redirect(reverse("webhook_detail", args=[environment.slug, webhook.pk]) + f"?{query}#testing")
+    return _show(environment, webhook, "test", send, "#testing")
 
 
 @require_POST
 @environment_page(manage=True)
 def webhook_self_test(request, environment, webhook_id):
-    """Run the signature self-test, then show its verdict on the page (post/redirect/get)."""
+    """Ask a worker to run the signature self-test; the page shows its verdict when it is in."""
     webhook = webhook_of(environment, webhook_id)
-    result = self_test.run(webhook, request=request)
-    page = reverse("webhook_detail", args=[environment.slug, webhook.pk])
-    if result.genuine is None or result.tampered is None:
-        messages.error(request, result.verdict)
-        return redirect(page + "#testing")
-    return redirect(page + "?" + urlencode({"self_test": f"{result.genuine.pk}-{result.tampered.pk}"}) + "#testing")
+    return _show(environment, webhook, "self_test", self_test.run(webhook, request=request), "#testing")
 
 
 @require_POST
 @environment_page(manage=True)
 def webhook_verify(request, environment, webhook_id):
-    """Send the verification challenge now and say what came back."""
+    """Ask a worker to send the verification challenge now; the page shows what came back when it is in."""
     webhook = webhook_of(environment, webhook_id)
-    outcome = verification.verify(webhook, request=request)
-    if outcome.passed:
-        messages.success(request, f"Verified: {outcome.result}. “{webhook.name}” is active; what waited is being sent.")
-    else:
-        messages.error(request, f"Not verified: {outcome.result}. Deliveries stay held.")
-    return redirect(reverse("webhook_detail", args=[environment.slug, webhook.pk]) + "#health")
+    return _show(environment, webhook, "verification", verification.verify(webhook, request=request), "#health")
+
+
+def _show(environment, webhook, parameter: str, send, anchor: str):
+    page = reverse("webhook_detail", args=[environment.slug, webhook.pk])
+    return redirect(f"{page}?{urlencode({parameter: send.pk})}{anchor}")
 
 
 @require_POST

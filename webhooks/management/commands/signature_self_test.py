@@ -1,20 +1,28 @@
 from environments.management.base import PortalCommand
 from webhooks import self_test
 from webhooks.management import lookups
+from webhooks.management.waiting import add_wait_argument, finished
 
 
 class Command(PortalCommand):
     help = (
-        "Send one correctly signed and one altered test request: passes (exit 0) when the receiver accepts the "
-        "first and refuses the second, fails (exit 1) otherwise."
+        "Have a background worker send one correctly signed and one altered test request, and wait for the verdict: "
+        "passes (exit 0) when the receiver accepts the first and refuses the second, fails (exit 1) otherwise, or "
+        "when no worker ran it within --wait."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("webhook", help="Webhook id, or <environment>/<name>.")
+        add_wait_argument(parser)
 
-    def handle(self, *args, webhook, **options):
+    def handle(self, *args, webhook, wait, **options):
         target = lookups.webhook(webhook)
-        result = self_test.run(target, actor_label="manage.py signature_self_test")
+        send = finished(
+            self_test.run(target, actor_label="manage.py signature_self_test"),
+            wait,
+            f"the signature self-test of {target.name}",
+        )
+        result = self_test.result_of(send)
         self.report(
             {
                 "passed": result.passed,

@@ -4,19 +4,22 @@ from environments.management.base import PortalCommand
 from webhooks import verification
 from webhooks.configure import WebhookError
 from webhooks.management import lookups
+from webhooks.management.waiting import add_wait_argument, finished
 
 
 class Command(PortalCommand):
     help = (
-        "Send a webhook's URL verification challenge now (exit 1 unless the receiver answers it), or with "
+        "Have a background worker send a webhook's URL verification challenge now and wait for the answer (exit 1 "
+        "unless the receiver answers it, or when no worker sent it within --wait), or with "
         "--waive REASON let an unverified webhook send without proof (audited)."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("webhook", help="Webhook id, or <environment>/<name>.")
         parser.add_argument("--waive", metavar="REASON", help="Waive verification for this webhook, saying why.")
+        add_wait_argument(parser)
 
-    def handle(self, *args, webhook, waive, **options):
+    def handle(self, *args, webhook, waive, wait, **options):
         target = lookups.webhook(webhook)
         if waive is not None:
             try:
@@ -28,7 +31,12 @@ class Command(PortalCommand):
                 f"Verification of {target.name} waived; {count} waiting deliveries go.",
             )
             return
-        outcome = verification.verify(target, actor_label="manage.py verify_webhook")
+        outcome = finished(
+            verification.verify(target, actor_label="manage.py verify_webhook"),
+            wait,
+            f"the verification challenge to {target.name}",
+        )
+        target.refresh_from_db()
         self.report(
             {"verified": outcome.passed, "result": outcome.result, "state": target.state},
             f"{'Verified' if outcome.passed else 'Not verified'}: {outcome.result}.",

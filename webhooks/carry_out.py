@@ -1,0 +1,62 @@
+"""The worker's side of sends asked for by hand (see `manual_sends.py`): lease the row, send, write the result.
+
+One worker at a time carries a send out (a lease on its row, as bulk re-sends
+have). When the webhook's claim lock is busy, or another worker holds the
+delivery's lease, the send is put back and queued again a moment later: it is
+never refused, and never left pending.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from . import manual, queueing, self_test, verification
+from .models import ManualSend
+
+# How soon a send that could not go yet (lock busy, delivery being sent) is tried again.
+RETRY_SECONDS = 1.0
+
+_CARRY_OUT: dict[str, Callable[[ManualSend], None]] = {
+    ManualSend.Kind.TEST: manual.carry_out_test,
+    ManualSend.Kind.RESEND: manual.carry_out_test,
+    ManualSend.Kind.SELF_TEST: self_test.carry_out,
+    ManualSend.Kind.VERIFICATION: verification.carry_out,
+}
+
+
+def carry_out(send_id: int) -> ManualSend | None:
+    """Carry out one send and record its result. Returns it finished, or None when it is not this worker's to
+    finish now (gone, already finished, taken by another worker, or put back to try again in a moment)."""
+    now = timezone.now()
+    send = (
+        ManualSend.objects.select_related("webhook__environment", "delivery", "altered", "requested_by_user")
+        .filter(pk=send_id, finished_at__isnull=True)
+        .first()
+    )
+    if send is None:
+        return None
+    # Long enough for both requests of a self-test, each within its timeout.
+    lease = now + datetime.timedelta(
+        seconds=2 * (send.webhook.timeout_seconds + 1) + settings.WEBHOOK_LEASE_MARGIN_SECONDS
+    )
+    taken = (
+        ManualSend.objects.filter(pk=send_id, finished_at__isnull=True)
+        .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
+        .update(leased_until=lease)
+    )
+    if not taken:
+        return None
+    try:
+        _CARRY_OUT[send.kind](send)
+    except manual.NotNow:
+        ManualSend.objects.filter(pk=send_id).update(leased_until=None, enqueued_at=timezone.now())
+        queueing.manual_send(send_id, countdown=RETRY_SECONDS)
+        return None
+    send.finished_at, send.leased_until = timezone.now(), None
+    send.save(update_fields=["finished_at", "leased_until", "attempt", "altered_attempt", "passed", "result"])
+    return send
