@@ -8,6 +8,7 @@ from django.utils import timezone
 from environments.models import AuditEvent, Grant
 from environments.records import create_record
 from environments.tests.factories import grant, make_user
+from environments.workers import report_in
 from webhooks.bulk import bulk_resend_step
 from webhooks.models import Attempt, BulkResend, Delivery, ManualSend, Webhook
 from webhooks.sending import attempt_delivery
@@ -110,6 +111,7 @@ def test_viewers_see_webhooks_but_cannot_change_them(client, env):
 
 
 def test_a_test_delivery_shows_status_duration_and_response_inline(client, director, env):
+    report_in("worker-1")  # a worker runs; carried_out() below does its part here
     with Receiver() as receiver:
         receiver.answer(202, body=b'{"accepted": true}')
         webhook = make_webhook(env, receiver.url)
@@ -209,6 +211,7 @@ def test_history_filters_pages_by_keyset_and_escapes_responses(client, director,
 
 
 def test_a_failed_delivery_is_re_sent_with_the_same_webhook_id_and_audited(client, director, env):
+    report_in("worker-1")  # a worker runs; carried_out() below does its part here
     with Receiver() as receiver:
         receiver.answer(500)
         webhook = make_webhook(env, receiver.url)
