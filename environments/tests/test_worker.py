@@ -9,6 +9,7 @@ from django.utils import timezone
 from conftest import kill_process_group, manage_py, wait_for
 from environments.models import WorkerHeartbeat, WorkerOutage
 from environments.records import create_record
+from environments.tests.browser import log_in
 from environments.tests.factories import grant, make_environment, make_user
 from environments.workers import report_in
 from notifications.models import Notice
@@ -183,3 +184,28 @@ def test_admins_are_told_once_the_worker_is_back_how_long_it_was_out_and_how_muc
     # The portal as a whole is the Admins' business: a Program Director is not told.
     assert not Notice.objects.filter(user=director, kind="worker_back").exists()
     assert WorkerOutage.objects.count() == 1
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("width", [390, 1440])
+def test_the_banner_is_the_first_thing_on_the_page_at_phone_and_desktop_width(page, width, tmp_path):
+    make_environment("clinic")
+    make_user("root", admin=True)
+    reported(seconds_ago=300)
+    page.set_viewport_size({"width": width, "height": 900})
+    log_in(page, "root")
+    page.goto("/e/clinic/")
+
+    banner = page.get_by_role("alert")
+    assert BANNER in banner.inner_text()
+    assert "(5 minutes ago)" in banner.inner_text().replace("\xa0", " ")
+    # First inside the main content, above the page's heading; words, not colour alone; nothing overflows.
+    assert banner.bounding_box()["y"] < page.get_by_role("heading", level=1).bounding_box()["y"]
+    assert banner.locator("strong").inner_text() == f"{BANNER}."
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.screenshot(path=str(tmp_path / f"banner-{width}.png"), full_page=False)
+
+    report_in("worker-1")
+    page.reload()
+    assert page.get_by_role("alert").count() == 0
