@@ -119,6 +119,7 @@ def issue_token(client: Client, credential: Credential, scope: str | None, *, ip
             target=credential,
             environment=client.environment,
             details={"client_id": client.client_id, "scopes": requested, "ip": ip, "issue_id": record.pk},
+            ip=ip,
         )
     return IssuedToken(access_token=token, expires_in=lifetime, scopes=requested, record=record)
 
@@ -139,6 +140,7 @@ def revoke_presented_token(client: Client, token: str, *, ip: str | None) -> Non
             target=record.credential,
             environment=client.environment,
             details={"client_id": client.client_id, "issue_id": record.pk, "ip": ip},
+            ip=ip,
         )
 
 
@@ -203,6 +205,7 @@ def _record_failure(
             target=credential or client,
             environment=environment,
             details=details,
+            ip=ip,
         )
 
 

@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
+from .client_address import client_ip
 from .models import AuditEvent, Environment
 from .spreadsheets import csv_lines
 
@@ -31,12 +32,14 @@ def record_audit(
     target_label: str | None = None,
     environment: Environment | None = None,
     details: dict | None = None,
+    ip: str | None = None,
 ) -> AuditEvent:
     """Append one audit event.
 
     `actor` is the user who acted (defaults to `request.user`). API clients and
     background jobs pass `actor_type` ("client" or "system") and `actor_label`.
-    IP and user agent come from the request when there is one.
+    IP (`client_ip`: the client behind any trusted proxy) and user agent come from the request when there is one;
+    code that has only the address (the token endpoint's domain functions) passes `ip`.
     """
     details = details or {}
     _refuse_secret_keys(details)
@@ -54,7 +57,7 @@ def record_audit(
         target_id=str(target.pk) if target is not None else "",
         target_label=(target_label if target_label is not None else str(target) if target is not None else "")[:255],
         environment=environment,
-        ip=client_ip(request) if request is not None else None,
+        ip=client_ip(request) if request is not None else ip,
         user_agent=(request.META.get("HTTP_USER_AGENT", "") if request is not None else "")[:512],
         details=details,
     )
@@ -67,15 +70,6 @@ def acting_user(request: HttpRequest | None, actor: Any = None):
     if request is not None and request.user.is_authenticated:
         return request.user
     return None
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    """The address the request came from.
-
-    REMOTE_ADDR only: behind a proxy, the proxy must set it (gunicorn's
-    --forwarded-allow-ips), because X-Forwarded-For is whatever a client says.
-    """
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def _refuse_secret_keys(details: dict, path: str = "") -> None:

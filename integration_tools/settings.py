@@ -11,6 +11,8 @@ from pathlib import Path
 import environ
 from cryptography.fernet import Fernet
 
+from environments.client_address import parse_networks
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -64,6 +66,15 @@ for _position, _key in enumerate(FIELD_ENCRYPTION_KEYS, start=1):
         )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+# The reverse proxies in front of the portal, as networks (CIDR), comma-separated. X-Forwarded-For is
+# believed only from them, right-most untrusted hop first (environments/client_address.py);
+# empty (the default) trusts no proxy and every address is REMOTE_ADDR.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+try:
+    parse_networks(TRUSTED_PROXIES)
+except ValueError as error:
+    _refuse_to_start(f"TRUSTED_PROXIES: {error}.")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 # --- Applications -----------------------------------------------------------
@@ -85,6 +96,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # First after security: everything after it (throttles, audit, access records) reads request.client_ip.
+    "environments.client_address.ClientAddressMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -26,6 +26,47 @@ from .models import Attempt, Delivery, DeliveryEvent, Webhook
 BATCH = 500
 
 
+class ScopeError(ValueError):
+    """A delivery, webhook or range that does not resolve. Never read as "everything": nothing is erased."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(message)
+
+
+class ScopeChanged(ValueError):
+    """More payloads are in scope than the person confirmed: nothing was erased."""
+
+    def __init__(self, found: int, expected: int):
+        self.found, self.expected = found, expected
+        super().__init__(
+            f"{found} payload{'' if found == 1 else 's'} are in scope now, more than the {expected} you confirmed: "
+            "nothing was erased; check the count and confirm again."
+        )
+
+
+def find_delivery(environment: Environment, reference: str) -> Delivery:
+    """The delivery `reference` (its id, or its webhook-id `msg_…`) names in `environment`; ScopeError otherwise."""
+    reference = reference.strip()
+    shown = reference if len(reference) <= 60 else reference[:60] + "…"
+    deliveries = Delivery.objects.select_related("webhook").filter(environment=environment)
+    if not reference:
+        raise ScopeError("delivery", "No delivery was named: give its id or its webhook-id (msg_…).")
+    if reference.isascii() and reference.isdigit():
+        found = deliveries.filter(pk=int(reference)).first() if len(reference) <= 18 else None
+    elif reference.startswith("msg_"):
+        found = deliveries.filter(message_id=reference).first()
+    else:
+        raise ScopeError("delivery", f"“{shown}” is not a delivery: give its id or its webhook-id (msg_…).")
+    if found is None:
+        raise ScopeError(
+            "delivery",
+            f"There is no delivery {shown} in {environment.name}: it was pruned, belongs to another environment, "
+            "or is mistyped.",
+        )
+    return found
+
+
 @dataclass(frozen=True)
 class Scope:
     """Which deliveries: one, a webhook's in a time range, or an environment's in a time range."""
@@ -37,6 +78,17 @@ class Scope:
     until: datetime.datetime | None = None
 
     def problem(self) -> str | None:
+        """Why this scope does not name what it seems to (nothing is erased then), or None."""
+        if self.webhook is not None and self.webhook.environment_id != self.environment.pk:
+            return f"Webhook “{self.webhook.name}” is not in {self.environment.name}."
+        if self.delivery is not None:
+            if self.delivery.environment_id != self.environment.pk:
+                return f"Delivery {self.delivery.message_id} is not in {self.environment.name}."
+            if self.webhook is not None and self.delivery.webhook_id != self.webhook.pk:
+                return (
+                    f"Delivery {self.delivery.message_id} went to webhook “{self.delivery.webhook.name}”, "
+                    f"not “{self.webhook.name}”."
+                )
         return range_problem(self.since, self.until)
 
     def _narrow(self, deliveries: QuerySet[Delivery]) -> QuerySet[Delivery]:
@@ -60,30 +112,71 @@ class Scope:
         """Deliveries in scope left alone because they still wait to be sent."""
         return self._narrow(Delivery.objects.filter(status__in=Delivery.WAITING)).count()
 
+    def sentence(self) -> str:
+        """What the scope names, in words: the confirmation, the result, the command and the audit say it."""
+        if self.delivery is not None:
+            what = f"delivery {self.delivery.message_id} to webhook “{self.delivery.webhook.name}”"
+        elif self.webhook is not None:
+            what = f"every delivery to webhook “{self.webhook.name}”"
+        else:
+            what = f"every delivery of every webhook in {self.environment.name}"
+        if self.since is not None or self.until is not None:
+            what += " created"
+            if self.since is not None:
+                what += f" from {_moment(self.since)}"
+            if self.until is not None:
+                what += f" before {_moment(self.until)}"
+        return what
+
     def describe(self) -> dict:
-        return {
-            "webhook": self.webhook.name if self.webhook else None,
-            "delivery": self.delivery.message_id if self.delivery else None,
-            "since": self.since.isoformat() if self.since else None,
-            "until": self.until.isoformat() if self.until else None,
-        }
+        """The scope for the audit trail: only what was named, never a null standing for "all"."""
+        details: dict = {"scope": "delivery" if self.delivery else "webhook" if self.webhook else "environment"}
+        if self.delivery is not None:
+            details["delivery"] = self.delivery.message_id
+        webhook = self.webhook or (self.delivery.webhook if self.delivery else None)
+        if webhook is not None:
+            details["webhook"] = webhook.name
+            details["webhook_id"] = webhook.pk
+        if self.since is not None:
+            details["since"] = self.since.isoformat()
+        if self.until is not None:
+            details["until"] = self.until.isoformat()
+        details["what"] = self.sentence()
+        return details
+
+
+def _moment(moment: datetime.datetime) -> str:
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def erase_payloads(
-    scope: Scope, *, request=None, actor=None, actor_label: str | None = None, audit: bool = True
+    scope: Scope,
+    *,
+    expected: int | None = None,
+    request=None,
+    actor=None,
+    actor_label: str | None = None,
+    audit: bool = True,
 ) -> int:
-    """Erase the payloads of every finished delivery in scope (irreversible). Returns how many deliveries."""
+    """Erase the payloads of every finished delivery in scope (irreversible). Returns how many deliveries.
+
+    `expected` is the count the person confirmed: when more are in scope now
+    (deliveries finished or arrived since), ScopeChanged and nothing is erased.
+    """
     problem = scope.problem()
     if problem:
         raise ValueError(problem)
-    erased = _erase(scope.deliveries())
+    ids = list(scope.deliveries().order_by("id").values_list("pk", flat=True))
+    if expected is not None and len(ids) > expected:
+        raise ScopeChanged(len(ids), expected)
+    erased = sum(_erase_batch(ids[start : start + BATCH]) for start in range(0, len(ids), BATCH))
     if audit:
         record_audit(
             "deliveries.payloads_erased",
             request=request,
             actor=actor,
             actor_label=actor_label,
-            target=scope.webhook or scope.environment,
+            target=scope.webhook or (scope.delivery.webhook if scope.delivery else None) or scope.environment,
             environment=scope.environment,
             details={**scope.describe(), "count": erased},
         )
@@ -96,16 +189,25 @@ def _erase(deliveries: QuerySet[Delivery]) -> int:
         ids = list(deliveries.order_by("id").values_list("pk", flat=True)[:BATCH])
         if not ids:
             return erased
-        with transaction.atomic():
-            now = timezone.now()
-            Delivery.objects.filter(pk__in=ids).update(body="", payload_erased_at=now)
-            Attempt.objects.filter(delivery_id__in=ids).update(response_body="")
-            # An event's data goes once no delivery that still keeps a payload carries it.
-            kept = DeliveryEvent.objects.filter(event=OuterRef("pk"), delivery__payload_erased_at__isnull=True)
-            Event.objects.filter(pk__in=DeliveryEvent.objects.filter(delivery_id__in=ids).values("event_id")).exclude(
-                Exists(kept)
-            ).update(data={})
-        erased += len(ids)
+        erased += _erase_batch(ids)
+
+
+def _erase_batch(ids: list[int]) -> int:
+    """Erase these deliveries' payloads, in one short transaction; those now waiting or erased are skipped."""
+    with transaction.atomic():
+        now = timezone.now()
+        # The check is part of the UPDATE, so a delivery re-queued since it was listed keeps its body.
+        Delivery.objects.filter(pk__in=ids, payload_erased_at__isnull=True).exclude(status__in=Delivery.WAITING).update(
+            body="", payload_erased_at=now
+        )
+        ids = list(Delivery.objects.filter(pk__in=ids, payload_erased_at=now).values_list("pk", flat=True))
+        Attempt.objects.filter(delivery_id__in=ids).update(response_body="")
+        # An event's data goes once no delivery that still keeps a payload carries it.
+        kept = DeliveryEvent.objects.filter(event=OuterRef("pk"), delivery__payload_erased_at__isnull=True)
+        Event.objects.filter(pk__in=DeliveryEvent.objects.filter(delivery_id__in=ids).values("event_id")).exclude(
+            Exists(kept)
+        ).update(data={})
+    return len(ids)
 
 
 def apply_payload_retention(now: datetime.datetime | None = None) -> int:

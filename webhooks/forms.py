@@ -10,7 +10,7 @@ from environments.portal_forms import PortalForm
 
 from .bulk import RECOVER, STATUS_CHOICES, Selection
 from .configure import WebhookFields, WebhookInvalid, selectable_credentials
-from .erasure import Scope
+from .erasure import Scope, ScopeError, find_delivery
 from .examples import example_payload
 from .models import Delivery, Webhook
 from .options import ALL_FIELDS, OPTIONS, OptionInvalid, payload_fields_from_choices
@@ -250,28 +250,59 @@ class ReconciliationForm(PortalForm):
 
 
 class EraseForm(PortalForm):
-    """Which deliveries' payloads to erase: one, a webhook's in a range, or the environment's in a range."""
+    """Which deliveries' payloads to erase: one, a webhook's in a range, or the environment's in a range.
 
-    webhook = forms.TypedChoiceField(label="Webhook", required=False, coerce=int, empty_value=None)
+    A delivery or webhook that is named but not found in the environment is an
+    error on its field, never a scope without it (which would mean "all").
+    """
+
+    webhook = forms.TypedChoiceField(
+        label="Webhook",
+        required=False,
+        coerce=int,
+        empty_value=None,
+        error_messages={
+            "invalid_choice": "There is no webhook %(value)s in this environment: it was deleted, belongs to another "
+            "environment, or is mistyped. Choose one from the list."
+        },
+    )
     since = moment_field("From")
     until = moment_field("To")
-    delivery = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=1, max_value=2**62)
+    delivery = forms.CharField(required=False, widget=forms.HiddenInput, strip=True, max_length=100)
+    # The count the confirmation showed: more than that in scope when erasing, and nothing is erased.
+    expected = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=0, max_value=2**62)
 
     def __init__(self, data, *, environment):
         super().__init__(data)
         self.environment = environment
         self.fields["webhook"].choices = _webhook_choices(environment.webhooks.order_by("name"))
 
+    def clean_webhook(self):
+        pk = self.cleaned_data.get("webhook")
+        if pk is None:
+            return None
+        webhook = self.environment.webhooks.filter(pk=pk).first()
+        if webhook is None:
+            raise forms.ValidationError(self.fields["webhook"].error_messages["invalid_choice"] % {"value": pk})
+        return webhook
+
+    def clean_delivery(self):
+        reference = self.cleaned_data.get("delivery") or ""
+        if not reference:
+            return None
+        try:
+            return find_delivery(self.environment, reference)
+        except ScopeError as error:
+            raise forms.ValidationError(str(error)) from None
+
     def scope(self) -> Scope:
         data = self.cleaned_data
-        webhook = self.environment.webhooks.filter(pk=data["webhook"]).first() if data.get("webhook") else None
-        delivery = (
-            Delivery.objects.filter(environment=self.environment, pk=data["delivery"]).first()
-            if data.get("delivery")
-            else None
-        )
         return Scope(
-            self.environment, webhook=webhook, delivery=delivery, since=data.get("since"), until=data.get("until")
+            self.environment,
+            webhook=data.get("webhook"),
+            delivery=data.get("delivery"),
+            since=data.get("since"),
+            until=data.get("until"),
         )
 
 

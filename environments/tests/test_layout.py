@@ -70,6 +70,7 @@ def pages(seeded) -> list[str]:
         f"/e/{slug}/deliveries/{delivery}/",
         f"/e/{slug}/deliveries/reconciliation/",
         f"/e/{slug}/deliveries/erase/?webhook={webhook}",
+        f"/e/{slug}/deliveries/erase/?delivery=msg_{'x' * 36}",
         "/audit/",
         "/configurations/",
         "/configurations/new/",

@@ -8,11 +8,13 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from conftest import manage_py
 from environments.models import AuditEvent, Event
 from environments.records import create_record
 from environments.tests.factories import log_in_director, make_environment
 from webhooks import erasure, manual
 from webhooks.models import Attempt, Delivery
+from webhooks.retention import prune_deliveries
 from webhooks.sending import attempt_delivery
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Answer, Receiver
@@ -102,8 +104,10 @@ def test_the_page_names_the_count_before_erasing_a_range(env, client):
     page = client.get(f"/e/clinic/deliveries/erase/?webhook={webhook.pk}").content.decode()
     assert "2 payloads will be erased</strong>; 1 waiting delivery is left alone" in page
     assert not Delivery.objects.filter(payload_erased_at__isnull=False).exists()  # counting erased nothing
-    response = client.post(f"/e/clinic/deliveries/erase/?webhook={webhook.pk}", {"webhook": webhook.pk}, follow=True)
-    assert "Erased the payloads of 2 deliveries." in response.content.decode()
+    response = client.post(
+        f"/e/clinic/deliveries/erase/?webhook={webhook.pk}", {"webhook": webhook.pk, "expected": 2}, follow=True
+    )
+    assert "Erased the payloads of 2 deliveries: every delivery to webhook “EHR bridge”." in response.content.decode()
     inverted = client.get("/e/clinic/deliveries/erase/?since=2026-03-10T00:00&until=2026-03-01T00:00").content.decode()
     assert "swap them" in inverted
     client.post("/e/clinic/deliveries/erase/", {"action": "retention", "days": "14"})
@@ -116,7 +120,9 @@ def test_the_commands_count_erase_and_set_retention(env):
         _, done, _ = sent_and_waiting(env, receiver)
     out = StringIO()
     call_command("erase_payloads", "--environment=clinic", "--json", stdout=out)
-    assert json.loads(out.getvalue()) == {"would_erase": 2, "waiting_left_alone": 1, "erased": 0}
+    counted = json.loads(out.getvalue())
+    assert (counted["would_erase"], counted["waiting_left_alone"], counted["erased"]) == (2, 1, 0)
+    assert counted["scope"] == {"scope": "environment", "what": "every delivery of every webhook in Clinic"}
     out = StringIO()
     call_command(
         "erase_payloads", "--environment=clinic", f"--delivery={done[0].message_id}", "--yes", "--json", stdout=out
@@ -125,3 +131,185 @@ def test_the_commands_count_erase_and_set_retention(env):
     out = StringIO()
     call_command("set_payload_retention", "--environment=clinic", "--days=7", "--json", stdout=out)
     assert json.loads(out.getvalue())["payload_retention_days"] == 7
+
+
+# --- Erasure that cannot overreach: what does not resolve is an error, never "everything" --------------------
+
+
+def kept_payloads(env) -> int:
+    """Finished deliveries of `env` that still hold their payload."""
+    finished = Delivery.objects.filter(environment=env).exclude(status__in=Delivery.WAITING)
+    return finished.filter(payload_erased_at__isnull=True).exclude(body="").count()
+
+
+@pytest.fixture
+def two_received(env):
+    """Two received deliveries of “EHR bridge” in clinic (one more waiting), the Director logged in."""
+    with Receiver(Answer(body=b'{"patient": "Ada Lovelace"}')) as receiver:
+        webhook, done, waiting = sent_and_waiting(env, receiver)
+    return webhook, done, waiting
+
+
+def post_erase(client, data: dict):
+    return client.post("/e/clinic/deliveries/erase/", data)
+
+
+@pytest.mark.parametrize("reference", ["987654321", "msg_2tYpo", "12x", "99999999999999999999999"])
+def test_an_unknown_delivery_erases_nothing_and_the_page_says_so(env, client, two_received, reference):
+    log_in_director(client, env)
+    response = post_erase(client, {"delivery": reference, "webhook": "", "since": "", "until": "", "expected": 2})
+
+    assert kept_payloads(env) == 2
+    assert Attempt.objects.exclude(response_body="").count() == 2
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Nothing was erased." in page
+    assert f"There is no delivery {reference} in Clinic" in page or f"“{reference}” is not a delivery" in page
+    assert not AuditEvent.objects.filter(action="deliveries.payloads_erased").exists()
+
+
+def test_another_environments_delivery_erases_nothing_in_either(env, client):
+    lab = make_environment("lab")
+    with Receiver() as receiver:
+        sent_and_waiting(env, receiver)
+        lab_webhook = make_webhook(lab, receiver.url, name="Lab feed")
+        create_record(lab, "patients", ADA)
+        lab_delivery = lab_webhook.deliveries.get()
+        attempt_delivery(lab_delivery.pk)
+    log_in_director(client, env)
+
+    confirm = client.get(f"/e/clinic/deliveries/erase/?delivery={lab_delivery.pk}")
+    response = post_erase(client, {"delivery": lab_delivery.pk, "expected": 1})
+
+    assert "will be erased" not in confirm.content.decode()
+    assert f"There is no delivery {lab_delivery.pk} in Clinic" in confirm.content.decode()
+    assert f"There is no delivery {lab_delivery.pk} in Clinic" in response.content.decode()
+    assert kept_payloads(env) == 2 and kept_payloads(lab) == 1
+
+
+def test_a_delivery_pruned_after_the_page_opened_erases_nothing(env, client, two_received):
+    _, done, _ = two_received
+    log_in_director(client, env)
+    confirm = client.get(f"/e/clinic/deliveries/erase/?delivery={done[0].pk}").content.decode()
+    assert f"Delivery {done[0].message_id} to webhook “EHR bridge”:" in confirm
+    assert "<strong>1 payload will be erased</strong>" in confirm
+    Delivery.objects.filter(pk=done[0].pk).update(created_at=timezone.now() - datetime.timedelta(days=100))
+    assert prune_deliveries(datetime.timedelta(days=90)) == 1
+
+    response = post_erase(client, {"delivery": done[0].pk, "expected": 1})
+
+    assert response.status_code == 400
+    assert f"There is no delivery {done[0].pk} in Clinic: it was pruned" in response.content.decode()
+    assert kept_payloads(env) == 1
+
+
+def test_a_delivery_of_another_webhook_than_the_one_named_erases_nothing(env, client, two_received):
+    _, done, _ = two_received
+    with Receiver() as receiver:
+        other = make_webhook(env, receiver.url, name="Billing")
+    log_in_director(client, env)
+
+    response = post_erase(client, {"delivery": done[0].pk, "webhook": other.pk, "expected": 1})
+
+    assert response.status_code == 400
+    assert f"Delivery {done[0].message_id} went to webhook “EHR bridge”, not “Billing”." in response.content.decode()
+    assert kept_payloads(env) == 2
+
+
+def test_an_unknown_webhook_erases_nothing(env, client, two_received):
+    log_in_director(client, env)
+    response = post_erase(client, {"webhook": 987654, "expected": 2})
+    assert response.status_code == 400
+    assert "There is no webhook 987654 in this environment" in response.content.decode()
+    assert kept_payloads(env) == 2
+
+
+def test_one_delivery_erases_that_delivery_only_and_the_audit_names_it(env, client, two_received):
+    webhook, done, _ = two_received
+    log_in_director(client, env)
+
+    response = post_erase(client, {"delivery": done[0].pk, "expected": 1})
+
+    assert response.status_code == 302
+    assert list(Delivery.objects.filter(payload_erased_at__isnull=False).values_list("pk", flat=True)) == [done[0].pk]
+    assert kept_payloads(env) == 1
+    audit = AuditEvent.objects.get(action="deliveries.payloads_erased")
+    assert audit.details == {
+        "scope": "delivery",
+        "delivery": done[0].message_id,
+        "webhook": "EHR bridge",
+        "webhook_id": webhook.pk,
+        "what": f"delivery {done[0].message_id} to webhook “EHR bridge”",
+        "count": 1,
+    }
+    assert (audit.target_type, audit.target_id) == ("webhooks.webhook", str(webhook.pk))
+
+
+def test_an_environment_wide_erasure_is_named_as_such_in_the_confirmation_and_the_audit(env, client, two_received):
+    log_in_director(client, env)
+    confirm = client.get("/e/clinic/deliveries/erase/?until=2100-01-01T00:00").content.decode()
+    assert "Every delivery of every webhook in Clinic created before 2100-01-01 00:00 UTC:" in confirm
+    assert "<strong>2 payloads will be erased</strong>" in confirm
+
+    post_erase(client, {"until": "2100-01-01T00:00", "expected": 2})
+
+    details = AuditEvent.objects.get(action="deliveries.payloads_erased").details
+    assert None not in details.values()
+    assert details["scope"] == "environment" and details["count"] == 2 and "delivery" not in details
+    assert details["what"] == "every delivery of every webhook in Clinic created before 2100-01-01 00:00 UTC"
+
+
+def test_more_payloads_in_scope_than_were_confirmed_erases_nothing_and_shows_the_new_count(env, client, two_received):
+    webhook, _, waiting = two_received
+    log_in_director(client, env)
+    with Receiver() as receiver:
+        webhook.url = receiver.url
+        webhook.save(update_fields=["url"])
+        attempt_delivery(waiting.pk)  # finished after the page counted 2
+
+    response = post_erase(client, {"webhook": webhook.pk, "expected": 2})
+
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "3 payloads are in scope now, more than the 2 you confirmed: nothing was erased" in page
+    assert 'name="expected" value="3"' in page
+    assert kept_payloads(env) == 3
+    without_count = post_erase(client, {"webhook": webhook.pk})
+    assert "count the payloads first, then confirm" in without_count.content.decode()
+    assert kept_payloads(env) == 3
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--delivery="], "--delivery is empty: give its webhook-id (msg_…) or id, or leave --delivery out"),
+        (["--webhook="], "--webhook is empty: give its id or <environment>/<name>, or leave --webhook out"),
+        (["--since="], "--since is empty: give an ISO 8601 date or date-time, or leave --since out"),
+        (["--delivery=msg_2tYpo"], "There is no delivery msg_2tYpo in Clinic: it was pruned"),
+        (["--delivery=lab"], "“lab” is not a delivery: give its id or its webhook-id (msg_…)."),
+        (["--webhook=lab/Lab feed"], "Webhook “Lab feed” is not in Clinic. Nothing was erased."),
+    ],
+)
+def test_the_command_refuses_what_does_not_resolve_in_one_line_and_erases_nothing(
+    env, two_received, arguments, message
+):
+    with Receiver() as receiver:
+        make_webhook(make_environment("lab"), receiver.url, name="Lab feed")
+
+    result = manage_py("erase_payloads", "--environment=clinic", *arguments, "--yes")
+
+    assert kept_payloads(env) == 2
+    assert result.returncode == 1
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "nothing was erased" in result.stderr.lower()
+
+
+def test_the_command_names_what_it_erased(env, two_received):
+    _, done, _ = two_received
+    result = manage_py("erase_payloads", "--environment=clinic", f"--delivery={done[1].message_id}", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        f"Erased the payloads of 1 delivery (0 waiting left alone): delivery {done[1].message_id} "
+        "to webhook “EHR bridge”."
+    )
+    assert kept_payloads(env) == 1

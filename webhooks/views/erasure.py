@@ -13,18 +13,29 @@ from .portal import sentence
 
 @environment_page(manage=True)
 def erase_payloads(request, environment):
-    """GET: how many payloads a scope holds, to confirm; POST: erase them (irreversible, audited)."""
+    """GET: what a scope holds, named and counted, to confirm; POST: erase exactly that (irreversible, audited)."""
     if request.method == "POST" and request.POST.get("action") == "retention":
         return _set_retention(request, environment)
     form = EraseForm(request.POST if request.method == "POST" else request.GET, environment=environment)
     scope = form.scope() if form.is_valid() else None
     problem = scope.problem() if scope else None
+    notice = None
     if request.method == "POST" and scope and not problem:
-        count = erasure.erase_payloads(scope, request=request)
-        messages.success(request, f"Erased the payloads of {count} deliver{'y' if count == 1 else 'ies'}.")
-        if scope.delivery is not None:
-            return redirect("delivery_detail", environment.slug, scope.delivery.pk)
-        return redirect("deliveries", environment.slug)
+        expected = form.cleaned_data["expected"]
+        if expected is None:
+            # Only a confirmation that showed a count may erase: a bare POST names no count to hold to.
+            notice = "Nothing was erased: count the payloads first, then confirm."
+        else:
+            try:
+                count = erasure.erase_payloads(scope, expected=expected, request=request)
+            except erasure.ScopeChanged as error:
+                notice = str(error)
+            else:
+                what = f"{count} deliver{'y' if count == 1 else 'ies'}: {scope.sentence()}"
+                messages.success(request, f"Erased the payloads of {what}.")
+                if scope.delivery is not None:
+                    return redirect("delivery_detail", environment.slug, scope.delivery.pk)
+                return redirect("deliveries", environment.slug)
     return render(
         request,
         "webhooks/erase.html",
@@ -34,6 +45,7 @@ def erase_payloads(request, environment):
             "form": form,
             "scope": scope,
             "problem": problem,
+            "notice": notice,
             "count": scope.deliveries().count() if scope and not problem else 0,
             "waiting": scope.waiting() if scope and not problem else 0,
             "query": urlencode({key: value for key, value in request.GET.items() if value}),

@@ -4,7 +4,6 @@ from credentials.management import lookups as credential_lookups
 from environments.management.base import PortalCommand
 from webhooks import erasure
 from webhooks.management import lookups
-from webhooks.models import Delivery
 
 
 class Command(PortalCommand):
@@ -17,21 +16,22 @@ class Command(PortalCommand):
     def add_arguments(self, parser):
         parser.add_argument("--environment", required=True, help="Environment slug.")
         parser.add_argument("--webhook", help="Only this webhook: id, or <environment>/<name>.")
-        parser.add_argument("--delivery", help="Only this delivery: its webhook-id (msg_…).")
+        parser.add_argument("--delivery", help="Only this delivery: its webhook-id (msg_…) or id.")
         parser.add_argument("--since", help="ISO 8601; UTC unless an offset is given.")
         parser.add_argument("--until", help="ISO 8601; UTC unless an offset is given.")
         parser.add_argument("--yes", action="store_true", help="Erase for good (irreversible).")
 
     def handle(self, *args, **options):
+        # An option given empty names nothing; read as "not given" it would widen the scope to everything.
+        for option, what in EMPTY_MEANS_NOTHING.items():
+            if options[option] is not None and not options[option].strip():
+                raise CommandError(f"--{option} is empty: give {what}, or leave --{option} out; nothing was erased")
         environment = credential_lookups.environment(options["environment"])
-        webhook = lookups.webhook(options["webhook"]) if options["webhook"] else None
-        if webhook is not None and webhook.environment_id != environment.pk:
-            raise CommandError(f"webhook {webhook.name} is not in {environment.slug}")
-        delivery = None
-        if options["delivery"]:
-            delivery = Delivery.objects.filter(environment=environment, message_id=options["delivery"]).first()
-            if delivery is None:
-                raise CommandError(f"no delivery {options['delivery'][:60]} in {environment.slug}")
+        webhook = lookups.webhook(options["webhook"]) if options["webhook"] is not None else None
+        try:
+            delivery = erasure.find_delivery(environment, options["delivery"]) if options["delivery"] else None
+        except erasure.ScopeError as error:
+            raise CommandError(f"{error} Nothing was erased.") from None
         scope = erasure.Scope(
             environment,
             webhook=webhook,
@@ -40,17 +40,30 @@ class Command(PortalCommand):
             until=lookups.moment(options["until"], "--until"),
         )
         if problem := scope.problem():
-            raise CommandError(problem)
+            raise CommandError(f"{problem} Nothing was erased.")
         count, waiting = scope.deliveries().count(), scope.waiting()
+        described = scope.describe()
         if not options["yes"]:
             self.report(
-                {"would_erase": count, "waiting_left_alone": waiting, "erased": 0},
-                f"Would erase the payloads of {count} deliveries ({waiting} waiting left alone); "
+                {"would_erase": count, "waiting_left_alone": waiting, "erased": 0, "scope": described},
+                f"Would erase the payloads of {_deliveries(count)} ({waiting} waiting left alone): {scope.sentence()}; "
                 "run again with --yes to erase them for good.",
             )
             return
         erased = erasure.erase_payloads(scope, actor_label="manage.py erase_payloads")
         self.report(
-            {"erased": erased, "waiting_left_alone": waiting},
-            f"Erased the payloads of {erased} deliveries ({waiting} waiting left alone).",
+            {"erased": erased, "waiting_left_alone": waiting, "scope": described},
+            f"Erased the payloads of {_deliveries(erased)} ({waiting} waiting left alone): {scope.sentence()}.",
         )
+
+
+EMPTY_MEANS_NOTHING = {
+    "webhook": "its id or <environment>/<name>",
+    "delivery": "its webhook-id (msg_…) or id",
+    "since": "an ISO 8601 date or date-time",
+    "until": "an ISO 8601 date or date-time",
+}
+
+
+def _deliveries(count: int) -> str:
+    return f"{count} deliver{'y' if count == 1 else 'ies'}"
