@@ -5,7 +5,10 @@ import os
 from celery import Celery
 from celery.signals import task_prerun, worker_ready
 
-from . import embedded_broker  # noqa: F401 - registers the embedded:// broker URL before the app connects
+from .embedded_broker import register as register_embedded_broker
+
+# Before the app first connects: `make run`'s default broker URL is embedded://.
+register_embedded_broker()
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "integration_tools.settings")
 

@@ -126,5 +126,6 @@ class Transport(filesystem.Transport):
     driver_name = "embedded"
 
 
-# `embedded://` in CELERY_BROKER_URL selects this transport in every process that loads the Celery app.
-TRANSPORT_ALIASES.setdefault("embedded", "integration_tools.embedded_broker:Transport")
+def register() -> None:
+    """Make `embedded://` in a broker URL select this transport (the Celery app calls this as it loads)."""
+    TRANSPORT_ALIASES.setdefault("embedded", f"{__name__}:Transport")

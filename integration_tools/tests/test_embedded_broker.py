@@ -11,7 +11,9 @@ import time
 
 from kombu import Connection
 
-import integration_tools.embedded_broker  # noqa: F401 - registers embedded://
+from integration_tools.embedded_broker import register
+
+register()
 
 
 def options(folder) -> dict:
