@@ -233,7 +233,7 @@ MANUAL_TRIGGERS = (Attempt.Trigger.RESEND, Attempt.Trigger.TEST, Attempt.Trigger
 
 
 def _lease_one(
-    delivery_id: int, now: datetime.datetime, *, manual: bool
+    delivery_id: int, now: datetime.datetime, *, manual: bool, statuses: tuple[str, ...] = ()
 ) -> tuple[ledger.Target | None, list[ledger.Claimed], dict | None]:
     """The delivery, leased for this worker: the fan-out's lease when it took one, else a claim.
 
@@ -248,7 +248,7 @@ def _lease_one(
             target, claimed = ledger.load_fan_out_leased(delivery_id, now)
         if claimed:
             return target, claimed, None
-    return _claim(owner=new_owner(), now=now, delivery_id=delivery_id, manual=manual)
+    return _claim(owner=new_owner(), now=now, delivery_id=delivery_id, manual=manual, statuses=statuses)
 
 
 def attempt_delivery(
@@ -258,15 +258,19 @@ def attempt_delivery(
     now: datetime.datetime | None = None,
     triggered_by: str = "",
     tamper: bool = False,
+    while_status: tuple[str, ...] = (),
 ) -> Attempt | None:
     """Send one delivery once, if it is due (or asked for by hand) and no one else is sending it.
 
     Returns the attempt made, or None when there was nothing to do. A scheduled
     attempt also needs its webhook active with a free sending slot (or the
     fan-out's lease); a test, re-send or probe is sent whatever the schedule.
-    `now` lets tests move the clock instead of waiting for it.
+    `now` lets tests move the clock instead of waiting for it. `while_status`
+    sends only while the delivery is in one of those statuses (see `ledger.claim`).
     """
-    target, claimed, events = _lease_one(delivery_id, now or timezone.now(), manual=trigger in MANUAL_TRIGGERS)
+    target, claimed, events = _lease_one(
+        delivery_id, now or timezone.now(), manual=trigger in MANUAL_TRIGGERS, statuses=while_status
+    )
     if not claimed:
         return None
     attempts, _ = send_claimed(
@@ -275,9 +279,12 @@ def attempt_delivery(
     return attempts[0] if attempts else None
 
 
-def send_now(delivery_id: int, *, trigger: str, triggered_by: str = "") -> Attempt | None:
-    """Send one delivery now whatever its schedule (test, re-send, probe), unless someone is sending it."""
-    return attempt_delivery(delivery_id, trigger=trigger, triggered_by=triggered_by)
+def send_now(
+    delivery_id: int, *, trigger: str, triggered_by: str = "", while_status: tuple[str, ...] = ()
+) -> Attempt | None:
+    """Send one delivery now whatever its schedule (test, re-send, probe), unless someone is sending it
+    (or, with `while_status`, it is no longer in one of those statuses)."""
+    return attempt_delivery(delivery_id, trigger=trigger, triggered_by=triggered_by, while_status=while_status)
 
 
 def deliver(delivery_id: int) -> int:
