@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from credentials.models import Credential
 from environments.models import AuditEvent, Environment, WorkerOutage
+from webhooks.bulk_outcomes import Outcomes, covered
 from webhooks.health import last_failure
 from webhooks.models import BulkResend, Delivery, Webhook
 
@@ -176,23 +177,27 @@ def expiring_credentials(now: datetime.datetime) -> Iterator[Occasion]:
 
 
 def finished_recoveries(now: datetime.datetime) -> Iterator[Occasion]:
-    """Bulk re-sends that finished within the lookback."""
+    """Bulk re-sends that finished within the lookback, told by what became of their deliveries."""
     jobs = BulkResend.objects.filter(finished_at__gte=_lookback(now)).select_related("webhook__environment")
     for job in jobs:
         webhook = job.webhook
         environment = webhook.environment
-        still = job.done - job.succeeded
+        outcomes = Outcomes.of(job)
+        after = ""
+        if outcomes.failed_again:
+            after = (
+                " Those that failed again keep their place in the retry schedule; the delivery history shows "
+                "each one's last error."
+            )
         yield Occasion(
             Kind.RECOVERY_FINISHED,
             f"recovery-{job.pk}",
             environment,
-            f"Recovery of webhook “{webhook.name}” finished: {job.succeeded} of {job.total} delivered "
-            f"({environment.name})",
-            f"The re-send of {job.total} deliveries of webhook “{webhook.name}” in {environment.name}, started by "
-            f"{job.created_by or 'the system'}, finished at {job.finished_at:%Y-%m-%d %H:%M} UTC: {job.succeeded} "
-            f"were delivered, {still} failed again"
-            + (" and wait for their next retry; the webhook's page shows the last error." if still else "."),
-            reverse("webhook_detail", args=[environment.slug, webhook.pk]),
+            f"Recovery of webhook “{webhook.name}” finished: {outcomes.headline()} ({environment.name})",
+            f"The re-send of {covered(job.total)} of webhook “{webhook.name}” in {environment.name}, started by "
+            f"{job.created_by or 'the system'}, finished at {job.finished_at:%Y-%m-%d %H:%M} UTC: "
+            f"{outcomes.summary()}.{after}",
+            reverse("webhook_recovery", args=[environment.slug, webhook.pk, job.pk]),
         )
 
 

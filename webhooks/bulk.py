@@ -1,4 +1,11 @@
-"""Bulk re-send: a webhook's deliveries in a status and time range, re-sent in the background with progress."""
+"""Bulk re-send: a webhook's deliveries in a status and time range, re-sent in the background with progress.
+
+The job fixes which deliveries it covers when it is asked for (one item each),
+then works through them oldest first. Progress and results are what the ledger
+says became of each (`bulk_outcomes`), not what the job's own sends saw: a
+delivery a retry or drain delivered first is not sent again, and counts as
+delivered.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +13,22 @@ import datetime
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
 from environments.audit import record_audit
 from environments.inputs import moment_problem
 
-from . import queueing
+from . import bulk_outcomes, queueing
 from .history import carrying
-from .models import Attempt, BulkResend, Delivery, Webhook
+from .ledger import lease_seconds
+from .models import Attempt, BulkResend, BulkResendItem, Delivery, Webhook
 from .sending import send_now
 
 BULK_CHUNK = 10
+# How soon a job looks again at deliveries someone else is sending: how often its progress moves then.
+POLL_SECONDS = 1.0
 
 # What a bulk job may take: "recover" (failed, or waiting for a retry after a failure) or one finished status.
 RECOVER = BulkResend.RECOVER
@@ -34,6 +44,11 @@ _STATUSES = {
     Delivery.Status.SUCCEEDED: (Delivery.Status.SUCCEEDED,),
     Delivery.Status.DISCARDED: (Delivery.Status.DISCARDED,),
 }
+
+
+def statuses_of(status_filter: str) -> tuple[str, ...]:
+    """The delivery statuses a job's status choice takes."""
+    return _STATUSES[status_filter]
 
 
 @dataclass(frozen=True)
@@ -123,7 +138,8 @@ def start_bulk_resend(selection: Selection, *, request=None, actor=None, actor_l
             event_type=selection.event_type,
         )
         job.last_delivery_id = Delivery.objects.filter(webhook=webhook).aggregate(last=Max("pk"))["last"] or 0
-        job.total = _bulk_targets(job).count()
+        job.save()
+        job.total = _cover(job)
         audit = record_audit(
             "delivery.bulk_resend_started",
             request=request,
@@ -148,55 +164,79 @@ def start_bulk_resend(selection: Selection, *, request=None, actor=None, actor_l
     return job
 
 
-def _bulk_targets(job: BulkResend) -> QuerySet[Delivery]:
+def _cover(job: BulkResend) -> int:
+    """Write one item per delivery the job covers, in one statement. Returns how many."""
     # Only what existed when the job was asked for: later failures are not swept in.
-    return Selection.of(job).targets().filter(pk__lte=job.last_delivery_id)
+    targets = Selection.of(job).targets().filter(pk__lte=job.last_delivery_id).values("pk")
+    select_sql, params = targets.query.sql_with_params()
+    item = BulkResendItem._meta
+    columns = ", ".join(item.get_field(name).column for name in ("job", "delivery_id", "outcome"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {item.db_table} ({columns}) SELECT %s, covered.pk, '' FROM ({select_sql}) covered",  # noqa: S608
+            [job.pk, *params],
+        )
+        return cursor.rowcount
 
 
-def bulk_resend_step(job_id: int) -> bool:
-    """Re-send the next chunk of a bulk job. Returns True while more remains."""
+def bulk_resend_step(job_id: int) -> float | None:
+    """Work on a bulk job for one step. Returns seconds until its next step, or None when it is done (or
+    another worker holds it).
+
+    A step first gives every covered delivery that has reached an outcome that
+    outcome (delivered by a retry meanwhile, erased, its webhook paused…), then
+    re-sends up to BULK_CHUNK of those still to send that no one else is
+    sending, each only while it still needs it, and settles each as soon as its
+    attempt is recorded. Deliveries someone else is sending are looked at again
+    POLL_SECONDS later. The job is done when every covered delivery has an outcome.
+    """
     now = timezone.now()
     job = BulkResend.objects.select_related("webhook").filter(pk=job_id).first()
-    if job is None or job.state == BulkResend.State.DONE or job.webhook.state != Webhook.State.ACTIVE:
-        return False
-    lease = now + datetime.timedelta(
-        seconds=BULK_CHUNK * (job.webhook.timeout_seconds + 1) + settings.WEBHOOK_LEASE_MARGIN_SECONDS
+    if job is None or job.state == BulkResend.State.DONE:
+        return None
+    # The job's lease covers one attempt at a time and is renewed before each: a job whose worker died
+    # is free again, for the sweeper to resume, as soon as a delivery's lease would be.
+    lease = datetime.timedelta(
+        seconds=lease_seconds(job.webhook.timeout_seconds, settings.WEBHOOK_LEASE_MARGIN_SECONDS)
     )
     claimed = (
         BulkResend.objects.filter(pk=job.pk)
+        .exclude(state=BulkResend.State.DONE)
         .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
-        .update(leased_until=lease, state=BulkResend.State.RUNNING)
+        .update(leased_until=now + lease, stepped_at=now, state=BulkResend.State.RUNNING)
     )
     if not claimed:
-        return False
-    chunk = list(
-        _bulk_targets(job).filter(pk__gt=job.cursor_id).order_by("id").values_list("pk", flat=True)[:BULK_CHUNK]
-    )
-    succeeded = 0
+        return None
+    wanted = statuses_of(job.status_filter)
+    sendable = bulk_outcomes.sendable_statuses(wanted)
+    bulk_outcomes.settle(job, wanted=wanted, now=now)
+    chunk = bulk_outcomes.to_send(job, now, BULK_CHUNK)
     for delivery_id in chunk:
-        attempt = send_now(delivery_id, trigger=Attempt.Trigger.RESEND, triggered_by=job.created_by)
-        succeeded += bool(attempt and attempt.succeeded)
-    more = len(chunk) == BULK_CHUNK
-    update = {
-        "done": job.done + len(chunk),
-        "succeeded": job.succeeded + succeeded,
-        "cursor_id": chunk[-1] if chunk else job.cursor_id,
-        "leased_until": None,
-    }
+        moment = timezone.now()
+        BulkResend.objects.filter(pk=job.pk).update(leased_until=moment + lease, stepped_at=moment)
+        send_now(delivery_id, trigger=Attempt.Trigger.RESEND, triggered_by=job.created_by, while_status=sendable)
+        # Whatever happened (sent, or found delivered or taken by another worker), the ledger says it.
+        bulk_outcomes.settle(job, wanted=wanted, delivery_ids=[delivery_id])
+    update = {"leased_until": None, "stepped_at": timezone.now()}
+    more = bulk_outcomes.has_open(job)
     if not more:
         update.update(state=BulkResend.State.DONE, finished_at=timezone.now())
     BulkResend.objects.filter(pk=job.pk).update(**update)
-    return more
+    if not more:
+        return None
+    return 0 if len(chunk) == BULK_CHUNK else POLL_SECONDS
 
 
 def resume_stalled_bulk_resends() -> None:
-    """Queue again bulk jobs whose worker died or whose task was lost (the sweeper calls this)."""
+    """Queue again bulk jobs no worker has worked on for WEBHOOK_REQUEUE_AFTER_SECONDS: their worker died or
+    their task was lost (the sweeper calls this). A job of a paused or disabled webhook is resumed too: it
+    ends, with what it could not send skipped and why."""
     now = timezone.now()
     stale = now - datetime.timedelta(seconds=settings.WEBHOOK_REQUEUE_AFTER_SECONDS)
-    stalled = BulkResend.objects.filter(
-        state__in=[BulkResend.State.QUEUED, BulkResend.State.RUNNING],
-        webhook__state=Webhook.State.ACTIVE,
-        created_at__lt=stale,
-    ).filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
+    stalled = (
+        BulkResend.objects.filter(state__in=[BulkResend.State.QUEUED, BulkResend.State.RUNNING])
+        .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
+        .filter(Q(stepped_at__lt=stale) | Q(stepped_at__isnull=True, created_at__lt=stale))
+    )
     for job_id in stalled.values_list("pk", flat=True)[:100]:
         queueing.queue(queueing.BULK_RESEND, job_id)

@@ -187,7 +187,13 @@ class BulkResendForm(PortalForm):
     )
     since = moment_field("From")
     until = moment_field("To")
-    event_type = forms.CharField(required=False, label="Event type", max_length=127)
+    event_type = forms.ChoiceField(required=False, label="Event type")
+
+    def __init__(self, data=None, *, webhook: Webhook):
+        super().__init__(data)
+        # What the webhook takes now, and what else the environment emits (it may have taken it before).
+        types = sorted({*webhook.event_types, *webhook.environment.event_types})
+        self.fields["event_type"].choices = [("", "All event types")] + [(name, name) for name in types]
 
     def selection(self, webhook: Webhook) -> Selection:
         data = self.cleaned_data

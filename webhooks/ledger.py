@@ -155,7 +155,7 @@ class ClaimBusy(Exception):
     """The webhook's claim lock stayed taken longer than CLAIM_LOCK_WAIT_MS; nothing was leased."""
 
 
-def _claim_sql(*, by_delivery: bool, manual: bool, lease: str) -> tuple[str, str]:
+def _claim_sql(*, by_delivery: bool, manual: bool, lease: str, statuses: tuple[str, ...] = ()) -> tuple[str, str]:
     """The two statements of a claim: take the webhook's claim lock (reading its row), then lease its deliveries.
 
     The lease statement states every rule itself (due, lease free, webhook
@@ -167,6 +167,9 @@ def _claim_sql(*, by_delivery: bool, manual: bool, lease: str) -> tuple[str, str
     if connection.vendor == "postgresql":
         target_columns = f"pg_advisory_xact_lock({_ADVISORY_LOCK_SPACE}, w.id::integer), " + target_columns
     claimable = f"{LEASE_FREE_SQL}" if manual else f"{DUE_SQL} AND {LEASE_FREE_SQL}"
+    if statuses:
+        # A bulk re-send: only while the delivery still needs it (a retry may have delivered it a moment ago).
+        claimable += f" AND status IN ({_quoted(statuses)}) AND payload_erased_at IS NULL"
     if by_delivery:
         which_webhook = f"(SELECT webhook_id FROM {DELIVERY} WHERE id = %(delivery)s AND {claimable})"  # noqa: S608
         which_deliveries = "d.id = %(delivery)s"
@@ -175,6 +178,8 @@ def _claim_sql(*, by_delivery: bool, manual: bool, lease: str) -> tuple[str, str
         which_deliveries = "d.webhook_id = %(webhook)s"
     lock_sql = f"SELECT {target_columns} FROM {WEBHOOK} w WHERE w.id = {which_webhook}"  # noqa: S608
     conditions = [which_deliveries, claimable]
+    if statuses:
+        conditions.append(f"w.state = '{Webhook.State.ACTIVE}'")
     if not manual:
         conditions.append(f"w.state = '{Webhook.State.ACTIVE}'")
         conditions.append(
@@ -208,13 +213,16 @@ def claim(
     webhook_id: int | None = None,
     limit: int = 1,
     manual: bool = False,
+    statuses: tuple[str, ...] = (),
 ) -> tuple[Target | None, list[Claimed], dict[int, list[EventRow]] | None]:
     """Lease deliveries for `owner`: one by id, or up to `limit` of a webhook's due ones, oldest first.
 
     Scheduled claims take only due deliveries of an active webhook, and only
     while fewer than `cap` other owners hold leases on that webhook. Manual
     claims (test, re-send, probe) take the delivery whatever its schedule, if
-    no one is sending it. Returns the webhook, the leased deliveries and, for
+    no one is sending it; with `statuses`, only while it is in one of them,
+    its payload kept and its webhook active (checked in the claim itself, so
+    nothing another worker delivered since is sent again). Returns the webhook, the leased deliveries and, for
     a claim by id on PostgreSQL, the events it carries (read in the same round
     trip; None when they were not read).
     """
@@ -229,11 +237,15 @@ def claim(
     }
     if _can_pipeline():
         try:
-            target, rows, events = _claim_pipelined(params, by_delivery=delivery_id is not None, manual=manual)
+            target, rows, events = _claim_pipelined(
+                params, by_delivery=delivery_id is not None, manual=manual, statuses=statuses
+            )
         except connection.Database.errors.LockNotAvailable as busy:
             raise ClaimBusy from busy
     else:
-        target, rows = _claim_in_transaction(params, by_delivery=delivery_id is not None, manual=manual, margin=margin)
+        target, rows = _claim_in_transaction(
+            params, by_delivery=delivery_id is not None, manual=manual, margin=margin, statuses=statuses
+        )
         events = None
     return target, _claimed(rows), events
 
@@ -291,8 +303,8 @@ def _transaction(raw):
     raw.execute("COMMIT")
 
 
-def _claim_pipelined(params: dict, *, by_delivery: bool, manual: bool):
-    lock_sql, lease_sql = _claim_sql(by_delivery=by_delivery, manual=manual, lease=_PG_LEASE)
+def _claim_pipelined(params: dict, *, by_delivery: bool, manual: bool, statuses: tuple[str, ...]):
+    lock_sql, lease_sql = _claim_sql(by_delivery=by_delivery, manual=manual, lease=_PG_LEASE, statuses=statuses)
     with _pipeline() as raw, _transaction(raw):
         lock_cursor, lease_cursor, events_cursor = raw.cursor(), raw.cursor(), raw.cursor()
         # A lease lost in a database crash only lets the delivery be claimed again (at least once
@@ -309,8 +321,8 @@ def _claim_pipelined(params: dict, *, by_delivery: bool, manual: bool):
     return target, rows, events
 
 
-def _claim_in_transaction(params: dict, *, by_delivery: bool, manual: bool, margin: float):
-    lock_sql, lease_sql = _claim_sql(by_delivery=by_delivery, manual=manual, lease="%(lease)s")
+def _claim_in_transaction(params: dict, *, by_delivery: bool, manual: bool, margin: float, statuses: tuple[str, ...]):
+    lock_sql, lease_sql = _claim_sql(by_delivery=by_delivery, manual=manual, lease="%(lease)s", statuses=statuses)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(lock_sql, params)
         target = _target(_without_lock_column(cursor.fetchone()))

@@ -351,14 +351,16 @@ class BulkResend(models.Model):
     event_type = models.CharField(max_length=127, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     total = models.PositiveIntegerField(default=0)
+    # Of the deliveries it covers: how many have an outcome, and how many of those were delivered (by anyone).
+    # Each item adds itself once, as it gets its outcome (`bulk_outcomes.settle`); the items hold the breakdown.
     done = models.PositiveIntegerField(default=0)
     succeeded = models.PositiveIntegerField(default=0)
     # Only deliveries up to this id: new failures after the request are not swept in.
     last_delivery_id = models.BigIntegerField(default=0)
-    # Progress cursor: deliveries up to this id are done.
-    cursor_id = models.BigIntegerField(default=0)
     # A claim, as on deliveries: one worker at a time works through the job.
     leased_until = models.DateTimeField(null=True, blank=True)
+    # When a worker last worked on it: the sweeper resumes a job left alone for longer (its worker died).
+    stepped_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.CharField(max_length=255, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -368,6 +370,35 @@ class BulkResend(models.Model):
 
     def __str__(self) -> str:
         return f"bulk re-send {self.pk} of {self.webhook_id}"
+
+
+class BulkResendItem(models.Model):
+    """One delivery a bulk re-send covers, and what the ledger says became of it (blank until it has an outcome)."""
+
+    class Outcome(models.TextChoices):
+        BY_JOB = "by_job", "delivered by the job"
+        MEANWHILE = "meanwhile", "delivered meanwhile by retries"
+        FAILED_AGAIN = "failed_again", "failed again"
+        ALREADY_DELIVERED = "already_delivered", "already delivered before the job"
+        DISCARDED = "discarded", "discarded"
+        PAYLOAD_ERASED = "payload_erased", "payload erased"
+        PAUSED = "paused", "webhook paused"
+        DISABLED = "disabled", "webhook disabled"
+        UNVERIFIED = "unverified", "webhook waiting for verification"
+        DELETED = "deleted", "deleted by retention"
+
+    DELIVERED = (Outcome.BY_JOB, Outcome.MEANWHILE)
+
+    job = models.ForeignKey(BulkResend, on_delete=models.CASCADE, related_name="items")
+    # Not a foreign key: retention may delete the delivery, which the job then reports as skipped.
+    delivery_id = models.BigIntegerField()
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["job", "outcome", "delivery_id"], name="bulk_item_by_outcome")]
+
+    def __str__(self) -> str:
+        return f"delivery {self.delivery_id} of {self.job}: {self.outcome or 'no outcome yet'}"
 
 
 class AttemptHour(models.Model):

@@ -236,7 +236,12 @@ MANUAL_TRIGGERS = (Attempt.Trigger.RESEND, Attempt.Trigger.TEST, Attempt.Trigger
 
 
 def _lease_one(
-    delivery_id: int, now: datetime.datetime, *, manual: bool, busy_raises: bool = False
+    delivery_id: int,
+    now: datetime.datetime,
+    *,
+    manual: bool,
+    busy_raises: bool = False,
+    statuses: tuple[str, ...] = (),
 ) -> tuple[ledger.Target | None, list[ledger.Claimed], dict | None]:
     """The delivery, leased for this worker: the fan-out's lease when it took one, else a claim.
 
@@ -251,7 +256,9 @@ def _lease_one(
             target, claimed = ledger.load_fan_out_leased(delivery_id, now)
         if claimed:
             return target, claimed, None
-    return _claim(owner=new_owner(), now=now, delivery_id=delivery_id, manual=manual, busy_raises=busy_raises)
+    return _claim(
+        owner=new_owner(), now=now, delivery_id=delivery_id, manual=manual, busy_raises=busy_raises, statuses=statuses
+    )
 
 
 def attempt_delivery(
@@ -262,6 +269,7 @@ def attempt_delivery(
     triggered_by: str = "",
     tamper: bool = False,
     busy_raises: bool = False,
+    while_status: tuple[str, ...] = (),
 ) -> Attempt | None:
     """Send one delivery once, if it is due (or asked for by hand) and no one else is sending it.
 
@@ -271,9 +279,15 @@ def attempt_delivery(
     `now` lets tests move the clock instead of waiting for it. With
     `busy_raises`, a webhook lock held too long raises `ledger.ClaimBusy`
     instead of leaving the delivery to a scheduled task (which sends only due ones).
+    `while_status` sends only while the delivery is in one of those statuses (see `ledger.claim`).
     """
-    manual = trigger in MANUAL_TRIGGERS
-    target, claimed, events = _lease_one(delivery_id, now or timezone.now(), manual=manual, busy_raises=busy_raises)
+    target, claimed, events = _lease_one(
+        delivery_id,
+        now or timezone.now(),
+        manual=trigger in MANUAL_TRIGGERS,
+        busy_raises=busy_raises,
+        statuses=while_status,
+    )
     if not claimed:
         return None
     attempts, _ = send_claimed(
@@ -282,9 +296,12 @@ def attempt_delivery(
     return attempts[0] if attempts else None
 
 
-def send_now(delivery_id: int, *, trigger: str, triggered_by: str = "") -> Attempt | None:
-    """Send one delivery now whatever its schedule (test, re-send, probe), unless someone is sending it."""
-    return attempt_delivery(delivery_id, trigger=trigger, triggered_by=triggered_by)
+def send_now(
+    delivery_id: int, *, trigger: str, triggered_by: str = "", while_status: tuple[str, ...] = ()
+) -> Attempt | None:
+    """Send one delivery now whatever its schedule (test, re-send, probe), unless someone is sending it
+    (or, with `while_status`, it is no longer in one of those statuses)."""
+    return attempt_delivery(delivery_id, trigger=trigger, triggered_by=triggered_by, while_status=while_status)
 
 
 def deliver(delivery_id: int) -> int:

@@ -84,6 +84,7 @@ def probe(webhook_id: int) -> None:
     delivery_id = probe_target(webhook_id)
     if delivery_id is None:
         return
-    attempt = sending.send_now(delivery_id, trigger=Attempt.Trigger.PROBE)
+    # Only while it still waits: a drain may have delivered it since it was picked, and must not be repeated.
+    attempt = sending.send_now(delivery_id, trigger=Attempt.Trigger.PROBE, while_status=Delivery.WAITING)
     if attempt is not None and attempt.succeeded:
         sending.drain(webhook_id)

@@ -37,9 +37,10 @@ def sweep_deliveries() -> None:
 
 @shared_task(name=queueing.BULK_RESEND, ignore_result=True)
 def run_bulk_resend(job_id: int) -> None:
-    """Work through a bulk re-send in chunks, recording progress as it goes."""
-    if bulk.bulk_resend_step(job_id):
-        queueing.queue(queueing.BULK_RESEND, job_id)
+    """Work through a bulk re-send in steps, recording each covered delivery's outcome as it has one."""
+    countdown = bulk.bulk_resend_step(job_id)
+    if countdown is not None:
+        queueing.queue(queueing.BULK_RESEND, job_id, countdown=countdown)
 
 
 @shared_task(name=queueing.MANUAL_SEND, ignore_result=True)

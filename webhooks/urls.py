@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import erasure, history, jwks, portal, reconciliation, rotation
+from .views import erasure, history, jwks, portal, reconciliation, recovery, rotation
 
 urlpatterns = [
     path("e/<slug:slug>/webhooks/", portal.webhook_list, name="webhooks"),
@@ -22,6 +22,11 @@ urlpatterns = [
     path("e/<slug:slug>/webhooks/<id:webhook_id>/retry-now/", portal.webhook_retry_now, name="webhook_retry_now"),
     path("e/<slug:slug>/webhooks/<id:webhook_id>/rotate/", portal.webhook_rotate, name="webhook_rotate"),
     path("e/<slug:slug>/webhooks/<id:webhook_id>/bulk-resend/", portal.webhook_bulk_resend, name="webhook_bulk_resend"),
+    path(
+        "e/<slug:slug>/webhooks/<id:webhook_id>/recoveries/<id:job_id>/",
+        recovery.recovery_page,
+        name="webhook_recovery",
+    ),
     path("e/<slug:slug>/webhooks/<id:webhook_id>/delete/", portal.webhook_delete, name="webhook_delete"),
     path("e/<slug:slug>/webhooks/<id:webhook_id>/deliveries/", history.webhook_history, name="webhook_history"),
     path("e/<slug:slug>/deliveries/", history.environment_history, name="deliveries"),

@@ -10,7 +10,7 @@ from environments.tests.factories import grant, make_environment, make_user
 from notifications.models import Kind, Mute, Notice
 from notifications.outbox import scan
 from webhooks.configure import disable_webhook
-from webhooks.models import BulkResend
+from webhooks.models import BulkResend, BulkResendItem
 
 from .factories import make_failing_webhook
 
@@ -130,14 +130,38 @@ def test_credential_expiry_is_told_at_14_days_at_3_days_and_when_it_expires(env,
     assert notice.link == f"/e/clinic/credentials/clients/{client.client_id}/rotation/"
 
 
-def test_a_finished_recovery_is_told_with_its_result(env, people):
+def test_a_finished_recovery_is_told_by_what_became_of_each_delivery(env, people, mailoutbox):
     webhook = make_failing_webhook(env, name="EHR bridge")
-    BulkResend.objects.create(webhook=webhook, state="done", total=5, done=5, succeeded=3, finished_at=timezone.now())
+    job = BulkResend.objects.create(webhook=webhook, state="done", total=7, finished_at=timezone.now())
+    outcomes = ["by_job", "by_job", "meanwhile", "failed_again", "payload_erased", "paused", "paused"]
+    BulkResendItem.objects.bulk_create(
+        BulkResendItem(job=job, delivery_id=n, outcome=outcome) for n, outcome in enumerate(outcomes)
+    )
 
     scan()
     notice = Notice.objects.get(kind=Kind.RECOVERY_FINISHED, user=people["director"])
-    assert notice.subject == "Recovery of webhook “EHR bridge” finished: 3 of 5 delivered (Clinic)"
-    assert "3 were delivered, 2 failed again and wait for their next retry" in notice.body
+    assert notice.subject == "Recovery of webhook “EHR bridge” finished: 3 of 7 delivered (Clinic)"
+    said = (
+        "3 delivered (2 by the job, 1 meanwhile by retries); 1 failed again; "
+        "3 skipped (1 payload erased, 2 webhook paused)."
+    )
+    assert said in notice.body
+    assert notice.link == f"/e/clinic/webhooks/{webhook.pk}/recoveries/{job.pk}/"
+    email = next(message for message in mailoutbox if "EHR bridge” finished" in message.subject)
+    assert said in email.body
+
+
+def test_a_recovery_whose_deliveries_all_arrived_says_so_in_the_singular_too(env, people):
+    webhook = make_failing_webhook(env, name="EHR bridge")
+    job = BulkResend.objects.create(webhook=webhook, state="done", total=1, finished_at=timezone.now())
+    BulkResendItem.objects.create(job=job, delivery_id=1, outcome="meanwhile")
+
+    scan()
+    notice = Notice.objects.get(kind=Kind.RECOVERY_FINISHED, user=people["director"])
+    assert notice.subject == "Recovery of webhook “EHR bridge” finished: 1 of 1 delivered (Clinic)"
+    assert "The re-send of 1 delivery of webhook “EHR bridge”" in notice.body
+    assert "finished at" in notice.body and "UTC: 1 delivered meanwhile by retries." in notice.body
+    assert "failed" not in notice.body and "skipped" not in notice.body
 
 
 def test_a_person_who_muted_a_kind_is_not_told_of_it_and_is_told_again_once_unmuted(env, people, mailoutbox):

@@ -250,13 +250,13 @@ def test_bulk_re_send_covers_failed_deliveries_in_the_range_and_shows_progress(c
         client.post(f"/e/clinic/webhooks/{webhook.pk}/bulk-resend/", {"since": "", "until": ""})
         job = BulkResend.objects.get()
         assert job.total == 3
-        while bulk_resend_step(job.pk):
+        while bulk_resend_step(job.pk) is not None:
             pass
 
     job.refresh_from_db()
     assert job.state == BulkResend.State.DONE and job.done == 3 and job.succeeded == 3
     assert Delivery.objects.filter(status=Delivery.Status.SUCCEEDED).count() == 3
-    assert "3/3 sent, 3 received" in client.get(f"/e/clinic/webhooks/{webhook.pk}/").content.decode()
+    assert "3/3: 3 delivered by the job" in client.get(f"/e/clinic/webhooks/{webhook.pk}/").content.decode()
     assert AuditEvent.objects.filter(action="delivery.bulk_resend_started").exists()
 
 

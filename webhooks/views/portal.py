@@ -19,6 +19,7 @@ from environments.views.decorators import environment_page
 from environments.workers import silence
 
 from .. import bodies, bulk, manual, manual_sends, self_test, verification
+from ..bulk_outcomes import Outcomes, covered
 from ..configure import (
     WebhookError,
     WebhookInvalid,
@@ -167,8 +168,8 @@ def _detail_page(request, webhook):
             "last_failure": failure,
             "rotate_form": RotateSecretForm(),
             "resume_form": ResumeForm(),
-            "bulk_form": BulkResendForm(),
-            "bulk_jobs": webhook.bulk_resends.all()[:5],
+            "bulk_form": BulkResendForm(webhook=webhook),
+            "bulk_jobs": [(job, Outcomes.of(job)) for job in webhook.bulk_resends.all()[:5]],
             "bulk_running": webhook.bulk_resends.exclude(state=BulkResend.State.DONE).exists(),
         },
     )
@@ -305,7 +306,7 @@ def webhook_rotate(request, environment, webhook_id):
 def webhook_bulk_resend(request, environment, webhook_id):
     """Recover: say how many deliveries a range holds (or why none), then re-send them on confirmation."""
     webhook = webhook_of(environment, webhook_id)
-    form = BulkResendForm(request.POST if request.method == "POST" else request.GET)
+    form = BulkResendForm(request.POST if request.method == "POST" else request.GET, webhook=webhook)
     if not form.is_valid():
         problems = "; ".join(f"{form.fields[name].label}: {errors[0]}" for name, errors in form.errors.items())
         messages.error(request, f"Nothing was re-sent. {problems}")
@@ -317,15 +318,15 @@ def webhook_bulk_resend(request, environment, webhook_id):
         except ValueError as error:
             messages.error(request, f"Nothing was re-sent. {sentence(error)}")
         else:
-            noun = "delivery" if job.total == 1 else "deliveries"
             if silence():
                 messages.warning(
                     request,
-                    f"{job.total} {noun} queued to re-send, but no background worker is running: "
-                    "nothing is sent until one runs again.",
+                    f"Recovery queued: {covered(job.total)} of “{webhook.name}”, but no background worker is "
+                    "running: nothing is sent until one runs again.",
                 )
             else:
-                messages.success(request, f"Re-sending {job.total} {noun} in the background, oldest first.")
+                messages.success(request, f"Recovery started: {covered(job.total)} of “{webhook.name}”, oldest first.")
+            return redirect("webhook_recovery", environment.slug, webhook.pk, job.pk)
         return redirect("webhook_detail", environment.slug, webhook.pk)
     return render(
         request,

@@ -4,6 +4,7 @@ from django.core.management.base import CommandError
 
 from environments.management.base import PortalCommand
 from webhooks.bulk import RECOVER, STATUS_CHOICES, Selection, bulk_resend_step, preview, start_bulk_resend
+from webhooks.bulk_outcomes import Outcomes, covered
 from webhooks.management import lookups
 from webhooks.models import BulkResend
 
@@ -43,10 +44,22 @@ class Command(PortalCommand):
         if not options["background"]:
             # Workers may take chunks of the same job too; the lease keeps them apart.
             while job.state != BulkResend.State.DONE:
-                if not bulk_resend_step(job.pk):
-                    time.sleep(0.2)
+                countdown = bulk_resend_step(job.pk)
+                # None: a worker holds the job for now; a countdown: others are sending some of its deliveries.
+                time.sleep(0.2 if countdown is None else countdown)
                 job.refresh_from_db()
-        data = {"job": job.pk, "state": job.state, "total": job.total, "done": job.done, "received": job.succeeded}
+        outcomes = Outcomes.of(job)
+        data = {
+            "job": job.pk,
+            "state": job.state,
+            "total": job.total,
+            "done": outcomes.done,
+            "received": outcomes.delivered,
+            "delivered_by_job": outcomes.by_job,
+            "delivered_meanwhile": outcomes.meanwhile,
+            "failed_again": outcomes.failed_again,
+            "skipped": dict(outcomes.skipped_reasons),
+        }
         if not job.total:
             why = preview(Selection.of(job)).why_none
             self.report({**data, "why": why}, why)
@@ -54,6 +67,6 @@ class Command(PortalCommand):
         text = (
             f"Queued {job.total} deliveries of {webhook.name} for re-sending (job {job.pk})."
             if options["background"]
-            else f"Re-sent {job.done} deliveries of {webhook.name}: {job.succeeded} received."
+            else f"Re-sent {covered(job.total)} of {webhook.name}: {outcomes.summary()}."
         )
         self.report(data, text)
