@@ -16,7 +16,7 @@ from django.utils import timezone
 from .events import emit_event
 from .inputs import text_problem
 from .models import Environment, Record
-from .schema import normalize_record_data, validate_record_data
+from .schema import normalize_record_data, validate_record_changes, validate_record_data
 
 
 class RecordInvalid(Exception):
@@ -70,14 +70,21 @@ def create_record(environment: Environment, data_type: str, data: Any, *, extern
 def update_record(record: Record, changes: Any, *, external_id: Any = ...) -> Record:
     """Merge `changes` into the record (PATCH semantics: null clears a field) and emit `.updated`.
 
-    `external_id` is left alone unless given. Nothing is stored or emitted when
-    the change would leave the record invalid.
+    Only what the PATCH names is validated (`validate_record_changes`): after a
+    schema change, a record that fails the new schema in fields the PATCH does
+    not touch can still be changed. `external_id` is left alone unless given.
+    Nothing is stored or emitted when a change is refused.
     """
     if not isinstance(changes, dict):
         raise RecordInvalid({"": "the changes must be a JSON object of field values"})
-    merged = normalize_record_data(record.environment.schema, record.data_type, {**record.data, **changes})
+    schema = record.environment.schema
+    merged = normalize_record_data(schema, record.data_type, {**record.data, **changes})
     new_external_id = record.external_id if external_id is ... else external_id
-    _check(record.environment, record.data_type, merged, new_external_id)
+    errors = validate_record_changes(schema, record.data_type, changes)
+    if "" not in errors:
+        _check_size_and_external_id(merged, new_external_id, errors)
+    if errors:
+        raise RecordInvalid(errors)
     changed = sorted(name for name in set(record.data) | set(merged) if record.data.get(name) != merged.get(name))
     if new_external_id != record.external_id:
         changed.append("external_id")
