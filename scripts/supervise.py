@@ -73,7 +73,8 @@ def children(port: str) -> list[Child]:
     return [
         Child("worker", [*celery, "worker", "--loglevel=INFO"], restart=True),
         Child("beat", [*celery, "beat", "--loglevel=INFO", "--schedule", schedule], restart=True),
-        Child("portal", [python, "manage.py", "runserver", f"127.0.0.1:{port}"], restart=False),
+        # No autoreload: the worker and beat do not reload either, and its file watcher costs CPU the worker needs.
+        Child("portal", [python, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"], restart=False),
     ]
 
 

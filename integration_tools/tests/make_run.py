@@ -165,11 +165,15 @@ def produce(
             # Each producer bursts at its own moment within the burst's slot, so bursts overlap.
             time.sleep(max(0.0, started + burst * seconds / bursts + producer * 0.4 * min(1.0, seconds) - time.time()))
             for _ in range(min(per_burst, share - written)):
-                response = session.post(
-                    f"{portal.url}/api/v1/sandbox-test/patients/",
-                    json={"fields": {"first_name": f"P{producer}", "last_name": f"N{written}"}},
-                    timeout=30,
-                )
+                try:
+                    response = session.post(
+                        f"{portal.url}/api/v1/sandbox-test/patients/",
+                        json={"fields": {"first_name": f"P{producer}", "last_name": f"N{written}"}},
+                        timeout=30,
+                    )
+                except requests.RequestException as error:
+                    errors.append(f"producer {producer}: {error}")
+                    return
                 if response.status_code != 201:
                     errors.append(f"{response.status_code} {response.text[:200]}")
                     continue
