@@ -11,6 +11,14 @@ from pathlib import Path
 import environ
 from cryptography.fernet import Fernet
 
+from integration_tools.development_keys import (
+    DEVELOPMENT_FIELD_ENCRYPTION_KEY,
+    DEVELOPMENT_SECRET_KEY,
+    is_development_field_key,
+    is_development_secret_key,
+    normalised_keys,
+)
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -30,26 +38,26 @@ def _refuse_to_start(message: str) -> None:
 
 # --- Secrets --------------------------------------------------------------
 
-# The development keys are public (they are in this file): production refuses
-# them here, and `check --deploy` reports them (environments/checks.py).
-DEVELOPMENT_SECRET_KEY = "dev-only-secret-key-not-for-production-use-0123456789abcdefghij"  # noqa: S105
-DEVELOPMENT_FIELD_ENCRYPTION_KEY = "ZGV2LW9ubHktZmllbGQta2V5LWRvLW5vdC11c2UtISE="
+# The development keys are public (they are in development_keys.py): production
+# refuses them here, however they are spaced, and `check --deploy` reports them
+# (environments/checks.py).
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
         _refuse_to_start("SECRET_KEY must be set when DEBUG is off (see .env.example).")
     SECRET_KEY = DEVELOPMENT_SECRET_KEY
-elif SECRET_KEY == DEVELOPMENT_SECRET_KEY and not DEBUG:
+elif is_development_secret_key(SECRET_KEY) and not DEBUG:
     _refuse_to_start("SECRET_KEY is the public development key; set a secret one (see .env.example).")
 
 # Fernet keys, comma-separated: the first encrypts, all decrypt, so a new key
-# can be put in front and old data re-encrypted at leisure.
-FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+# can be put in front and old data re-encrypted at leisure. Whitespace around a
+# key (a trailing newline from a secrets file) is not part of it.
+FIELD_ENCRYPTION_KEYS = normalised_keys(env.list("FIELD_ENCRYPTION_KEYS", default=[]))
 if not FIELD_ENCRYPTION_KEYS:
     if not DEBUG:
         _refuse_to_start("FIELD_ENCRYPTION_KEYS must be set when DEBUG is off (see .env.example).")
     FIELD_ENCRYPTION_KEYS = [DEVELOPMENT_FIELD_ENCRYPTION_KEY]
-elif DEVELOPMENT_FIELD_ENCRYPTION_KEY in FIELD_ENCRYPTION_KEYS and not DEBUG:
+elif any(is_development_field_key(key) for key in FIELD_ENCRYPTION_KEYS) and not DEBUG:
     _refuse_to_start(
         "FIELD_ENCRYPTION_KEYS holds the public development key; put a new key first, run "
         "rotate_encryption_keys with DEBUG on, then remove it (see .env.example)."
