@@ -284,12 +284,20 @@ NOTIFICATIONS_PAGE_SIZE = 50
 
 # --- Logging ----------------------------------------------------------------
 
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"refusal_without_traceback": {"()": "integration_tools.log_records.RefusalWithoutTraceback"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # Django's own logging gives "django" a console handler of its own when DEBUG is on; its records
+        # also reach ours, so each would be written twice. One handler, ours, writes them.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        "django.request": {"filters": ["refusal_without_traceback"], "propagate": True},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
 
 # --- OAuth and the Data API -------------------------------------------------
