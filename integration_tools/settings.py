@@ -274,7 +274,8 @@ vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Integration Tools <integration-tools@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # The portal's address as people reach it: links in e-mails start with it.
-PORTAL_URL = env.str("PORTAL_URL", default="http://127.0.0.1:8000")
+# Unset (development), it follows PORT, which `make run` serves on: e-mails sent by the worker lead there.
+PORTAL_URL = env.str("PORTAL_URL", default=f"http://127.0.0.1:{env.str('PORT', default='8000')}")
 # A failing webhook's people are told once it has failed this long.
 NOTIFY_FAILING_AFTER_MINUTES = env.float("NOTIFY_FAILING_AFTER_MINUTES", default=60)
 # How often beat looks for something to tell, and how old an occasion may be and still be told.
