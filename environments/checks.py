@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.checks import Error, Tags, register
 
-from integration_tools.development_keys import is_development_field_key, is_development_secret_key
+from .development_keys import is_development_field_key, is_development_secret_key
 
 
 @register(Tags.security, deploy=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import environ
 from cryptography.fernet import Fernet
 
-from integration_tools.development_keys import (
+from environments.development_keys import (
     DEVELOPMENT_FIELD_ENCRYPTION_KEY,
     DEVELOPMENT_SECRET_KEY,
     is_development_field_key,
@@ -38,7 +38,7 @@ def _refuse_to_start(message: str) -> None:
 
 # --- Secrets --------------------------------------------------------------
 
-# The development keys are public (they are in development_keys.py): production
+# The development keys are public (environments/development_keys.py): production
 # refuses them here, however they are spaced, and `check --deploy` reports them
 # (environments/checks.py).
 SECRET_KEY = env.str("SECRET_KEY", default="")
