@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from environments.audit import acting_user, record_audit
-from environments.inputs import length_problem
+from environments.inputs import length_problem, text_problem
 from environments.models import Environment
 
 from . import secrets
@@ -59,6 +59,14 @@ def _name(name: str, model, what: str) -> str:
     if problem:
         raise CredentialError(f"the {what} name {problem}")
     return name
+
+
+def _reason(reason: str, model, field: str) -> str:
+    """The reason, trimmed, if its column can hold it; else CredentialError saying why."""
+    reason = reason.strip()
+    if problem := length_problem(reason, model, field):
+        raise CredentialError(f"the reason {problem}")
+    return reason
 
 
 def create_client(
@@ -260,6 +268,7 @@ def invalidate_credential(
     reference product; `revoke_tokens` ends them too. Refused while a webhook
     signs with the credential.
     """
+    reason = _reason(reason, Credential, "invalidation_reason")
     if credential.invalidated_at is not None:
         raise CredentialError(f"“{credential.name}” is already invalidated")
     holders = credential_in_use_by(credential)
@@ -269,7 +278,7 @@ def invalidate_credential(
     with transaction.atomic():
         credential.invalidated_at = timezone.now()
         credential.invalidated_by = user.get_username() if user else "system"
-        credential.invalidation_reason = reason.strip()[:500]
+        credential.invalidation_reason = reason
         credential.save(update_fields=["invalidated_at", "invalidated_by", "invalidation_reason"])
         record_audit(
             "credential.invalidated",
@@ -292,20 +301,21 @@ def revoke_tokens(
     """Revoke, at once, every unexpired token issued to the credential (or to any credential of the client)."""
     if (credential is None) == (client is None):
         raise ValueError("pass exactly one of credential or client")
+    reason = _reason(reason, AccessToken, "revoked_reason")
     target = credential or client
     environment = (credential.client if credential else client).environment
     now = timezone.now()
     tokens = AccessToken.objects.filter(revoked_at__isnull=True, expires_at__gt=now)
     tokens = tokens.filter(credential=credential) if credential else tokens.filter(client=client)
     with transaction.atomic():
-        count = tokens.update(revoked_at=now, revoked_reason=(reason.strip() or "revoked by an administrator")[:200])
+        count = tokens.update(revoked_at=now, revoked_reason=reason or "revoked by an administrator")
         record_audit(
             "tokens.revoked",
             request=request,
             actor=actor,
             target=target,
             environment=environment,
-            details={"count": count, "reason": reason.strip()},
+            details={"count": count, "reason": reason},
         )
     return count
 
@@ -324,6 +334,8 @@ def credentials_of(environment: Environment, *, search: str = "", sort: str = ""
 
     `sort` is a key of SORTS, with a leading "-" for descending.
     """
+    if problem := text_problem(search):
+        raise CredentialError(f"the search {problem}")
     credentials = Credential.objects.filter(client__environment=environment).select_related("client", "created_by")
     if search:
         credentials = credentials.filter(

@@ -3,12 +3,14 @@
 from django.conf import settings
 from django.core.checks import Error, Tags, register
 
+from .development_keys import is_development_field_key, is_development_secret_key
+
 
 @register(Tags.security, deploy=True)
 def development_keys(app_configs=None, **kwargs) -> list[Error]:
-    """The keys written in settings.py are public: no deployment may use them."""
+    """The keys written in development_keys.py are public: no deployment may use them, however spaced."""
     errors = []
-    if settings.SECRET_KEY == settings.DEVELOPMENT_SECRET_KEY:
+    if is_development_secret_key(settings.SECRET_KEY):
         errors.append(
             Error(
                 "SECRET_KEY is the public development key.",
@@ -16,7 +18,7 @@ def development_keys(app_configs=None, **kwargs) -> list[Error]:
                 id="integration_tools.E001",
             )
         )
-    if settings.DEVELOPMENT_FIELD_ENCRYPTION_KEY in settings.FIELD_ENCRYPTION_KEYS:
+    if any(is_development_field_key(key) for key in settings.FIELD_ENCRYPTION_KEYS):
         errors.append(
             Error(
                 "FIELD_ENCRYPTION_KEYS holds the public development key.",

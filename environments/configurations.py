@@ -111,6 +111,8 @@ def save_draft(
     """
     if not isinstance(schema, dict):
         raise ConfigurationError('the document must be a JSON object: {"data_types": {...}}')
+    if problem := inputs.length_problem(note, ConfigurationVersion, "note"):
+        raise ConfigurationError(f"the note {problem}")
     try:
         inputs.check(schema)
     except inputs.JsonRefused as error:

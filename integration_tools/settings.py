@@ -12,6 +12,13 @@ import environ
 from cryptography.fernet import Fernet
 
 from environments.client_address import parse_networks
+from environments.development_keys import (
+    DEVELOPMENT_FIELD_ENCRYPTION_KEY,
+    DEVELOPMENT_SECRET_KEY,
+    is_development_field_key,
+    is_development_secret_key,
+    normalised_keys,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -32,26 +39,26 @@ def _refuse_to_start(message: str) -> None:
 
 # --- Secrets --------------------------------------------------------------
 
-# The development keys are public (they are in this file): production refuses
-# them here, and `check --deploy` reports them (environments/checks.py).
-DEVELOPMENT_SECRET_KEY = "dev-only-secret-key-not-for-production-use-0123456789abcdefghij"  # noqa: S105
-DEVELOPMENT_FIELD_ENCRYPTION_KEY = "ZGV2LW9ubHktZmllbGQta2V5LWRvLW5vdC11c2UtISE="
+# The development keys are public (environments/development_keys.py): production
+# refuses them here, however they are spaced, and `check --deploy` reports them
+# (environments/checks.py).
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
         _refuse_to_start("SECRET_KEY must be set when DEBUG is off (see .env.example).")
     SECRET_KEY = DEVELOPMENT_SECRET_KEY
-elif SECRET_KEY == DEVELOPMENT_SECRET_KEY and not DEBUG:
+elif is_development_secret_key(SECRET_KEY) and not DEBUG:
     _refuse_to_start("SECRET_KEY is the public development key; set a secret one (see .env.example).")
 
 # Fernet keys, comma-separated: the first encrypts, all decrypt, so a new key
-# can be put in front and old data re-encrypted at leisure.
-FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+# can be put in front and old data re-encrypted at leisure. Whitespace around a
+# key (a trailing newline from a secrets file) is not part of it.
+FIELD_ENCRYPTION_KEYS = normalised_keys(env.list("FIELD_ENCRYPTION_KEYS", default=[]))
 if not FIELD_ENCRYPTION_KEYS:
     if not DEBUG:
         _refuse_to_start("FIELD_ENCRYPTION_KEYS must be set when DEBUG is off (see .env.example).")
     FIELD_ENCRYPTION_KEYS = [DEVELOPMENT_FIELD_ENCRYPTION_KEY]
-elif DEVELOPMENT_FIELD_ENCRYPTION_KEY in FIELD_ENCRYPTION_KEYS and not DEBUG:
+elif any(is_development_field_key(key) for key in FIELD_ENCRYPTION_KEYS) and not DEBUG:
     _refuse_to_start(
         "FIELD_ENCRYPTION_KEYS holds the public development key; put a new key first, run "
         "rotate_encryption_keys with DEBUG on, then remove it (see .env.example)."
@@ -285,7 +292,8 @@ vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Integration Tools <integration-tools@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # The portal's address as people reach it: links in e-mails start with it.
-PORTAL_URL = env.str("PORTAL_URL", default="http://127.0.0.1:8000")
+# Unset (development), it follows PORT, which `make run` serves on: e-mails sent by the worker lead there.
+PORTAL_URL = env.str("PORTAL_URL", default=f"http://127.0.0.1:{env.str('PORT', default='8000')}")
 # A failing webhook's people are told once it has failed this long.
 NOTIFY_FAILING_AFTER_MINUTES = env.float("NOTIFY_FAILING_AFTER_MINUTES", default=60)
 # How often beat looks for something to tell, and how old an occasion may be and still be told.
@@ -295,12 +303,20 @@ NOTIFICATIONS_PAGE_SIZE = 50
 
 # --- Logging ----------------------------------------------------------------
 
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"refusal_without_traceback": {"()": "integration_tools.log_records.RefusalWithoutTraceback"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # Django's own logging gives "django" a console handler of its own when DEBUG is on; its records
+        # also reach ours, so each would be written twice. One handler, ours, writes them.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        "django.request": {"filters": ["refusal_without_traceback"], "propagate": True},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
 
 # --- OAuth and the Data API -------------------------------------------------

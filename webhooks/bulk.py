@@ -18,7 +18,7 @@ from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
 from environments.audit import record_audit
-from environments.inputs import moment_problem
+from environments.inputs import length_problem, moment_problem
 
 from . import bulk_outcomes, queueing
 from .history import carrying
@@ -77,6 +77,8 @@ class Selection:
                 return f"the {label} of the range {problem}"
         if self.since and self.until and self.since >= self.until:
             return "the start of the range must be before its end"
+        if problem := length_problem(self.event_type, BulkResend, "event_type"):
+            return f"the event type {problem}"
         return None
 
     def in_range(self) -> QuerySet[Delivery]:

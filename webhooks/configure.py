@@ -331,6 +331,52 @@ def rotate_signing_secret(
     return secret
 
 
+def old_keys_signing(webhook: Webhook, moment: datetime.datetime | None = None) -> list[SigningSecret]:
+    """The rotated-out keys of its method still signing in their grace period, newest first."""
+    moment = moment or timezone.now()
+    return [key for key in signing_secrets_in_use(webhook, moment) if key.retires_at is not None]
+
+
+def stop_old_keys(
+    webhook: Webhook, *, request: HttpRequest | None = None, actor=None, actor_label: str = ""
+) -> list[SigningSecret]:
+    """End a rotation's grace period now, for a leak: only the current key signs from this moment on.
+
+    Returns the keys that stopped. Refused when no old key is signing, or when no current key would be
+    left to sign (the current one is never stopped here: rotate for that).
+    """
+    if webhook.security_method == Webhook.SecurityMethod.CREDENTIALS:
+        raise WebhookError(f"{webhook.name} signs with credentials: remove the old credential from it instead")
+    noun = "key" if webhook.key_algorithm == SigningSecret.Algorithm.ED25519 else "secret"
+    now = timezone.now()
+    with transaction.atomic():
+        Webhook.objects.select_for_update().get(pk=webhook.pk)
+        keys = webhook.signing_secrets.filter(algorithm=webhook.key_algorithm)
+        stopping = list(keys.filter(retires_at__gt=now).order_by("-created_at"))
+        if not stopping:
+            raise WebhookError(f"no old {noun} of {webhook.name} is signing: there is nothing to stop")
+        if not keys.filter(retires_at__isnull=True).exists():
+            raise WebhookError(f"{webhook.name} has no current {noun} to sign with: rotate instead")
+        keys.filter(pk__in=[key.pk for key in stopping]).update(retires_at=now)
+        # Workers cache keys per version: the bump makes the next attempt sign without the old ones.
+        Webhook.objects.filter(pk=webhook.pk).update(keys_version=F("keys_version") + 1)
+        record_audit(
+            "webhook.old_keys_stopped",
+            request=request,
+            actor=actor,
+            actor_label=actor_label or None,
+            target=webhook,
+            environment=webhook.environment,
+            details={
+                "algorithm": webhook.key_algorithm,
+                "stopped": len(stopping),
+                "created": [key.created_at.isoformat() for key in stopping],
+                "would_have_signed_until": max(key.retires_at for key in stopping).isoformat(),
+            },
+        )
+    return stopping
+
+
 def signing_keys_of(webhook: Webhook) -> list[SigningSecret]:
     """The keys of the webhook's own method (its `whsec_` secrets, or its Ed25519 pairs), newest first."""
     return list(webhook.signing_secrets.filter(algorithm=webhook.key_algorithm).order_by("-created_at"))

@@ -5,7 +5,7 @@ import datetime
 from django import forms
 from django.conf import settings
 
-from environments.inputs import validate_moment
+from environments.inputs import EARLIEST_YEAR, LATEST_YEAR, validate_moment
 from environments.portal_forms import PortalForm
 
 from .bulk import RECOVER, STATUS_CHOICES, Selection
@@ -241,11 +241,14 @@ class ReconciliationForm(PortalForm):
 
     def clean(self):
         data = super().clean()
+        for name in ("since", "until"):
+            if (day := data.get(name)) and not EARLIEST_YEAR <= day.year <= LATEST_YEAR:
+                self.add_error(name, f"{day} is out of range. Choose a day between {EARLIEST_YEAR} and {LATEST_YEAR}.")
+        if self.errors:
+            # The default range is computed from these days: one out of range would overflow the calendar.
+            return data
         until = data.get("until") or self.today
-        since = data.get("since") or until - datetime.timedelta(days=6)
-        for name, day in (("since", since), ("until", until)):
-            if not 1970 <= day.year <= 9998:
-                self.add_error(name, "Choose a day between 1970 and 9998.")
+        since = data.get("since") or max(until - datetime.timedelta(days=6), datetime.date(EARLIEST_YEAR, 1, 1))
         if since > until:
             self.add_error("until", f"“To” ({until}) is before “From” ({since}): swap them.")
         elif (until - since).days >= self.MAX_DAYS:

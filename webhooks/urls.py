@@ -21,6 +21,11 @@ urlpatterns = [
     path("e/<slug:slug>/webhooks/<id:webhook_id>/resume/", portal.webhook_resume, name="webhook_resume"),
     path("e/<slug:slug>/webhooks/<id:webhook_id>/retry-now/", portal.webhook_retry_now, name="webhook_retry_now"),
     path("e/<slug:slug>/webhooks/<id:webhook_id>/rotate/", portal.webhook_rotate, name="webhook_rotate"),
+    path(
+        "e/<slug:slug>/webhooks/<id:webhook_id>/stop-old-keys/",
+        portal.webhook_stop_old_keys,
+        name="webhook_stop_old_keys",
+    ),
     path("e/<slug:slug>/webhooks/<id:webhook_id>/bulk-resend/", portal.webhook_bulk_resend, name="webhook_bulk_resend"),
     path(
         "e/<slug:slug>/webhooks/<id:webhook_id>/recoveries/<id:job_id>/",

@@ -5,7 +5,8 @@ import base64
 import pytest
 
 from credentials.models import Client, Credential
-from credentials.tests.factories import form_post, make_client
+from credentials.tests.factories import form_post, make_client, make_credential
+from environments.models import AuditEvent
 from environments.tests.bad_input import assert_command_refused, assert_oauth_refused, assert_refused
 from environments.tests.factories import log_in_director, make_environment
 
@@ -90,3 +91,23 @@ def test_create_credential_refuses_a_name_longer_than_the_column():
     api_client = make_client(make_environment("clinic"))
     assert_command_refused("create_credential", api_client.client_id, "--name", "n" * 101, says="at most 100")
     assert not Credential.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("invalidate_credential", "{credential}", "--reason", "r" * 501), "is 501 characters long; at most 500"),
+        (("invalidate_credential", "{credential}", "--reason", "left\x00"), "NUL character"),
+        (("revoke_tokens", "--credential", "{credential}", "--reason", "r" * 201), "at most 200 are allowed"),
+        (("revoke_tokens", "--client", "{client}", "--reason", "leak\x00"), "NUL character"),
+        (("list_credentials", "--environment", "clinic", "--search", "a\x00"), "the search contains a NUL"),
+    ],
+)
+def test_credential_commands_refuse_text_their_columns_cannot_hold_in_one_line(args, says):
+    api_client = make_client(make_environment("clinic"))
+    credential, _ = make_credential(api_client)
+    args = [arg.format(credential=credential.pk, client=api_client.client_id) for arg in args]
+    assert_command_refused(*args, says=says)
+    credential.refresh_from_db()
+    assert credential.invalidated_at is None
+    assert not AuditEvent.objects.filter(action__in=["credential.invalidated", "tokens.revoked"]).exists()

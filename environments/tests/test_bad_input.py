@@ -83,6 +83,19 @@ def test_usernames_the_column_cannot_hold_are_refused_in_one_line(args, says):
     assert not get_user_model().objects.filter(username__startswith="u" * 100).exists()
 
 
+@pytest.mark.parametrize(
+    ("note", "says"),
+    [("n" * 10_000, "the note is 10000 characters long; at most 200 are allowed"), ("a\x00", "contains a NUL")],
+)
+def test_publish_configuration_refuses_a_note_its_column_cannot_hold_in_one_line(tmp_path, note, says):
+    environment = make_environment("clinic")
+    path = tmp_path / "schema.json"
+    path.write_text(json.dumps(environment.published_version.schema), encoding="utf-8")
+    before = ConfigurationVersion.objects.count()
+    assert_command_refused("publish_configuration", str(path), "--environment", "clinic", "--note", note, says=says)
+    assert ConfigurationVersion.objects.count() == before
+
+
 def test_a_schema_path_that_is_a_directory_is_named_in_one_line(tmp_path):
     assert_command_refused("publish_configuration", str(tmp_path), "--environment", "clinic", says="cannot read")
 

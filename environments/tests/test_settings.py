@@ -88,3 +88,47 @@ def test_the_deploy_check_reports_the_development_keys():
     result = manage("check", "--deploy", DEBUG="1")
     assert result.returncode == 1
     assert "integration_tools.E001" in result.stderr and "integration_tools.E002" in result.stderr
+
+
+SPACED = [f"{DEVELOPMENT_FIELD_KEY} ", f"{DEVELOPMENT_FIELD_KEY}\n", f" {DEVELOPMENT_FIELD_KEY}\r\n"]
+
+
+def test_production_refuses_the_development_encryption_key_with_a_trailing_space_or_newline():
+    for spaced in SPACED:
+        keys = f"{Fernet.generate_key().decode()},{spaced}"
+        result = manage("check", SECRET_KEY="s" * 60, FIELD_ENCRYPTION_KEYS=keys)
+        assert result.returncode == 1, repr(spaced)
+        assert result.stderr.strip().splitlines() == [
+            "Integration Tools cannot start: FIELD_ENCRYPTION_KEYS holds the public development key; put a new key "
+            "first, run rotate_encryption_keys with DEBUG on, then remove it (see .env.example)."
+        ]
+
+
+def test_production_refuses_the_development_secret_key_with_a_trailing_newline():
+    result = manage(
+        "check", SECRET_KEY=f"{DEVELOPMENT_SECRET_KEY}\n", FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode()
+    )
+    assert result.returncode == 1
+    assert "SECRET_KEY is the public development key" in result.stderr
+
+
+def test_the_deploy_check_reports_the_development_keys_however_they_are_spaced():
+    for spaced in SPACED:
+        result = manage(
+            "check", "--deploy", DEBUG="1", SECRET_KEY=f"{DEVELOPMENT_SECRET_KEY} ", FIELD_ENCRYPTION_KEYS=spaced
+        )
+        assert result.returncode == 1, repr(spaced)
+        assert "integration_tools.E001" in result.stderr and "integration_tools.E002" in result.stderr
+
+
+def test_a_real_key_with_a_trailing_newline_is_used_without_it():
+    key = Fernet.generate_key().decode()
+    result = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.FIELD_ENCRYPTION_KEYS)",
+        SECRET_KEY="s" * 60,
+        FIELD_ENCRYPTION_KEYS=f"{key}\n, ",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == repr([key])

@@ -86,6 +86,11 @@ def test_a_bulk_re_send_ending_after_year_9999_in_utc_is_refused_and_the_page_st
         (("integration_health", "--hours", "-1"), "between 1 and 8784"),
         (("resend_deliveries", "--webhook", "clinic/Hook", "--until", "9999-12-31T23:59:59-14:00"), "1970 and 9998"),
         (("resend_deliveries", "--webhook", "clinic/Hook", "--since", "0001-01-01T00:00+01:00"), "1970 and 9998"),
+        (
+            ("resend_deliveries", "--webhook", "clinic/Hook", "--event-type", "x" * 500),
+            "the event type is 500 characters long; at most 127 are allowed",
+        ),
+        (("resend_deliveries", "--webhook", "clinic/Hook", "--event-type", "a\x00"), "contains a NUL character"),
     ],
 )
 def test_webhook_commands_refuse_bad_input_in_one_line(args, says):

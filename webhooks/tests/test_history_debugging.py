@@ -51,7 +51,24 @@ def test_search_finds_deliveries_by_error_class_and_by_url(client, env):
     assert refused.message_id in by_error and ok.message_id not in by_error and failed.message_id not in by_error
     by_url = listed(client, "q=/billing")
     assert failed.message_id in by_url and ok.message_id not in by_url
-    assert "an error such as timeout or refused, or part of a URL" in listed(client, "q=nonsense")
+    nothing = listed(client, "q=nonsense")
+    assert "No delivery matches “nonsense”." in nothing and "a webhook's name or part of its URL" in nothing
+
+
+def test_search_finds_deliveries_by_webhook_name_and_by_port(client, env):
+    billing = make_webhook(env, "http://127.0.0.1:8443/hooks", name="Billing bridge")
+    ehr = make_webhook(env, "http://127.0.0.1:9443/hooks", name="EHR")
+    create_record(env, "patients", ADA)
+    to_billing, to_ehr = billing.deliveries.get(), ehr.deliveries.get()
+
+    for query in ("q=Billing", "q=billing+bridge", "q=:8443", "q=8443"):
+        page = listed(client, query)
+        assert to_billing.message_id in page and to_ehr.message_id not in page, query
+    page = listed(client, "q=EHR")
+    assert to_ehr.message_id in page and to_billing.message_id not in page
+    webhook_page = client.get(f"/e/clinic/webhooks/{billing.pk}/deliveries/?q=8443").content.decode()
+    assert to_billing.message_id in webhook_page
+    assert "No delivery matches “²²²”." in listed(client, "q=²²²")
 
 
 def test_an_inverted_range_is_refused_with_what_to_do(client, env):

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from environments.models import Event
 from environments.records import create_record
+from environments.tests.bad_input import assert_refused
 from environments.tests.browser import log_in
 from environments.tests.factories import grant, log_in_director, make_environment, make_user
 from webhooks import manual
@@ -127,6 +128,22 @@ def test_a_reversed_or_too_long_range_says_what_to_fix(client, env):
     assert response.status_code == 400
     assert "Choose a day between 1970 and 9998." in response.content.decode()
     assert client.get("/e/clinic/deliveries/reconciliation/?webhook=99999999").status_code == 200
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "0001-01-06"])
+def test_a_to_day_in_the_first_week_of_year_one_is_a_form_error_for_a_viewer_too(client, env, day):
+    viewer = make_user("viewer")
+    grant(viewer, env, "viewer")
+    client.force_login(viewer)
+    page = assert_refused(client.get(f"/e/clinic/deliveries/reconciliation/?until={day}"), 200)
+    assert f"{day} is out of range. Choose a day between 1970 and 9998." in page
+    csv_answer = assert_refused(client.get(f"/e/clinic/deliveries/reconciliation.csv?until={day}"), 400)
+    assert f"{day} is out of range. Choose a day between 1970 and 9998." in csv_answer
+
+
+def test_a_to_day_early_in_1970_reports_from_1970_on(client, env):
+    page = client.get("/e/clinic/deliveries/reconciliation/?until=1970-01-03").content.decode()
+    assert "out of range" not in page and "1970-01-01" in page
 
 
 def test_a_viewer_sees_the_reconciliation_and_an_outsider_does_not(client, env):

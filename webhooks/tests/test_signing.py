@@ -2,8 +2,11 @@
 
 import base64
 import datetime
+import io
 
 import pytest
+from django.core.management import call_command
+from django.test import Client
 from django.utils import timezone
 from standardwebhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -12,9 +15,11 @@ from credentials.services import invalidate_credential
 from credentials.tests.factories import make_client, make_credential
 from environments.models import AuditEvent
 from environments.records import create_record
-from environments.tests.factories import make_environment
+from environments.tests.bad_input import assert_command_refused
+from environments.tests.browser import log_in
+from environments.tests.factories import grant, log_in_director, make_environment, make_user
 from webhooks import signing
-from webhooks.configure import WebhookInvalid, rotate_signing_secret, set_signing_credentials
+from webhooks.configure import WebhookInvalid, rotate_signing_secret, set_signing_credentials, signing_secrets_in_use
 from webhooks.manual import send_test
 from webhooks.models import Delivery
 from webhooks.sending import attempt_delivery
@@ -105,3 +110,97 @@ def test_only_active_credentials_can_be_selected_and_one_in_use_cannot_be_invali
 
     with pytest.raises(CredentialInUse, match=webhook.name):
         invalidate_credential(in_use)
+
+
+def sent_signatures(receiver, environment, webhook) -> tuple[str, object]:
+    """Write a record, send its delivery now, and return the webhook-signature header the receiver got."""
+    create_record(environment, "patients", {"first_name": "A", "last_name": "B"})
+    delivery = Delivery.objects.filter(webhook=webhook, is_test=False).order_by("-id").first()
+    attempt_delivery(delivery.pk)
+    request = receiver.requests[-1]
+    return request.headers["webhook-signature"], request
+
+
+def test_stop_signing_with_the_old_secret_now_leaves_only_the_new_signature(client):
+    environment = make_environment("clinic")
+    director = log_in_director(client, environment)
+    with Receiver() as receiver:
+        webhook = make_webhook(environment, receiver.url, name="EHR")
+        old_secret = webhook.plain_secret
+        new_secret = rotate_signing_secret(webhook, grace=datetime.timedelta(hours=24))
+        during, _ = sent_signatures(receiver, environment, webhook)
+        assert len(during.split(" ")) == 2  # the grace period: both sign
+
+        detail = client.get(f"/e/clinic/webhooks/{webhook.pk}/").content.decode()
+        assert "Stop signing with the old secret now…" in detail
+        confirm = client.get(f"/e/clinic/webhooks/{webhook.pk}/stop-old-keys/").content.decode()
+        assert "will refuse every request" in confirm and "Stop signing with the old secret now</button>" in confirm
+        done = client.post(f"/e/clinic/webhooks/{webhook.pk}/stop-old-keys/", follow=True).content.decode()
+        assert "1 old secret stopped signing" in done
+        assert "Stop signing with the old secret now…" not in done
+
+        after, request = sent_signatures(receiver, environment, webhook)
+    assert len(after.split(" ")) == 1
+    assert StandardWebhook(new_secret).verify(request.body, request.headers)
+    with pytest.raises(WebhookVerificationError):
+        StandardWebhook(old_secret).verify(request.body, request.headers)
+    event = AuditEvent.objects.get(action="webhook.old_keys_stopped")
+    assert event.actor_label == director.username and event.details["stopped"] == 1
+    assert event.target_label == "EHR"
+
+
+def test_a_viewer_cannot_stop_the_old_secret():
+    environment = make_environment("clinic")
+    with Receiver() as receiver:
+        webhook = make_webhook(environment, receiver.url)
+    rotate_signing_secret(webhook, grace=datetime.timedelta(hours=24))
+    viewer = make_user("viewer")
+    grant(viewer, environment, "viewer")
+    browser = Client()
+    browser.force_login(viewer)
+    assert "Stop signing with the old" not in browser.get(f"/e/clinic/webhooks/{webhook.pk}/").content.decode()
+    assert browser.post(f"/e/clinic/webhooks/{webhook.pk}/stop-old-keys/").status_code == 403
+    assert len(signing_secrets_in_use(webhook)) == 2
+
+
+def test_the_command_stops_the_old_key_pair_now_and_says_so():
+    environment = make_environment("clinic")
+    with Receiver() as receiver:
+        webhook = make_webhook(environment, receiver.url, name="EHR", security_method="ed25519")
+        rotate_signing_secret(webhook, grace=datetime.timedelta(hours=24))
+        assert len(sent_signatures(receiver, environment, webhook)[0].split(" ")) == 2
+
+        out = io.StringIO()
+        call_command("webhook_signing_keys", "clinic/EHR", "--stop-old-now", stdout=out)
+        assert out.getvalue().startswith("EHR: 1 old key stopped signing now.")
+        after, _ = sent_signatures(receiver, environment, webhook)
+    assert len(after.split(" ")) == 1 and after.startswith("v1a,")
+    assert AuditEvent.objects.get(action="webhook.old_keys_stopped").actor_label == "manage.py webhook_signing_keys"
+    assert_command_refused("webhook_signing_keys", "clinic/EHR", "--stop-old-now", says="there is nothing to stop")
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [390, 1440])
+def test_stopping_the_old_secret_works_with_a_keyboard_at_a_phones_and_a_desktops_width(page, width):
+    environment = make_environment("ward")
+    grant(make_user("dana"), environment)
+    with Receiver() as receiver:
+        webhook = make_webhook(environment, receiver.url, name="Lab results bridge")
+    rotate_signing_secret(webhook, grace=datetime.timedelta(hours=24))
+
+    page.set_viewport_size({"width": width, "height": 900})
+    log_in(page, "dana")
+    page.goto(f"/e/ward/webhooks/{webhook.pk}/")
+    page.get_by_role("link", name="Stop signing with the old secret now…").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/webhooks/{webhook.pk}/stop-old-keys/")
+    assert "will refuse every request" in page.get_by_role("alert").inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.get_by_role("button", name="Stop signing with the old secret now").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/webhooks/{webhook.pk}/#signing")
+    assert "1 old secret stopped signing" in page.content()
+    assert page.get_by_role("link", name="Stop signing with the old secret now…").count() == 0
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert len(signing_secrets_in_use(webhook)) == 1
+    assert not page.console_errors

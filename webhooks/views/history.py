@@ -16,6 +16,11 @@ from ..history import SORTS, HistoryFilterError, HistoryFilters, deliveries_of, 
 from ..models import Delivery, ManualSend
 from .portal import sentence, webhook_of
 
+SEARCH_TAKES = (
+    "Search takes an event id (evt_…), a webhook-id (msg_…), an HTTP status such as 500, an error such as "
+    "timeout or refused, a webhook's name or part of its URL (a port such as :8443)."
+)
+
 
 @environment_page
 def environment_history(request, environment):
@@ -57,6 +62,7 @@ def _history_page(request, environment, webhook):
         else:
             resend = _resend_offer(webhook, filters) if webhook is not None and request.role != "viewer" else None
     query = {key: value for key, value in request.GET.items() if key != "after" and value}
+    search = form.cleaned_data.get("q", "").strip() if form.is_bound and form.is_valid() else ""
     return render(
         request,
         "webhooks/history.html",
@@ -72,6 +78,8 @@ def _history_page(request, environment, webhook):
             "first_query": urlencode(query),
             "is_first_page": not request.GET.get("after"),
             "resend": resend,
+            "search": search,
+            "search_help": f"No delivery matches “{search}”. {SEARCH_TAKES}",
         },
     )
 

@@ -26,11 +26,13 @@ from ..configure import (
     create_webhook,
     delete_webhook,
     fields_of,
+    old_keys_signing,
     pause_webhook,
     resume_webhook,
     rotate_signing_secret,
     signing_keys_of,
     signing_secrets_in_use,
+    stop_old_keys,
     update_webhook,
 )
 from ..examples import example_payload
@@ -154,6 +156,7 @@ def _detail_page(request, webhook):
             "health": health,
             "secrets": signing_keys_of(webhook),
             "secrets_signing": signing_secrets_in_use(webhook, now),
+            "old_keys_signing": old_keys_signing(webhook, now),
             "signing_credentials": [
                 (credential, credential.state_at(now)) for credential in webhook.signing_credentials.all()
             ],
@@ -300,6 +303,40 @@ def webhook_rotate(request, environment, webhook_id):
         return redirect(reverse("webhook_detail", args=[environment.slug, webhook.pk]) + "#signing")
     request.session[_SHOW_ONCE_KEY] = {str(webhook.pk): credential_secrets.encrypt(secret)}
     return redirect("webhook_secret", environment.slug, webhook.pk)
+
+
+@environment_page(manage=True)
+def webhook_stop_old_keys(request, environment, webhook_id):
+    """End a rotation's grace period now (a leak): say what stops and who it affects, then do it on POST."""
+    webhook = webhook_of(environment, webhook_id)
+    if request.method == "POST":
+        try:
+            stopped = stop_old_keys(webhook, request=request)
+        except WebhookError as error:
+            messages.error(request, sentence(error))
+        else:
+            count = len(stopped)
+            messages.success(
+                request,
+                f"{count} old {_key_noun(webhook)}{'s' if count != 1 else ''} stopped signing: "
+                f"requests to “{webhook.name}” now carry only the current one's signature.",
+            )
+        return redirect(reverse("webhook_detail", args=[environment.slug, webhook.pk]) + "#signing")
+    return render(
+        request,
+        "webhooks/stop_old_keys.html",
+        {
+            "section": "webhooks",
+            "webhook": webhook,
+            "old_keys": old_keys_signing(webhook),
+            "noun": _key_noun(webhook),
+            "title": f"Stop signing with the old {_key_noun(webhook)} now?",
+        },
+    )
+
+
+def _key_noun(webhook: Webhook) -> str:
+    return "key" if webhook.security_method == Webhook.SecurityMethod.ED25519 else "secret"
 
 
 @environment_page(manage=True)

@@ -1,5 +1,7 @@
+from django.core.management.base import CommandError
+
 from credentials.management import lookups
-from credentials.services import credentials_of
+from credentials.services import CredentialError, credentials_of
 from environments.management.base import PortalCommand
 
 
@@ -12,7 +14,10 @@ class Command(PortalCommand):
 
     def handle(self, *args, environment, search, **options):
         env = lookups.environment(environment)
-        rows = [lookups.describe(c) for c in credentials_of(env, search=search)]
+        try:
+            rows = [lookups.describe(c) for c in credentials_of(env, search=search)]
+        except CredentialError as error:
+            raise CommandError(str(error)) from None
         lines = [
             f"{r['id']}  {r['state']:<11}  {r['client']} / {r['name']}  ({r['hint']}…)  "
             f"last used: {r['last_used_at'] or 'never'}"

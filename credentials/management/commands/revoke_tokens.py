@@ -1,5 +1,7 @@
+from django.core.management.base import CommandError
+
 from credentials.management import lookups
-from credentials.services import revoke_tokens
+from credentials.services import CredentialError, revoke_tokens
 from environments.management.base import PortalCommand
 
 
@@ -13,10 +15,13 @@ class Command(PortalCommand):
         parser.add_argument("--reason", default="")
 
     def handle(self, *args, credential, client, reason, **options):
-        if credential:
-            target = lookups.credential(credential)
-            count = revoke_tokens(credential=target, reason=reason)
-        else:
-            target = lookups.client(client)
-            count = revoke_tokens(client=target, reason=reason)
+        target = lookups.credential(credential) if credential else lookups.client(client)
+        try:
+            count = (
+                revoke_tokens(credential=target, reason=reason)
+                if credential
+                else revoke_tokens(client=target, reason=reason)
+            )
+        except CredentialError as error:
+            raise CommandError(str(error)) from None
         self.report({"revoked": count}, f"Revoked {count} access token{'s' if count != 1 else ''} of “{target.name}”.")

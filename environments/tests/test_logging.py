@@ -1,0 +1,70 @@
+"""The log as `make run` writes it: a refused request (403) is one line saying who was refused what and why."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from conftest import BASE_DIR, subprocess_env, wait_for
+from environments.tests.factories import PASSWORD, grant, make_environment, make_user
+from environments.tests.test_production import free_port
+
+
+@pytest.fixture
+def dev_server(transactional_db, tmp_path):
+    """The development server `make run` starts (DEBUG on), against the test database; yields (URL, its log)."""
+    port, log_path = free_port(), tmp_path / "server.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+            cwd=BASE_DIR,
+            env=subprocess_env(DEBUG="1"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+
+    def ready():
+        try:
+            return requests.get(f"{url}/healthz", timeout=2).ok
+        except requests.ConnectionError:
+            return False
+
+    wait_for(ready, timeout=30, message="the development server to answer")
+    yield url, log_path
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def logged_in(url: str, username: str) -> requests.Session:
+    session = requests.Session()
+    form = session.get(f"{url}/login/", timeout=5).text
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
+    answer = session.post(
+        f"{url}/login/",
+        data={"csrfmiddlewaretoken": token, "username": username, "password": PASSWORD},
+        headers={"Referer": f"{url}/login/"},
+        timeout=5,
+    )
+    assert answer.ok and "/login/" not in answer.url
+    return session
+
+
+def test_a_refused_request_is_logged_once_without_a_traceback_naming_who_what_and_why(dev_server):
+    url, log_path = dev_server
+    grant(make_user("vera"), make_environment("clinic"), "viewer")
+    session = logged_in(url, "vera")
+
+    refused = session.get(f"{url}/e/clinic/webhooks/new/", timeout=5)
+    assert refused.status_code == 403
+    assert session.get(f"{url}/healthz", timeout=5).ok  # a request after it, so its log lines are written
+
+    log = wait_for(lambda: "GET /healthz" in (text := log_path.read_text()) and text, timeout=10, message="the log")
+    forbidden = [line for line in log.splitlines() if "Forbidden" in line]
+    assert forbidden == [forbidden[0]], log
+    assert "/e/clinic/webhooks/new/" in forbidden[0]
+    assert "vera" in forbidden[0] and "Viewers can look but not change" in forbidden[0]
+    assert "WARNING" in forbidden[0]
+    assert "Traceback" not in log and "PermissionDenied" not in log
