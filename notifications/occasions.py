@@ -216,8 +216,8 @@ def worker_returns(now: datetime.datetime) -> Iterator[Occasion]:
             None,
             f"The background worker is back after {_duration(outage.duration)}",
             f"No background worker ran from {outage.started_at:%Y-%m-%d %H:%M:%S} to {outage.ended_at:%H:%M:%S} UTC "
-            f"({_duration(outage.duration)}): nothing was sent meanwhile. {waited} made in that time waited "
-            "in the database and are being sent now; nothing was lost. If it stopped by itself, the worker's log "
-            "says why.",
+            f"({_duration(outage.duration)}): nothing was sent meanwhile. The {waited} made in that time, and "
+            "any retries that fell due, waited in the database and go out now. If it stopped by itself, the "
+            "worker's log says why.",
             reverse("notifications"),
         )

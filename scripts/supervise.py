@@ -45,7 +45,9 @@ class Child:
 
     def start(self) -> None:
         # Its own process group, so a stop reaches the worker's pool children too.
-        self.process = subprocess.Popen(self.command, cwd=BASE_DIR, start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command, cwd=BASE_DIR, start_new_session=True, preexec_fn=_die_with_supervisor
+        )
         self.started_at = time.monotonic()
         self.restart_at = None
         # Where ops (and the tests) find each process: var/run/<name>.pid.
@@ -63,6 +65,16 @@ class Child:
             self.process.wait()
         except ProcessLookupError:
             pass
+
+
+def _die_with_supervisor() -> None:
+    """In the child, before it runs: on Linux, be sent SIGTERM if the supervisor dies without stopping it
+    (SIGKILL, OOM), so no worker or portal outlives it holding the port and the queue."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def children(port: str) -> list[Child]:
@@ -91,8 +103,9 @@ def supervise(port: str) -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    # Closing the terminal (SIGHUP) stops everything too, rather than leaving the children running unseen.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, request_stop)
     running = children(port)
     for child in running:
         child.start()

@@ -201,11 +201,12 @@ def bulk_resend_step(job_id: int) -> float | None:
     lease = datetime.timedelta(
         seconds=lease_seconds(job.webhook.timeout_seconds, settings.WEBHOOK_LEASE_MARGIN_SECONDS)
     )
+    held = now + lease
     claimed = (
         BulkResend.objects.filter(pk=job.pk)
         .exclude(state=BulkResend.State.DONE)
         .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
-        .update(leased_until=now + lease, stepped_at=now, state=BulkResend.State.RUNNING)
+        .update(leased_until=held, stepped_at=now, state=BulkResend.State.RUNNING)
     )
     if not claimed:
         return None
@@ -215,7 +216,14 @@ def bulk_resend_step(job_id: int) -> float | None:
     chunk = bulk_outcomes.to_send(job, now, BULK_CHUNK)
     for delivery_id in chunk:
         moment = timezone.now()
-        BulkResend.objects.filter(pk=job.pk).update(leased_until=moment + lease, stepped_at=moment)
+        # Renewed only while this worker still holds it (its lease value is its token): if a slow step let it
+        # lapse and another worker took the job, this one stops rather than both sending.
+        renewed = BulkResend.objects.filter(pk=job.pk, leased_until=held).update(
+            leased_until=moment + lease, stepped_at=moment
+        )
+        if not renewed:
+            return None
+        held = moment + lease
         send_now(delivery_id, trigger=Attempt.Trigger.RESEND, triggered_by=job.created_by, while_status=sendable)
         # Whatever happened (sent, or found delivered or taken by another worker), the ledger says it.
         bulk_outcomes.settle(job, wanted=wanted, delivery_ids=[delivery_id])
@@ -223,7 +231,8 @@ def bulk_resend_step(job_id: int) -> float | None:
     more = bulk_outcomes.has_open(job)
     if not more:
         update.update(state=BulkResend.State.DONE, finished_at=timezone.now())
-    BulkResend.objects.filter(pk=job.pk).update(**update)
+    if not BulkResend.objects.filter(pk=job.pk, leased_until=held).update(**update):
+        return None  # another worker took the job over: it finishes it
     if not more:
         return None
     return 0 if len(chunk) == BULK_CHUNK else POLL_SECONDS

@@ -347,7 +347,7 @@ def stop_old_keys(
     """
     if webhook.security_method == Webhook.SecurityMethod.CREDENTIALS:
         raise WebhookError(f"{webhook.name} signs with credentials: remove the old credential from it instead")
-    noun = "key" if webhook.key_algorithm == SigningSecret.Algorithm.ED25519 else "secret"
+    noun = webhook.key_noun
     now = timezone.now()
     with transaction.atomic():
         Webhook.objects.select_for_update().get(pk=webhook.pk)

@@ -92,19 +92,39 @@ def resend(delivery: Delivery, *, request=None, actor=None, actor_label: str = "
         return manual_sends.ask(webhook, ManualSend.Kind.RESEND, delivery, requested_by=label, user=user)
 
 
-def send_by_hand(send: ManualSend, delivery_id: int, *, trigger: str, triggered_by: str, tamper=False) -> Attempt:
+def send_by_hand(
+    send: ManualSend,
+    delivery_id: int,
+    *,
+    trigger: str,
+    triggered_by: str,
+    tamper=False,
+    while_status: tuple[str, ...] = (),
+) -> Attempt:
     """Send one of a send's deliveries once (in the worker): its attempt, found again if an earlier run made it.
 
     Raises NotNow when the webhook's lock is busy or another worker holds the
     delivery's lease: the caller queues the send again a moment later.
     """
     after = send.attempts_before if delivery_id == send.delivery_id else 0
-    made = Attempt.objects.filter(delivery_id=delivery_id, number__gt=after, trigger=trigger).order_by("number")
+    # Only an attempt this send could have made: someone else's re-send of the same delivery is not its result.
+    made = Attempt.objects.filter(
+        delivery_id=delivery_id,
+        number__gt=after,
+        trigger=trigger,
+        triggered_by=triggered_by,
+        started_at__gte=send.requested_at,
+    ).order_by("number")
     if (attempt := made.first()) is not None:
         return attempt  # a worker that stopped after sending: the receiver is not sent it twice
     try:
         attempt = attempt_delivery(
-            delivery_id, trigger=trigger, triggered_by=triggered_by, tamper=tamper, busy_raises=True
+            delivery_id,
+            trigger=trigger,
+            triggered_by=triggered_by,
+            tamper=tamper,
+            busy_raises=True,
+            while_status=while_status,
         )
     except ledger.ClaimBusy:
         raise NotNow("its webhook's lock is busy") from None
@@ -114,10 +134,38 @@ def send_by_hand(send: ManualSend, delivery_id: int, *, trigger: str, triggered_
 
 
 def carry_out_test(send: ManualSend) -> None:
-    """A test delivery or a re-send, in the worker: send it and keep the attempt as the result."""
-    trigger = Attempt.Trigger.TEST if send.kind == ManualSend.Kind.TEST else Attempt.Trigger.RESEND
-    attempt = send_by_hand(send, send.delivery_id, trigger=trigger, triggered_by=send.requested_by)
+    """A test delivery or a re-send, in the worker: send it and keep the attempt as the result.
+
+    A re-send is judged again when it goes, not only when it was asked for: a webhook paused (or a
+    payload erased) in between, while it waited for a worker, is not sent to.
+    """
+    if send.kind == ManualSend.Kind.TEST:
+        attempt = send_by_hand(send, send.delivery_id, trigger=Attempt.Trigger.TEST, triggered_by=send.requested_by)
+    else:
+        problem = _resend_problem_now(send.delivery_id)
+        if problem:
+            send.passed, send.result = False, f"not sent: {problem}"
+            return
+        attempt = send_by_hand(
+            send,
+            send.delivery_id,
+            trigger=Attempt.Trigger.RESEND,
+            triggered_by=send.requested_by,
+            # The claim itself checks the webhook is active and the payload kept, whatever the delivery's status.
+            while_status=tuple(Delivery.Status.values),
+        )
     send.attempt, send.passed, send.result = attempt, attempt.succeeded, _answer(attempt)
+
+
+def _resend_problem_now(delivery_id: int) -> str:
+    """Why a re-send asked for earlier must not go now ('' when it may)."""
+    delivery = Delivery.objects.select_related("webhook").get(pk=delivery_id)
+    webhook = delivery.webhook
+    if webhook.state != Webhook.State.ACTIVE:
+        return f"{webhook.name} was {webhook.get_state_display().lower()} before a worker could send it"
+    if delivery.payload_erased_at is not None:
+        return f"the payload of {delivery.message_id} was erased before a worker could send it"
+    return ""
 
 
 def _answer(attempt: Attempt) -> str:

@@ -118,6 +118,11 @@ class Webhook(models.Model):
         return SigningSecret.Algorithm.HMAC_SHA256
 
     @property
+    def key_noun(self) -> str:
+        """What people call its signing keys: 'key' for Ed25519 pairs, 'secret' for `whsec_` secrets."""
+        return "key" if self.key_algorithm == SigningSecret.Algorithm.ED25519 else "secret"
+
+    @property
     def condition(self) -> str:
         """What people see: disabled and paused as set; an active webhook is *failing* from its first
         failed attempt after a success until its next success, and *healthy* otherwise."""

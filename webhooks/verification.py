@@ -67,6 +67,12 @@ def carry_out(send: ManualSend) -> None:
     send.attempt, send.passed, send.result = attempt, passed, result
     with transaction.atomic():
         locked = Webhook.objects.select_for_update().select_related("environment").get(pk=send.webhook_id)
+        newer = ManualSend.objects.filter(webhook_id=send.webhook_id, kind=send.kind, pk__gt=send.pk).exists()
+        if attempt.url != locked.url or newer:
+            # The URL changed (or a newer challenge went out) while this one waited: its answer proves
+            # nothing about the URL the webhook has now, so it neither verifies nor fails the webhook.
+            send.passed, send.result = False, "superseded: the URL or its challenge changed while this one was sent"
+            return
         locked.verification_tried_at, locked.verification_result = timezone.now(), result
         if passed:
             locked.verified_at = locked.verification_tried_at

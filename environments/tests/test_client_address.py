@@ -156,3 +156,5 @@ def test_compose_trusts_its_own_network_as_the_proxy_and_leaves_gunicorn_out_of_
     subnet = compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
     assert subnet == "${PORTAL_SUBNET:-172.31.240.0/24}"
     assert web["environment"]["TRUSTED_PROXIES"] == "${TRUSTED_PROXIES:-" + subnet + "}"
+    # Trusting the network's gateway is safe only while nobody but the host's proxy reaches the published port.
+    assert web["ports"] == ["${WEB_BIND:-127.0.0.1}:${PORT:-8000}:8000"]

@@ -21,6 +21,7 @@ from environments.tests.browser import log_in
 from environments.tests.factories import PASSWORD, grant, make_user
 from integration_tools.celery import app
 from webhooks.carry_out import carry_out
+from webhooks.manual import resend
 from webhooks.models import Attempt, Delivery, ManualSend
 from webhooks.sending import attempt_delivery
 from webhooks.tests.factories import make_webhook
@@ -259,3 +260,36 @@ def test_without_javascript_the_reload_link_shows_the_result_under_its_button(
             assert page.evaluate("document.documentElement.scrollWidth") <= width
     finally:
         context.close()
+
+
+def test_a_re_send_waiting_for_a_worker_is_not_sent_once_its_webhook_was_paused_meanwhile(env, client, director):
+    with Receiver() as receiver:
+        webhook = make_webhook(env, receiver.url)
+        delivery = failed_for_good(env, receiver)
+        client.post(f"/e/clinic/deliveries/{delivery.pk}/resend/")
+        send = ManualSend.objects.get(kind=ManualSend.Kind.RESEND)
+        # Before a worker takes the re-send, the Program Director pauses the webhook: rule 5, nothing is sent.
+        client.post(f"/e/clinic/webhooks/{webhook.pk}/pause/")
+        done = carry_out(send.pk)
+
+    assert len(receiver.requests) == 1  # only the first, failed attempt
+    assert done.finished_at is not None and done.passed is False
+    assert done.result == f"not sent: {webhook.name} was paused before a worker could send it"
+    assert Delivery.objects.get(pk=delivery.pk).status == Delivery.Status.FAILED
+
+
+def test_a_re_send_does_not_take_someone_elses_re_send_of_the_same_delivery_as_its_result(env, client, director):
+    with Receiver() as receiver:
+        make_webhook(env, receiver.url)
+        delivery = failed_for_good(env, receiver)
+        client.post(f"/e/clinic/deliveries/{delivery.pk}/resend/")
+        first = ManualSend.objects.get(kind=ManualSend.Kind.RESEND)
+        resend(delivery, actor_label="ops-script")
+        second = ManualSend.objects.exclude(pk=first.pk).get(kind=ManualSend.Kind.RESEND)
+        carry_out(second.pk)
+        carry_out(first.pk)
+
+    assert len(receiver.requests) == 3  # the failed attempt, then each re-send its own request
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.attempt_id != second.attempt_id

@@ -1,14 +1,16 @@
 """Endpoint verification: deliveries are held until the receiver answers a signed challenge, then sent in order."""
 
 import json
+import threading
 
 import pytest
 
-from conftest import WORKER_TEST_ENV, manage_py
+from conftest import WORKER_TEST_ENV, manage_py, wait_for
 from environments.models import AuditEvent
 from environments.records import create_record
 from environments.tests.browser import log_in
 from environments.tests.factories import grant, log_in_director, make_environment, make_user
+from environments.workers import report_in
 from webhooks import verification
 from webhooks.configure import fields_of, update_webhook
 from webhooks.models import ManualSend, Webhook
@@ -84,6 +86,29 @@ def test_a_changed_url_must_be_verified_again(live):
     assert webhook.state == Webhook.State.UNVERIFIED and webhook.verified_at is None
 
 
+def test_a_challenge_answered_after_the_url_changed_does_not_verify_the_new_url(live):
+    def slowly_answering_the_challenge(body: bytes, headers: dict) -> Answer:
+        answer = answering_the_challenge(body, headers)
+        answer.delay = 1.5  # the URL is changed while this answer is on its way
+        return answer
+
+    with Receiver(judge=slowly_answering_the_challenge) as first, Receiver() as second:
+        webhook = make_webhook(live, first.url)
+        asked = verification.verify(webhook)
+        outcome = {}
+        worker = threading.Thread(target=lambda: outcome.update(send=carried_out(asked)))
+        worker.start()
+        wait_for(lambda: first.requests or None, timeout=10, interval=0.05, message="the challenge at the first URL")
+        fields = fields_of(webhook)
+        fields.url = second.url  # a receiver that never answers challenges
+        update_webhook(webhook, fields)
+        worker.join(timeout=30)
+    webhook.refresh_from_db()
+    assert outcome["send"].passed is False and outcome["send"].result.startswith("superseded")
+    assert webhook.url == second.url
+    assert webhook.state == Webhook.State.UNVERIFIED and webhook.verified_at is None
+
+
 def test_only_an_admin_waives_verification_with_a_reason(live, client):
     with Receiver() as receiver:
         webhook = make_webhook(live, receiver.url)
@@ -154,6 +179,7 @@ def test_the_command_waits_for_the_worker_and_exits_1_when_the_receiver_fails(li
 
 def test_the_page_right_after_creating_a_live_webhook_says_it_is_verifying(live, client, settings):
     settings.WEBHOOK_ALLOW_HTTP, settings.WEBHOOK_ALLOWED_NETWORKS = True, ["127.0.0.1/32"]
+    report_in("worker-1")  # a worker runs (none is started: the page right after creating is what is read)
     log_in_director(client, live)
     with Receiver(judge=answering_the_challenge) as receiver:
         form = {
@@ -191,14 +217,27 @@ def test_an_unverified_webhook_offers_verify_now_not_an_enable_button_that_refus
 def test_verify_now_in_the_browser(page, live, width, start_worker):
     start_worker()
     grant(make_user("dana"), live)
-    with Receiver(judge=answering_the_challenge) as receiver:
+    # The receiver is not ready at first: the challenge sent when the webhook is created fails, so the
+    # page is still unverified when Dana opens it (however fast the worker is), and Verify now is what passes.
+    ready = threading.Event()
+
+    def once_ready(body: bytes, headers: dict) -> Answer:
+        return answering_the_challenge(body, headers) if ready.is_set() else Answer(status=503)
+
+    with Receiver(judge=once_ready) as receiver:
         webhook = make_webhook(live, receiver.url, name="Ward feed")
+        wait_for(
+            lambda: ManualSend.objects.filter(webhook=webhook, finished_at__isnull=False).exists(),
+            timeout=30,
+            message="the first challenge to fail",
+        )
         produce(live, 1)
         page.set_viewport_size({"width": width, "height": 900})
         log_in(page, "dana")
         page.goto(f"/e/ward/webhooks/{webhook.pk}/")
         assert "unverified" in page.get_by_role("heading", level=1).inner_text()
         assert "Unverified:" in page.locator("#verification").inner_text()
+        ready.set()
         page.get_by_role("button", name="Verify now").click()
         result = page.locator(".verification-result", has_text="✓ verified")
         result.wait_for(timeout=30_000)  # the page refreshes itself until the worker's answer is in

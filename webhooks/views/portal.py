@@ -318,7 +318,7 @@ def webhook_stop_old_keys(request, environment, webhook_id):
             count = len(stopped)
             messages.success(
                 request,
-                f"{count} old {_key_noun(webhook)}{'s' if count != 1 else ''} stopped signing: "
+                f"{count} old {webhook.key_noun}{'s' if count != 1 else ''} stopped signing: "
                 f"requests to “{webhook.name}” now carry only the current one's signature.",
             )
         return redirect(reverse("webhook_detail", args=[environment.slug, webhook.pk]) + "#signing")
@@ -329,14 +329,10 @@ def webhook_stop_old_keys(request, environment, webhook_id):
             "section": "webhooks",
             "webhook": webhook,
             "old_keys": old_keys_signing(webhook),
-            "noun": _key_noun(webhook),
-            "title": f"Stop signing with the old {_key_noun(webhook)} now?",
+            "noun": webhook.key_noun,
+            "title": f"Stop signing with the old {webhook.key_noun} now?",
         },
     )
-
-
-def _key_noun(webhook: Webhook) -> str:
-    return "key" if webhook.security_method == Webhook.SecurityMethod.ED25519 else "secret"
 
 
 @environment_page(manage=True)
