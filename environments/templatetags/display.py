@@ -32,6 +32,20 @@ def pretty_json(text: str) -> str:
         return text
 
 
+# Longer texts (a 2,000-character URL in an audit event) show cut to their first CUT_TO characters, whole on demand.
+LONG_TEXT = 160
+CUT_TO = 100
+
+
+@register.filter
+def cut_long(text) -> str:
+    """The start of a text too long to show whole, ending in "…"; "" when the text is short enough to show."""
+    text = str(text)
+    if len(text) <= LONG_TEXT:
+        return ""
+    return text[:CUT_TO].rstrip() + "…"
+
+
 def _words(value) -> str:
     if value is None or value == "":
         return "—"
