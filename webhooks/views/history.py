@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
+from environments.templatetags.display import duration
 from environments.views.decorators import environment_page
 
 from .. import bodies, bulk, manual
@@ -146,5 +147,5 @@ def delivery_resend(request, environment, delivery_id):
             else f"it failed ({attempt.error.replace('_', ' ')})"
         )
         level = messages.success if attempt.succeeded else messages.error
-        level(request, f"Re-sent {delivery.message_id}: {outcome} in {attempt.duration_ms} ms.")
+        level(request, f"Re-sent {delivery.message_id}: {outcome} in {duration(attempt.duration_ms)}.")
     return redirect("delivery_detail", environment.slug, delivery.pk)
