@@ -198,3 +198,19 @@ def test_a_1900_character_url_and_an_unbroken_name_widen_no_page_and_the_audit_c
     # The cut name keeps its whole text for a pointer's tooltip.
     assert created.get_by_title(UNBROKEN_NAME).count() == 1
     assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+@pytest.mark.parametrize("width", [390, 1440])
+def test_with_debug_on_a_missing_portal_page_is_the_portals_own_404_page_and_fits(page, settings, width):
+    settings.DEBUG = True  # as under `make run`: Django would show its technical 404 page, wider than a phone
+    make_environment("clinic")
+    make_user("root", admin=True)
+    page.set_viewport_size({"width": width, "height": 900})
+    log_in(page, "root")
+    for path in ["/no-such-page/", "/e/no-such-environment/", "/e/clinic/webhooks/999999/"]:
+        response = page.goto(path)
+        assert response.status == 404
+        assert page.get_by_role("heading", level=1).inner_text() == "Not found"
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, path
+    api = page.request.get("/api/v1/no-such-endpoint/")
+    assert api.status == 404 and api.json()["error"]["code"] == "not_found"
