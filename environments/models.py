@@ -95,6 +95,11 @@ class Environment(models.Model):
         return self.name
 
     @property
+    def is_live(self) -> bool:
+        """Live environments hold real data: the portal marks them "Live" wherever it names the environment."""
+        return self.kind == self.Kind.LIVE
+
+    @property
     def schema(self) -> dict:
         """The published schema, or an empty one before anything is published."""
         if self.published_version is None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import zoneinfo
 from functools import cache
 
-from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.utils import timezone
 
 from .access import visible_environments
@@ -45,14 +44,22 @@ def remember_environment(request, environment: Environment) -> None:
 
 def landing_environment(user) -> Environment | None:
     """Where a person lands: the environment used last, else the first that is not Live (Test before Live)."""
-    visible: QuerySet[Environment] = visible_environments(user)
     last = Preference.objects.filter(user=user).values_list("last_environment", flat=True).first()
-    if last is not None:
-        environment = visible.filter(pk=last).first()
-        if environment is not None:
+    return environment_worked_in(list(visible_environments(user)), last)
+
+
+def environment_worked_in(environments: list[Environment], last_id: int | None) -> Environment | None:
+    """Of `environments` (in name order), the one used last, else the first that is not Live (Test before Live).
+
+    Pages outside any environment (Audit log, Configurations, Notifications, Your settings) show this one in the
+    switcher and the navigation, so leaving an environment for them does not lose it.
+    """
+    for environment in environments:
+        if environment.pk == last_id:
             return environment
-    live_last = Case(When(kind=Environment.Kind.LIVE, then=Value(1)), default=Value(0), output_field=IntegerField())
-    return visible.order_by(live_last, "name").first()
+    # A stable sort keeps name order within each group.
+    ordered = sorted(environments, key=lambda environment: environment.is_live)
+    return ordered[0] if ordered else None
 
 
 class PreferenceMiddleware:

@@ -113,6 +113,7 @@ MIDDLEWARE = [
     "environments.preferences.PreferenceMiddleware",
     "integration_tools.request_guard.RequestGuardMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "environments.views.errors.PortalNotFoundMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "dataapi.api_errors.ApiJsonErrorsMiddleware",

@@ -16,6 +16,7 @@ from django.db.models import F
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from credentials import secrets as credential_secrets
 from credentials.models import Credential
@@ -181,6 +182,10 @@ def _new_key_pair(webhook: Webhook) -> SigningSecret:
     )
 
 
+def _webhooks(count: int) -> str:
+    return ngettext("%(count)d webhook", "%(count)d webhooks", count) % {"count": count}
+
+
 def create_webhook(
     environment: Environment, fields: WebhookFields, *, request: HttpRequest | None = None, actor=None
 ) -> tuple[Webhook, str | None]:
@@ -188,7 +193,7 @@ def create_webhook(
     credentials = _validate(environment, fields)
     if environment.webhooks.count() >= settings.WEBHOOKS_PER_ENVIRONMENT_MAX:
         raise WebhookInvalid(
-            {"name": f"{environment.name} has {settings.WEBHOOKS_PER_ENVIRONMENT_MAX} webhooks, the most allowed"}
+            {"name": f"{environment.name} has {_webhooks(settings.WEBHOOKS_PER_ENVIRONMENT_MAX)}, the most allowed"}
         )
     webhook = Webhook(environment=environment, created_by=acting_user(request, actor))
     _apply(webhook, fields)

@@ -16,6 +16,7 @@ import random
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from . import outbound
 from .configure import disable_webhook
@@ -131,4 +132,5 @@ def note_failure(webhook_id: int, status_code: int | None, now: datetime.datetim
     failing_for = now - webhook.failing_since
     if failing_for >= datetime.timedelta(days=settings.WEBHOOK_DISABLE_AFTER_FAILING_DAYS):
         days = settings.WEBHOOK_DISABLE_AFTER_FAILING_DAYS
-        disable_webhook(webhook, f"Every delivery has failed for {days:g} days in a row.")
+        failed_for = ngettext("%(days)g day", "%(days)g days", days) % {"days": days}
+        disable_webhook(webhook, f"Every delivery has failed for {failed_for} in a row.")

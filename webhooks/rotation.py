@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from credentials.models import AccessToken, Client, Credential
 from credentials.services import invalidate_credential, revoke_tokens
@@ -158,8 +159,13 @@ def rotation_of(client: Client) -> Rotation:
         else 0
     )
     tokens_note = (
-        f" {rotation.live_old_tokens} token{'s' if rotation.live_old_tokens != 1 else ''} it obtained still "
-        "work until they expire: if it may be compromised, revoke them."
+        " "
+        + ngettext(
+            "%(count)d token it obtained still works until it expires: if it may be compromised, revoke it.",
+            "%(count)d tokens it obtained still work until they expire: if it may be compromised, revoke them.",
+            rotation.live_old_tokens,
+        )
+        % {"count": rotation.live_old_tokens}
         if rotation.live_old_tokens
         else ""
     )
@@ -225,7 +231,11 @@ def rotation_of(client: Client) -> Rotation:
     if steps_done and not rotation.live_old_tokens:
         state7 = "Done."
     elif steps_done:
-        state7 = f"Not yet: {rotation.live_old_tokens} token(s) the old credential obtained still work (step 4)."
+        state7 = ngettext(
+            "Not yet: %(count)d token the old credential obtained still works (step 4).",
+            "Not yet: %(count)d tokens the old credential obtained still work (step 4).",
+            rotation.live_old_tokens,
+        ) % {"count": rotation.live_old_tokens}
     else:
         state7 = "When every step above is done and no token of the old credential still works."
     steps.append(Step(7, "Rotation complete", state7 == "Done.", state7))

@@ -89,7 +89,7 @@ def test_a_disabled_client_gets_no_token_and_its_tokens_stop_at_once(client, env
     assert "Disable client and end its 1 token" in page
 
     response = client.post(f"/e/clinic/credentials/clients/{app.client_id}/", {"action": "disable"}, follow=True)
-    assert "is disabled: it obtains no token, and 1 it held ended." in response.content.decode()
+    assert "is disabled: it obtains no token, and the 1 token it held ended." in response.content.decode()
     assert read_patients(token) == 401
     assert exchange(app, secret)[0] == 401
 
@@ -124,3 +124,19 @@ def test_a_viewer_sees_the_client_but_changes_nothing(client, env):
     assert client.post(f"/e/clinic/credentials/clients/{app.client_id}/", {"action": "disable"}).status_code == 403
     app.refresh_from_db()
     assert app.disabled_at is None
+
+
+def test_one_live_token_is_spoken_of_in_the_singular(client, env):
+    log_in_director(client, env)
+    app = make_client(env, name="Lab importer")
+    credential, secret = make_credential(app)
+    exchange(app, secret)
+    assert "the 1 token it holds stops working now" in page_of(client, app)
+    revoke_page = client.get(f"/e/clinic/credentials/{credential.pk}/revoke-tokens/").content.decode()
+    assert "The 1 live access token issued to this credential will stop working at once. Apps using it get 401" in (
+        revoke_page
+    )
+    disabled = client.post(
+        f"/e/clinic/credentials/clients/{app.client_id}/", {"action": "disable"}, follow=True
+    ).content.decode()
+    assert "“Lab importer” is disabled: it obtains no token, and the 1 token it held ended." in disabled

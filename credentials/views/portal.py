@@ -5,6 +5,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 
 from environments.access import can_manage
@@ -291,7 +292,10 @@ def _client_action(request, environment, client):
     try:
         if action == "disable":
             revoked = disable_client(client, request=request)
-            messages.success(request, f"“{client.name}” is disabled: it obtains no token, and {revoked} it held ended.")
+            ended = ngettext("the %(count)d token it held ended", "the %(count)d tokens it held ended", revoked)
+            messages.success(
+                request, f"“{client.name}” is disabled: it obtains no token, and {ended % {'count': revoked}}."
+            )
         elif action == "enable":
             enable_client(client, request=request)
             messages.success(request, f"“{client.name}” is enabled: its active credentials obtain tokens again.")

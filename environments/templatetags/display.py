@@ -9,15 +9,18 @@ register = template.Library()
 
 @register.filter
 def duration(milliseconds) -> str:
-    """245 ms, 19.0 s, 4 min 5 s, 2 h 3 min: the unit a person reads at a glance."""
+    """240 ms, 1.2 s, 5 min 30 s, 2 h 3 min: the unit a person reads at a glance.
+
+    The one way the portal shows a duration: templates use it as a filter, views and commands call it.
+    """
     if milliseconds in (None, ""):
         return "—"
-    ms = int(milliseconds)
+    ms = round(float(milliseconds))
     if ms < 1000:
         return f"{ms} ms"
-    if ms < 60_000:
+    if round(ms / 100) < 600:  # below a minute once rounded to a tenth: never "60.0 s"
         return f"{ms / 1000:.1f} s"
-    seconds = ms // 1000
+    seconds = round(ms / 1000)
     if seconds < 3600:
         return f"{seconds // 60} min {seconds % 60} s"
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
@@ -30,6 +33,20 @@ def pretty_json(text: str) -> str:
         return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
     except (TypeError, ValueError, RecursionError):
         return text
+
+
+# Longer texts (a 2,000-character URL in an audit event) show cut to their first CUT_TO characters, whole on demand.
+LONG_TEXT = 160
+CUT_TO = 100
+
+
+@register.filter
+def cut_long(text) -> str:
+    """The start of a text too long to show whole, ending in "…"; "" when the text is short enough to show."""
+    text = str(text)
+    if len(text) <= LONG_TEXT:
+        return ""
+    return text[:CUT_TO].rstrip() + "…"
 
 
 def _words(value) -> str:

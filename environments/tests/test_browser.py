@@ -110,3 +110,27 @@ def test_the_audit_export_takes_the_filters_on_screen_even_before_they_are_appli
     content = download.value.path().read_text(encoding="utf-8")
     assert content.startswith("\ufeff")  # spreadsheets read "Zoë …" as written
     assert "Zoë …" in content and "configuration.published" not in content
+
+
+@pytest.mark.parametrize("width", [390, 1440])
+def test_a_live_environment_is_marked_live_in_words_on_its_pages_and_on_organisation_pages(page, width):
+    make_environment("sandbox-test")
+    make_environment("sandbox-live", kind="live")
+    make_user("root", admin=True)
+    page.set_viewport_size({"width": width, "height": 900})
+    log_in(page, "root")
+
+    page.goto("/e/sandbox-test/webhooks/")
+    assert page.locator(".badge", has_text="Live").count() == 0
+
+    for path in ["/e/sandbox-live/webhooks/", "/audit/"]:  # the audit log keeps the environment last worked in
+        page.goto(path)
+        switcher = page.locator("form.switcher")
+        badge = switcher.get_by_text("Live", exact=True)
+        assert badge.is_visible()
+        assert switcher.get_by_label("Environment").input_value() == "sandbox-live"
+        menu = page.get_by_role("navigation", name="Sections")
+        if width == 390:
+            menu.get_by_text("Menu: Sandbox Live").click()
+        assert menu.locator(".nav-heading", has_text="Sandbox Live").get_by_text("Live", exact=True).is_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= width

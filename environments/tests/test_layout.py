@@ -143,3 +143,75 @@ def test_the_re_send_button_in_the_history_can_be_seen(page, seeded, width):
         """el => [getComputedStyle(el).color, getComputedStyle(el.closest('tr')).backgroundColor]"""
     )
     assert colour not in ("rgb(255, 255, 255)", background)  # white on a white row was invisible
+
+
+# A name with no space to break at, as long as a webhook name may be, and a URL near the 2,000-character limit
+# with no character a browser breaks a line at.
+UNBROKEN_NAME = ("Laboratory_results_bridge_for_the_northern_district_clinics_and_the_regional_" * 2)[:100]
+
+
+@pytest.fixture
+def long_url(settings):
+    settings.WEBHOOK_ALLOW_HTTP = True
+    settings.WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    environment = make_environment("clinic")
+    make_user("root", admin=True)
+    with Receiver() as receiver:
+        url = (receiver.url + "?token=" + "abcdefghij" * 190)[:1900]
+        webhook = make_webhook(environment, url, name=UNBROKEN_NAME)
+        create_record(environment, "patients", {"first_name": "Ada", "last_name": "Lovelace"})
+        delivery = webhook.deliveries.get()
+        attempt_delivery(delivery.pk)
+    return {"webhook": webhook, "delivery": delivery, "url": url}
+
+
+@pytest.mark.parametrize("width", [390, 1440])
+def test_a_1900_character_url_and_an_unbroken_name_widen_no_page_and_the_audit_cuts_the_url(page, long_url, width):
+    page.set_viewport_size({"width": width, "height": 900})
+    log_in(page, "root")
+    webhook, delivery = long_url["webhook"].pk, long_url["delivery"].pk
+    too_wide = []
+    for path in [
+        "/e/clinic/",
+        "/audit/",
+        "/e/clinic/webhooks/",
+        f"/e/clinic/webhooks/{webhook}/",
+        f"/e/clinic/webhooks/{webhook}/deliveries/",
+        f"/e/clinic/deliveries/{delivery}/",
+    ]:
+        page.goto(path)
+        scroll_width = page.evaluate("document.documentElement.scrollWidth")
+        if scroll_width > width:
+            too_wide.append(f"{path} is {scroll_width} px wide")
+        crushed = page.evaluate(CRUSHED_CELLS)
+        if crushed:
+            too_wide.append(f"{path} crushes table cells to a few letters a line: {crushed[:3]}")
+    assert too_wide == [], "\n".join(too_wide)
+
+    # The audit log shows the start of the URL on a line or two; the whole of it opens on demand.
+    page.goto("/audit/")
+    created = page.locator("tr", has_text="webhook.created")
+    url_line = created.locator(".audit-details div", has=page.locator("dt", has_text="url"))
+    assert long_url["url"] not in url_line.inner_text()
+    assert url_line.bounding_box()["height"] < 100  # a few lines, not the dozens the whole URL fills
+    url_line.get_by_text("show all 1900 characters").click()
+    assert long_url["url"] in url_line.inner_text()
+    # The cut name keeps its whole text for a pointer's tooltip.
+    assert created.get_by_title(UNBROKEN_NAME).count() == 1
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+@pytest.mark.parametrize("width", [390, 1440])
+def test_with_debug_on_a_missing_portal_page_is_the_portals_own_404_page_and_fits(page, settings, width):
+    settings.DEBUG = True  # as under `make run`: Django would show its technical 404 page, wider than a phone
+    make_environment("clinic")
+    make_user("root", admin=True)
+    page.set_viewport_size({"width": width, "height": 900})
+    log_in(page, "root")
+    for path in ["/no-such-page/", "/e/no-such-environment/", "/e/clinic/webhooks/999999/"]:
+        response = page.goto(path)
+        assert response.status == 404
+        assert page.get_by_role("heading", level=1).inner_text() == "Not found"
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, path
+    api = page.request.get("/api/v1/no-such-endpoint/")
+    assert api.status == 404 and api.json()["error"]["code"] == "not_found"

@@ -41,3 +41,15 @@ def test_a_first_visit_lands_on_test_before_live_and_later_visits_where_one_work
     assert client.get("/")["Location"] == "/e/b-test/"
     client.get(f"/e/{live.slug}/webhooks/")
     assert client.get("/")["Location"] == "/e/a-live/"
+
+
+@pytest.mark.parametrize("path", ["/audit/", "/configurations/", "/notifications/", "/account/"])
+def test_organisation_pages_keep_the_environment_one_works_in_in_the_switcher_and_the_menu(client, path):
+    make_environment("a-test")
+    make_environment("b-clinic")
+    client.force_login(make_user("root", admin=True))
+    client.get("/e/b-clinic/webhooks/")
+    page = client.get(path).content.decode()
+    assert '<option value="b-clinic" selected>' in page
+    assert 'href="/e/b-clinic/webhooks/"' in page  # the environment's sections stay in the menu
+    assert 'href="/e/a-test/' not in page

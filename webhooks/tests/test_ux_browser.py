@@ -4,8 +4,10 @@ not send again, a client's page, the audit trail in words, and a Viewer's pages 
 import pytest
 
 from credentials.tests.factories import make_client, make_credential
+from environments.records import create_record
 from environments.tests.browser import log_in
 from environments.tests.factories import grant, make_environment, make_user
+from webhooks.sending import attempt_delivery
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Receiver
 
@@ -85,3 +87,28 @@ def test_a_viewer_meets_no_empty_heading_or_action_less_section(page, clinic, wi
     assert "Testing" not in page_text and "Danger zone" not in page_text and "Recover" not in page_text
     assert page.get_by_role("heading", name="Settings").is_visible()
     assert not page.console_errors
+
+
+@pytest.mark.parametrize("width", [390, 1440])
+def test_pause_and_retry_now_sit_in_one_row_with_the_other_actions(page, clinic, width):
+    with Receiver() as receiver:
+        receiver.answer(503)
+        webhook = make_webhook(clinic, receiver.url, name="EHR bridge")
+        create_record(clinic, "patients", {"first_name": "Ada", "last_name": "Lovelace"})
+        attempt_delivery(webhook.deliveries.get().pk)  # fails: one delivery waits for its retry
+    page.set_viewport_size({"width": width, "height": 900})
+    log_in(page, "dana")
+    page.goto(f"/e/clinic/webhooks/{webhook.pk}/")
+    actions = page.locator("main .actions", has=page.get_by_role("button", name="Retry now"))
+    boxes = [
+        actions.get_by_role(role, name=name, exact=True).bounding_box()
+        for role, name in [("link", "Delivery history"), ("link", "Edit"), ("button", "Pause"), ("button", "Retry now")]
+    ]
+    if width == 1440:
+        assert len({round(box["y"]) for box in boxes}) == 1, boxes
+    # On a phone the row may wrap, but only where the next action would not fit beside the one before it.
+    right_edge = actions.bounding_box()["x"] + actions.bounding_box()["width"]
+    for before, box in zip(boxes, boxes[1:], strict=False):
+        if round(box["y"]) != round(before["y"]):
+            assert before["x"] + before["width"] + box["width"] > right_edge, (before, box)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width

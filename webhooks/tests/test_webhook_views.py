@@ -294,7 +294,7 @@ def test_retry_now_on_the_page_makes_waiting_deliveries_due_and_is_audited(clien
         assert "Retry now" in page.content.decode()
         response = client.post(f"/e/clinic/webhooks/{webhook.pk}/retry-now/", follow=True)
 
-    assert "Sending 1 waiting deliveries" in response.content.decode()
+    assert "Sending 1 waiting delivery of" in response.content.decode()
     delivery.refresh_from_db()
     assert delivery.next_attempt_at <= timezone.now()
     assert AuditEvent.objects.filter(action="webhook.retried_now", target_id=str(webhook.pk)).exists()
@@ -317,3 +317,25 @@ def test_the_audit_log_tells_webhook_changes_in_words_with_names(client, directo
     listed = page.split("<dt>event types</dt><dd>")[1].split("</dd>")[0]
     assert sorted(listed.split(", ")) == ["patients.created", "patients.deleted", "patients.updated"]
     assert str(credential.pk) not in page  # names, not ids
+
+
+def test_one_waiting_delivery_is_spoken_of_in_the_singular(client, director, env):
+    with Receiver() as receiver:
+        receiver.answer(503)
+        webhook = make_webhook(env, receiver.url, name="EHR bridge")
+        create_record(env, "patients", {"first_name": "Ada", "last_name": "Lovelace"})
+        attempt_delivery(webhook.deliveries.get().pk)  # fails: one delivery waits for its retry
+    page = client.get(f"/e/clinic/webhooks/{webhook.pk}/").content.decode()
+    assert "Retry now sends the 1 waiting delivery at once, oldest first, instead of at its scheduled retry." in page
+
+    sent = client.post(f"/e/clinic/webhooks/{webhook.pk}/retry-now/", follow=True).content.decode()
+    assert "Sending 1 waiting delivery of “EHR bridge” now" in sent
+
+    client.post(f"/e/clinic/webhooks/{webhook.pk}/pause/")
+    confirm = client.post(f"/e/clinic/webhooks/{webhook.pk}/resume/", {"waiting": "discard"}).content.decode()
+    assert "<title>Discard 1 delivery?" in confirm
+    assert "the 1 change it carries: it is marked discarded" in confirm
+    resumed = client.post(
+        f"/e/clinic/webhooks/{webhook.pk}/resume/", {"waiting": "discard", "confirm": "discard"}, follow=True
+    ).content.decode()
+    assert "is active again; 1 waiting delivery discarded." in resumed

@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.utils.http import urlencode
+from django.utils.translation import ngettext
 
 from environments.views.decorators import environment_page
 
@@ -64,7 +65,11 @@ def _set_retention(request, environment):
             messages.error(request, f"Nothing was changed: {sentence(error)}")
         else:
             days = environment.payload_retention_days
-            kept = f"{days} days" if days else "as long as the deliveries"
+            kept = (
+                ngettext("%(days)d day", "%(days)d days", days) % {"days": days}
+                if days
+                else "as long as the deliveries"
+            )
             messages.success(request, f"Payloads in {environment.name} are now kept {kept}.")
     else:
         messages.error(request, "Nothing was changed: the retention is a whole number of days from 1 to 36,500.")

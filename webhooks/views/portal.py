@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -237,7 +238,8 @@ def webhook_waive_verification(request, environment, webhook_id):
     except WebhookError as error:
         messages.error(request, f"Nothing was changed: {sentence(error)}")
     else:
-        messages.success(request, f"Verification waived: “{webhook.name}” is active; {count} waiting deliveries go.")
+        went = ngettext("%(count)d waiting delivery goes", "%(count)d waiting deliveries go", count) % {"count": count}
+        messages.success(request, f"Verification waived: “{webhook.name}” is active; {went}.")
     return redirect(reverse("webhook_detail", args=[environment.slug, webhook.pk]) + "#health")
 
 
@@ -258,7 +260,8 @@ def webhook_retry_now(request, environment, webhook_id):
     except manual.ResendRefused as error:
         messages.error(request, sentence(error))
     else:
-        messages.success(request, f"Sending {count} waiting deliveries of “{webhook.name}” now, oldest first.")
+        waiting = ngettext("%(count)d waiting delivery", "%(count)d waiting deliveries", count) % {"count": count}
+        messages.success(request, f"Sending {waiting} of “{webhook.name}” now, oldest first.")
     return redirect("webhook_detail", environment.slug, webhook.pk)
 
 
@@ -274,7 +277,7 @@ def webhook_resume(request, environment, webhook_id):
         return render(
             request,
             "webhooks/discard.html",
-            {"section": "webhooks", "webhook": webhook, "waiting": waiting, "title": f"Discard {waiting} deliveries?"},
+            {"section": "webhooks", "webhook": webhook, "waiting": waiting, "title": _discard_title(waiting)},
         )
     try:
         count = resume_webhook(webhook, discard_waiting=discard, request=request)
@@ -282,8 +285,13 @@ def webhook_resume(request, environment, webhook_id):
         messages.error(request, str(error))
     else:
         done = "discarded" if discard else "sent in order"
-        messages.success(request, f"“{webhook.name}” is active again; {count} waiting deliveries {done}.")
+        waiting = ngettext("%(count)d waiting delivery", "%(count)d waiting deliveries", count) % {"count": count}
+        messages.success(request, f"“{webhook.name}” is active again; {waiting} {done}.")
     return redirect("webhook_detail", environment.slug, webhook.pk)
+
+
+def _discard_title(waiting: int) -> str:
+    return ngettext("Discard %(count)d delivery?", "Discard %(count)d deliveries?", waiting) % {"count": waiting}
 
 
 @require_POST

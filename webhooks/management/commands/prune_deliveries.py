@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.utils.translation import ngettext
 
 from environments.management.base import PortalCommand
 from webhooks.management import lookups
@@ -19,5 +20,11 @@ class Command(PortalCommand):
         age = lookups.duration(older_than, "--older-than")
         deleted = prune_deliveries(age)
         self.report(
-            {"deleted": deleted, "older_than": older_than}, f"Deleted {deleted} deliveries older than {older_than}."
+            {"deleted": deleted, "older_than": older_than},
+            ngettext(
+                "Deleted %(count)d delivery older than %(age)s.",
+                "Deleted %(count)d deliveries older than %(age)s.",
+                deleted,
+            )
+            % {"count": deleted, "age": older_than},
         )

@@ -1,4 +1,5 @@
 from django.core.management.base import CommandError
+from django.utils.translation import ngettext
 
 from environments.management.base import PortalCommand
 from webhooks.management import lookups
@@ -19,5 +20,11 @@ class Command(PortalCommand):
             raise CommandError(str(error)) from None
         self.report(
             {"webhook": target.pk, "deliveries": count},
-            f"{target.name}: {count} waiting deliveries are being sent now, oldest first.",
+            f"{target.name}: "
+            + ngettext(
+                "%(count)d waiting delivery is being sent now.",
+                "%(count)d waiting deliveries are being sent now, oldest first.",
+                count,
+            )
+            % {"count": count},
         )

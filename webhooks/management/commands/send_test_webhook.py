@@ -1,6 +1,7 @@
 from django.core.management.base import CommandError
 
 from environments.management.base import PortalCommand
+from environments.templatetags.display import duration
 from webhooks.management import lookups
 from webhooks.management.waiting import add_wait_argument, finished
 from webhooks.manual import send_test
@@ -32,6 +33,7 @@ class Command(PortalCommand):
             "response_excerpt": attempt.response_body[:500],
         }
         outcome = f"answered {attempt.status_code}" if attempt.status_code else f"failed: {attempt.error_detail}"
-        self.report(result, f"{target.name}: {outcome} in {attempt.duration_ms} ms ({send.delivery.message_id}).")
+        took = duration(attempt.duration_ms)
+        self.report(result, f"{target.name}: {outcome} in {took} ({send.delivery.message_id}).")
         if not attempt.succeeded:
             raise CommandError(f"the test delivery to {target.name} was not received ({outcome})")

@@ -1,4 +1,5 @@
 from django.core.management.base import CommandError
+from django.utils.translation import ngettext
 
 from credentials.management import lookups as credential_lookups
 from environments.management.base import PortalCommand
@@ -27,5 +28,10 @@ class Command(PortalCommand):
             raise CommandError(str(error)) from None
         self.report(
             {"environment": environment.slug, "payload_retention_days": days},
-            f"{environment.name} keeps payloads {f'{days} days' if days else 'as long as the deliveries'}.",
+            f"{environment.name} keeps payloads "
+            + (
+                ngettext("%(days)d day.", "%(days)d days.", days) % {"days": days}
+                if days
+                else "as long as the deliveries."
+            ),
         )

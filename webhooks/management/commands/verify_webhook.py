@@ -1,4 +1,5 @@
 from django.core.management.base import CommandError
+from django.utils.translation import ngettext
 
 from environments.management.base import PortalCommand
 from webhooks import verification
@@ -28,7 +29,9 @@ class Command(PortalCommand):
                 raise CommandError(str(error)) from None
             self.report(
                 {"verified": False, "waived": True, "state": target.state, "waiting_sent": count},
-                f"Verification of {target.name} waived; {count} waiting deliveries go.",
+                f"Verification of {target.name} waived; "
+                + ngettext("%(count)d waiting delivery goes.", "%(count)d waiting deliveries go.", count)
+                % {"count": count},
             )
             return
         outcome = finished(
