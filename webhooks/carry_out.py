@@ -16,7 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import manual, queueing, self_test, verification
-from .models import ManualSend
+from .models import ManualSend, Webhook
 
 # How soon a send that could not go yet (lock busy, delivery being sent) is tried again.
 RETRY_SECONDS = 1.0
@@ -60,3 +60,14 @@ def carry_out(send_id: int) -> ManualSend | None:
     send.finished_at, send.leased_until = timezone.now(), None
     send.save(update_fields=["finished_at", "leased_until", "attempt", "altered_attempt", "passed", "result"])
     return send
+
+
+def ask_verification_left_over(webhook_id: int) -> ManualSend | None:
+    """Ask for the verification an earlier version queued as a bare task, unless it is no longer needed
+    (the webhook is verified, or a verification is already waiting for a worker)."""
+    webhook = Webhook.objects.filter(pk=webhook_id, state=Webhook.State.UNVERIFIED).first()
+    if webhook is None:
+        return None
+    if ManualSend.objects.filter(webhook=webhook, kind=ManualSend.Kind.VERIFICATION, finished_at__isnull=True).exists():
+        return None
+    return verification.verify(webhook, actor_label="system")

@@ -393,7 +393,9 @@ def signing_secrets_in_use(webhook: Webhook, moment: datetime.datetime | None = 
     return [secret for secret in signing_keys_of(webhook) if secret.is_signing_at(moment)]
 
 
-def _set_state(webhook: Webhook, state: str, action: str, *, reason: str = "", request=None, actor=None, **details):
+def _set_state(
+    webhook: Webhook, state: str, action: str, *, reason: str = "", request=None, actor=None, ip=None, **details
+):
     with transaction.atomic():
         locked = Webhook.objects.select_for_update().get(pk=webhook.pk)
         previous = locked.state
@@ -406,6 +408,7 @@ def _set_state(webhook: Webhook, state: str, action: str, *, reason: str = "", r
             action,
             request=request,
             actor=actor,
+            ip=ip,
             target=locked,
             environment=locked.environment,
             details={"from": previous, "to": state, **({"reason": reason} if reason else {}), **details},
@@ -454,7 +457,9 @@ def resume_webhook(
     return count
 
 
-def activate(webhook: Webhook, action: str, *, request: HttpRequest | None = None, actor=None, **details) -> int:
+def activate(
+    webhook: Webhook, action: str, *, request: HttpRequest | None = None, actor=None, ip=None, **details
+) -> int:
     """Make the webhook active (audited as `action`) and send what waits for it at once, oldest first.
 
     Returns how many deliveries were waiting. Resuming, enabling and a passed verification all end here.
@@ -462,7 +467,7 @@ def activate(webhook: Webhook, action: str, *, request: HttpRequest | None = Non
     waiting = Delivery.objects.filter(webhook=webhook, status__in=Delivery.WAITING, is_test=False)
     with transaction.atomic():
         count = waiting.count()
-        _set_state(webhook, Webhook.State.ACTIVE, action, request=request, actor=actor, waiting=count, **details)
+        _set_state(webhook, Webhook.State.ACTIVE, action, request=request, actor=actor, ip=ip, waiting=count, **details)
         # Due now: those that were waiting for a retry while held need not wait out their backoff.
         waiting.update(next_attempt_at=timezone.now(), enqueued_at=timezone.now())
         copies = settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK

@@ -56,8 +56,11 @@ def ask(
     user=None,
     altered: Delivery | None = None,
     challenge: str = "",
+    ip: str | None = None,
 ) -> ManualSend:
-    """Record a send for a worker to carry out, queued once the caller's transaction commits."""
+    """Record a send for a worker to carry out, queued once the caller's transaction commits.
+
+    `ip` is the address it was asked from: the worker audits the outcome with it."""
     now = timezone.now()
     send = ManualSend.objects.create(
         webhook=webhook,
@@ -68,6 +71,7 @@ def ask(
         challenge=challenge,
         requested_by=requested_by[:255],
         requested_by_user=user,
+        requested_from=ip,
         requested_at=now,
         enqueued_at=now,
     )
@@ -75,7 +79,7 @@ def ask(
     return send
 
 
-def ask_for_verification(webhook: Webhook, *, requested_by: str, user=None) -> ManualSend:
+def ask_for_verification(webhook: Webhook, *, requested_by: str, user=None, ip: str | None = None) -> ManualSend:
     """Record URL verification: a signed `webhook.verification` event carrying a new random challenge."""
     challenge = secrets.token_urlsafe(24)
     data = {
@@ -94,6 +98,7 @@ def ask_for_verification(webhook: Webhook, *, requested_by: str, user=None) -> M
             requested_by=requested_by,
             user=user,
             challenge=challenge,
+            ip=ip,
         )
 
 

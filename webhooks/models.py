@@ -461,6 +461,8 @@ class ManualSend(models.Model):
     # URL verification: what the receiver must answer with.
     challenge = models.CharField(max_length=64, blank=True)
     requested_by = models.CharField(max_length=255)
+    # Where it was asked from: the worker's audit event of its outcome carries it.
+    requested_from = models.GenericIPAddressField(null=True, blank=True)
     requested_by_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

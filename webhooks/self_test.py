@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from environments.audit import acting_user, record_audit
+from environments.client_address import client_ip
 
 from .manual import send_by_hand
 from .manual_sends import ask, new_test_delivery
@@ -86,7 +87,8 @@ def run(webhook: Webhook, *, request=None, actor=None, actor_label: str | None =
         data = json.loads(body)["data"]
         genuine = new_test_delivery(webhook, EVENT_TYPE, data, body=body)
         tampered = new_test_delivery(webhook, EVENT_TYPE, data, body=body)
-        return ask(webhook, ManualSend.Kind.SELF_TEST, genuine, altered=tampered, requested_by=label, user=user)
+        ip = client_ip(request) if request is not None else None
+        return ask(webhook, ManualSend.Kind.SELF_TEST, genuine, altered=tampered, requested_by=label, user=user, ip=ip)
 
 
 def carry_out(send: ManualSend) -> None:
@@ -108,6 +110,7 @@ def carry_out(send: ManualSend) -> None:
         "webhook.signature_self_test",
         actor=send.requested_by_user,
         actor_label=label,
+        ip=send.requested_from,
         target=send.webhook,
         environment=send.webhook.environment,
         details={

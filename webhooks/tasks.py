@@ -49,6 +49,13 @@ def carry_out_manual_send(send_id: int) -> None:
     carry_out.carry_out(send_id)
 
 
+@shared_task(name="webhooks.verify", ignore_result=True)
+def verify_webhook_asked_before_upgrade(webhook_id: int) -> None:
+    """A verification queued by an earlier version (before sends by hand were recorded as ManualSends):
+    ask it again the current way if the webhook still waits for one, so an upgrade loses none."""
+    carry_out.ask_verification_left_over(webhook_id)
+
+
 @shared_task(name="webhooks.prune", ignore_result=True)
 def prune_old_deliveries() -> None:
     """Daily retention: payloads past their environment's payload retention are erased, then finished

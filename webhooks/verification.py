@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from environments.audit import acting_user, record_audit
+from environments.client_address import client_ip
 
 from .configure import WebhookError, activate
 from .manual import send_by_hand
@@ -54,7 +55,8 @@ def verify(webhook: Webhook, *, request=None, actor=None, actor_label: str | Non
     """Ask a worker to send the challenge now; returns the send to watch (its result, once in, says why)."""
     user = acting_user(request, actor)
     label = actor_label or (user.get_username() if user is not None else "system")
-    return ask_for_verification(webhook, requested_by=label, user=user)
+    ip = client_ip(request) if request is not None else None
+    return ask_for_verification(webhook, requested_by=label, user=user, ip=ip)
 
 
 def carry_out(send: ManualSend) -> None:
@@ -78,12 +80,13 @@ def carry_out(send: ManualSend) -> None:
             locked.verified_at = locked.verification_tried_at
         locked.save(update_fields=["verification_tried_at", "verification_result", "verified_at"])
         if passed and locked.state == Webhook.State.UNVERIFIED:
-            activate(locked, "webhook.verified", actor=send.requested_by_user, result=result)
+            activate(locked, "webhook.verified", actor=send.requested_by_user, ip=send.requested_from, result=result)
         else:
             record_audit(
                 "webhook.verified" if passed else "webhook.verification_failed",
                 actor=send.requested_by_user,
                 actor_label=send.requested_by,
+                ip=send.requested_from,
                 target=locked,
                 environment=locked.environment,
                 details={"result": result, "message_id": send.delivery.message_id},

@@ -74,6 +74,7 @@ class Migration(migrations.Migration):
                         on_delete=django.db.models.deletion.CASCADE, related_name="+", to="webhooks.delivery"
                     ),
                 ),
+                ("requested_from", models.GenericIPAddressField(blank=True, null=True)),
                 (
                     "requested_by_user",
                     models.ForeignKey(

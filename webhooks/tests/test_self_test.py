@@ -113,3 +113,13 @@ def test_the_command_says_so_in_one_line_when_no_worker_runs_it_in_time(env):
         "is the Celery worker running? It stays queued and is sent when one runs."
     ]
     assert ManualSend.objects.get(kind="self_test").finished_at is None  # still asked for, not forgotten
+
+
+def test_the_self_test_is_audited_from_the_address_it_was_asked_from(env, client):
+    director = log_in_director(client, env)
+    with Receiver() as receiver:
+        webhook = make_webhook(env, receiver.url)
+        client.post(f"/e/clinic/webhooks/{webhook.pk}/self-test/", REMOTE_ADDR="203.0.113.7")
+        carried_out(ManualSend.objects.get(kind="self_test"))
+    event = AuditEvent.objects.get(action="webhook.signature_self_test")
+    assert event.ip == "203.0.113.7" and event.actor_label == director.get_username()

@@ -12,6 +12,7 @@ from environments.tests.browser import log_in
 from environments.tests.factories import grant, log_in_director, make_environment, make_user
 from environments.workers import report_in
 from webhooks import verification
+from webhooks.carry_out import ask_verification_left_over
 from webhooks.configure import fields_of, update_webhook
 from webhooks.models import ManualSend, Webhook
 from webhooks.sending import attempt_delivery, drain
@@ -245,3 +246,16 @@ def test_verify_now_in_the_browser(page, live, width, start_worker):
         assert "active" in page.get_by_role("heading", level=1).inner_text()
         assert page.evaluate("document.documentElement.scrollWidth") <= width
     assert not page.console_errors
+
+
+def test_a_verification_queued_by_an_earlier_version_is_asked_again_once(live):
+    with Receiver(judge=answering_the_challenge) as receiver:
+        webhook = make_webhook(live, receiver.url)
+        ManualSend.objects.filter(webhook=webhook).delete()  # as an earlier version left it: a bare task only
+        asked = ask_verification_left_over(webhook.pk)
+        assert ask_verification_left_over(webhook.pk) is None  # one waits already: not asked twice
+        carried_out(asked)
+        webhook.refresh_from_db()
+        assert webhook.state == Webhook.State.ACTIVE
+        assert ask_verification_left_over(webhook.pk) is None  # verified: nothing to ask
+    assert len(receiver.requests) == 1
