@@ -2,6 +2,48 @@
 
 import django.db.models.deletion
 from django.db import migrations, models
+from django.db.models import Q
+
+# What each status choice of a job took (webhooks/bulk.py, as it was when this migration was written).
+_STATUSES = {
+    "recover": ("failed", "retrying"),
+    "failed": ("failed",),
+    "succeeded": ("succeeded",),
+    "discarded": ("discarded",),
+}
+
+
+def cover_unfinished_jobs(apps, schema_editor):
+    """A job still queued or running at the upgrade kept its place as a cursor; give it an item for each
+    delivery it had not reached yet, so the new engine carries it on instead of ending it with nothing sent."""
+    BulkResend = apps.get_model("webhooks", "BulkResend")
+    BulkResendItem = apps.get_model("webhooks", "BulkResendItem")
+    Delivery = apps.get_model("webhooks", "Delivery")
+    for job in BulkResend.objects.exclude(state="done"):
+        targets = Delivery.objects.filter(
+            webhook_id=job.webhook_id,
+            is_test=False,
+            pk__gt=job.cursor_id,
+            pk__lte=job.last_delivery_id,
+            status__in=_STATUSES.get(job.status_filter, ()),
+            payload_erased_at__isnull=True,
+        )
+        if job.since:
+            targets = targets.filter(created_at__gte=job.since)
+        if job.until:
+            targets = targets.filter(created_at__lt=job.until)
+        if job.event_type:
+            kind = job.event_type
+            targets = targets.filter(
+                Q(event_types=kind)
+                | Q(event_types__startswith=f"{kind} ")
+                | Q(event_types__contains=f" {kind} ")
+                | Q(event_types__endswith=f" {kind}")
+            )
+        BulkResendItem.objects.bulk_create(
+            (BulkResendItem(job_id=job.pk, delivery_id=pk, outcome="") for pk in targets.values_list("pk", flat=True)),
+            batch_size=1000,
+        )
 
 
 class Migration(migrations.Migration):
@@ -10,10 +52,6 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RemoveField(
-            model_name="bulkresend",
-            name="cursor_id",
-        ),
         migrations.AddField(
             model_name="bulkresend",
             name="stepped_at",
@@ -53,5 +91,10 @@ class Migration(migrations.Migration):
             options={
                 "indexes": [models.Index(fields=["job", "outcome", "delivery_id"], name="bulk_item_by_outcome")],
             },
+        ),
+        migrations.RunPython(cover_unfinished_jobs, migrations.RunPython.noop),
+        migrations.RemoveField(
+            model_name="bulkresend",
+            name="cursor_id",
         ),
     ]
