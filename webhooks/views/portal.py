@@ -137,6 +137,9 @@ def _shown(request, webhook, kind: str, parameter: str):
 def _verification_shown(request, webhook):
     """The verification the page was sent to show; else, while the webhook waits for one, the one under way."""
     shown = _shown(request, webhook, ManualSend.Kind.VERIFICATION, "verification")
+    if shown is not None and shown.is_finished:
+        # The webhook was read before the send: a verification that finished in between changed its state.
+        webhook.refresh_from_db()
     if shown is None and webhook.state == Webhook.State.UNVERIFIED:
         latest = manual_sends.latest(webhook, ManualSend.Kind.VERIFICATION)
         shown = latest if latest is not None and not latest.is_finished else None
@@ -144,6 +147,8 @@ def _verification_shown(request, webhook):
 
 
 def _detail_page(request, webhook):
+    # First: it may read the webhook again (a verification that finished meanwhile changed its state).
+    verification = _verification_shown(request, webhook)
     now = timezone.now()
     self_test_send = _shown(request, webhook, ManualSend.Kind.SELF_TEST, "self_test")
     [health] = health_of(webhook=webhook)
@@ -165,7 +170,7 @@ def _detail_page(request, webhook):
             "test_send": _shown(request, webhook, ManualSend.Kind.TEST, "test"),
             "self_test_send": self_test_send,
             "self_test": self_test.result_of(self_test_send) if self_test_send else None,
-            "verification": _verification_shown(request, webhook),
+            "verification": verification,
             "test_types": manual.test_types(webhook),
             # Built by the code that builds real bodies, with this webhook's format and chosen fields.
             "example_payloads": [(name, bodies.preview(webhook, name)) for name in webhook.event_types],
