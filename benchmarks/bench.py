@@ -671,7 +671,6 @@ def scenario_embedded(size) -> dict:
 
     folder = Path(tempfile.mkdtemp(prefix="bench-make-run-"))
     portal = MakeRun(folder)
-    portal.start()
     records = size["embedded_events"]
     made: list = []
     errors: list = []
@@ -693,6 +692,7 @@ def scenario_embedded(size) -> dict:
         return time.time() - started
 
     try:
+        portal.start()
         with Receiver() as receiver:
             portal.webhook(receiver.url)
             token = portal.token()

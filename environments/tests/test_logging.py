@@ -29,13 +29,15 @@ def dev_server(transactional_db, tmp_path):
     def ready():
         try:
             return requests.get(f"{url}/healthz", timeout=2).ok
-        except requests.ConnectionError:
-            return False
+        except requests.RequestException:
+            return False  # refused while it binds, or slow to answer its first request on a busy machine
 
-    wait_for(ready, timeout=30, message="the development server to answer")
-    yield url, log_path
-    process.terminate()
-    process.wait(timeout=10)
+    try:
+        wait_for(ready, timeout=60, message="the development server to answer")
+        yield url, log_path
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def logged_in(url: str, username: str) -> requests.Session:

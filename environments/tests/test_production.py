@@ -60,10 +60,13 @@ def run_gunicorn(tmp_path, *, collect_static: bool):
             # Refused while it binds, or slow to answer its first request while it imports Django on a busy machine.
             return False
 
-    wait_for(ready, timeout=60, message="gunicorn to answer")
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    try:
+        wait_for(ready, timeout=60, message="gunicorn to answer")
+        yield url
+    finally:
+        # Stopped even when it never answered: a gunicorn left behind holds the test database open.
+        process.terminate()
+        process.wait(timeout=10)
 
 
 @pytest.fixture

@@ -121,6 +121,8 @@ class MakeRun:
         return int((self.folder / "run" / f"{name}.pid").read_text())
 
     def stop(self) -> None:
+        if not hasattr(self, "process"):
+            return
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)  # Ctrl-C, as a user stops it
             try:

@@ -31,9 +31,11 @@ BURSTS = 20
 @pytest.fixture
 def make_run(tmp_path):
     portal = MakeRun(tmp_path)
-    portal.start()
-    yield portal
-    portal.stop()
+    try:
+        portal.start()
+        yield portal
+    finally:
+        portal.stop()  # even when it never served: nothing it started may outlive the test
     # Ctrl-C stopped every process it started: nothing is left holding the port.
     assert not portal.answers()
 
