@@ -270,7 +270,11 @@ class WorkerHeartbeat(models.Model):
     """The last time each Celery worker proved it was running tasks (shown on Overview)."""
 
     hostname = models.CharField(max_length=255, unique=True)
+    # A report from a task: the worker consumes its queue.
     last_seen = models.DateTimeField()
+    # A report from a thread of the worker process, not a task: a long queue does not delay it, so a worker
+    # that is running but busy is told from one that is not running.
+    alive_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.hostname} at {self.last_seen:%H:%M:%S}"

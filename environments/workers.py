@@ -22,9 +22,19 @@ from .models import WorkerHeartbeat, WorkerOutage
 
 @dataclass(frozen=True)
 class Silence:
-    """No worker has reported for longer than the limit; `last_seen` is None when none ever has."""
+    """No worker has reported from its queue for longer than the limit; `last_seen` is None when none ever has.
+
+    `process_alive`: a worker process still says it runs (from a thread, not the queue), so the queue is
+    long or stuck behind slow work: deliveries are delayed, not stopped.
+    """
 
     last_seen: datetime.datetime | None
+    process_alive: bool = False
+
+    @property
+    def stopped(self) -> bool:
+        """Nothing is being sent at all: no worker process is running."""
+        return not self.process_alive
 
 
 def silent_after() -> datetime.timedelta:
@@ -34,10 +44,11 @@ def silent_after() -> datetime.timedelta:
 def silence(now: datetime.datetime | None = None) -> Silence | None:
     """The current silence of every worker, or None while one is running."""
     now = now or timezone.now()
-    last_seen = WorkerHeartbeat.objects.aggregate(latest=Max("last_seen"))["latest"]
-    if last_seen is not None and now - last_seen <= silent_after():
+    latest = WorkerHeartbeat.objects.aggregate(seen=Max("last_seen"), alive=Max("alive_at"))
+    if latest["seen"] is not None and now - latest["seen"] <= silent_after():
         return None
-    return Silence(last_seen=last_seen)
+    alive = latest["alive"] is not None and now - latest["alive"] <= silent_after()
+    return Silence(last_seen=latest["seen"], process_alive=alive)
 
 
 def worker_status(now: datetime.datetime | None = None) -> list[dict]:
@@ -55,8 +66,19 @@ def report_in(hostname: str, now: datetime.datetime | None = None) -> WorkerOuta
     with transaction.atomic():
         # One report at a time decides whether an outage ended, so two workers coming back record it once.
         list(WorkerHeartbeat.objects.select_for_update().order_by("pk").values_list("pk", flat=True))
-        last_seen = WorkerHeartbeat.objects.aggregate(latest=Max("last_seen"))["latest"]
+        latest = WorkerHeartbeat.objects.aggregate(seen=Max("last_seen"), alive=Max("alive_at"))
         WorkerHeartbeat.objects.update_or_create(hostname=hostname, defaults={"last_seen": now})
+        last_seen, alive = latest["seen"], latest["alive"]
         if last_seen is None or now - last_seen <= silent_after():
             return None
+        if alive is not None and now - alive <= silent_after():
+            return None  # a worker ran all along, busy: its queue was slow, nothing had stopped
         return WorkerOutage.objects.create(started_at=last_seen, ended_at=now)
+
+
+def report_alive(hostname: str, now: datetime.datetime | None = None) -> None:
+    """Note that a worker process on `hostname` runs, from a thread of its own (see integration_tools/celery.py).
+
+    Only a worker that has reported from its queue once has a row: this never makes one up.
+    """
+    WorkerHeartbeat.objects.filter(hostname=hostname).update(alive_at=now or timezone.now())

@@ -1,9 +1,12 @@
 """The Celery application shared by the worker, beat and the web process."""
 
+import logging
 import os
+import socket
+import threading
 
 from celery import Celery
-from celery.signals import task_prerun, worker_ready
+from celery.signals import task_prerun, worker_ready, worker_shutdown
 
 from .embedded_broker import register as register_embedded_broker
 
@@ -39,10 +42,38 @@ def schedule_periodic_tasks(sender: Celery, **kwargs) -> None:
     )
 
 
+logger = logging.getLogger(__name__)
+_stop_liveness = threading.Event()
+
+
 @worker_ready.connect
 def report_in_at_start(sender=None, **kwargs) -> None:
-    """Report at once, so the Overview shows a fresh worker without waiting a beat interval."""
+    """Report at once, so the Overview shows a fresh worker without waiting a beat interval, and start the
+    process's own liveness report."""
     sender.app.send_task("environments.tasks.record_worker_heartbeat")
+    threading.Thread(target=_report_alive_until_shutdown, name="worker-liveness", daemon=True).start()
+
+
+@worker_shutdown.connect
+def stop_reporting_alive(**kwargs) -> None:
+    _stop_liveness.set()
+
+
+def _report_alive_until_shutdown() -> None:
+    """Every heartbeat interval, say this worker process runs. A thread, not a task: a long queue (a backlog,
+    slow receivers) delays the heartbeat task but not this, so pages can tell busy from stopped."""
+    from django.conf import settings
+    from django.db import connection
+
+    from environments.workers import report_alive
+
+    while not _stop_liveness.wait(settings.WORKER_HEARTBEAT_SECONDS):
+        try:
+            report_alive(socket.gethostname())
+        except Exception as error:  # noqa: BLE001 - a missed report must not end the thread; the next one may work
+            logger.warning("worker liveness report failed: %s", type(error).__name__)
+        finally:
+            connection.close()
 
 
 @task_prerun.connect

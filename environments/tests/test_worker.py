@@ -208,3 +208,43 @@ def test_the_banner_is_the_first_thing_on_the_page_at_phone_and_desktop_width(pa
     report_in("worker-1")
     page.reload()
     assert page.get_by_role("region", name="Background worker", exact=True).count() == 0
+
+
+# --- Busy is not stopped ------------------------------------------------------------------
+
+BUSY = "Background worker busy: deliveries are delayed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_whose_queue_is_slow_is_called_busy_not_stopped(client):
+    env = make_environment("clinic")
+    webhook = make_webhook(env, "http://127.0.0.1:9999/hook")
+    client.force_login(make_user(admin=True))
+    beat = reported(seconds_ago=120)  # its queue has not reached a heartbeat task for two minutes...
+    WorkerHeartbeat.objects.filter(pk=beat.pk).update(alive_at=timezone.now())  # ...but the process runs
+
+    overview = client.get("/e/clinic/").content.decode()
+    assert BUSY in overview and BANNER not in overview
+    # Work asked for now is delayed, not stopped: the pages do not claim it is not happening.
+    assert "in the background" in client.get(f"/e/clinic/webhooks/{webhook.pk}/").content.decode()
+    busy = manage_py("integration_health")
+    assert busy.returncode == 1
+    assert busy.stderr.strip().startswith(f"{BUSY} (last report ")
+
+    # The queue reaches the heartbeat again: no outage was recorded, so Admins are not told one ended.
+    assert report_in("worker-1") is None
+    assert WorkerOutage.objects.count() == 0
+    assert BUSY not in client.get("/e/clinic/").content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_worker_reports_its_process_alive_from_a_thread(start_worker):
+    make_environment("clinic")
+    start_worker()
+    beat = wait_for(lambda: WorkerHeartbeat.objects.first(), timeout=60, message="the first report")
+    wait_for(
+        lambda: WorkerHeartbeat.objects.get(pk=beat.pk).alive_at is not None,
+        timeout=30,
+        interval=0.25,
+        message="the worker process's own liveness report",
+    )

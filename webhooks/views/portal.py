@@ -364,7 +364,7 @@ def webhook_bulk_resend(request, environment, webhook_id):
         except ValueError as error:
             messages.error(request, f"Nothing was re-sent. {sentence(error)}")
         else:
-            if silence():
+            if (quiet := silence()) and quiet.stopped:
                 messages.warning(
                     request,
                     f"Recovery queued: {covered(job.total)} of “{webhook.name}”, but no background worker is "

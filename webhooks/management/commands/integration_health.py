@@ -75,7 +75,10 @@ class Command(PortalCommand):
         if stopped:
             # On stderr, so that --json output keeps its shape for scripts; the exit code is the alert.
             since = f"last report {stopped.last_seen.isoformat()}" if stopped.last_seen else "none has reported in"
-            self.stderr.write(f"Background worker not running: nothing is being sent ({since}).")
+            if stopped.stopped:
+                self.stderr.write(f"Background worker not running: nothing is being sent ({since}).")
+            else:
+                self.stderr.write(f"Background worker busy: deliveries are delayed ({since} from its queue).")
         if attention or stopped:
             # For cron and monitors: a non-zero exit is the alert.
             raise SystemExit(1)
