@@ -37,6 +37,8 @@ class Child:
     name: str
     command: list[str]
     restart: bool
+    # What stops while it is down, for the console line that says it exited.
+    while_down: str = ""
     process: subprocess.Popen | None = None
     started_at: float = 0.0
     pause: float = 1.0
@@ -83,8 +85,18 @@ def children(port: str) -> list[Child]:
     var = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
     schedule = os.environ.get("CELERY_BEAT_SCHEDULE_FILENAME", str(var / "celerybeat-schedule"))
     return [
-        Child("worker", [*celery, "worker", "--loglevel=INFO"], restart=True),
-        Child("beat", [*celery, "beat", "--loglevel=INFO", "--schedule", schedule], restart=True),
+        Child(
+            "worker",
+            [*celery, "worker", "--loglevel=INFO"],
+            restart=True,
+            while_down="nothing is sent while it is down (its work waits in the database)",
+        ),
+        Child(
+            "beat",
+            [*celery, "beat", "--loglevel=INFO", "--schedule", schedule],
+            restart=True,
+            while_down="deliveries still go, but retries, sweeps, heartbeats and notifications wait for it",
+        ),
         # No autoreload: the worker and beat do not reload either, and its file watcher costs CPU the worker needs.
         Child("portal", [python, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"], restart=False),
     ]
@@ -132,8 +144,8 @@ def supervise(port: str) -> int:
                 ran_for = now - child.started_at
                 child.pause = 1.0 if ran_for >= QUICK_EXIT_SECONDS else min(child.pause * 2, MAX_PAUSE_SECONDS)
                 say(
-                    f"the {child.name} {describe_exit(code)} after {ran_for:.0f} s; nothing is sent while it is "
-                    f"down, and it is restarted in {child.pause:.0f} s (its work waits in the database)"
+                    f"the {child.name} {describe_exit(code)} after {ran_for:.0f} s; {child.while_down}; "
+                    f"it is restarted in {child.pause:.0f} s"
                 )
                 child.restart_at = now + child.pause
     finally:
