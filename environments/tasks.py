@@ -8,6 +8,7 @@ from .workers import report_in
 
 
 @shared_task(name="environments.tasks.record_worker_heartbeat", ignore_result=True)
-def record_worker_heartbeat() -> None:
-    """Note that a worker is alive and consuming the queue; pages and `integration_health` read it."""
-    report_in(socket.gethostname())
+def record_worker_heartbeat(hostname: str | None = None) -> None:
+    """Note that the queue of the worker on `hostname` is consumed (sent by that worker's own thread, so beat
+    need not run); pages and `integration_health` read it."""
+    report_in(hostname or socket.gethostname())

@@ -26,11 +26,6 @@ def schedule_periodic_tasks(sender: Celery, **kwargs) -> None:
     from django.conf import settings
 
     sender.add_periodic_task(
-        settings.WORKER_HEARTBEAT_SECONDS,
-        sender.signature("environments.tasks.record_worker_heartbeat"),
-        name="worker heartbeat",
-    )
-    sender.add_periodic_task(
         settings.WEBHOOK_SWEEP_SECONDS,
         sender.signature("webhooks.sweep"),
         name="re-enqueue due webhook deliveries",
@@ -60,16 +55,20 @@ def stop_reporting_alive(**kwargs) -> None:
 
 
 def _report_alive_until_shutdown() -> None:
-    """Every heartbeat interval, say this worker process runs. A thread, not a task: a long queue (a backlog,
-    slow receivers) delays the heartbeat task but not this, so pages can tell busy from stopped."""
+    """Every heartbeat interval, two reports from this worker process, neither needing beat: that the process
+    runs (written from this thread, which a long queue does not delay), and a heartbeat task through the queue
+    (written when a worker reaches it, which proves the queue is consumed). Pages tell stopped from busy by them.
+    """
     from django.conf import settings
     from django.db import connection
 
     from environments.workers import report_alive
 
+    hostname = socket.gethostname()
     while not _stop_liveness.wait(settings.WORKER_HEARTBEAT_SECONDS):
         try:
-            report_alive(socket.gethostname())
+            report_alive(hostname)
+            app.send_task("environments.tasks.record_worker_heartbeat", (hostname,))
         except Exception as error:  # noqa: BLE001 - a missed report must not end the thread; the next one may work
             logger.warning("worker liveness report failed: %s", type(error).__name__)
         finally:

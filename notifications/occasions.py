@@ -126,7 +126,8 @@ def disabled_webhooks(now: datetime.datetime) -> Iterator[Occasion]:
     for event in events.order_by("occurred_at"):
         webhook = disabled[event.target_id]
         environment = webhook.environment
-        reason = webhook.disabled_reason or "no reason given"
+        # A reason may end a sentence of its own: "…these events." must not become "…these events..".
+        reason = (webhook.disabled_reason or "no reason given").rstrip(".")
         yield Occasion(
             Kind.WEBHOOK_DISABLED,
             f"webhook-{webhook.pk}-disabled-{event.pk}",

@@ -430,7 +430,7 @@ def pause_webhook(webhook: Webhook, *, request: HttpRequest | None = None, actor
 def resume_webhook(
     webhook: Webhook, *, discard_waiting: bool = False, request: HttpRequest | None = None, actor=None
 ) -> int:
-    """Make a paused or disabled webhook active again; send what waits, in order, or discard it.
+    """Make a paused or disabled webhook active again; send what waits, oldest first, or discard it.
 
     Returns how many waiting deliveries are sent (or were discarded).
     """

@@ -162,7 +162,7 @@ class RotateSecretForm(PortalForm):
 
 class ResumeForm(PortalForm):
     waiting = forms.ChoiceField(
-        choices=[("send", "Send what is waiting, in order"), ("discard", "Discard what is waiting")],
+        choices=[("send", "Send what is waiting, oldest first"), ("discard", "Discard what is waiting")],
         widget=forms.RadioSelect,
         initial="send",
     )

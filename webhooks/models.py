@@ -117,6 +117,14 @@ class Webhook(models.Model):
             return SigningSecret.Algorithm.ED25519
         return SigningSecret.Algorithm.HMAC_SHA256
 
+    # Why the sending path disables a webhook whose receiver answered 410 (webhooks/retry_policy.py).
+    GONE_REASON = "The receiver answered 410 Gone: it no longer wants these events."
+
+    @property
+    def disabled_by_gone(self) -> bool:
+        """Disabled because its receiver answered 410: the deliveries that got the 410 failed for good."""
+        return self.state == self.State.DISABLED and self.disabled_reason == self.GONE_REASON
+
     @property
     def key_noun(self) -> str:
         """What people call its signing keys: 'key' for Ed25519 pairs, 'secret' for `whsec_` secrets."""

@@ -127,7 +127,7 @@ def note_failure(webhook_id: int, status_code: int | None, now: datetime.datetim
     Webhook.objects.filter(pk=webhook_id, failing_since__isnull=True).update(failing_since=now)
     webhook = Webhook.objects.select_related("environment").get(pk=webhook_id)
     if status_code == 410:
-        disable_webhook(webhook, "The receiver answered 410 Gone: it no longer wants these events.")
+        disable_webhook(webhook, Webhook.GONE_REASON)
         return
     failing_for = now - webhook.failing_since
     if failing_for >= datetime.timedelta(days=settings.WEBHOOK_DISABLE_AFTER_FAILING_DAYS):

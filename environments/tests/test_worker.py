@@ -238,13 +238,21 @@ def test_a_worker_whose_queue_is_slow_is_called_busy_not_stopped(client):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_running_worker_reports_its_process_alive_from_a_thread(start_worker):
+def test_a_worker_reports_in_from_its_process_and_its_queue_without_beat(start_worker):
+    # Beat down (or not started) is not a stopped worker: both reports come from the worker itself.
     make_environment("clinic")
-    start_worker()
+    start_worker(beat=False)
     beat = wait_for(lambda: WorkerHeartbeat.objects.first(), timeout=60, message="the first report")
+    first_seen = beat.last_seen
     wait_for(
         lambda: WorkerHeartbeat.objects.get(pk=beat.pk).alive_at is not None,
         timeout=30,
         interval=0.25,
         message="the worker process's own liveness report",
+    )
+    wait_for(
+        lambda: WorkerHeartbeat.objects.get(pk=beat.pk).last_seen > first_seen,
+        timeout=30,
+        interval=0.25,
+        message="a heartbeat through the queue, with no beat running",
     )

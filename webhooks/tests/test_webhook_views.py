@@ -10,9 +10,10 @@ from environments.records import create_record
 from environments.tests.factories import grant, make_user
 from environments.workers import report_in
 from webhooks.bulk import bulk_resend_step
+from webhooks.configure import disable_webhook
 from webhooks.models import Attempt, BulkResend, Delivery, ManualSend, Webhook
 from webhooks.sending import attempt_delivery
-from webhooks.tests.factories import carried_out, make_webhook
+from webhooks.tests.factories import carried_out, make_delivery, make_webhook
 from webhooks.tests.receiver import Receiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -339,3 +340,30 @@ def test_one_waiting_delivery_is_spoken_of_in_the_singular(client, director, env
         f"/e/clinic/webhooks/{webhook.pk}/resume/", {"waiting": "discard", "confirm": "discard"}, follow=True
     ).content.decode()
     assert "is active again; 1 waiting delivery discarded." in resumed
+
+
+# --- Found by an exploratory run of make run ----------------------------------------------------------
+
+
+def test_a_webhook_disabled_by_a_410_says_the_deliveries_that_got_it_wait_for_recover(client, director, env):
+    webhook = make_webhook(env, "http://127.0.0.1:9999/hook")
+    disable_webhook(webhook, Webhook.GONE_REASON)
+    page = client.get(f"/e/clinic/webhooks/{webhook.pk}/").content.decode()
+    assert "The deliveries that got the 410 failed for good and are not among them" in page
+    assert 'href="#recover">recover</a> the failed ones' in page
+
+
+def test_a_delivery_whose_payload_was_erased_offers_no_re_send(client, director, env):
+    webhook = make_webhook(env, "http://127.0.0.1:9999/hook")
+    delivery = make_delivery(webhook, status=Delivery.Status.FAILED, payload_erased_at=timezone.now())
+    page = client.get(f"/e/clinic/deliveries/{delivery.pk}/").content.decode()
+    assert "Its payload was erased: there is nothing left to re-send." in page
+    assert 'disabled aria-describedby="resend-help">Re-send</button>' in page
+
+
+def test_background_wording_reads_as_one_sentence(client, director, env):
+    report_in("worker-1")
+    webhook = make_webhook(env, "http://127.0.0.1:9999/hook")
+    page = client.get(f"/e/clinic/webhooks/{webhook.pk}/").content.decode()
+    assert "in the background, oldest first" in page
+    assert "in the background ," not in page

@@ -289,7 +289,7 @@ def webhook_resume(request, environment, webhook_id):
     except WebhookError as error:
         messages.error(request, str(error))
     else:
-        done = "discarded" if discard else "sent in order"
+        done = "discarded" if discard else "sent, oldest first"
         waiting = ngettext("%(count)d waiting delivery", "%(count)d waiting deliveries", count) % {"count": count}
         messages.success(request, f"“{webhook.name}” is active again; {waiting} {done}.")
     return redirect("webhook_detail", environment.slug, webhook.pk)
