@@ -190,6 +190,11 @@ def test_a_1900_character_url_and_an_unbroken_name_widen_no_page_and_the_audit_c
 
     # The audit log shows the start of the URL on a line or two; the whole of it opens on demand.
     page.goto("/audit/")
+    # The details are what is read: long names in the other columns do not squeeze them to a sliver.
+    details_widths = page.evaluate(
+        "() => [...document.querySelectorAll('table.audit tbody td:last-child')].map(td => td.offsetWidth)"
+    )
+    assert min(details_widths) >= 200, details_widths
     created = page.locator("tr", has_text="webhook.created")
     url_line = created.locator(".audit-details div", has=page.locator("dt", has_text="url"))
     assert long_url["url"] not in url_line.inner_text()
