@@ -6,7 +6,9 @@ unreachable, the run fails: it never skips.
 
 import contextlib
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -60,6 +62,32 @@ def database_url_for_subprocess() -> str:
     host = settings.get("HOST") or "127.0.0.1"
     port = settings.get("PORT") or 5432
     return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on at `host` right now, for a server a test starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def log_in_over_http(base_url: str, username: str, password: str):
+    """A requests session logged in to a portal served by another process (gunicorn, runserver, make run)."""
+    import requests
+
+    session = requests.Session()
+    form = session.get(f"{base_url}/login/", timeout=10).text
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
+    answer = session.post(
+        f"{base_url}/login/",
+        data={"csrfmiddlewaretoken": token, "username": username, "password": password},
+        headers={"Referer": f"{base_url}/login/"},
+        timeout=10,
+    )
+    assert answer.history and answer.history[0].status_code == 302, f"not logged in: {answer.text[:300]}"
+    assert answer.ok and "/login/" not in answer.url, f"not logged in: {answer.text[:300]}"
+    return session
 
 
 def subprocess_env(**extra: str) -> dict:

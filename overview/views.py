@@ -13,7 +13,7 @@ from credentials.models import AccessToken, AuthFailure, Credential
 from environments.access import ROLE_LABELS, can_read_audit
 from environments.models import AuditEvent
 from environments.views.decorators import environment_page
-from environments.workers import silence, worker_status
+from environments.workers import worker_status
 from webhooks.health import summaries
 from webhooks.rollup import Hour, hour_of, hours_from
 
@@ -64,7 +64,6 @@ def overview(request, environment):
             "role_label": ROLE_LABELS[request.role],
             "recent_audit": recent_audit,
             "workers": worker_status(now),
-            "worker_silence": silence(now),
             "waiting_total": sum(summary.waiting for summary in webhooks),
             "event_count": environment.events.count(),
             "access": _access_health(environment),

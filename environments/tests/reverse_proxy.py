@@ -26,7 +26,7 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from conftest import BASE_DIR, subprocess_env, wait_for
+from conftest import BASE_DIR, free_port, subprocess_env, wait_for
 
 PROXY_ADDRESS = "127.0.0.2"
 
@@ -37,13 +37,6 @@ def nginx_path() -> str:
     if path is None:
         pytest.fail("nginx is not installed: run scripts/system-packages (Debian's nginx package)")
     return path
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def _answers(host: str, port: int) -> bool:

@@ -1,15 +1,13 @@
 """The log as `make run` writes it: a refused request (403) is one line saying who was refused what and why."""
 
-import re
 import subprocess
 import sys
 
 import pytest
 import requests
 
-from conftest import BASE_DIR, subprocess_env, wait_for
+from conftest import BASE_DIR, free_port, log_in_over_http, subprocess_env, wait_for
 from environments.tests.factories import PASSWORD, grant, make_environment, make_user
-from environments.tests.test_production import free_port
 
 
 @pytest.fixture
@@ -40,24 +38,10 @@ def dev_server(transactional_db, tmp_path):
         process.wait(timeout=10)
 
 
-def logged_in(url: str, username: str) -> requests.Session:
-    session = requests.Session()
-    form = session.get(f"{url}/login/", timeout=5).text
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
-    answer = session.post(
-        f"{url}/login/",
-        data={"csrfmiddlewaretoken": token, "username": username, "password": PASSWORD},
-        headers={"Referer": f"{url}/login/"},
-        timeout=5,
-    )
-    assert answer.ok and "/login/" not in answer.url
-    return session
-
-
 def test_a_refused_request_is_logged_once_without_a_traceback_naming_who_what_and_why(dev_server):
     url, log_path = dev_server
     grant(make_user("vera"), make_environment("clinic"), "viewer")
-    session = logged_in(url, "vera")
+    session = log_in_over_http(url, "vera", PASSWORD)
 
     refused = session.get(f"{url}/e/clinic/webhooks/new/", timeout=5)
     assert refused.status_code == 403

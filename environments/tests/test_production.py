@@ -1,7 +1,6 @@
 """The production processes of docker-compose.yml, run directly: gunicorn with WhiteNoise on production settings."""
 
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,16 +10,10 @@ import requests
 import yaml
 from cryptography.fernet import Fernet
 
-from conftest import BASE_DIR, subprocess_env, wait_for
+from conftest import BASE_DIR, free_port, subprocess_env, wait_for
 
 COMPOSE = yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text())
 PORTAL_SERVICES = ("migrate", "web", "worker", "beat")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_gunicorn(tmp_path, *, collect_static: bool):

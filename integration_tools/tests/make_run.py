@@ -8,26 +8,20 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import requests
 
+from conftest import free_port, log_in_over_http
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 BANNER = "Background worker not running: nothing is being sent"
 PASSWORD = "soak-test-password-1"  # noqa: S105 - a throwaway admin of a throwaway portal
 # What a user's shell passes on; anything else (a test's or the benchmark's DATABASE_URL, DEBUG=0) is left out.
 PASSED_ON = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHON", "USER")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class MakeRun:
@@ -133,17 +127,8 @@ class MakeRun:
 
 
 def logged_in(portal: MakeRun) -> requests.Session:
-    session = requests.Session()
-    form = session.get(f"{portal.url}/login/", timeout=10).text
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
-    response = session.post(
-        f"{portal.url}/login/",
-        data={"username": "admin", "password": PASSWORD, "csrfmiddlewaretoken": token},
-        headers={"Referer": f"{portal.url}/login/"},
-        timeout=10,
-    )
-    assert response.ok and "/login/" not in response.url, response.text[:500]
-    return session
+    """The demo's admin, logged in to this portal."""
+    return log_in_over_http(portal.url, "admin", PASSWORD)
 
 
 def produce(

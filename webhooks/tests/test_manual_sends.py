@@ -2,8 +2,6 @@
 worker: a receiver that hangs holds no web worker, and a busy webhook lock is neither a 500 nor a delivery left
 pending for ever."""
 
-import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -14,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import BASE_DIR, WORKER_TEST_ENV, subprocess_env, wait_for
+from conftest import BASE_DIR, WORKER_TEST_ENV, free_port, log_in_over_http, subprocess_env, wait_for
 from credentials.tests.factories import make_client, make_credential
 from environments.records import create_record
 from environments.tests.browser import log_in
@@ -106,12 +104,6 @@ def test_a_test_send_whose_task_was_lost_is_still_sent(env, client, director, st
 # --- A hanging receiver and the web tier ------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def portal_under_gunicorn(transactional_db, tmp_path):
     """The portal served by gunicorn with 2 sync workers and its 30 s worker timeout, as in production."""
@@ -139,20 +131,6 @@ def portal_under_gunicorn(transactional_db, tmp_path):
         log.close()
 
 
-def logged_in(portal: str, username: str) -> requests.Session:
-    session = requests.Session()
-    form = session.get(f"{portal}/login/", timeout=10).text
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
-    done = session.post(
-        f"{portal}/login/",
-        data={"username": username, "password": PASSWORD, "csrfmiddlewaretoken": token},
-        allow_redirects=False,
-        timeout=10,
-    )
-    assert done.status_code == 302, "logged in"
-    return session
-
-
 # How long the receiver hangs: the webhook's whole timeout.
 HANG_SECONDS = 10
 
@@ -178,7 +156,7 @@ def test_two_test_sends_to_a_hanging_receiver_leave_the_token_endpoints_latency_
 
     with Receiver(default=Answer(delay=HANG_SECONDS + 5)) as receiver:
         webhook = make_webhook(env, receiver.url, timeout_seconds=HANG_SECONDS)
-        session = logged_in(portal, "dana")
+        session = log_in_over_http(portal, "dana", PASSWORD)
         csrf = session.cookies["csrftoken"]
         before = [token_seconds() for _ in range(5)]
         answers: list[tuple[int, float]] = []
