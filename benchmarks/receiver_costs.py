@@ -23,7 +23,8 @@ def measure(renders: int, erase_deliveries: int) -> dict:
 
     from benchmarks.history_pages import _seed
     from environments.tests.factories import make_environment
-    from webhooks import bodies, erasure, ledger, signing
+    from webhooks import erasure
+    from webhooks.delivery import bodies, ledger, signing
     from webhooks.models import Delivery, Webhook
     from webhooks.tests.factories import make_webhook
 

@@ -11,8 +11,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from environments.audit import acting_user, record_audit
-from environments.inputs import length_problem, text_problem
 from environments.models import Environment
+from portal.inputs import length_problem, text_problem
 
 from . import secrets
 from .models import AccessToken, Client, Credential

@@ -28,7 +28,6 @@ from pydantic import BeforeValidator, ConfigDict, Field
 
 from credentials.models import AccessToken
 from credentials.oauth import BearerError, resolve_bearer
-from environments import inputs
 from environments.models import Environment, Record
 from environments.records import (
     DuplicateExternalId,
@@ -38,6 +37,7 @@ from environments.records import (
     record_representation,
     update_record,
 )
+from portal import inputs
 
 from .openapi import environment_document
 

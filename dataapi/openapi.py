@@ -14,8 +14,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from environments.inputs import MAX_INTEGER, MIN_INTEGER
 from environments.models import Environment
+from portal.inputs import MAX_INTEGER, MIN_INTEGER
 
 # A string the server stores: any text without NUL, the one character PostgreSQL refuses.
 NO_NUL = "^[^\\x00]*$"

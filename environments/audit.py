@@ -12,9 +12,10 @@ from django.db import models
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
-from .client_address import client_ip
+from portal.client_address import client_ip
+from portal.spreadsheets import csv_lines
+
 from .models import AuditEvent, Environment
-from .spreadsheets import csv_lines
 
 # Audit details are shown to every auditor and exported to CSV: a key that
 # looks like it carries a secret is a programming error, refused loudly.

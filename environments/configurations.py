@@ -15,7 +15,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.text import slugify
 
-from . import inputs
+from portal import inputs
+
 from .audit import acting_user, record_audit
 from .models import Configuration, ConfigurationVersion, Environment
 from .publish_impact import PublishImpact, records_left_invalid

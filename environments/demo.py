@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from portal.inputs import username_problem
+
 from .configurations import ConfigurationError, create_configuration, create_environment, publish_version, save_draft
-from .inputs import username_problem
 from .models import Configuration, Environment, Record
 from .records import create_record
 

@@ -13,8 +13,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from portal.inputs import text_problem
+
 from .events import emit_event
-from .inputs import text_problem
 from .models import Environment, Record
 from .schema import normalize_record_data, validate_record_changes, validate_record_data
 

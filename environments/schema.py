@@ -25,7 +25,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from .inputs import MAX_INTEGER, MIN_INTEGER, text_problem
+from portal.inputs import MAX_INTEGER, MIN_INTEGER, text_problem
 
 BUILT_IN_DATA_TYPES = ("patients", "workers")
 FIELD_TYPES = ("boolean", "choice", "date", "datetime", "email", "integer", "number", "string", "text")

@@ -11,7 +11,6 @@ from pathlib import Path
 import environ
 from cryptography.fernet import Fernet
 
-from environments.client_address import parse_networks
 from environments.development_keys import (
     DEVELOPMENT_FIELD_ENCRYPTION_KEY,
     DEVELOPMENT_SECRET_KEY,
@@ -19,6 +18,7 @@ from environments.development_keys import (
     is_development_secret_key,
     normalised_keys,
 )
+from portal.client_address import parse_networks
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "portal",
     "environments",
     "credentials",
     "webhooks",
@@ -104,7 +105,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # First after security: everything after it (throttles, audit, access records) reads request.client_ip.
-    "environments.client_address.ClientAddressMiddleware",
+    "portal.client_address.ClientAddressMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

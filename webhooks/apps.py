@@ -11,7 +11,7 @@ class WebhooksConfig(AppConfig):
         from environments.events import register_event_listener
 
         from .configure import webhooks_signing_with
-        from .fanout import fan_out
+        from .delivery.fanout import fan_out
 
         register_event_listener(fan_out)
         register_in_use_check(webhooks_signing_with)

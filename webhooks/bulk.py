@@ -18,13 +18,14 @@ from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
 from environments.audit import record_audit
-from environments.inputs import length_problem, moment_problem
+from portal.inputs import length_problem, moment_problem
 
-from . import bulk_outcomes, queueing
+from . import bulk_outcomes
+from .delivery import queueing
+from .delivery.ledger import lease_seconds
+from .delivery.sending import send_now
 from .history import carrying
-from .ledger import lease_seconds
 from .models import Attempt, BulkResend, BulkResendItem, Delivery, Webhook
-from .sending import send_now
 
 BULK_CHUNK = 10
 # How soon a job looks again at deliveries someone else is sending: how often its progress moves then.

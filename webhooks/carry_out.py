@@ -15,7 +15,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from . import manual, queueing, self_test, verification
+from . import manual, self_test, verification
+from .delivery import queueing
 from .models import ManualSend, Webhook
 
 # How soon a send that could not go yet (lock busy, delivery being sent) is tried again.

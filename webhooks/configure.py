@@ -23,9 +23,10 @@ from credentials.models import Credential
 from environments.audit import acting_user, record_audit
 from environments.models import Environment
 
-from . import manual_sends, options, queueing, signing
+from . import manual_sends, options
+from .delivery import queueing, signing
+from .delivery.outbound import InvalidDestination, check_url
 from .models import Delivery, SigningSecret, Webhook
-from .outbound import InvalidDestination, check_url
 
 
 class WebhookInvalid(ValueError):

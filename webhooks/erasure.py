@@ -18,8 +18,8 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from environments.audit import record_audit
-from environments.inputs import range_problem
 from environments.models import Environment, Event
+from portal.inputs import range_problem
 
 from .models import Attempt, Delivery, DeliveryEvent, Webhook
 

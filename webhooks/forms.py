@@ -5,8 +5,8 @@ import datetime
 from django import forms
 from django.conf import settings
 
-from environments.inputs import EARLIEST_YEAR, LATEST_YEAR, validate_moment
 from environments.portal_forms import PortalForm
+from portal.inputs import EARLIEST_YEAR, LATEST_YEAR, validate_moment
 
 from .bulk import RECOVER, STATUS_CHOICES, Selection
 from .configure import WebhookFields, WebhookInvalid, selectable_credentials

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from django.db.models import Q, QuerySet
 
-from environments import inputs
 from environments.models import Environment, Event
+from portal import inputs
 
+from .delivery.outbound import ERROR_CLASSES
 from .models import Delivery, Webhook
-from .outbound import ERROR_CLASSES
 
 # sort name -> (field, label); every sort is descending on the field, then on id.
 SORTS = {

@@ -13,10 +13,11 @@ from django.utils import timezone
 from environments.audit import record_audit
 from environments.models import Environment
 
-from . import ledger, manual_sends, queueing, retry_policy
+from . import manual_sends
+from .delivery import ledger, queueing, retry_policy
+from .delivery.sending import attempt_delivery
 from .examples import example_data
 from .models import Attempt, Delivery, ManualSend, Webhook
-from .sending import attempt_delivery
 
 TEST_EVENT_TYPE = "webhook.test"
 

@@ -21,8 +21,8 @@ from django.utils import timezone
 
 from environments.models import Event
 
-from . import queueing
-from .fanout import new_message_id
+from .delivery import queueing
+from .delivery.fanout import new_message_id
 from .models import Delivery, DeliveryEvent, ManualSend, Webhook
 
 VERIFICATION_EVENT_TYPE = "webhook.verification"

@@ -18,12 +18,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from environments.audit import acting_user, record_audit
-from environments.client_address import client_ip
+from portal.client_address import client_ip
 
+from .delivery.signing import SELF_TEST_MARKER
 from .manual import send_by_hand
 from .manual_sends import ask, new_test_delivery
 from .models import Attempt, ManualSend, Webhook
-from .signing import SELF_TEST_MARKER
 
 EVENT_TYPE = "webhook.signature_test"
 

@@ -8,7 +8,8 @@ import datetime
 from celery import shared_task
 from django.conf import settings
 
-from . import bulk, carry_out, erasure, queueing, retention, rollup, sending, sweeper
+from . import bulk, carry_out, erasure, retention, rollup
+from .delivery import queueing, sending, sweeper
 
 
 @shared_task(name=queueing.DELIVER, ignore_result=True)

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from environments.audit import acting_user, record_audit
-from environments.client_address import client_ip
+from portal.client_address import client_ip
 
 from .configure import WebhookError, activate
 from .manual import send_by_hand

@@ -8,7 +8,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from environments.client_address import client_ip
+from portal.client_address import client_ip
 
 from ..oauth import OAuthError, authenticate_client, issue_token, revoke_presented_token
 from ..scopes import available_scopes

@@ -7,10 +7,10 @@ import yaml
 
 from conftest import BASE_DIR, manage_py
 from credentials.tests.factories import make_client, make_credential
-from environments.client_address import client_address, parse_networks
 from environments.models import AuditEvent
 from environments.tests.factories import PASSWORD, grant, make_environment, make_user
 from environments.tests.reverse_proxy import portal_behind_proxy
+from portal.client_address import client_address, parse_networks
 
 PROXIES = parse_networks(["10.0.0.0/8", "2001:db8:ffff::/48"])
 

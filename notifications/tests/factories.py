@@ -1,7 +1,7 @@
 """Occasions to tell people about, each reached through the same code paths production uses."""
 
 from environments.records import create_record
-from webhooks.sending import attempt_delivery
+from webhooks.delivery.sending import attempt_delivery
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Receiver
 

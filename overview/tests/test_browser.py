@@ -6,7 +6,7 @@ from environments.records import create_record
 from environments.tests.browser import log_in
 from environments.tests.factories import grant, make_environment, make_user
 from environments.workers import report_in
-from webhooks.sending import attempt_delivery
+from webhooks.delivery.sending import attempt_delivery
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Receiver
 

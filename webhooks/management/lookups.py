@@ -6,8 +6,8 @@ import re
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from environments.converters import row_id
-from environments.inputs import moment_problem
+from portal.converters import row_id
+from portal.inputs import moment_problem
 
 from ..configure import signing_secrets_in_use
 from ..models import Webhook

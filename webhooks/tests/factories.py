@@ -4,7 +4,7 @@ import itertools
 
 from webhooks.carry_out import carry_out
 from webhooks.configure import WebhookFields, create_webhook
-from webhooks.fanout import new_message_id
+from webhooks.delivery.fanout import new_message_id
 from webhooks.models import Delivery
 
 _counter = itertools.count(1)

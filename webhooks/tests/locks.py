@@ -5,7 +5,7 @@ import threading
 
 from django.db import connections
 
-from webhooks import ledger
+from webhooks.delivery import ledger
 
 
 @contextlib.contextmanager

@@ -18,8 +18,8 @@ from environments.models import AuditEvent
 from environments.records import create_record
 from environments.tests.factories import make_environment
 from environments.workers import report_in
+from webhooks.delivery.sending import attempt_delivery
 from webhooks.models import Delivery, Webhook
-from webhooks.sending import attempt_delivery
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Receiver
 

@@ -15,8 +15,8 @@ from environments.records import create_record
 from environments.tests.factories import log_in_director, make_environment
 from webhooks import self_test
 from webhooks.configure import fields_of, rotate_signing_secret, signing_secrets_in_use, update_webhook
+from webhooks.delivery.sending import attempt_delivery
 from webhooks.models import SigningSecret
-from webhooks.sending import attempt_delivery
 from webhooks.tests.factories import carried_out, make_webhook
 from webhooks.tests.receiver import Answer, Receiver
 

@@ -13,9 +13,9 @@ from environments.models import AuditEvent, Event
 from environments.records import create_record
 from environments.tests.factories import log_in_director, make_environment
 from webhooks import erasure, manual
+from webhooks.delivery.sending import attempt_delivery
 from webhooks.models import Attempt, Delivery
 from webhooks.retention import prune_deliveries
-from webhooks.sending import attempt_delivery
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Answer, Receiver
 

@@ -12,8 +12,8 @@ from django.test import override_settings
 from environments.models import AuditEvent
 from environments.records import create_record
 from environments.tests.factories import log_in_director, make_environment
+from webhooks.delivery.sending import attempt_delivery
 from webhooks.models import Webhook
-from webhooks.sending import attempt_delivery
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Receiver
 

@@ -18,10 +18,10 @@ from django.utils import timezone
 from environments.records import create_record
 from environments.tests.factories import make_environment
 from integration_tools.celery import app
-from webhooks import bodies, ledger, queueing, sending
 from webhooks.configure import pause_webhook
+from webhooks.delivery import bodies, ledger, queueing, sending
+from webhooks.delivery.sweeper import sweep
 from webhooks.models import Attempt, Delivery, Webhook
-from webhooks.sweeper import sweep
 from webhooks.tests.factories import make_delivery, make_webhook
 from webhooks.tests.locks import claim_lock_held_elsewhere
 from webhooks.tests.receiver import Receiver

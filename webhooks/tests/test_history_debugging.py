@@ -4,8 +4,8 @@ import pytest
 
 from environments.records import create_record
 from environments.tests.factories import log_in_director, make_environment
+from webhooks.delivery.sending import attempt_delivery
 from webhooks.models import Delivery
-from webhooks.sending import attempt_delivery
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Answer, Receiver
 

@@ -16,10 +16,10 @@ from conftest import wait_for
 from environments.models import AuditEvent
 from environments.records import create_record
 from environments.tests.factories import make_environment
-from webhooks import ledger, sweeper
+from webhooks.delivery import ledger, sweeper
+from webhooks.delivery.sending import attempt_delivery, drain
 from webhooks.manual import retry_now
 from webhooks.models import Attempt, Delivery, Webhook
-from webhooks.sending import attempt_delivery, drain
 from webhooks.tests.factories import make_delivery, make_webhook
 from webhooks.tests.misbehaving import Misbehaving
 from webhooks.tests.receiver import Receiver

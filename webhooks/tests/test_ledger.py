@@ -8,7 +8,7 @@ from django.db import connection
 from django.utils import timezone
 
 from environments.tests.factories import make_environment
-from webhooks import ledger
+from webhooks.delivery import ledger
 from webhooks.models import Attempt, Delivery
 from webhooks.tests.factories import make_delivery, make_webhook
 

@@ -19,9 +19,9 @@ from environments.tests.browser import log_in
 from environments.tests.factories import PASSWORD, grant, make_user
 from integration_tools.celery import app
 from webhooks.carry_out import carry_out
+from webhooks.delivery.sending import attempt_delivery
 from webhooks.manual import resend
 from webhooks.models import Attempt, Delivery, ManualSend
-from webhooks.sending import attempt_delivery
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.locks import claim_lock_held_elsewhere
 from webhooks.tests.receiver import Answer, Receiver

@@ -12,9 +12,9 @@ from django.utils import timezone
 from environments.records import create_record
 from environments.tests.factories import make_environment
 from webhooks.configure import WebhookFields, WebhookInvalid, create_webhook
+from webhooks.delivery.outbound import InvalidDestination, address_refusal, check_url, port_refusal
+from webhooks.delivery.sending import attempt_delivery
 from webhooks.models import Delivery, Webhook
-from webhooks.outbound import InvalidDestination, address_refusal, check_url, port_refusal
-from webhooks.sending import attempt_delivery
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Receiver
 

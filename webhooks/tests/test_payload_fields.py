@@ -12,9 +12,9 @@ from environments.models import AuditEvent
 from environments.records import create_record, delete_record, update_record
 from environments.tests.browser import log_in
 from environments.tests.factories import grant, log_in_director, make_environment, make_user
-from webhooks import bodies
 from webhooks.configure import WebhookInvalid, fields_of, update_webhook
-from webhooks.sending import attempt_delivery
+from webhooks.delivery import bodies
+from webhooks.delivery.sending import attempt_delivery
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Receiver
 

@@ -15,7 +15,7 @@ from environments.tests.browser import log_in
 from environments.tests.factories import grant, log_in_director, make_environment, make_user
 from webhooks import manual
 from webhooks.configure import pause_webhook, resume_webhook
-from webhooks.sending import attempt_delivery
+from webhooks.delivery.sending import attempt_delivery
 from webhooks.tests.factories import carried_out, make_webhook
 from webhooks.tests.receiver import Receiver
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from environments.records import create_record
 from webhooks.bulk import bulk_resend_step
-from webhooks.fanout import new_message_id
+from webhooks.delivery.fanout import new_message_id
 from webhooks.models import BulkResend, Delivery
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Receiver

@@ -18,12 +18,12 @@ from environments.records import create_record
 from environments.workers import report_in
 from notifications.models import Kind, Notice
 from notifications.outbox import email_text, scan
-from webhooks import ledger
 from webhooks.bulk import POLL_SECONDS, bulk_resend_step
 from webhooks.bulk_outcomes import Outcomes
 from webhooks.configure import pause_webhook
+from webhooks.delivery import ledger
+from webhooks.delivery.sending import attempt_delivery, send_claimed
 from webhooks.models import Attempt, BulkResend, Delivery, Webhook
-from webhooks.sending import attempt_delivery, send_claimed
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Answer, Receiver
 from webhooks.tests.test_recovery import seed

@@ -7,7 +7,7 @@ bytes and stream an endless body.
 
 import pytest
 
-from webhooks import outbound
+from webhooks.delivery import outbound
 from webhooks.tests.misbehaving import Misbehaving
 from webhooks.tests.receiver import Receiver
 

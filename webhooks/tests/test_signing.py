@@ -18,11 +18,11 @@ from environments.records import create_record
 from environments.tests.bad_input import assert_command_refused
 from environments.tests.browser import log_in
 from environments.tests.factories import grant, log_in_director, make_environment, make_user
-from webhooks import signing
 from webhooks.configure import WebhookInvalid, rotate_signing_secret, set_signing_credentials, signing_secrets_in_use
+from webhooks.delivery import signing
+from webhooks.delivery.sending import attempt_delivery
 from webhooks.manual import send_test
 from webhooks.models import Delivery
-from webhooks.sending import attempt_delivery
 from webhooks.tests.factories import carried_out, make_webhook
 from webhooks.tests.receiver import Receiver
 

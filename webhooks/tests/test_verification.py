@@ -14,8 +14,8 @@ from environments.workers import report_in
 from webhooks import verification
 from webhooks.carry_out import ask_verification_left_over
 from webhooks.configure import fields_of, update_webhook
+from webhooks.delivery.sending import attempt_delivery, drain
 from webhooks.models import ManualSend, Webhook
-from webhooks.sending import attempt_delivery, drain
 from webhooks.tests.factories import carried_out, make_webhook
 from webhooks.tests.receiver import Answer, Receiver
 

@@ -7,10 +7,11 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
-from environments.converters import row_id
 from environments.views.decorators import environment_page
+from portal.converters import row_id
 
-from .. import bodies, bulk, manual, manual_sends
+from .. import bulk, manual, manual_sends
+from ..delivery import bodies
 from ..forms import HistoryFilterForm
 from ..history import SORTS, HistoryFilterError, HistoryFilters, deliveries_of, page_of
 from ..models import Delivery, ManualSend

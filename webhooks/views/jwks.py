@@ -6,8 +6,8 @@ from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import cache_control
 
+from ..delivery.signing import raw_public_key
 from ..models import SigningSecret, Webhook
-from ..signing import raw_public_key
 
 
 @cache_control(public=True, max_age=300)

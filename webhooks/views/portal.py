@@ -15,11 +15,11 @@ from django.views.decorators.http import require_POST
 
 from credentials import secrets as credential_secrets
 from environments.access import is_admin
-from environments.converters import row_id
 from environments.views.decorators import environment_page
 from environments.workers import silence
+from portal.converters import row_id
 
-from .. import bodies, bulk, manual, manual_sends, self_test, verification
+from .. import bulk, manual, manual_sends, self_test, verification
 from ..bulk_outcomes import Outcomes, covered
 from ..configure import (
     WebhookError,
@@ -36,6 +36,7 @@ from ..configure import (
     stop_old_keys,
     update_webhook,
 )
+from ..delivery import bodies
 from ..examples import example_payload
 from ..forms import BulkResendForm, ResumeForm, RotateSecretForm, WebhookForm, initial_of
 from ..health import health as health_of

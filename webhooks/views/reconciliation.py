@@ -4,8 +4,8 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from environments.spreadsheets import csv_lines
 from environments.views.decorators import environment_page
+from portal.spreadsheets import csv_lines
 
 from .. import reconciliation
 from ..forms import ReconciliationForm

@@ -2,7 +2,7 @@ from django.core.management.base import CommandError
 
 from credentials.management import lookups
 from credentials.services import CredentialError, revoke_tokens
-from environments.management.base import PortalCommand
+from portal.commands import PortalCommand
 
 
 class Command(PortalCommand):

@@ -4,7 +4,7 @@ from django.db import transaction
 from credentials.fields import EncryptedJSONField
 from credentials.secrets import reencrypt
 from environments.audit import record_audit
-from environments.management.base import PortalCommand
+from portal.commands import PortalCommand
 
 # Every model field that holds a Fernet-encrypted secret, as (app_label.Model, field, name in the report).
 ENCRYPTED_FIELDS = [

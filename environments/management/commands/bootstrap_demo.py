@@ -4,7 +4,7 @@ from django.core.management.base import CommandError
 
 from environments.configurations import ConfigurationError
 from environments.demo import bootstrap_demo
-from environments.management.base import PortalCommand
+from portal.commands import PortalCommand
 
 
 class Command(PortalCommand):

@@ -6,9 +6,9 @@ from django.db import transaction
 
 from environments.access import ADMIN, ROLE_LABELS
 from environments.audit import record_audit
-from environments.inputs import username_problem
-from environments.management.base import PortalCommand
 from environments.models import Environment, Grant
+from portal.commands import PortalCommand
+from portal.inputs import username_problem
 
 
 class Command(PortalCommand):

@@ -8,8 +8,8 @@ from environments.configurations import (
     parse_schema_text,
     publish_document,
 )
-from environments.management.base import PortalCommand
 from environments.schema import SchemaInvalid
+from portal.commands import PortalCommand
 
 
 class Command(PortalCommand):

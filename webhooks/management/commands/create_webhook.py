@@ -1,7 +1,7 @@
 from django.core.management.base import CommandError
 
 from credentials.management import lookups as credential_lookups
-from environments.management.base import PortalCommand
+from portal.commands import PortalCommand
 from webhooks.configure import WebhookFields, WebhookInvalid, create_webhook
 from webhooks.management import lookups
 from webhooks.options import OPTIONS, OptionInvalid

@@ -2,7 +2,7 @@ from django.core.management.base import CommandError
 
 from credentials.management import lookups
 from credentials.services import CredentialError
-from environments.management.base import PortalCommand
+from portal.commands import PortalCommand
 from webhooks import rotation
 from webhooks.configure import WebhookError, WebhookInvalid
 

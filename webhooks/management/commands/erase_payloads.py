@@ -1,7 +1,7 @@
 from django.core.management.base import CommandError
 
 from credentials.management import lookups as credential_lookups
-from environments.management.base import PortalCommand
+from portal.commands import PortalCommand
 from webhooks import erasure
 from webhooks.management import lookups
 

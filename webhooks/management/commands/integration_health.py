@@ -4,8 +4,8 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from credentials.management import lookups as credential_lookups
-from environments.management.base import PortalCommand
 from environments.workers import silence
+from portal.commands import PortalCommand
 from webhooks.health import health
 from webhooks.management import lookups as webhook_lookups
 

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.utils.translation import ngettext
 
-from environments.management.base import PortalCommand
+from portal.commands import PortalCommand
 from webhooks.management import lookups
 from webhooks.retention import prune_deliveries
 

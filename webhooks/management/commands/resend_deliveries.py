@@ -2,7 +2,7 @@ import time
 
 from django.core.management.base import CommandError
 
-from environments.management.base import PortalCommand
+from portal.commands import PortalCommand
 from webhooks.bulk import RECOVER, STATUS_CHOICES, Selection, bulk_resend_step, preview, start_bulk_resend
 from webhooks.bulk_outcomes import Outcomes, covered
 from webhooks.management import lookups

@@ -1,7 +1,7 @@
 from django.core.management.base import CommandError
 
-from environments.management.base import PortalCommand
 from environments.templatetags.display import duration
+from portal.commands import PortalCommand
 from webhooks.management import lookups
 from webhooks.management.waiting import add_wait_argument, finished
 from webhooks.manual import send_test

@@ -2,7 +2,7 @@ from django.core.management.base import CommandError
 from django.utils.translation import ngettext
 
 from credentials.management import lookups as credential_lookups
-from environments.management.base import PortalCommand
+from portal.commands import PortalCommand
 from webhooks import erasure
 
 

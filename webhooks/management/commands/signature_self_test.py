@@ -1,4 +1,4 @@
-from environments.management.base import PortalCommand
+from portal.commands import PortalCommand
 from webhooks import self_test
 from webhooks.management import lookups
 from webhooks.management.waiting import add_wait_argument, finished

@@ -1,7 +1,7 @@
 from django.core.management.base import CommandError
 from django.utils.translation import ngettext
 
-from environments.management.base import PortalCommand
+from portal.commands import PortalCommand
 from webhooks import verification
 from webhooks.configure import WebhookError
 from webhooks.management import lookups

@@ -1,7 +1,7 @@
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from environments.management.base import PortalCommand
+from portal.commands import PortalCommand
 from webhooks.configure import WebhookError, signing_keys_of, stop_old_keys
 from webhooks.management import lookups
 

@@ -7,8 +7,9 @@ from typing import Protocol
 
 from environments.models import Event, event_payload
 
-from . import examples, ledger
-from .models import Webhook
+from .. import examples
+from ..models import Webhook
+from . import ledger
 
 THIN_FIELDS = ("id", "data_type", "external_id")
 

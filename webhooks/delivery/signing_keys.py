@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from credentials import secrets as credential_secrets
 from credentials.models import Credential
 
+from ..models import SigningSecret, Webhook
 from . import signing
-from .models import SigningSecret, Webhook
 
 KEYS_CACHE_SECONDS = 60
 

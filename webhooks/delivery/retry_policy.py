@@ -18,10 +18,10 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import ngettext
 
+from ..configure import disable_webhook
+from ..models import Attempt, Delivery, Webhook
 from . import outbound
-from .configure import disable_webhook
 from .ledger import Claimed
-from .models import Attempt, Delivery, Webhook
 
 # Statuses whose Retry-After is honoured.
 RETRY_AFTER_STATUSES = {429, 503}

@@ -17,9 +17,10 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from . import manual_sends, queueing, retry_policy, sending
-from .bulk import resume_stalled_bulk_resends
-from .models import Attempt, Delivery, Webhook
+from .. import manual_sends
+from ..bulk import resume_stalled_bulk_resends
+from ..models import Attempt, Delivery, Webhook
+from . import queueing, retry_policy, sending
 
 
 def sweep(now: datetime.datetime | None = None, limit: int = 1000) -> int:

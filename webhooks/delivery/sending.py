@@ -27,8 +27,8 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
+from ..models import Attempt
 from . import bodies, ledger, outbound, queueing, retry_policy, signing, signing_keys
-from .models import Attempt
 
 logger = logging.getLogger(__name__)
 

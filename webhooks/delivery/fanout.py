@@ -33,8 +33,8 @@ from django.utils import timezone
 
 from environments.models import Event
 
+from ..models import Delivery, DeliveryEvent, Webhook
 from . import bodies, ledger, queueing
-from .models import Delivery, DeliveryEvent, Webhook
 
 
 def new_message_id() -> str:

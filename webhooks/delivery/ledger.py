@@ -29,8 +29,8 @@ from psycopg import pq as psycopg_pq
 
 from environments.models import Environment, Event
 
-from .models import Attempt, Delivery, DeliveryEvent, Webhook
-from .options import OPTION_NAMES
+from ..models import Attempt, Delivery, DeliveryEvent, Webhook
+from ..options import OPTION_NAMES
 
 
 def _table(model: type[models.Model]) -> str:
