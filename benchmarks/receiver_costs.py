@@ -23,6 +23,7 @@ def measure(renders: int, erase_deliveries: int) -> dict:
 
     from benchmarks.history_pages import _seed
     from environments.tests.factories import make_environment
+    from portal.actor import Actor
     from webhooks import erasure
     from webhooks.delivery import bodies, ledger, signing
     from webhooks.models import Delivery, Webhook
@@ -67,7 +68,7 @@ def measure(renders: int, erase_deliveries: int) -> dict:
     _seed(connection, webhook, erase_deliveries)
     count = Delivery.objects.filter(webhook=webhook).count()
     started = time.perf_counter()
-    erased = erasure.erase_payloads(erasure.Scope(environment, webhook=webhook), actor_label="bench")
+    erased = erasure.erase_payloads(erasure.Scope(environment, webhook=webhook), actor=Actor.for_task("bench"))
     erase_seconds = time.perf_counter() - started
     return {
         "render_all_fields_us": _per_call_us(lambda: bodies.render([event], Shape), renders),

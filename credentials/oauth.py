@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from environments.audit import record_audit
+from portal.actor import Actor
 
 from . import secrets, throttle
 from .models import AccessToken, AuthFailure, Client, Credential
@@ -113,13 +114,11 @@ def issue_token(client: Client, credential: Credential, scope: str | None, *, ip
         )
         Credential.objects.filter(pk=credential.pk).update(last_used_at=now, last_used_ip=ip)
         record_audit(
+            _client_actor(client, ip),
             "token.issued",
-            actor_type="client",
-            actor_label=_client_label(client),
             target=credential,
             environment=client.environment,
             details={"client_id": client.client_id, "scopes": requested, "ip": ip, "issue_id": record.pk},
-            ip=ip,
         )
     return IssuedToken(access_token=token, expires_in=lifetime, scopes=requested, record=record)
 
@@ -134,13 +133,11 @@ def revoke_presented_token(client: Client, token: str, *, ip: str | None) -> Non
         record.revoked_reason = "revoked by the client (RFC 7009)"
         record.save(update_fields=["revoked_at", "revoked_reason"])
         record_audit(
+            _client_actor(client, ip),
             "token.revoked",
-            actor_type="client",
-            actor_label=_client_label(client),
             target=record.credential,
             environment=client.environment,
             details={"client_id": client.client_id, "issue_id": record.pk, "ip": ip},
-            ip=ip,
         )
 
 
@@ -198,16 +195,19 @@ def _record_failure(
         details = {"client_id": client_id[:64], "reason": reason, "ip": ip}
         if credential is not None:
             details["credential"] = credential.name
+        actor = _client_actor(client, ip) if client else Actor.for_client(f"unknown client {client_id[:64]!r}", ip=ip)
         record_audit(
+            actor,
             "client.authentication_failed",
-            actor_type="client",
-            actor_label=_client_label(client) if client else f"unknown client {client_id[:64]!r}",
             target=credential or client,
             environment=environment,
             details=details,
-            ip=ip,
         )
 
 
-def _client_label(client: Client) -> str:
-    return f"{client.name} ({client.client_id})"
+def _client_actor(client: Client, ip: str | None) -> Actor:
+    """An API client as the audit trail names it ("name (client_id)"), calling from `ip`.
+
+    The token endpoint is where a client's changes enter: it knows who the client is only once it has
+    authenticated it, so the actor is built here. Its user agent is not recorded, as it never has been."""
+    return Actor.for_client(f"{client.name} ({client.client_id})", ip=ip)

@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest
 from django.utils import timezone
 
-from environments.audit import acting_user, record_audit
+from environments.audit import audited, record_audit
 from environments.models import Environment
+from portal.actor import SYSTEM_ACTOR, Actor
 from portal.inputs import length_problem, text_problem
 
 from . import secrets
@@ -69,9 +69,7 @@ def _reason(reason: str, model, field: str) -> str:
     return reason
 
 
-def create_client(
-    environment: Environment, name: str, scopes: list[str], *, request: HttpRequest | None = None, actor=None
-) -> Client:
+def create_client(environment: Environment, name: str, scopes: list[str], *, actor: Actor = SYSTEM_ACTOR) -> Client:
     """Create a client of one environment with the given scopes (at least one, all known)."""
     name = _name(name, Client, "client")
     scopes = sorted(set(scopes))
@@ -87,12 +85,11 @@ def create_client(
                 name=name,
                 client_id=secrets.new_client_id(),
                 scopes=scopes,
-                created_by=acting_user(request, actor),
+                created_by=actor.user,
             )
             record_audit(
+                actor,
                 "client.created",
-                request=request,
-                actor=actor,
                 target=client,
                 environment=environment,
                 details={"client_id": client.client_id, "scopes": scopes},
@@ -102,22 +99,16 @@ def create_client(
     return client
 
 
-def rename_client(client: Client, name: str, *, request: HttpRequest | None = None, actor=None) -> None:
+def rename_client(client: Client, name: str, *, actor: Actor = SYSTEM_ACTOR) -> None:
     """Give a client a new name (unique in its environment); its client_id and credentials do not change."""
     name = _name(name, Client, "client")
     old = client.name
     try:
-        with transaction.atomic():
+        with audited(
+            actor, "client.renamed", target=client, environment=client.environment, details={"from": old, "to": name}
+        ):
             client.name = name
             client.save(update_fields=["name"])
-            record_audit(
-                "client.renamed",
-                request=request,
-                actor=actor,
-                target=client,
-                environment=client.environment,
-                details={"from": old, "to": name},
-            )
     except IntegrityError:
         client.name = old
         raise CredentialError(f"{client.environment.name} already has a client named “{name}”") from None
@@ -128,8 +119,7 @@ def set_client_scopes(
     scopes: list[str],
     *,
     revoke_live_tokens: bool = False,
-    request: HttpRequest | None = None,
-    actor=None,
+    actor: Actor = SYSTEM_ACTOR,
 ) -> int:
     """Change what the client may ask for. Tokens already issued keep the scopes they were issued with until
     they expire, unless `revoke_live_tokens`: then they end now. Returns how many tokens were revoked."""
@@ -144,19 +134,18 @@ def set_client_scopes(
         client.scopes = scopes
         client.save(update_fields=["scopes"])
         record_audit(
+            actor,
             "client.scopes_changed",
-            request=request,
-            actor=actor,
             target=client,
             environment=client.environment,
             details={"from": before, "to": scopes, "ended_issued_access": revoke_live_tokens},
         )
         if not revoke_live_tokens:
             return 0
-        return revoke_tokens(client=client, reason="scopes changed", request=request, actor=actor)
+        return revoke_tokens(client=client, reason="scopes changed", actor=actor)
 
 
-def disable_client(client: Client, *, request: HttpRequest | None = None, actor=None) -> int:
+def disable_client(client: Client, *, actor: Actor = SYSTEM_ACTOR) -> int:
     """Cut a client off: none of its credentials obtains a token, and every token it holds ends now.
     Returns how many tokens were revoked."""
     if client.disabled_at is not None:
@@ -164,18 +153,18 @@ def disable_client(client: Client, *, request: HttpRequest | None = None, actor=
     with transaction.atomic():
         client.disabled_at = timezone.now()
         client.save(update_fields=["disabled_at"])
-        record_audit("client.disabled", request=request, actor=actor, target=client, environment=client.environment)
-        return revoke_tokens(client=client, reason="client disabled", request=request, actor=actor)
+        # Recorded before the revocation, so the trail reads "disabled", then "tokens revoked".
+        record_audit(actor, "client.disabled", target=client, environment=client.environment)
+        return revoke_tokens(client=client, reason="client disabled", actor=actor)
 
 
-def enable_client(client: Client, *, request: HttpRequest | None = None, actor=None) -> None:
+def enable_client(client: Client, *, actor: Actor = SYSTEM_ACTOR) -> None:
     """Let a disabled client's active credentials obtain tokens again."""
     if client.disabled_at is None:
         raise CredentialError(f"“{client.name}” is not disabled")
-    with transaction.atomic():
+    with audited(actor, "client.enabled", target=client, environment=client.environment):
         client.disabled_at = None
         client.save(update_fields=["disabled_at"])
-        record_audit("client.enabled", request=request, actor=actor, target=client, environment=client.environment)
 
 
 def client_deletion_problem(client: Client) -> str | None:
@@ -188,16 +177,15 @@ def client_deletion_problem(client: Client) -> str | None:
     return None
 
 
-def delete_client(client: Client, *, request: HttpRequest | None = None, actor=None) -> None:
+def delete_client(client: Client, *, actor: Actor = SYSTEM_ACTOR) -> None:
     """Delete a client that was never used, with its credentials (recorded in the audit log)."""
     problem = client_deletion_problem(client)
     if problem:
         raise CredentialError(f"“{client.name}” cannot be deleted: {problem}")
     with transaction.atomic():
         record_audit(
+            actor,
             "client.deleted",
-            request=request,
-            actor=actor,
             target=client,
             environment=client.environment,
             details={"client_id": client.client_id, "credentials": [c.name for c in client.credentials.all()]},
@@ -211,8 +199,7 @@ def create_credential(
     name: str,
     *,
     expires_at: datetime.datetime | None = None,
-    request: HttpRequest | None = None,
-    actor=None,
+    actor: Actor = SYSTEM_ACTOR,
 ) -> tuple[Credential, str]:
     """Generate a new client secret for `client`; return the credential and the secret.
 
@@ -230,12 +217,11 @@ def create_credential(
             secret_digest=secrets.digest(secret),
             secret_encrypted=secrets.encrypt(secret),
             expires_at=expires_at,
-            created_by=acting_user(request, actor),
+            created_by=actor.user,
         )
         record_audit(
+            actor,
             "credential.created",
-            request=request,
-            actor=actor,
             target=credential,
             environment=client.environment,
             details={"client_id": client.client_id, "expires_at": expires_at.isoformat() if expires_at else None},
@@ -243,25 +229,18 @@ def create_credential(
     return credential, secret
 
 
-def rename_credential(credential: Credential, name: str, *, request: HttpRequest | None = None, actor=None) -> None:
+def rename_credential(credential: Credential, name: str, *, actor: Actor = SYSTEM_ACTOR) -> None:
     name = _name(name, Credential, "credential")
     old = credential.name
-    with transaction.atomic():
+    environment = credential.client.environment
+    with audited(
+        actor, "credential.renamed", target=credential, environment=environment, details={"from": old, "to": name}
+    ):
         credential.name = name
         credential.save(update_fields=["name"])
-        record_audit(
-            "credential.renamed",
-            request=request,
-            actor=actor,
-            target=credential,
-            environment=credential.client.environment,
-            details={"from": old, "to": name},
-        )
 
 
-def invalidate_credential(
-    credential: Credential, *, reason: str = "", request: HttpRequest | None = None, actor=None
-) -> None:
+def invalidate_credential(credential: Credential, *, reason: str = "", actor: Actor = SYSTEM_ACTOR) -> None:
     """Stop the credential from obtaining new tokens, at once.
 
     Tokens it already obtained keep working until they expire, as in the
@@ -274,20 +253,15 @@ def invalidate_credential(
     holders = credential_in_use_by(credential)
     if holders:
         raise CredentialInUse(credential, holders)
-    user = acting_user(request, actor)
-    with transaction.atomic():
+    environment = credential.client.environment
+    with audited(
+        actor, "credential.invalidated", target=credential, environment=environment, details={"reason": reason}
+    ):
         credential.invalidated_at = timezone.now()
-        credential.invalidated_by = user.get_username() if user else "system"
+        # A user by name; anything else (a command, a task) as "system", as it always has been.
+        credential.invalidated_by = actor.user.get_username() if actor.user else "system"
         credential.invalidation_reason = reason
         credential.save(update_fields=["invalidated_at", "invalidated_by", "invalidation_reason"])
-        record_audit(
-            "credential.invalidated",
-            request=request,
-            actor=actor,
-            target=credential,
-            environment=credential.client.environment,
-            details={"reason": credential.invalidation_reason},
-        )
 
 
 def revoke_tokens(
@@ -295,8 +269,7 @@ def revoke_tokens(
     credential: Credential | None = None,
     client: Client | None = None,
     reason: str = "",
-    request: HttpRequest | None = None,
-    actor=None,
+    actor: Actor = SYSTEM_ACTOR,
 ) -> int:
     """Revoke, at once, every unexpired token issued to the credential (or to any credential of the client)."""
     if (credential is None) == (client is None):
@@ -307,16 +280,9 @@ def revoke_tokens(
     now = timezone.now()
     tokens = AccessToken.objects.filter(revoked_at__isnull=True, expires_at__gt=now)
     tokens = tokens.filter(credential=credential) if credential else tokens.filter(client=client)
-    with transaction.atomic():
+    with audited(actor, "tokens.revoked", target=target, environment=environment) as audit:
         count = tokens.update(revoked_at=now, revoked_reason=reason or "revoked by an administrator")
-        record_audit(
-            "tokens.revoked",
-            request=request,
-            actor=actor,
-            target=target,
-            environment=environment,
-            details={"count": count, "reason": reason},
-        )
+        audit.details = {"count": count, "reason": reason}
     return count
 
 

@@ -1,4 +1,4 @@
-"""The audit trail: one helper every mutation calls, and the queries the Audit page runs."""
+"""The audit trail: what every mutation records (`record_audit`, `audited`), and the queries the Audit page runs."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import datetime
 import json
 import re
 from collections.abc import Iterable, Iterator
-from typing import Any
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest
 
-from portal.client_address import client_ip
+from portal.actor import Actor
 from portal.spreadsheets import csv_lines
 
 from .models import AuditEvent, Environment
@@ -23,54 +23,62 @@ _SECRET_LOOKING_KEY = re.compile(r"secret|password|token|signing_key|private", r
 
 
 def record_audit(
+    actor: Actor,
     action: str,
     *,
-    request: HttpRequest | None = None,
-    actor: Any = None,
-    actor_label: str | None = None,
-    actor_type: str | None = None,
     target: models.Model | None = None,
     target_label: str | None = None,
     environment: Environment | None = None,
     details: dict | None = None,
-    ip: str | None = None,
 ) -> AuditEvent:
-    """Append one audit event.
-
-    `actor` is the user who acted (defaults to `request.user`). API clients and
-    background jobs pass `actor_type` ("client" or "system") and `actor_label`.
-    IP (`client_ip`: the client behind any trusted proxy) and user agent come from the request when there is one;
-    code that has only the address (the token endpoint's domain functions) passes `ip`.
-    """
+    """Append one audit event: `actor` says who, from where and through what (see `portal.actor`)."""
     details = details or {}
     _refuse_secret_keys(details)
-    actor = acting_user(request, actor)
-    if actor_type is None:
-        actor_type = AuditEvent.ActorType.USER if actor is not None else AuditEvent.ActorType.SYSTEM
-    if actor_label is None:
-        actor_label = actor.get_username() if actor is not None else "system"
     return AuditEvent.objects.create(
         action=action,
-        actor_type=actor_type,
-        actor_user=actor,
-        actor_label=actor_label[:255],
+        actor_type=actor.kind,
+        actor_user=actor.user,
+        actor_label=actor.label[:255],
         target_type=target._meta.label_lower if target is not None else "",
         target_id=str(target.pk) if target is not None else "",
         target_label=(target_label if target_label is not None else str(target) if target is not None else "")[:255],
         environment=environment,
-        ip=client_ip(request) if request is not None else ip,
-        user_agent=(request.META.get("HTTP_USER_AGENT", "") if request is not None else "")[:512],
+        ip=actor.ip,
+        user_agent=actor.user_agent[:512],
         details=details,
     )
 
 
-def acting_user(request: HttpRequest | None, actor: Any = None):
-    """The user a change is attributed to: `actor` if given, else the request's logged-in user, else None."""
-    if actor is not None:
-        return actor
-    if request is not None and request.user.is_authenticated:
-        return request.user
-    return None
+@dataclass
+class PendingAudit:
+    """The event an `audited` block records when it ends; the block may set its target or details."""
+
+    target: models.Model | None = None
+    details: dict = field(default_factory=dict)
+    event: AuditEvent | None = None  # once recorded
+
+
+@contextmanager
+def audited(
+    actor: Actor,
+    action: str,
+    *,
+    target: models.Model | None = None,
+    environment: Environment | None = None,
+    details: dict | None = None,
+) -> Iterator[PendingAudit]:
+    """Run the block and record its audit event in one transaction: the change and its event, or neither.
+
+    The event is written as the block ends, so it names the target as the block left it (a renamed client by
+    its new name); the block may set `target` (one it made) or `details` (what it counted) on what it is given.
+    Not for deletions: a deleted row has no id left to name, so those record first (`record_audit`).
+    """
+    pending = PendingAudit(target=target, details=dict(details or {}))
+    with transaction.atomic():
+        yield pending
+        pending.event = record_audit(
+            actor, action, target=pending.target, environment=environment, details=pending.details
+        )
 
 
 def _refuse_secret_keys(details: dict, path: str = "") -> None:

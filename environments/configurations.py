@@ -11,13 +11,13 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max
-from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.text import slugify
 
 from portal import inputs
+from portal.actor import SYSTEM_ACTOR, Actor
 
-from .audit import acting_user, record_audit
+from .audit import record_audit
 from .models import Configuration, ConfigurationVersion, Environment
 from .publish_impact import PublishImpact, records_left_invalid
 from .schema import validate_schema
@@ -49,7 +49,7 @@ def parse_schema_text(text: str) -> Any:
     return document
 
 
-def create_configuration(name: str, slug: str = "", *, request: HttpRequest | None = None, actor=None) -> Configuration:
+def create_configuration(name: str, slug: str = "", *, actor: Actor = SYSTEM_ACTOR) -> Configuration:
     """Create an empty configuration; its first version is a draft saved later."""
     slug = slug or slugify(name)
     if not slug:
@@ -57,7 +57,7 @@ def create_configuration(name: str, slug: str = "", *, request: HttpRequest | No
     try:
         with transaction.atomic():
             configuration = Configuration.objects.create(name=name, slug=slug)
-            record_audit("configuration.created", request=request, actor=actor, target=configuration)
+            record_audit(actor, "configuration.created", target=configuration)
     except IntegrityError:
         raise ConfigurationError(f'a configuration with the slug "{slug}" already exists') from None
     return configuration
@@ -69,8 +69,7 @@ def create_environment(
     kind: str,
     configuration: Configuration,
     *,
-    request: HttpRequest | None = None,
-    actor=None,
+    actor: Actor = SYSTEM_ACTOR,
 ) -> Environment:
     """Create an environment running `configuration`, with its latest published version if any."""
     if kind not in Environment.Kind.values:
@@ -84,9 +83,8 @@ def create_environment(
                 name=name, slug=slug, kind=kind, configuration=configuration, published_version=latest
             )
             record_audit(
+                actor,
                 "environment.created",
-                request=request,
-                actor=actor,
                 target=environment,
                 environment=environment,
                 details={"kind": kind, "configuration": configuration.slug},
@@ -102,8 +100,7 @@ def save_draft(
     *,
     note: str = "",
     draft: ConfigurationVersion | None = None,
-    request: HttpRequest | None = None,
-    actor=None,
+    actor: Actor = SYSTEM_ACTOR,
 ) -> ConfigurationVersion:
     """Save `schema` as a new draft version, or into the given existing draft.
 
@@ -123,7 +120,7 @@ def save_draft(
             draft = ConfigurationVersion(
                 configuration=configuration,
                 number=_next_number(configuration),
-                created_by=acting_user(request, actor),
+                created_by=actor.user,
             )
         elif not draft.is_draft:
             raise ConfigurationError(f"version {draft.number} is published; published versions cannot change")
@@ -131,9 +128,8 @@ def save_draft(
         draft.note = note
         draft.save()
         record_audit(
+            actor,
             "configuration.draft_saved",
-            request=request,
-            actor=actor,
             target=draft,
             details={"version": draft.number},
         )
@@ -145,8 +141,7 @@ def publish_version(
     environments: Iterable[Environment],
     *,
     accept_invalid_records: bool = False,
-    request: HttpRequest | None = None,
-    actor=None,
+    actor: Actor = SYSTEM_ACTOR,
 ) -> ConfigurationVersion:
     """Validate the version's schema and make it the published version of each environment.
 
@@ -166,7 +161,7 @@ def publish_version(
             )
     validate_schema(version.schema)
     impact = _impact_accepted(version.schema, environments, accept_invalid_records)
-    _publish(version, environments, impact, request=request, actor=actor)
+    _publish(version, environments, impact, actor=actor)
     return version
 
 
@@ -183,8 +178,7 @@ def _publish(
     environments: list[Environment],
     impact: PublishImpact,
     *,
-    request: HttpRequest | None,
-    actor,
+    actor: Actor,
 ) -> None:
     left_invalid = {each.environment.pk: each.records for each in impact.environments}
     with transaction.atomic():
@@ -197,9 +191,8 @@ def _publish(
             environment.published_version = version
             environment.save(update_fields=["published_version"])
             record_audit(
+                actor,
                 "configuration.published",
-                request=request,
-                actor=actor,
                 target=version,
                 environment=environment,
                 details={
@@ -217,7 +210,7 @@ def publish_document(
     *,
     note: str = "",
     accept_invalid_records: bool = False,
-    actor=None,
+    actor: Actor = SYSTEM_ACTOR,
 ) -> tuple[ConfigurationVersion, PublishImpact]:
     """Store `schema` as a new version of the environments' configuration and publish it to them.
 
@@ -240,7 +233,7 @@ def publish_document(
     impact = _impact_accepted(schema, environments, accept_invalid_records)
     with transaction.atomic():
         version = save_draft(configurations.pop(), schema, note=note, actor=actor)
-        _publish(version, environments, impact, request=None, actor=actor)
+        _publish(version, environments, impact, actor=actor)
     return version, impact
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from portal.actor import SYSTEM_ACTOR, Actor
 from portal.inputs import username_problem
 
 from .configurations import ConfigurationError, create_configuration, create_environment, publish_version, save_draft
@@ -68,7 +69,9 @@ class DemoResult:
     admin_password: str | None  # set only when the admin was created with a generated password
 
 
-def bootstrap_demo(admin_username: str = "admin", admin_password: str | None = None) -> DemoResult:
+def bootstrap_demo(
+    admin_username: str = "admin", admin_password: str | None = None, *, actor: Actor = SYSTEM_ACTOR
+) -> DemoResult:
     """Create whatever of the demo is missing; running it again changes nothing."""
     problem = username_problem(admin_username)
     if problem:
@@ -77,19 +80,19 @@ def bootstrap_demo(admin_username: str = "admin", admin_password: str | None = N
     with transaction.atomic():
         configuration = Configuration.objects.filter(slug="sandbox").first()
         if configuration is None:
-            configuration = create_configuration("Sandbox", "sandbox")
+            configuration = create_configuration("Sandbox", "sandbox", actor=actor)
             created.append("configuration sandbox")
         version = configuration.versions.filter(state="published").order_by("-number").first()
         if version is None:
-            version = save_draft(configuration, DEMO_SCHEMA, note="Demo schema")
+            version = save_draft(configuration, DEMO_SCHEMA, note="Demo schema", actor=actor)
             created.append(f"configuration version {version.number}")
         for slug, name, kind in DEMO_ENVIRONMENTS:
             environment = Environment.objects.filter(slug=slug).first()
             if environment is None:
-                environment = create_environment(name, slug, kind, configuration)
+                environment = create_environment(name, slug, kind, configuration, actor=actor)
                 created.append(f"environment {slug}")
             if environment.published_version is None:
-                publish_version(version, [environment])
+                publish_version(version, [environment], actor=actor)
                 created.append(f"published version {version.number} to {slug}")
             created += _seed_records(environment)
         generated = None

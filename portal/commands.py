@@ -5,6 +5,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from .actor import Actor
+
 
 class PortalCommand(BaseCommand):
     """A command with `--json`. Subclasses call `self.report(data, text)` once at the end.
@@ -12,7 +14,14 @@ class PortalCommand(BaseCommand):
     User errors are raised as CommandError: Django prints one line and exits 1.
     Anything else that escapes is turned into one line too (run with --traceback
     to see where it came from): an operator never gets a stack trace.
+
+    `self.actor` is who the command's changes are attributed to: services take it as `actor`.
     """
+
+    # How the audit trail names this command's changes. Most commands have always been recorded as
+    # "system"; one that sets this to True is recorded as "manage.py <its name>". (Unifying the two would
+    # change existing audit rows, which issue 20 does not do.)
+    audit_as_command = False
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
@@ -27,6 +36,8 @@ class PortalCommand(BaseCommand):
 
     def execute(self, *args, **options):
         self.options_json = options.get("as_json", False)
+        name = type(self).__module__.rsplit(".", 1)[-1]  # Django finds a command by its module's name
+        self.actor = Actor.for_command(name, label=None if self.audit_as_command else "system")
         try:
             return super().execute(*args, **options)
         except (CommandError, KeyboardInterrupt, SystemExit):

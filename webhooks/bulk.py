@@ -18,6 +18,7 @@ from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
 from environments.audit import record_audit
+from portal.actor import SYSTEM_ACTOR, Actor
 from portal.inputs import length_problem, moment_problem
 
 from . import bulk_outcomes
@@ -123,7 +124,7 @@ def preview(selection: Selection) -> Preview:
     return Preview(total=total, by_status=by_status, why_none=why)
 
 
-def start_bulk_resend(selection: Selection, *, request=None, actor=None, actor_label: str = "") -> BulkResend:
+def start_bulk_resend(selection: Selection, *, actor: Actor = SYSTEM_ACTOR) -> BulkResend:
     """Queue a background re-send, oldest first with the original webhook-id, of the selected deliveries.
 
     "recover" (the default status) takes every delivery that failed or waits for a retry in the range.
@@ -144,10 +145,8 @@ def start_bulk_resend(selection: Selection, *, request=None, actor=None, actor_l
         job.save()
         job.total = _cover(job)
         audit = record_audit(
+            actor,
             "delivery.bulk_resend_started",
-            request=request,
-            actor=actor,
-            actor_label=actor_label or None,
             target=webhook,
             environment=webhook.environment,
             details={

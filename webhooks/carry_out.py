@@ -15,6 +15,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from portal.actor import SYSTEM_ACTOR
+
 from . import manual, self_test, verification
 from .delivery import queueing
 from .models import ManualSend, Webhook
@@ -71,4 +73,4 @@ def ask_verification_left_over(webhook_id: int) -> ManualSend | None:
         return None
     if ManualSend.objects.filter(webhook=webhook, kind=ManualSend.Kind.VERIFICATION, finished_at__isnull=True).exists():
         return None
-    return verification.verify(webhook, actor_label="system")
+    return verification.verify(webhook, actor=SYSTEM_ACTOR)

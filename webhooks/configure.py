@@ -1,7 +1,8 @@
-"""Configuring webhooks: create, change, pause, resume, keys. Views and commands both call these.
+"""Configuring webhooks: create, change, keys, delete. Views and commands both call these.
 
-Every change leaves an audit event. Validation lives here, once, and reports
-every problem at once, keyed by field, so a form and a command say the same.
+Pausing, resuming and the webhook's other states are in `lifecycle.py`. Every change leaves an audit
+event. Validation lives here, once, and reports every problem at once, keyed by field, so a form and a
+command say the same.
 """
 
 from __future__ import annotations
@@ -13,20 +14,20 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import ngettext
 
 from credentials import secrets as credential_secrets
 from credentials.models import Credential
-from environments.audit import acting_user, record_audit
+from environments.audit import audited, record_audit
 from environments.models import Environment
+from portal.actor import SYSTEM_ACTOR, Actor
 
 from . import manual_sends, options
-from .delivery import queueing, signing
+from .delivery import signing
 from .delivery.outbound import InvalidDestination, check_url
-from .models import Delivery, SigningSecret, Webhook
+from .models import SigningSecret, Webhook
 
 
 class WebhookInvalid(ValueError):
@@ -188,7 +189,7 @@ def _webhooks(count: int) -> str:
 
 
 def create_webhook(
-    environment: Environment, fields: WebhookFields, *, request: HttpRequest | None = None, actor=None
+    environment: Environment, fields: WebhookFields, *, actor: Actor = SYSTEM_ACTOR
 ) -> tuple[Webhook, str | None]:
     """Create a webhook; return it and, for the signing-secret method, its `whsec_` secret (show it once)."""
     credentials = _validate(environment, fields)
@@ -196,7 +197,7 @@ def create_webhook(
         raise WebhookInvalid(
             {"name": f"{environment.name} has {_webhooks(settings.WEBHOOKS_PER_ENVIRONMENT_MAX)}, the most allowed"}
         )
-    webhook = Webhook(environment=environment, created_by=acting_user(request, actor))
+    webhook = Webhook(environment=environment, created_by=actor.user)
     _apply(webhook, fields)
     if verification_required(environment):
         webhook.state = Webhook.State.UNVERIFIED  # nothing is sent until the receiver proves the URL
@@ -208,10 +209,9 @@ def create_webhook(
             # Every webhook has a secret and a key pair, so switching method later never leaves it unsigned.
             secret = _new_secret(webhook)
             _new_key_pair(webhook)
-            created = record_audit(
+            record_audit(
+                actor,
                 "webhook.created",
-                request=request,
-                actor=actor,
                 target=webhook,
                 environment=environment,
                 details={
@@ -223,13 +223,13 @@ def create_webhook(
             )
             if webhook.state == Webhook.State.UNVERIFIED:
                 # Recorded with the webhook, so its page says a verification is under way from the start.
-                manual_sends.ask_for_verification(webhook, requested_by=created.actor_label, user=created.actor_user)
+                manual_sends.ask_for_verification(webhook, requested_by=actor.label, user=actor.user)
     except IntegrityError:
         raise WebhookInvalid({"name": f"{environment.name} already has a webhook named “{fields.name}”"}) from None
     return webhook, secret
 
 
-def update_webhook(webhook: Webhook, fields: WebhookFields, *, request: HttpRequest | None = None, actor=None) -> None:
+def update_webhook(webhook: Webhook, fields: WebhookFields, *, actor: Actor = SYSTEM_ACTOR) -> None:
     """Change a webhook's settings. Event types added later apply to events from now on."""
     credentials = _validate(webhook.environment, fields, webhook)
     before = _settings_of(webhook)
@@ -262,28 +262,21 @@ def update_webhook(webhook: Webhook, fields: WebhookFields, *, request: HttpRequ
             webhook.signing_credentials.set(credentials)
             if webhook.security_method == Webhook.SecurityMethod.ED25519 and not signing_keys_of(webhook):
                 _new_key_pair(webhook)  # made before key pairs existed
-            updated = record_audit(
-                "webhook.updated",
-                request=request,
-                actor=actor,
-                target=webhook,
-                environment=webhook.environment,
-                details={"changes": changes},
+            record_audit(
+                actor, "webhook.updated", target=webhook, environment=webhook.environment, details={"changes": changes}
             )
             if "verification" in changes:
-                manual_sends.ask_for_verification(webhook, requested_by=updated.actor_label, user=updated.actor_user)
+                manual_sends.ask_for_verification(webhook, requested_by=actor.label, user=actor.user)
     except IntegrityError:
         raise WebhookInvalid({"name": f"a webhook named “{fields.name}” already exists"}) from None
 
 
-def set_signing_credentials(
-    webhook: Webhook, credential_ids: list[str], *, request: HttpRequest | None = None, actor=None
-) -> None:
+def set_signing_credentials(webhook: Webhook, credential_ids: list[str], *, actor: Actor = SYSTEM_ACTOR) -> None:
     """Replace the credentials a webhook signs with (switching it to the credentials method)."""
     fields = fields_of(webhook)
     fields.security_method = Webhook.SecurityMethod.CREDENTIALS
     fields.signing_credential_ids = credential_ids
-    update_webhook(webhook, fields, request=request, actor=actor)
+    update_webhook(webhook, fields, actor=actor)
 
 
 def fields_of(webhook: Webhook) -> WebhookFields:
@@ -302,8 +295,7 @@ def rotate_signing_secret(
     webhook: Webhook,
     *,
     grace: datetime.timedelta | None = None,
-    request: HttpRequest | None = None,
-    actor=None,
+    actor: Actor = SYSTEM_ACTOR,
 ) -> str:
     """Make a new signing key of the webhook's method (a `whsec_` secret, or an Ed25519 pair); the current
     ones keep signing for `grace` (0 to 7 days), then stop. Returns the new secret, or the new public key."""
@@ -313,27 +305,20 @@ def rotate_signing_secret(
         raise WebhookError("the grace period must be between 0 and 7 days")
     now = timezone.now()
     retires_at = now + grace
-    with transaction.atomic():
+    algorithm = webhook.key_algorithm
+    details = {
+        "algorithm": algorithm,
+        "old_keys_sign_until": retires_at.isoformat(),
+        "grace_hours": grace.total_seconds() / 3600,
+    }
+    with audited(actor, "webhook.key_rotated", target=webhook, environment=webhook.environment, details=details):
         Webhook.objects.select_for_update().get(pk=webhook.pk)
-        algorithm = webhook.key_algorithm
         keys = webhook.signing_secrets.filter(algorithm=algorithm)
         keys.filter(retires_at__isnull=True).update(retires_at=retires_at)
         keys.filter(retires_at__gt=retires_at).update(retires_at=retires_at)
         pairs = algorithm == SigningSecret.Algorithm.ED25519
         secret = _new_key_pair(webhook).public_key if pairs else _new_secret(webhook)
         Webhook.objects.filter(pk=webhook.pk).update(keys_version=F("keys_version") + 1)
-        record_audit(
-            "webhook.key_rotated",
-            request=request,
-            actor=actor,
-            target=webhook,
-            environment=webhook.environment,
-            details={
-                "algorithm": algorithm,
-                "old_keys_sign_until": retires_at.isoformat(),
-                "grace_hours": grace.total_seconds() / 3600,
-            },
-        )
     return secret
 
 
@@ -343,9 +328,7 @@ def old_keys_signing(webhook: Webhook, moment: datetime.datetime | None = None) 
     return [key for key in signing_secrets_in_use(webhook, moment) if key.retires_at is not None]
 
 
-def stop_old_keys(
-    webhook: Webhook, *, request: HttpRequest | None = None, actor=None, actor_label: str = ""
-) -> list[SigningSecret]:
+def stop_old_keys(webhook: Webhook, *, actor: Actor = SYSTEM_ACTOR) -> list[SigningSecret]:
     """End a rotation's grace period now, for a leak: only the current key signs from this moment on.
 
     Returns the keys that stopped. Refused when no old key is signing, or when no current key would be
@@ -355,7 +338,7 @@ def stop_old_keys(
         raise WebhookError(f"{webhook.name} signs with credentials: remove the old credential from it instead")
     noun = webhook.key_noun
     now = timezone.now()
-    with transaction.atomic():
+    with audited(actor, "webhook.old_keys_stopped", target=webhook, environment=webhook.environment) as audit:
         Webhook.objects.select_for_update().get(pk=webhook.pk)
         keys = webhook.signing_secrets.filter(algorithm=webhook.key_algorithm)
         stopping = list(keys.filter(retires_at__gt=now).order_by("-created_at"))
@@ -366,20 +349,12 @@ def stop_old_keys(
         keys.filter(pk__in=[key.pk for key in stopping]).update(retires_at=now)
         # Workers cache keys per version: the bump makes the next attempt sign without the old ones.
         Webhook.objects.filter(pk=webhook.pk).update(keys_version=F("keys_version") + 1)
-        record_audit(
-            "webhook.old_keys_stopped",
-            request=request,
-            actor=actor,
-            actor_label=actor_label or None,
-            target=webhook,
-            environment=webhook.environment,
-            details={
-                "algorithm": webhook.key_algorithm,
-                "stopped": len(stopping),
-                "created": [key.created_at.isoformat() for key in stopping],
-                "would_have_signed_until": max(key.retires_at for key in stopping).isoformat(),
-            },
-        )
+        audit.details = {
+            "algorithm": webhook.key_algorithm,
+            "stopped": len(stopping),
+            "created": [key.created_at.isoformat() for key in stopping],
+            "would_have_signed_until": max(key.retires_at for key in stopping).isoformat(),
+        }
     return stopping
 
 
@@ -394,110 +369,16 @@ def signing_secrets_in_use(webhook: Webhook, moment: datetime.datetime | None = 
     return [secret for secret in signing_keys_of(webhook) if secret.is_signing_at(moment)]
 
 
-def _set_state(
-    webhook: Webhook, state: str, action: str, *, reason: str = "", request=None, actor=None, ip=None, **details
-):
-    with transaction.atomic():
-        locked = Webhook.objects.select_for_update().get(pk=webhook.pk)
-        previous = locked.state
-        locked.state = state
-        locked.disabled_reason = reason if state == Webhook.State.DISABLED else ""
-        if state == Webhook.State.ACTIVE:
-            locked.failing_since = None
-        locked.save(update_fields=["state", "disabled_reason", "failing_since"])
-        record_audit(
-            action,
-            request=request,
-            actor=actor,
-            ip=ip,
-            target=locked,
-            environment=locked.environment,
-            details={"from": previous, "to": state, **({"reason": reason} if reason else {}), **details},
-        )
-    webhook.state, webhook.disabled_reason, webhook.failing_since = (
-        locked.state,
-        locked.disabled_reason,
-        locked.failing_since,
-    )
-
-
-def pause_webhook(webhook: Webhook, *, request: HttpRequest | None = None, actor=None) -> None:
-    """Stop sending; new events keep arriving as waiting deliveries."""
-    if webhook.state != Webhook.State.ACTIVE:
-        raise WebhookError(f"{webhook.name} is {webhook.get_state_display().lower()}, not active")
-    _set_state(webhook, Webhook.State.PAUSED, "webhook.paused", request=request, actor=actor)
-
-
-def resume_webhook(
-    webhook: Webhook, *, discard_waiting: bool = False, request: HttpRequest | None = None, actor=None
-) -> int:
-    """Make a paused or disabled webhook active again; send what waits, oldest first, or discard it.
-
-    Returns how many waiting deliveries are sent (or were discarded).
-    """
-    if webhook.state == Webhook.State.ACTIVE:
-        raise WebhookError(f"{webhook.name} is already active")
-    if webhook.state == Webhook.State.UNVERIFIED:
-        raise WebhookError(f"{webhook.name} is unverified: verify its URL (or an Admin may waive verification)")
-    waiting = Delivery.objects.filter(webhook=webhook, status__in=Delivery.WAITING, is_test=False)
-    with transaction.atomic():
-        count = waiting.count()
-        if discard_waiting:
-            count = waiting.update(status=Delivery.Status.DISCARDED, next_attempt_at=None)
-            _set_state(
-                webhook,
-                Webhook.State.ACTIVE,
-                "webhook.resumed",
-                request=request,
-                actor=actor,
-                waiting=count,
-                waiting_deliveries="discarded",
-            )
-        else:
-            activate(webhook, "webhook.resumed", request=request, actor=actor, waiting_deliveries="sent")
-    return count
-
-
-def activate(
-    webhook: Webhook, action: str, *, request: HttpRequest | None = None, actor=None, ip=None, **details
-) -> int:
-    """Make the webhook active (audited as `action`) and send what waits for it at once, oldest first.
-
-    Returns how many deliveries were waiting. Resuming, enabling and a passed verification all end here.
-    """
-    waiting = Delivery.objects.filter(webhook=webhook, status__in=Delivery.WAITING, is_test=False)
-    with transaction.atomic():
-        count = waiting.count()
-        _set_state(webhook, Webhook.State.ACTIVE, action, request=request, actor=actor, ip=ip, waiting=count, **details)
-        # Due now: those that were waiting for a retry while held need not wait out their backoff.
-        waiting.update(next_attempt_at=timezone.now(), enqueued_at=timezone.now())
-        copies = settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK
-        transaction.on_commit(lambda: queueing.drain(webhook.pk, copies), robust=True)
-    return count
-
-
 def verification_required(environment: Environment) -> bool:
     """Whether a new webhook (or a changed URL) in this environment must prove its receiver before data flows."""
     return environment.kind in settings.WEBHOOK_VERIFICATION_REQUIRED_KINDS
 
 
-def disable_webhook(webhook: Webhook, reason: str, *, request: HttpRequest | None = None, actor=None) -> None:
-    """Stop sending until someone re-enables it; deliveries keep waiting. Used by the sending path and by people."""
-    if webhook.state == Webhook.State.DISABLED:
-        return
-    _set_state(webhook, Webhook.State.DISABLED, "webhook.disabled", reason=reason, request=request, actor=actor)
-
-
-def delete_webhook(webhook: Webhook, *, request: HttpRequest | None = None, actor=None) -> None:
+def delete_webhook(webhook: Webhook, *, actor: Actor = SYSTEM_ACTOR) -> None:
     """Delete a webhook with its history (kept in the audit log as the deletion event)."""
     with transaction.atomic():
         record_audit(
-            "webhook.deleted",
-            request=request,
-            actor=actor,
-            target=webhook,
-            environment=webhook.environment,
-            details=_settings_of(webhook),
+            actor, "webhook.deleted", target=webhook, environment=webhook.environment, details=_settings_of(webhook)
         )
         webhook.delete()
 

@@ -17,13 +17,16 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from environments.audit import record_audit
+from environments.audit import audited, record_audit
 from environments.models import Environment, Event
+from portal.actor import SYSTEM_ACTOR, Actor
 from portal.inputs import range_problem
 
 from .models import Attempt, Delivery, DeliveryEvent, Webhook
 
 BATCH = 500
+# Who the daily retention task's erasures are attributed to.
+RETENTION_ACTOR = Actor.for_task("payload retention")
 
 
 class ScopeError(ValueError):
@@ -153,9 +156,7 @@ def erase_payloads(
     scope: Scope,
     *,
     expected: int | None = None,
-    request=None,
-    actor=None,
-    actor_label: str | None = None,
+    actor: Actor = SYSTEM_ACTOR,
     audit: bool = True,
 ) -> int:
     """Erase the payloads of every finished delivery in scope (irreversible). Returns how many deliveries.
@@ -172,10 +173,8 @@ def erase_payloads(
     erased = sum(_erase_batch(ids[start : start + BATCH]) for start in range(0, len(ids), BATCH))
     if audit:
         record_audit(
+            actor,
             "deliveries.payloads_erased",
-            request=request,
-            actor=actor,
-            actor_label=actor_label,
             target=scope.webhook or (scope.delivery.webhook if scope.delivery else None) or scope.environment,
             environment=scope.environment,
             details={**scope.describe(), "count": erased},
@@ -219,9 +218,8 @@ def apply_payload_retention(now: datetime.datetime | None = None) -> int:
         count = _erase(Scope(environment, until=cutoff).deliveries())
         if count:
             record_audit(
+                RETENTION_ACTOR,
                 "deliveries.payloads_erased",
-                actor_type="system",
-                actor_label="payload retention",
                 target=environment,
                 environment=environment,
                 details={
@@ -234,22 +232,17 @@ def apply_payload_retention(now: datetime.datetime | None = None) -> int:
     return total
 
 
-def set_payload_retention(
-    environment: Environment, days: int | None, *, request=None, actor=None, actor_label: str | None = None
-) -> None:
+def set_payload_retention(environment: Environment, days: int | None, *, actor: Actor = SYSTEM_ACTOR) -> None:
     """Keep this environment's payloads `days` days (None: as long as the deliveries). Audited."""
     if days is not None and not 1 <= days <= 36_500:
         raise ValueError("the payload retention is 1 to 36,500 days, or none")
     before = environment.payload_retention_days
-    with transaction.atomic():
+    with audited(
+        actor,
+        "environment.payload_retention_changed",
+        target=environment,
+        environment=environment,
+        details={"from": before, "to": days},
+    ):
         environment.payload_retention_days = days
         environment.save(update_fields=["payload_retention_days"])
-        record_audit(
-            "environment.payload_retention_changed",
-            request=request,
-            actor=actor,
-            actor_label=actor_label,
-            target=environment,
-            environment=environment,
-            details={"from": before, "to": days},
-        )

@@ -10,8 +10,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from environments.audit import record_audit
+from environments.audit import audited, record_audit
 from environments.models import Environment
+from portal.actor import SYSTEM_ACTOR, Actor
 
 from . import manual_sends
 from .delivery import ledger, queueing, retry_policy
@@ -40,9 +41,7 @@ def test_types(webhook: Webhook) -> list[str]:
     return [TEST_EVENT_TYPE, *sorted(webhook.event_types)]
 
 
-def send_test(
-    webhook: Webhook, *, event_type: str = TEST_EVENT_TYPE, request=None, actor=None, actor_label: str = ""
-) -> ManualSend:
+def send_test(webhook: Webhook, *, event_type: str = TEST_EVENT_TYPE, actor: Actor = SYSTEM_ACTOR) -> ManualSend:
     """Ask a worker to send a test to this webhook now, whatever its state; returns the send to watch.
 
     A `webhook.test` event, or the example payload of a subscribed event type (the one its page shows).
@@ -57,40 +56,32 @@ def send_test(
         data = example_data(environment, event_type)
     with transaction.atomic():
         delivery = manual_sends.new_test_delivery(webhook, event_type, data)
-        audit = record_audit(
+        record_audit(
+            actor,
             "webhook.test_sent",
-            request=request,
-            actor=actor,
-            actor_label=actor_label or None,
             target=webhook,
             environment=environment,
             details={"message_id": delivery.message_id, "event_type": event_type},
         )
-        return manual_sends.ask(
-            webhook, ManualSend.Kind.TEST, delivery, requested_by=audit.actor_label, user=audit.actor_user
-        )
+        return manual_sends.ask(webhook, ManualSend.Kind.TEST, delivery, requested_by=actor.label, user=actor.user)
 
 
-def resend(delivery: Delivery, *, request=None, actor=None, actor_label: str = "", audit: bool = True) -> ManualSend:
+def resend(delivery: Delivery, *, actor: Actor = SYSTEM_ACTOR, audit: bool = True) -> ManualSend:
     """Ask a worker to send a delivery again now, with the same `webhook-id` and body; returns the send to watch."""
     webhook = delivery.webhook
     _refuse_unless_active(webhook)
     if delivery.payload_erased_at is not None:
         raise ResendRefused(f"the payload of {delivery.message_id} was erased: there is nothing left to send")
     with transaction.atomic():
-        label, user = actor_label or "system", actor
         if audit:
-            event = record_audit(
+            record_audit(
+                actor,
                 "delivery.resent",
-                request=request,
-                actor=actor,
-                actor_label=actor_label or None,
                 target=webhook,
                 environment=webhook.environment,
                 details={"message_id": delivery.message_id, "status_before": delivery.status},
             )
-            label, user = event.actor_label, event.actor_user
-        return manual_sends.ask(webhook, ManualSend.Kind.RESEND, delivery, requested_by=label, user=user)
+        return manual_sends.ask(webhook, ManualSend.Kind.RESEND, delivery, requested_by=actor.label, user=actor.user)
 
 
 def send_by_hand(
@@ -174,23 +165,15 @@ def _answer(attempt: Attempt) -> str:
     return f"{answer} in {attempt.duration_ms} ms"
 
 
-def retry_now(webhook: Webhook, *, request=None, actor=None, actor_label: str = "") -> int:
+def retry_now(webhook: Webhook, *, actor: Actor = SYSTEM_ACTOR) -> int:
     """Make every waiting delivery of an active webhook due now and start sending them, oldest first.
 
     Returns how many were waiting for a later retry. Audited.
     """
     _refuse_unless_active(webhook)
-    with transaction.atomic():
+    with audited(actor, "webhook.retried_now", target=webhook, environment=webhook.environment) as audit:
         count = retry_policy.make_waiting_due(webhook.pk, timezone.now())
-        record_audit(
-            "webhook.retried_now",
-            request=request,
-            actor=actor,
-            actor_label=actor_label or None,
-            target=webhook,
-            environment=webhook.environment,
-            details={"deliveries": count},
-        )
+        audit.details = {"deliveries": count}
         copies = settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK
         transaction.on_commit(lambda: queueing.drain(webhook.pk, copies), robust=True)
     return count

@@ -28,6 +28,7 @@ from credentials.models import AccessToken, Client, Credential
 from credentials.services import invalidate_credential, revoke_tokens
 from environments.audit import record_audit
 from environments.models import AuditEvent
+from portal.actor import SYSTEM_ACTOR, Actor
 
 from .configure import WebhookError, set_signing_credentials
 from .models import Webhook
@@ -242,7 +243,7 @@ def rotation_of(client: Client) -> Rotation:
     return rotation
 
 
-def add_new_to_signing(client: Client, *, request=None, actor=None) -> list[str]:
+def add_new_to_signing(client: Client, *, actor: Actor = SYSTEM_ACTOR) -> list[str]:
     """Step 3: the new credential signs, next to the old, every webhook that signs with this client."""
     rotation = rotation_of(client)
     if rotation.new is None:
@@ -252,13 +253,13 @@ def add_new_to_signing(client: Client, *, request=None, actor=None) -> list[str]
         for webhook in rotation.webhooks:
             ids = [str(c.pk) for c in webhook.signing_credentials.all() if c.is_active]
             if str(rotation.new.pk) not in ids:
-                set_signing_credentials(webhook, [*ids, str(rotation.new.pk)], request=request, actor=actor)
+                set_signing_credentials(webhook, [*ids, str(rotation.new.pk)], actor=actor)
                 changed.append(webhook.name)
     return changed
 
 
 def retire_old(
-    client: Client, *, compromised: bool = False, reason: str = "rotated", request=None, actor=None
+    client: Client, *, compromised: bool = False, reason: str = "rotated", actor: Actor = SYSTEM_ACTOR
 ) -> list[str]:
     """Steps 4 and 5: take the old credentials out of signing and invalidate them, in one transaction.
 
@@ -274,41 +275,40 @@ def retire_old(
         for webhook in rotation.webhooks:
             keep = [str(c.pk) for c in webhook.signing_credentials.all() if c not in rotation.old]
             if len(keep) != webhook.signing_credentials.count():
-                set_signing_credentials(webhook, keep, request=request, actor=actor)
+                set_signing_credentials(webhook, keep, actor=actor)
         for credential in rotation.old:
             if credential.is_active:
                 why = "compromised: rotated" if compromised else reason
-                invalidate_credential(credential, reason=why, request=request, actor=actor)
+                invalidate_credential(credential, reason=why, actor=actor)
                 retired.append(f"“{credential.name}” invalidated")
             if compromised:
                 why = "compromised: rotated"
-                count = revoke_tokens(credential=credential, reason=why, request=request, actor=actor)
+                count = revoke_tokens(credential=credential, reason=why, actor=actor)
                 retired.append(f"{count} of its tokens revoked")
     return retired
 
 
-def revoke_old_tokens(client: Client, *, request=None, actor=None) -> list[str]:
+def revoke_old_tokens(client: Client, *, actor: Actor = SYSTEM_ACTOR) -> list[str]:
     """Step 4, afterwards: end at once every token the old credentials obtained."""
     rotation = rotation_of(client)
     if rotation.new is None:
         raise WebhookError("create the new credential first (step 1)")
     done = []
     for credential in client.credentials.exclude(pk=rotation.new.pk):
-        count = revoke_tokens(credential=credential, reason="rotated", request=request, actor=actor)
+        count = revoke_tokens(credential=credential, reason="rotated", actor=actor)
         if count:
             done.append(f"{count} token{'s' if count != 1 else ''} of “{credential.name}” revoked")
     return done
 
 
-def confirm_receivers(client: Client, *, request=None, actor=None) -> list[str]:
+def confirm_receivers(client: Client, *, actor: Actor = SYSTEM_ACTOR) -> list[str]:
     """Step 6: the integrator says the receivers no longer accept the old key (audited)."""
     rotation = rotation_of(client)
     if not rotation.steps[3].done:
         raise WebhookError("invalidate the old credential first (step 4)")
     record_audit(
+        actor,
         RECEIVERS_CONFIRMED,
-        request=request,
-        actor=actor,
         target=client,
         environment=client.environment,
         details={"webhooks": [webhook.name for webhook in rotation.webhooks]},

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from environments.audit import acting_user, record_audit
-from portal.client_address import client_ip
+from environments.audit import record_audit
+from portal.actor import SYSTEM_ACTOR, Actor
 
 from .delivery.signing import SELF_TEST_MARKER
 from .manual import send_by_hand
@@ -78,17 +78,24 @@ def signed_body(webhook: Webhook) -> str:
     )
 
 
-def run(webhook: Webhook, *, request=None, actor=None, actor_label: str | None = None) -> ManualSend:
-    """Ask a worker to send the signed and the altered test request; returns the send to watch."""
-    user = acting_user(request, actor)
-    label = actor_label or (user.get_username() if user is not None else "system")
+def run(webhook: Webhook, *, actor: Actor = SYSTEM_ACTOR) -> ManualSend:
+    """Ask a worker to send the signed and the altered test request; returns the send to watch.
+
+    The worker audits the verdict in the name of `actor`, from the address it asked from."""
     with transaction.atomic():
         body = signed_body(webhook)
         data = json.loads(body)["data"]
         genuine = new_test_delivery(webhook, EVENT_TYPE, data, body=body)
         tampered = new_test_delivery(webhook, EVENT_TYPE, data, body=body)
-        ip = client_ip(request) if request is not None else None
-        return ask(webhook, ManualSend.Kind.SELF_TEST, genuine, altered=tampered, requested_by=label, user=user, ip=ip)
+        return ask(
+            webhook,
+            ManualSend.Kind.SELF_TEST,
+            genuine,
+            altered=tampered,
+            requested_by=actor.label,
+            user=actor.user,
+            ip=actor.ip,
+        )
 
 
 def carry_out(send: ManualSend) -> None:
@@ -107,10 +114,8 @@ def carry_out(send: ManualSend) -> None:
     result = SelfTest(genuine, tampered)
     send.attempt, send.altered_attempt, send.passed, send.result = genuine, tampered, result.passed, result.verdict
     record_audit(
+        Actor.requested_by(send.requested_by_user, label=label, ip=send.requested_from),
         "webhook.signature_self_test",
-        actor=send.requested_by_user,
-        actor_label=label,
-        ip=send.requested_from,
         target=send.webhook,
         environment=send.webhook.environment,
         details={

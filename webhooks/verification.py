@@ -6,7 +6,7 @@ new or its URL changed) is *unverified*: its deliveries are kept, not sent. A wo
 challenge on its own (the whole body, or a JSON object whose top-level `challenge` is it) within the
 webhook's timeout: a receiver that echoes whatever it is sent does not pass. Then the webhook becomes
 active and what waited is sent, oldest first. An Admin may waive verification for one webhook, with a
-reason. Both are audited.
+reason (`lifecycle.waive_verification`). Both are audited.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import json
 from django.db import transaction
 from django.utils import timezone
 
-from environments.audit import acting_user, record_audit
-from portal.client_address import client_ip
+from environments.audit import record_audit
+from portal.actor import SYSTEM_ACTOR, Actor
 
-from .configure import WebhookError, activate
+from .lifecycle import activate
 from .manual import send_by_hand
 from .manual_sends import ask_for_verification
 from .models import Attempt, ManualSend, Webhook
@@ -51,12 +51,11 @@ def _outcome(attempt: Attempt, challenge: str) -> tuple[bool, str]:
     return False, f"no answer: {attempt.outcome}"
 
 
-def verify(webhook: Webhook, *, request=None, actor=None, actor_label: str | None = None) -> ManualSend:
-    """Ask a worker to send the challenge now; returns the send to watch (its result, once in, says why)."""
-    user = acting_user(request, actor)
-    label = actor_label or (user.get_username() if user is not None else "system")
-    ip = client_ip(request) if request is not None else None
-    return ask_for_verification(webhook, requested_by=label, user=user, ip=ip)
+def verify(webhook: Webhook, *, actor: Actor = SYSTEM_ACTOR) -> ManualSend:
+    """Ask a worker to send the challenge now; returns the send to watch (its result, once in, says why).
+
+    The worker audits the outcome in the name of `actor`, from the address it asked from."""
+    return ask_for_verification(webhook, requested_by=actor.label, user=actor.user, ip=actor.ip)
 
 
 def carry_out(send: ManualSend) -> None:
@@ -80,28 +79,14 @@ def carry_out(send: ManualSend) -> None:
             locked.verified_at = locked.verification_tried_at
         locked.save(update_fields=["verification_tried_at", "verification_result", "verified_at"])
         if passed and locked.state == Webhook.State.UNVERIFIED:
-            activate(locked, "webhook.verified", actor=send.requested_by_user, ip=send.requested_from, result=result)
+            # Named by the user who asked, or "system": not by a command's label, as it always has been.
+            requester = Actor.requested_by(send.requested_by_user, ip=send.requested_from)
+            activate(locked, "webhook.verified", actor=requester, result=result)
         else:
             record_audit(
+                Actor.requested_by(send.requested_by_user, label=send.requested_by, ip=send.requested_from),
                 "webhook.verified" if passed else "webhook.verification_failed",
-                actor=send.requested_by_user,
-                actor_label=send.requested_by,
-                ip=send.requested_from,
                 target=locked,
                 environment=locked.environment,
                 details={"result": result, "message_id": send.delivery.message_id},
             )
-
-
-def waive(webhook: Webhook, reason: str, *, request=None, actor=None) -> int:
-    """An Admin lets an unverified webhook send without proof (audited with the reason). Returns waiting count."""
-    reason = " ".join(reason.split())[:300]
-    if not reason:
-        raise WebhookError("say why verification is waived: the reason is kept in the audit log")
-    if webhook.state != Webhook.State.UNVERIFIED:
-        raise WebhookError(f"{webhook.name} is not waiting for verification")
-    with transaction.atomic():
-        Webhook.objects.filter(pk=webhook.pk).update(verification_waived=reason)
-        count = activate(webhook, "webhook.verification_waived", request=request, actor=actor, reason=reason)
-    webhook.refresh_from_db()
-    return count

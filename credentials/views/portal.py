@@ -72,7 +72,9 @@ def client_new(request, environment):
     form = ClientForm(request.POST or None, environment=environment)
     if request.method == "POST" and form.is_valid():
         try:
-            client = create_client(environment, form.cleaned_data["name"], form.cleaned_data["scopes"], request=request)
+            client = create_client(
+                environment, form.cleaned_data["name"], form.cleaned_data["scopes"], actor=request.actor
+            )
         except CredentialError as error:
             form.add_error("name", str(error))
         else:
@@ -88,7 +90,7 @@ def credential_new(request, environment, client_id):
     if request.method == "POST" and form.is_valid():
         try:
             credential, secret = create_credential(
-                client, form.cleaned_data["name"], expires_at=form.expires_at, request=request
+                client, form.cleaned_data["name"], expires_at=form.expires_at, actor=request.actor
             )
         except CredentialError as error:
             form.add_error("name", str(error))
@@ -135,7 +137,7 @@ def credential_rename(request, environment, credential_id):
     form = RenameForm(request.POST or None, initial={"name": credential.name})
     if request.method == "POST" and form.is_valid():
         try:
-            rename_credential(credential, form.cleaned_data["name"], request=request)
+            rename_credential(credential, form.cleaned_data["name"], actor=request.actor)
         except CredentialError as error:
             form.add_error("name", str(error))
         else:
@@ -155,7 +157,7 @@ def credential_invalidate(request, environment, credential_id):
     holders = credential_in_use_by(credential)
     if request.method == "POST" and form.is_valid():
         try:
-            invalidate_credential(credential, reason=form.cleaned_data["reason"], request=request)
+            invalidate_credential(credential, reason=form.cleaned_data["reason"], actor=request.actor)
         except CredentialError as error:
             form.add_error(None, str(error))
         else:
@@ -183,7 +185,7 @@ def credential_revoke_tokens(request, environment, credential_id):
     credential = _credential(environment, credential_id)
     form = RevokeTokensForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        count = revoke_tokens(credential=credential, reason=form.cleaned_data["reason"], request=request)
+        count = revoke_tokens(credential=credential, reason=form.cleaned_data["reason"], actor=request.actor)
         messages.success(request, f"Revoked {count} access token{'s' if count != 1 else ''} of “{credential.name}”.")
         return redirect("credentials", slug=environment.slug)
     return render(
@@ -261,7 +263,7 @@ def _client_action(request, environment, client):
         form = RenameForm(request.POST, prefix="rename")
         if form.is_valid():
             try:
-                rename_client(client, form.cleaned_data["name"], request=request)
+                rename_client(client, form.cleaned_data["name"], actor=request.actor)
             except CredentialError as error:
                 form.add_error("name", str(error))
             else:
@@ -276,7 +278,7 @@ def _client_action(request, environment, client):
                     client,
                     form.cleaned_data["scopes"],
                     revoke_live_tokens=form.cleaned_data["revoke_live_tokens"],
-                    request=request,
+                    actor=request.actor,
                 )
             except CredentialError as error:
                 form.add_error("scopes", str(error))
@@ -291,16 +293,16 @@ def _client_action(request, environment, client):
         return _client_page(request, client, scopes_form=form, status=400)
     try:
         if action == "disable":
-            revoked = disable_client(client, request=request)
+            revoked = disable_client(client, actor=request.actor)
             ended = ngettext("the %(count)d token it held ended", "the %(count)d tokens it held ended", revoked)
             messages.success(
                 request, f"“{client.name}” is disabled: it obtains no token, and {ended % {'count': revoked}}."
             )
         elif action == "enable":
-            enable_client(client, request=request)
+            enable_client(client, actor=request.actor)
             messages.success(request, f"“{client.name}” is enabled: its active credentials obtain tokens again.")
         elif action == "delete":
-            delete_client(client, request=request)
+            delete_client(client, actor=request.actor)
             messages.success(request, f"Client “{client.name}” deleted.")
             return redirect("credentials", environment.slug)
         else:

@@ -10,6 +10,7 @@ from django.test import RequestFactory
 from environments.audit import record_audit
 from environments.models import AuditEvent, Grant
 from environments.tests.factories import grant, make_environment, make_user
+from portal.actor import SYSTEM_ACTOR, Actor
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +21,9 @@ def test_an_audit_event_records_actor_ip_user_agent_and_target():
     request = RequestFactory().post("/", REMOTE_ADDR="203.0.113.7", HTTP_USER_AGENT="Firefox/140")
     request.user = user
 
-    event = record_audit("environment.renamed", request=request, target=env, environment=env, details={"to": "X"})
+    event = record_audit(
+        Actor.from_request(request), "environment.renamed", target=env, environment=env, details={"to": "X"}
+    )
 
     event.refresh_from_db()
     assert (event.actor_type, event.actor_user, event.actor_label) == ("user", user, "director")
@@ -34,12 +37,12 @@ def test_an_audit_event_records_actor_ip_user_agent_and_target():
 
 
 def test_background_work_is_attributed_to_the_system():
-    event = record_audit("deliveries.pruned")
+    event = record_audit(SYSTEM_ACTOR, "deliveries.pruned")
     assert (event.actor_type, event.actor_label, event.ip) == ("system", "system", None)
 
 
 def test_audit_events_cannot_be_changed_or_deleted_through_the_orm():
-    event = record_audit("something.happened")
+    event = record_audit(SYSTEM_ACTOR, "something.happened")
     with pytest.raises(TypeError, match="append-only"):
         event.save()
     with pytest.raises(TypeError, match="append-only"):
@@ -53,7 +56,7 @@ def test_audit_events_cannot_be_changed_or_deleted_through_the_orm():
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigger is PostgreSQL's")
 def test_postgresql_refuses_rewriting_the_trail_even_in_raw_sql():
-    event = record_audit("something.happened")
+    event = record_audit(SYSTEM_ACTOR, "something.happened")
     for statement in (
         "UPDATE environments_auditevent SET action = 'rewritten' WHERE id = %s",
         "DELETE FROM environments_auditevent WHERE id = %s",
@@ -67,7 +70,7 @@ def test_postgresql_refuses_rewriting_the_trail_even_in_raw_sql():
 def test_details_that_look_like_secrets_are_refused(key):
     details = {"nested": {"signing_key": "x"}} if key == "nested" else {key: "x"}
     with pytest.raises(ValueError, match="must not carry secrets"):
-        record_audit("credential.created", details=details)
+        record_audit(SYSTEM_ACTOR, "credential.created", details=details)
     assert not AuditEvent.objects.exists()
 
 
@@ -78,8 +81,8 @@ class TestAuditPage:
         self.director = make_user("dana")
         grant(self.director, self.clinic, Grant.Role.PROGRAM_DIRECTOR)
         self.admin = make_user("root", admin=True)
-        record_audit("webhook.created", actor=self.director, environment=self.clinic, target_label="Billing")
-        record_audit("webhook.paused", actor=self.admin, environment=self.lab, target_label="Lab feed")
+        record_audit(Actor.for_user(self.director), "webhook.created", environment=self.clinic, target_label="Billing")
+        record_audit(Actor.for_user(self.admin), "webhook.paused", environment=self.lab, target_label="Lab feed")
 
     def test_a_program_director_reads_only_their_environments(self, client):
         self.setup_data()
@@ -116,7 +119,7 @@ class TestAuditPage:
 
     def test_csv_export_follows_the_filters(self, client):
         self.setup_data()
-        record_audit("user.renamed", actor=self.admin, target_label='=HYPERLINK("http://x")')
+        record_audit(Actor.for_user(self.admin), "user.renamed", target_label='=HYPERLINK("http://x")')
         client.force_login(self.admin)
 
         response = client.get("/audit/export.csv?environment=clinic")
@@ -135,7 +138,7 @@ class TestAuditPage:
 @pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t=", "\r=", "\n=", " ="])
 def test_the_csv_export_neutralises_every_formula_start(client, start):
     admin = make_user("root", admin=True)
-    record_audit("user.created", actor=admin, target_label=f'{start}HYPERLINK("http://x")')
+    record_audit(Actor.for_user(admin), "user.created", target_label=f'{start}HYPERLINK("http://x")')
     client.force_login(admin)
     content = b"".join(client.get("/audit/export.csv").streaming_content).decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(content)))

@@ -6,6 +6,7 @@ from environments.audit import record_audit
 from environments.models import Grant
 from environments.tests.browser import log_in
 from environments.tests.factories import grant, make_environment, make_user
+from portal.actor import Actor
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -100,8 +101,8 @@ def test_an_admin_publishes_a_draft_and_sees_a_precise_error_first(page):
 
 def test_the_audit_export_takes_the_filters_on_screen_even_before_they_are_applied(page):
     admin = make_user("root", admin=True)
-    record_audit("user.created", actor=admin, target_label="Zoë …")
-    record_audit("configuration.published", actor=admin, target_label="Other")
+    record_audit(Actor.for_user(admin), "user.created", target_label="Zoë …")
+    record_audit(Actor.for_user(admin), "configuration.published", target_label="Other")
     log_in(page, "root")
     page.goto("/audit/")
     page.get_by_label("Action").fill("user.created")  # typed, not applied

@@ -30,7 +30,9 @@ def configuration_new(request):
     form = ConfigurationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            configuration = create_configuration(form.cleaned_data["name"], form.cleaned_data["slug"], request=request)
+            configuration = create_configuration(
+                form.cleaned_data["name"], form.cleaned_data["slug"], actor=request.actor
+            )
         except ConfigurationError as error:
             form.add_error("slug", str(error))
         else:
@@ -66,7 +68,7 @@ def draft_new(request, slug):
     form = DraftForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         version = save_draft(
-            configuration, form.cleaned_data["schema"], note=form.cleaned_data["note"], request=request
+            configuration, form.cleaned_data["schema"], note=form.cleaned_data["note"], actor=request.actor
         )
         _report_saved(request, version)
         return redirect("version_detail", slug=slug, number=version.number)
@@ -104,7 +106,7 @@ def version_detail(request, slug, number):
                     draft_form.cleaned_data["schema"],
                     note=draft_form.cleaned_data["note"],
                     draft=version,
-                    request=request,
+                    actor=request.actor,
                 )
             except ConfigurationError as error:
                 messages.error(request, str(error))
@@ -117,7 +119,7 @@ def version_detail(request, slug, number):
                     version,
                     publish_form.cleaned_data["environments"],
                     accept_invalid_records=publish_form.cleaned_data.get("accept_invalid_records", False),
-                    request=request,
+                    actor=request.actor,
                 )
             except RecordsLeftInvalid as error:
                 impact = error.impact
@@ -168,7 +170,7 @@ def environment_new(request):
         data = form.cleaned_data
         try:
             environment = create_environment(
-                data["name"], data["slug"], data["kind"], data["configuration"], request=request
+                data["name"], data["slug"], data["kind"], data["configuration"], actor=request.actor
             )
         except ConfigurationError as error:
             form.add_error("slug", str(error))

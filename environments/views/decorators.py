@@ -7,6 +7,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
+from portal.actor import Actor
+
 from ..access import can_manage, can_read_audit, is_admin, role_in
 from ..models import Environment
 from ..preferences import remember_environment
@@ -17,7 +19,8 @@ def environment_page(view=None, *, manage: bool = False):
 
     With `manage=True`, Viewers get 403: they see but cannot change.
     The view receives the environment; `request.environment` and
-    `request.role` are set for templates.
+    `request.role` are set for templates, and `request.actor` (who acts,
+    from where) for the services the view calls.
     """
 
     def decorator(view):
@@ -34,6 +37,7 @@ def environment_page(view=None, *, manage: bool = False):
             if manage and not can_manage(role):
                 raise PermissionDenied("Viewers can look but not change: ask an Admin for the Program Director role.")
             request.environment, request.role = environment, role
+            request.actor = Actor.from_request(request)
             remember_environment(request, environment)
             return view(request, environment, *args, **kwargs)
 
@@ -43,7 +47,9 @@ def environment_page(view=None, *, manage: bool = False):
 
 
 def _user_page(allowed, refusal: str):
-    """A decorator for pages that one check on the user guards, with the sentence a refused user reads."""
+    """A decorator for pages that one check on the user guards, with the sentence a refused user reads.
+
+    Sets `request.actor` for the services the view calls."""
 
     def decorator(view):
         @login_required
@@ -51,6 +57,7 @@ def _user_page(allowed, refusal: str):
         def wrapped(request, *args, **kwargs):
             if not allowed(request.user):
                 raise PermissionDenied(refusal)
+            request.actor = Actor.from_request(request)
             return view(request, *args, **kwargs)
 
         return wrapped

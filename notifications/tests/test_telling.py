@@ -9,7 +9,7 @@ from credentials.tests.factories import make_client, make_credential
 from environments.tests.factories import grant, make_environment, make_user
 from notifications.models import Kind, Mute, Notice
 from notifications.outbox import scan
-from webhooks.configure import disable_webhook
+from webhooks.lifecycle import disable_webhook
 from webhooks.models import BulkResend, BulkResendItem
 
 from .factories import make_failing_webhook

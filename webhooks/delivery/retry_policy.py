@@ -18,7 +18,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import ngettext
 
-from ..configure import disable_webhook
+from ..lifecycle import disable_webhook
 from ..models import Attempt, Delivery, Webhook
 from . import outbound
 from .ledger import Claimed

@@ -15,10 +15,10 @@ from standardwebhooks import Webhook as StandardWebhook
 from environments.models import AuditEvent
 from environments.records import create_record, update_record
 from environments.tests.factories import make_environment
-from webhooks.configure import pause_webhook, resume_webhook
 from webhooks.delivery import ledger
 from webhooks.delivery.sending import attempt_delivery, drain
 from webhooks.delivery.sweeper import sweep
+from webhooks.lifecycle import pause_webhook, resume_webhook
 from webhooks.models import Attempt, Delivery, Webhook
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Receiver

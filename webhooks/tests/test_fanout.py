@@ -18,9 +18,9 @@ from django.utils import timezone
 from environments.records import create_record
 from environments.tests.factories import make_environment
 from integration_tools.celery import app
-from webhooks.configure import pause_webhook
 from webhooks.delivery import bodies, ledger, queueing, sending
 from webhooks.delivery.sweeper import sweep
+from webhooks.lifecycle import pause_webhook
 from webhooks.models import Attempt, Delivery, Webhook
 from webhooks.tests.factories import make_delivery, make_webhook
 from webhooks.tests.locks import claim_lock_held_elsewhere

@@ -16,6 +16,7 @@ from conftest import wait_for
 from environments.models import AuditEvent
 from environments.records import create_record
 from environments.tests.factories import make_environment
+from portal.actor import Actor
 from webhooks.delivery import ledger, sweeper
 from webhooks.delivery.sending import attempt_delivery, drain
 from webhooks.manual import retry_now
@@ -133,7 +134,7 @@ class TestInProcess:
             webhook = make_webhook(environment, receiver.url)
             make_failed_backlog(webhook, environment, receiver, 3)
             receiver.requests.clear()
-            assert retry_now(webhook, actor_label="ops") == 3
+            assert retry_now(webhook, actor=Actor.for_task("ops")) == 3
             drain(webhook.pk)
         assert names_received(receiver) == ["P0", "P1", "P2"]
         event = AuditEvent.objects.get(action="webhook.retried_now")

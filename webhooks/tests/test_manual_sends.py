@@ -18,6 +18,7 @@ from environments.records import create_record
 from environments.tests.browser import log_in
 from environments.tests.factories import PASSWORD, grant, make_user
 from integration_tools.celery import app
+from portal.actor import Actor
 from webhooks.carry_out import carry_out
 from webhooks.delivery.sending import attempt_delivery
 from webhooks.manual import resend
@@ -263,7 +264,7 @@ def test_a_re_send_does_not_take_someone_elses_re_send_of_the_same_delivery_as_i
         delivery = failed_for_good(env, receiver)
         client.post(f"/e/clinic/deliveries/{delivery.pk}/resend/")
         first = ManualSend.objects.get(kind=ManualSend.Kind.RESEND)
-        resend(delivery, actor_label="ops-script")
+        resend(delivery, actor=Actor.for_task("ops-script"))
         second = ManualSend.objects.exclude(pk=first.pk).get(kind=ManualSend.Kind.RESEND)
         carry_out(second.pk)
         carry_out(first.pk)

@@ -14,8 +14,8 @@ from environments.tests.bad_input import assert_refused
 from environments.tests.browser import log_in
 from environments.tests.factories import grant, log_in_director, make_environment, make_user
 from webhooks import manual
-from webhooks.configure import pause_webhook, resume_webhook
 from webhooks.delivery.sending import attempt_delivery
+from webhooks.lifecycle import pause_webhook, resume_webhook
 from webhooks.tests.factories import carried_out, make_webhook
 from webhooks.tests.receiver import Receiver
 

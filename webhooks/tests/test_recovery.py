@@ -81,7 +81,7 @@ def test_a_range_with_nothing_to_recover_says_why(client, director, env):
 
 
 def test_a_paused_webhook_is_not_recovered_and_the_page_says_resume_first(client, director, env):
-    from webhooks.configure import pause_webhook
+    from webhooks.lifecycle import pause_webhook
 
     webhook = make_webhook(env, "http://127.0.0.1:9999/hooks")
     seed(webhook, ["failed"])

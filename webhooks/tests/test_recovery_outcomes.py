@@ -20,9 +20,9 @@ from notifications.models import Kind, Notice
 from notifications.outbox import email_text, scan
 from webhooks.bulk import POLL_SECONDS, bulk_resend_step
 from webhooks.bulk_outcomes import Outcomes
-from webhooks.configure import pause_webhook
 from webhooks.delivery import ledger
 from webhooks.delivery.sending import attempt_delivery, send_claimed
+from webhooks.lifecycle import pause_webhook
 from webhooks.models import Attempt, BulkResend, Delivery, Webhook
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Answer, Receiver

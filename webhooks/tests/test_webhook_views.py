@@ -10,8 +10,8 @@ from environments.records import create_record
 from environments.tests.factories import grant, make_user
 from environments.workers import report_in
 from webhooks.bulk import bulk_resend_step
-from webhooks.configure import disable_webhook
 from webhooks.delivery.sending import attempt_delivery
+from webhooks.lifecycle import disable_webhook
 from webhooks.models import Attempt, BulkResend, Delivery, ManualSend, Webhook
 from webhooks.tests.factories import carried_out, make_delivery, make_webhook
 from webhooks.tests.receiver import Receiver

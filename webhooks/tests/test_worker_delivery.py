@@ -15,7 +15,7 @@ from conftest import kill_process_group, wait_for
 from credentials.tests.factories import form_post, make_client, make_credential
 from environments.records import create_record
 from environments.tests.factories import make_environment
-from webhooks.configure import pause_webhook, resume_webhook
+from webhooks.lifecycle import pause_webhook, resume_webhook
 from webhooks.models import Delivery
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Receiver

@@ -28,7 +28,7 @@ def erase_payloads(request, environment):
             notice = "Nothing was erased: count the payloads first, then confirm."
         else:
             try:
-                count = erasure.erase_payloads(scope, expected=expected, request=request)
+                count = erasure.erase_payloads(scope, expected=expected, actor=request.actor)
             except erasure.ScopeChanged as error:
                 notice = str(error)
             else:
@@ -60,7 +60,7 @@ def _set_retention(request, environment):
     form = RetentionForm(request.POST)
     if form.is_valid():
         try:
-            erasure.set_payload_retention(environment, form.cleaned_data["days"], request=request)
+            erasure.set_payload_retention(environment, form.cleaned_data["days"], actor=request.actor)
         except ValueError as error:
             messages.error(request, f"Nothing was changed: {sentence(error)}")
         else:

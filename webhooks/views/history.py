@@ -150,7 +150,7 @@ def delivery_resend(request, environment, delivery_id):
     """Ask a worker to send the delivery again; its page shows what came back when it is in."""
     delivery = _delivery(environment, delivery_id)
     try:
-        send = manual.resend(delivery, request=request)
+        send = manual.resend(delivery, actor=request.actor)
     except manual.ResendRefused as error:
         messages.error(request, sentence(error))
         return redirect("delivery_detail", environment.slug, delivery.pk)

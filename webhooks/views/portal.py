@@ -28,8 +28,6 @@ from ..configure import (
     delete_webhook,
     fields_of,
     old_keys_signing,
-    pause_webhook,
-    resume_webhook,
     rotate_signing_secret,
     signing_keys_of,
     signing_secrets_in_use,
@@ -41,6 +39,7 @@ from ..examples import example_payload
 from ..forms import BulkResendForm, ResumeForm, RotateSecretForm, WebhookForm, initial_of
 from ..health import health as health_of
 from ..health import last_failure
+from ..lifecycle import pause_webhook, resume_webhook, waive_verification
 from ..models import BulkResend, Delivery, ManualSend, Webhook, WebhookQuerySet
 
 # Where a new signing secret waits, encrypted, for the one page view that shows it.
@@ -92,7 +91,7 @@ def webhook_new(request, environment):
     form = WebhookForm(request.POST or None, environment=environment)
     if request.method == "POST" and form.is_valid():
         try:
-            webhook, secret = create_webhook(environment, form.to_fields(), request=request)
+            webhook, secret = create_webhook(environment, form.to_fields(), actor=request.actor)
         except WebhookInvalid as error:
             form.show(error)
         else:
@@ -110,7 +109,7 @@ def webhook_edit(request, environment, webhook_id):
     form = WebhookForm(request.POST or None, environment=environment, initial=initial_of(fields_of(webhook)))
     if request.method == "POST" and form.is_valid():
         try:
-            update_webhook(webhook, form.to_fields(), request=request)
+            update_webhook(webhook, form.to_fields(), actor=request.actor)
         except WebhookInvalid as error:
             form.show(error)
         else:
@@ -204,7 +203,7 @@ def webhook_test(request, environment, webhook_id):
     webhook = webhook_of(environment, webhook_id)
     try:
         event_type = request.POST.get("event_type") or manual.TEST_EVENT_TYPE
-        send = manual.send_test(webhook, event_type=event_type, request=request)
+        send = manual.send_test(webhook, event_type=event_type, actor=request.actor)
     except manual.ResendRefused as error:
         messages.error(request, f"Nothing was sent. {sentence(error)}")
         return redirect(reverse("webhook_detail", args=[environment.slug, webhook.pk]) + "#testing")
@@ -216,7 +215,7 @@ def webhook_test(request, environment, webhook_id):
 def webhook_self_test(request, environment, webhook_id):
     """Ask a worker to run the signature self-test; the page shows its verdict when it is in."""
     webhook = webhook_of(environment, webhook_id)
-    return _show(environment, webhook, "self_test", self_test.run(webhook, request=request), "#testing")
+    return _show(environment, webhook, "self_test", self_test.run(webhook, actor=request.actor), "#testing")
 
 
 @require_POST
@@ -224,7 +223,7 @@ def webhook_self_test(request, environment, webhook_id):
 def webhook_verify(request, environment, webhook_id):
     """Ask a worker to send the verification challenge now; the page shows what came back when it is in."""
     webhook = webhook_of(environment, webhook_id)
-    return _show(environment, webhook, "verification", verification.verify(webhook, request=request), "#health")
+    return _show(environment, webhook, "verification", verification.verify(webhook, actor=request.actor), "#health")
 
 
 def _show(environment, webhook, parameter: str, send, anchor: str):
@@ -240,7 +239,7 @@ def webhook_waive_verification(request, environment, webhook_id):
     if not is_admin(request.user):
         raise PermissionDenied("Only an Admin may waive verification.")
     try:
-        count = verification.waive(webhook, request.POST.get("reason", ""), request=request)
+        count = waive_verification(webhook, request.POST.get("reason", ""), actor=request.actor)
     except WebhookError as error:
         messages.error(request, f"Nothing was changed: {sentence(error)}")
     else:
@@ -253,7 +252,7 @@ def webhook_waive_verification(request, environment, webhook_id):
 @environment_page(manage=True)
 def webhook_pause(request, environment, webhook_id):
     webhook = webhook_of(environment, webhook_id)
-    _act(request, lambda: pause_webhook(webhook, request=request), f"“{webhook.name}” is paused.")
+    _act(request, lambda: pause_webhook(webhook, actor=request.actor), f"“{webhook.name}” is paused.")
     return redirect("webhook_detail", environment.slug, webhook.pk)
 
 
@@ -262,7 +261,7 @@ def webhook_pause(request, environment, webhook_id):
 def webhook_retry_now(request, environment, webhook_id):
     webhook = webhook_of(environment, webhook_id)
     try:
-        count = manual.retry_now(webhook, request=request)
+        count = manual.retry_now(webhook, actor=request.actor)
     except manual.ResendRefused as error:
         messages.error(request, sentence(error))
     else:
@@ -286,7 +285,7 @@ def webhook_resume(request, environment, webhook_id):
             {"section": "webhooks", "webhook": webhook, "waiting": waiting, "title": _discard_title(waiting)},
         )
     try:
-        count = resume_webhook(webhook, discard_waiting=discard, request=request)
+        count = resume_webhook(webhook, discard_waiting=discard, actor=request.actor)
     except WebhookError as error:
         messages.error(request, str(error))
     else:
@@ -309,7 +308,7 @@ def webhook_rotate(request, environment, webhook_id):
         messages.error(request, "The grace period must be a whole number of hours from 0 to 168.")
         return redirect("webhook_detail", environment.slug, webhook.pk)
     secret = rotate_signing_secret(
-        webhook, grace=datetime.timedelta(hours=form.cleaned_data["grace_hours"]), request=request
+        webhook, grace=datetime.timedelta(hours=form.cleaned_data["grace_hours"]), actor=request.actor
     )
     if webhook.security_method == Webhook.SecurityMethod.ED25519:
         # A public key is no secret: it is on the page and in the JWKS from now on.
@@ -325,7 +324,7 @@ def webhook_stop_old_keys(request, environment, webhook_id):
     webhook = webhook_of(environment, webhook_id)
     if request.method == "POST":
         try:
-            stopped = stop_old_keys(webhook, request=request)
+            stopped = stop_old_keys(webhook, actor=request.actor)
         except WebhookError as error:
             messages.error(request, sentence(error))
         else:
@@ -361,7 +360,7 @@ def webhook_bulk_resend(request, environment, webhook_id):
     selection = form.selection(webhook)
     if request.method == "POST":
         try:
-            job = bulk.start_bulk_resend(selection, request=request)
+            job = bulk.start_bulk_resend(selection, actor=request.actor)
         except ValueError as error:
             messages.error(request, f"Nothing was re-sent. {sentence(error)}")
         else:
@@ -393,7 +392,7 @@ def webhook_bulk_resend(request, environment, webhook_id):
 def webhook_delete(request, environment, webhook_id):
     webhook = webhook_of(environment, webhook_id)
     if request.method == "POST":
-        delete_webhook(webhook, request=request)
+        delete_webhook(webhook, actor=request.actor)
         messages.success(request, f"Webhook “{webhook.name}” deleted.")
         return redirect("webhooks", environment.slug)
     return render(

@@ -47,7 +47,7 @@ def rotation_action(request, environment, client_id, step):
         messages.error(request, "Unknown rotation step.")
         return redirect("client_rotation", environment.slug, client.client_id)
     try:
-        changed = actions[step](client, request=request)
+        changed = actions[step](client, actor=request.actor)
     except (WebhookError, WebhookInvalid, CredentialError) as error:
         messages.error(request, sentence(error))
     else:

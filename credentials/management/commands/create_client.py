@@ -18,7 +18,7 @@ class Command(PortalCommand):
     def handle(self, *args, name, environment, scopes, **options):
         env = lookups.environment(environment)
         try:
-            client = create_client(env, name, scopes)
+            client = create_client(env, name, scopes, actor=self.actor)
         except CredentialError as error:
             raise CommandError(str(error)) from None
         self.report(

@@ -26,7 +26,7 @@ class Command(PortalCommand):
             except ValueError:
                 raise CommandError(f"--expires must be a date as YYYY-MM-DD, not {expires!r}") from None
         try:
-            credential, secret = create_credential(client, name, expires_at=expires_at)
+            credential, secret = create_credential(client, name, expires_at=expires_at, actor=self.actor)
         except CredentialError as error:
             raise CommandError(str(error)) from None
         self.report(

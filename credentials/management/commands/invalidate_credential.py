@@ -18,7 +18,7 @@ class Command(PortalCommand):
     def handle(self, *args, credential_id, reason, **options):
         credential = lookups.credential(credential_id)
         try:
-            invalidate_credential(credential, reason=reason)
+            invalidate_credential(credential, reason=reason, actor=self.actor)
         except CredentialError as error:
             raise CommandError(str(error)) from None
         self.report(

@@ -18,9 +18,9 @@ class Command(PortalCommand):
         target = lookups.credential(credential) if credential else lookups.client(client)
         try:
             count = (
-                revoke_tokens(credential=target, reason=reason)
+                revoke_tokens(credential=target, reason=reason, actor=self.actor)
                 if credential
-                else revoke_tokens(client=target, reason=reason)
+                else revoke_tokens(client=target, reason=reason, actor=self.actor)
             )
         except CredentialError as error:
             raise CommandError(str(error)) from None

@@ -35,7 +35,7 @@ class Command(PortalCommand):
                     row.save(update_fields=[field])
                     count += 1
                 counts[name] = count
-            record_audit("encryption.keys_rotated", details=counts)
+            record_audit(self.actor, "encryption.keys_rotated", details=counts)
         total = sum(counts.values())
         self.report(
             {"reencrypted": total, **counts},

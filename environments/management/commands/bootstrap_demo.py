@@ -18,7 +18,7 @@ class Command(PortalCommand):
 
     def handle(self, *args, admin_username, **options):
         try:
-            result = bootstrap_demo(admin_username, os.environ.get("DEMO_ADMIN_PASSWORD") or None)
+            result = bootstrap_demo(admin_username, os.environ.get("DEMO_ADMIN_PASSWORD") or None, actor=self.actor)
         except ConfigurationError as error:
             raise CommandError(str(error)) from None
         lines = [f"Created {item}." for item in result.created] or ["The demo is already in place; nothing changed."]

@@ -35,12 +35,12 @@ class Command(PortalCommand):
                     raise CommandError(f"the username {problem}")
                 password = secrets.token_urlsafe(12)
                 user = User.objects.create_user(username, password=password)
-                record_audit("user.created", target=user)
+                record_audit(self.actor, "user.created", target=user)
             if role == ADMIN:
                 user.is_superuser = True
                 user.is_staff = True
                 user.save(update_fields=["is_superuser", "is_staff"])
-                record_audit("user.role_granted", target=user, details={"role": ADMIN})
+                record_audit(self.actor, "user.role_granted", target=user, details={"role": ADMIN})
                 where = "all environments"
             else:
                 if not environment:
@@ -49,7 +49,7 @@ class Command(PortalCommand):
                 if env is None:
                     raise CommandError(f"unknown environment: {environment}")
                 Grant.objects.update_or_create(user=user, environment=env, defaults={"role": role})
-                record_audit("user.role_granted", target=user, environment=env, details={"role": role})
+                record_audit(self.actor, "user.role_granted", target=user, environment=env, details={"role": role})
                 where = env.slug
         text = f"{username} is {ROLE_LABELS[role]} in {where}."
         if password:

@@ -47,7 +47,7 @@ class Command(PortalCommand):
             raise CommandError(f"{file}: {error}") from None
         try:
             version, impact = publish_document(
-                schema, environment, note=note, accept_invalid_records=accept_invalid_records
+                schema, environment, note=note, accept_invalid_records=accept_invalid_records, actor=self.actor
             )
         except SchemaInvalid as error:
             raise CommandError(f"{file} is not a valid schema: {error}") from None

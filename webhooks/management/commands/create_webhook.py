@@ -37,7 +37,7 @@ class Command(PortalCommand):
                 signing_credential_ids=options["credential"],
                 **values,
             )
-            webhook, secret = create_webhook(environment, fields)
+            webhook, secret = create_webhook(environment, fields, actor=self.actor)
         except WebhookInvalid as error:
             raise CommandError(str(error)) from None
         shown = secret if webhook.security_method == "secret" else None

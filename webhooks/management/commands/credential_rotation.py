@@ -35,12 +35,15 @@ class Command(PortalCommand):
         client = lookups.client(client_id)
         if do:
             actions = {
-                rotation.ADD_NEW_TO_SIGNING: lambda: rotation.add_new_to_signing(client),
+                rotation.ADD_NEW_TO_SIGNING: lambda: rotation.add_new_to_signing(client, actor=self.actor),
                 rotation.RETIRE_OLD: lambda: rotation.retire_old(
-                    client, compromised=compromised, reason="rotated with manage.py credential_rotation"
+                    client,
+                    compromised=compromised,
+                    reason="rotated with manage.py credential_rotation",
+                    actor=self.actor,
                 ),
-                rotation.REVOKE_OLD_TOKENS: lambda: rotation.revoke_old_tokens(client),
-                rotation.CONFIRM_RECEIVERS: lambda: rotation.confirm_receivers(client),
+                rotation.REVOKE_OLD_TOKENS: lambda: rotation.revoke_old_tokens(client, actor=self.actor),
+                rotation.CONFIRM_RECEIVERS: lambda: rotation.confirm_receivers(client, actor=self.actor),
             }
             try:
                 actions[do]()

@@ -12,6 +12,7 @@ class Command(PortalCommand):
         "or the environment's, created in [--since, --until). Ids, times, status codes and event types stay. "
         "Without --yes it only counts."
     )
+    audit_as_command = True  # recorded as "manage.py <name>"
 
     def add_arguments(self, parser):
         parser.add_argument("--environment", required=True, help="Environment slug.")
@@ -50,7 +51,7 @@ class Command(PortalCommand):
                 "run again with --yes to erase them for good.",
             )
             return
-        erased = erasure.erase_payloads(scope, actor_label="manage.py erase_payloads")
+        erased = erasure.erase_payloads(scope, actor=self.actor)
         self.report(
             {"erased": erased, "waiting_left_alone": waiting, "scope": described},
             f"Erased the payloads of {_deliveries(erased)} ({waiting} waiting left alone): {scope.sentence()}.",

@@ -14,6 +14,7 @@ class Command(PortalCommand):
         "Re-send a webhook's deliveries in a status (failed by default) created in [--since, --until), "
         "with their original webhook-id. Runs here unless --background."
     )
+    audit_as_command = True  # recorded as "manage.py <name>"
 
     def add_arguments(self, parser):
         parser.add_argument("--webhook", required=True, help="Webhook id, or <environment>/<name>.")
@@ -38,7 +39,7 @@ class Command(PortalCommand):
                 until=lookups.moment(options["until"], "--until"),
                 event_type=options["event_type"],
             )
-            job = start_bulk_resend(selection, actor_label="manage.py resend_deliveries")
+            job = start_bulk_resend(selection, actor=self.actor)
         except ValueError as error:
             raise CommandError(str(error)) from None
         if not options["background"]:

@@ -8,6 +8,7 @@ from webhooks.manual import ResendRefused, retry_now
 
 class Command(PortalCommand):
     help = "Send a webhook's waiting deliveries now, oldest first, instead of at their scheduled retry (audited)."
+    audit_as_command = True  # recorded as "manage.py <name>"
 
     def add_arguments(self, parser):
         parser.add_argument("webhook", help="Webhook id, or <environment>/<name>.")
@@ -15,7 +16,7 @@ class Command(PortalCommand):
     def handle(self, *args, webhook, **options):
         target = lookups.webhook(webhook)
         try:
-            count = retry_now(target, actor_label="manage.py retry_webhook")
+            count = retry_now(target, actor=self.actor)
         except ResendRefused as error:
             raise CommandError(str(error)) from None
         self.report(

@@ -12,6 +12,7 @@ class Command(PortalCommand):
         "Have a background worker send a webhook.test event to a webhook now, wait for it and show what came back. "
         "Exits 1 if it was not received, or if no worker sent it within --wait."
     )
+    audit_as_command = True  # recorded as "manage.py <name>"
 
     def add_arguments(self, parser):
         parser.add_argument("webhook", help="Webhook id, or <environment>/<name>.")
@@ -19,7 +20,7 @@ class Command(PortalCommand):
 
     def handle(self, *args, webhook, wait, **options):
         target = lookups.webhook(webhook)
-        send = send_test(target, actor_label="manage.py send_test_webhook")
+        send = send_test(target, actor=self.actor)
         send = finished(send, wait, f"the test delivery to {target.name} ({send.delivery.message_id})")
         attempt = send.attempt
         result = {

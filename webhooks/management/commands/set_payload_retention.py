@@ -8,6 +8,7 @@ from webhooks import erasure
 
 class Command(PortalCommand):
     help = "How many days an environment keeps webhook payloads (bodies); 'none' keeps them as long as deliveries."
+    audit_as_command = True  # recorded as "manage.py <name>"
 
     def add_arguments(self, parser):
         parser.add_argument("--environment", required=True, help="Environment slug.")
@@ -23,7 +24,7 @@ class Command(PortalCommand):
         else:
             raise CommandError("--days takes a whole number of days (1 to 36500) or none")
         try:
-            erasure.set_payload_retention(environment, days, actor_label="manage.py set_payload_retention")
+            erasure.set_payload_retention(environment, days, actor=self.actor)
         except ValueError as error:
             raise CommandError(str(error)) from None
         self.report(

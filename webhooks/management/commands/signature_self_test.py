@@ -10,6 +10,7 @@ class Command(PortalCommand):
         "passes (exit 0) when the receiver accepts the first and refuses the second, fails (exit 1) otherwise, or "
         "when no worker ran it within --wait."
     )
+    audit_as_command = True  # recorded as "manage.py <name>"
 
     def add_arguments(self, parser):
         parser.add_argument("webhook", help="Webhook id, or <environment>/<name>.")
@@ -18,7 +19,7 @@ class Command(PortalCommand):
     def handle(self, *args, webhook, wait, **options):
         target = lookups.webhook(webhook)
         send = finished(
-            self_test.run(target, actor_label="manage.py signature_self_test"),
+            self_test.run(target, actor=self.actor),
             wait,
             f"the signature self-test of {target.name}",
         )

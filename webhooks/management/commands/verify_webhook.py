@@ -2,7 +2,7 @@ from django.core.management.base import CommandError
 from django.utils.translation import ngettext
 
 from portal.commands import PortalCommand
-from webhooks import verification
+from webhooks import lifecycle, verification
 from webhooks.configure import WebhookError
 from webhooks.management import lookups
 from webhooks.management.waiting import add_wait_argument, finished
@@ -14,6 +14,7 @@ class Command(PortalCommand):
         "unless the receiver answers it, or when no worker sent it within --wait), or with "
         "--waive REASON let an unverified webhook send without proof (audited)."
     )
+    audit_as_command = True  # recorded as "manage.py <name>"
 
     def add_arguments(self, parser):
         parser.add_argument("webhook", help="Webhook id, or <environment>/<name>.")
@@ -24,7 +25,8 @@ class Command(PortalCommand):
         target = lookups.webhook(webhook)
         if waive is not None:
             try:
-                count = verification.waive(target, waive)
+                # Waivers from here have always been recorded as "system", not as "manage.py verify_webhook".
+                count = lifecycle.waive_verification(target, waive)
             except WebhookError as error:
                 raise CommandError(str(error)) from None
             self.report(
@@ -35,7 +37,7 @@ class Command(PortalCommand):
             )
             return
         outcome = finished(
-            verification.verify(target, actor_label="manage.py verify_webhook"),
+            verification.verify(target, actor=self.actor),
             wait,
             f"the verification challenge to {target.name}",
         )

@@ -11,6 +11,7 @@ class Command(PortalCommand):
         "List a webhook's signing keys (hints, never the keys) and until when each signs. --stop-old-now ends a "
         "rotation's grace period at once, for a leak: only the current key signs from then on (audited)."
     )
+    audit_as_command = True  # recorded as "manage.py <name>"
 
     def add_arguments(self, parser):
         parser.add_argument("webhook", help="Webhook id, or <environment>/<name>.")
@@ -25,7 +26,7 @@ class Command(PortalCommand):
         stopped = []
         if stop_old_now:
             try:
-                stopped = stop_old_keys(target, actor_label="manage.py webhook_signing_keys")
+                stopped = stop_old_keys(target, actor=self.actor)
             except WebhookError as error:
                 raise CommandError(str(error)) from None
         now = timezone.now()
