@@ -9,11 +9,14 @@ the audit trail (`environments.audit.record_audit`) writes it as it is.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.http import HttpRequest
 
 from .client_address import client_ip
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
 
 # What kind of actor it is: the audit trail's `actor_type`.
 USER, CLIENT, SYSTEM = "user", "client", "system"
@@ -33,7 +36,7 @@ class Actor:
     kind: str
     label: str
     channel: str
-    user: Any = None  # the acting user (a django.contrib.auth user), or None
+    user: AbstractBaseUser | None = None
     ip: str | None = None
     user_agent: str = ""
 
@@ -51,12 +54,12 @@ class Actor:
         )
 
     @classmethod
-    def for_user(cls, user: Any, *, channel: str = PORTAL) -> Actor:
+    def for_user(cls, user: AbstractBaseUser, *, channel: str = PORTAL) -> Actor:
         """A user acting with no request at hand (their address and browser unknown)."""
         return cls(kind=USER, label=user.get_username(), channel=channel, user=user)
 
     @classmethod
-    def requested_by(cls, user: Any, *, label: str | None = None, ip: str | None = None) -> Actor:
+    def requested_by(cls, user: AbstractBaseUser | None, *, label: str | None = None, ip: str | None = None) -> Actor:
         """A worker carrying out what someone asked for earlier (a send by hand), in their name: the user who
         asked (or none: "system"), the label they were recorded under, and the address they asked from."""
         if label is None:
