@@ -102,6 +102,10 @@ INSTALLED_APPS = [
     "notifications",
 ]
 
+# Called with each new event inside the transaction that writes it (environments/events.py):
+# the webhooks' fan-out writes each subscribed webhook's delivery atomically with the change.
+EVENT_LISTENERS = ["webhooks.delivery.fanout.fan_out"]
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # First after security: everything after it (throttles, audit, access records) reads request.client_ip.
