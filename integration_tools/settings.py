@@ -337,6 +337,7 @@ OAUTH_MAX_FAILURES_PER_IP = env.int("OAUTH_MAX_FAILURES_PER_IP", default=30)
 OAUTH_MAX_FAILURES_PER_CLIENT_TOTAL = env.int("OAUTH_MAX_FAILURES_PER_CLIENT_TOTAL", default=100)
 # Request bodies larger than this get 413 from the Data API.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=256 * 1024)
+# The most records one page of the Data API lists (`limit`); the default is 50.
 API_PAGE_SIZE_MAX = 200
 
 # --- Webhooks ---------------------------------------------------------------

@@ -306,7 +306,6 @@ class Attempt(models.Model):
 
     class Trigger(models.TextChoices):
         SCHEDULED = "scheduled", "Scheduled"
-        RETRY = "retry", "Retry"
         RESEND = "resend", "Manual re-send"
         TEST = "test", "Test"
         PROBE = "probe", "Probe (is the failing receiver back?)"

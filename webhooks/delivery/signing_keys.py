@@ -68,9 +68,3 @@ def keys_at(
     else:
         keys = cached[2]
     return [each.key for each in keys if each.signs_at(moment)]
-
-
-def forget_cached_keys() -> None:
-    """Drop every cached key (tests, and `rotate_encryption_keys`)."""
-    with _lock:
-        _cache.clear()
