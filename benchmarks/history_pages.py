@@ -83,7 +83,7 @@ def _seed(connection, webhook, deliveries: int) -> None:
             """
             INSERT INTO webhooks_attempt (delivery_id, number, trigger, started_at, duration_ms, url, request_headers,
                 status_code, response_headers, response_body, error, error_detail, succeeded, triggered_by)
-            SELECT d.id, n.n, CASE WHEN n.n = 1 THEN 'scheduled' ELSE 'retry' END, d.created_at, d.last_duration_ms,
+            SELECT d.id, n.n, 'scheduled', d.created_at, d.last_duration_ms,
                 'http://127.0.0.1:9999/hooks', '{"webhook-id": "seed"}',
                 CASE WHEN n.n = 1 THEN 500 ELSE d.last_status_code END,
                 '{}', 'seed', '', '', n.n = 2 AND d.last_status_code = 200, ''

@@ -10,6 +10,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from .fields import EncryptedTextField
+
 
 class Client(models.Model):
     """An app or integration allowed into one environment, within its scopes."""
@@ -47,7 +49,7 @@ class Credential(models.Model):
     # The first characters of the secret, so people can tell credentials apart; not enough to use.
     hint = models.CharField(max_length=16)
     secret_digest = models.CharField(max_length=64, unique=True)
-    secret_encrypted = models.TextField()
+    secret = EncryptedTextField(db_column="secret_encrypted", reported_as=("credentials", "of credentials"))
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -215,7 +215,7 @@ def create_credential(
             name=name,
             hint=secret[:9],
             secret_digest=secrets.digest(secret),
-            secret_encrypted=secrets.encrypt(secret),
+            secret=secret,
             expires_at=expires_at,
             created_by=actor.user,
         )

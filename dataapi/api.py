@@ -151,7 +151,7 @@ def list_records(
     request,
     environment: str,
     data_type: str,
-    limit: int = Query(50, ge=1, le=200),
+    limit: int = Query(50, ge=1, le=settings.API_PAGE_SIZE_MAX),
     cursor: str | None = None,
     updated_since: IsoDateTime | None = Query(None, description="Only records updated at or after this"),
     external_id: str | None = None,

@@ -7,3 +7,7 @@ class EnvironmentsConfig(AppConfig):
 
     def ready(self):
         from . import checks  # noqa: F401 - registers the deploy checks
+        from .events import event_listeners
+
+        # Import the listeners now, so a misnamed one stops start-up instead of the first write.
+        event_listeners()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import transaction
+from django.utils.module_loading import import_string
 
 from .models import Environment, Event
 
@@ -19,18 +22,22 @@ def emit_event(environment: Environment, event_type: str, data: dict, *, record_
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("emit_event() must run inside the transaction that makes the change")
     event = Event.objects.create(environment=environment, type=event_type, data=data, record_id=record_id)
-    for listener in _listeners:
+    for listener in event_listeners():
         listener(event)
     return event
 
 
-# Called with each new event inside its transaction; the webhooks app registers
-# its fan-out here, so that deliveries are written atomically with the change
-# without this app depending on that one.
-_listeners: list[Callable[[Event], None]] = []
+def event_listeners() -> tuple[Callable[[Event], None], ...]:
+    """The functions called with each new event inside its transaction, as named in `settings.EVENT_LISTENERS`.
+
+    The webhooks app's fan-out is named there (not imported here), so that
+    deliveries are written atomically with the change without this app
+    depending on that one, and a reader can follow an event to its fan-out.
+    """
+    return _imported(tuple(settings.EVENT_LISTENERS))
 
 
-def register_event_listener(listener: Callable[[Event], None]) -> None:
-    """Call `listener(event)` for every emitted event, inside the emitting transaction."""
-    if listener not in _listeners:
-        _listeners.append(listener)
+@functools.cache
+def _imported(paths: tuple[str, ...]) -> tuple[Callable[[Event], None], ...]:
+    # Keyed on the names, so a test that overrides the setting gets its own listeners.
+    return tuple(import_string(path) for path in paths)

@@ -4,7 +4,6 @@ Models hold data and small derived properties; the rules live in the service
 modules beside this one (`configurations.py`, `records.py`, `audit.py`, `access.py`).
 """
 
-import json
 import uuid
 
 from django.conf import settings
@@ -190,10 +189,6 @@ class Event(models.Model):
     def public_id(self) -> str:
         return f"evt_{self.uid.hex}"
 
-    def as_payload(self) -> dict:
-        """The event as receivers see it: `{"id", "type", "timestamp", "environment", "data"}`."""
-        return event_payload(self.uid, self.type, self.occurred_at, self.environment.slug, self.data)
-
 
 def event_payload(uid: uuid.UUID, event_type: str, occurred_at, environment_slug: str, data: dict) -> dict:
     """An event as receivers see it; also used for webhook bodies, which are built from events read without the ORM."""
@@ -260,10 +255,6 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("Audit events are append-only; they cannot be deleted.")
-
-    @property
-    def details_text(self) -> str:
-        return json.dumps(self.details, sort_keys=True)
 
 
 class WorkerHeartbeat(models.Model):

@@ -161,10 +161,9 @@ def _field_problems(data_type: str, name: str, spec: Any):
 # --- Records ------------------------------------------------------------------
 
 
-def validate_record_data(schema: dict, data_type: str, data: Any, *, partial: bool = False) -> dict[str, str]:
+def validate_record_data(schema: dict, data_type: str, data: Any) -> dict[str, str]:
     """Check `data` against the data type's fields; return {field: message} for every problem.
 
-    With `partial` (a PATCH), required fields that are absent are not an error.
     The key "" holds problems that belong to no single field.
     """
     definition = schema.get("data_types", {}).get(data_type)
@@ -173,16 +172,11 @@ def validate_record_data(schema: dict, data_type: str, data: Any, *, partial: bo
     if not isinstance(data, dict):
         return {"": "the record must be a JSON object of field values"}
     fields = definition["fields"]
-    errors: dict[str, str] = {}
-    for name in data:
-        if name not in fields:
-            errors[name] = "unknown field"
+    errors = _unknown_fields(fields, data)
     for name, spec in fields.items():
-        if name not in data or data[name] is None:
-            if spec.get("required") and not partial:
+        if data.get(name) is None:
+            if spec.get("required"):
                 errors[name] = "this field is required"
-            elif spec.get("required") and name in data:
-                errors[name] = "this field is required and cannot be null"
             continue
         message = _value_problem(spec, data[name])
         if message:
@@ -203,12 +197,22 @@ def validate_record_changes(schema: dict, data_type: str, changes: dict) -> dict
     if definition is None:
         return {"": f'unknown data type "{data_type}"'}
     fields = definition["fields"]
+    # Normalised, a null is absent: what is left are the values the PATCH sets.
     sent = normalize_record_data(schema, data_type, changes)
-    errors = validate_record_data(schema, data_type, sent, partial=True)
+    errors = _unknown_fields(fields, sent)
+    for name, spec in fields.items():
+        if name in sent:
+            message = _value_problem(spec, sent[name])
+            if message:
+                errors[name] = message
     for name, value in changes.items():
         if value is None and fields.get(name, {}).get("required"):
             errors[name] = "this field is required"
     return errors
+
+
+def _unknown_fields(fields: dict, data: dict) -> dict[str, str]:
+    return {name: "unknown field" for name in data if name not in fields}
 
 
 def normalize_record_data(schema: dict, data_type: str, data: Any) -> Any:

@@ -102,6 +102,10 @@ INSTALLED_APPS = [
     "notifications",
 ]
 
+# Called with each new event inside the transaction that writes it (environments/events.py):
+# the webhooks' fan-out writes each subscribed webhook's delivery atomically with the change.
+EVENT_LISTENERS = ["webhooks.delivery.fanout.fan_out"]
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # First after security: everything after it (throttles, audit, access records) reads request.client_ip.
@@ -333,6 +337,7 @@ OAUTH_MAX_FAILURES_PER_IP = env.int("OAUTH_MAX_FAILURES_PER_IP", default=30)
 OAUTH_MAX_FAILURES_PER_CLIENT_TOTAL = env.int("OAUTH_MAX_FAILURES_PER_CLIENT_TOTAL", default=100)
 # Request bodies larger than this get 413 from the Data API.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=256 * 1024)
+# The most records one page of the Data API lists (`limit`); the default is 50.
 API_PAGE_SIZE_MAX = 200
 
 # --- Webhooks ---------------------------------------------------------------

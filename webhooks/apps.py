@@ -8,10 +8,8 @@ class WebhooksConfig(AppConfig):
     def ready(self) -> None:
         # Plug into the other apps without them importing this one.
         from credentials.services import register_in_use_check
-        from environments.events import register_event_listener
 
         from .configure import webhooks_signing_with
-        from .delivery.fanout import fan_out
 
-        register_event_listener(fan_out)
+        # The fan-out is not registered here: settings.EVENT_LISTENERS names it.
         register_in_use_check(webhooks_signing_with)

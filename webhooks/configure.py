@@ -18,7 +18,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import ngettext
 
-from credentials import secrets as credential_secrets
 from credentials.models import Credential
 from environments.audit import audited, record_audit
 from environments.models import Environment
@@ -169,7 +168,7 @@ def _apply(webhook: Webhook, fields: WebhookFields) -> None:
 
 def _new_secret(webhook: Webhook) -> str:
     secret = signing.new_signing_secret()
-    SigningSecret.objects.create(webhook=webhook, hint=secret[:10], secret_encrypted=credential_secrets.encrypt(secret))
+    SigningSecret.objects.create(webhook=webhook, hint=secret[:10], secret=secret)
     return secret
 
 
@@ -179,7 +178,7 @@ def _new_key_pair(webhook: Webhook) -> SigningSecret:
         webhook=webhook,
         algorithm=SigningSecret.Algorithm.ED25519,
         hint=public[:12],
-        secret_encrypted=credential_secrets.encrypt(private),
+        secret=private,
         public_key=public,
     )
 

@@ -24,11 +24,6 @@ class WebhookHealth:
     p50_delay_ms: int | None
     p95_delay_ms: int | None
 
-    @property
-    def failure_rate(self) -> float:
-        finished = self.succeeded + self.failed
-        return self.failed / finished if finished else 0.0
-
 
 def last_failure(webhook: Webhook) -> Attempt | None:
     """The latest failed attempt of a webhook (its last error), tests included: they reach the same receiver."""

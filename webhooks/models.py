@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from credentials.fields import EncryptedJSONField
+from credentials.fields import EncryptedJSONField, EncryptedTextField
 
 
 class WebhookQuerySet(models.QuerySet):
@@ -82,7 +82,9 @@ class Webhook(models.Model):
     # named here sends every field, those added to the schema later included; one named never gains any.
     payload_fields = models.JSONField(default=dict, blank=True)
     # Header values may be a receiver's credentials (Authorization: Bearer …): encrypted at rest.
-    extra_headers = EncryptedJSONField(default=dict, blank=True)
+    extra_headers = EncryptedJSONField(
+        default=dict, blank=True, reported_as=("webhook_headers", "webhooks' extra headers")
+    )
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -159,7 +161,7 @@ class SigningSecret(models.Model):
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="signing_secrets")
     algorithm = models.CharField(max_length=16, choices=Algorithm.choices, default=Algorithm.HMAC_SHA256)
     hint = models.CharField(max_length=16)
-    secret_encrypted = models.TextField()
+    secret = EncryptedTextField(db_column="secret_encrypted", reported_as=("webhook_keys", "webhook signing keys"))
     # Ed25519 only: the `whpk_` public key, shown on the page and published in the environment's JWKS.
     public_key = models.CharField(max_length=60, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -304,7 +306,6 @@ class Attempt(models.Model):
 
     class Trigger(models.TextChoices):
         SCHEDULED = "scheduled", "Scheduled"
-        RETRY = "retry", "Retry"
         RESEND = "resend", "Manual re-send"
         TEST = "test", "Test"
         PROBE = "probe", "Probe (is the failing receiver back?)"

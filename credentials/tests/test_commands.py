@@ -12,7 +12,7 @@ from django.test import override_settings
 from credentials import secrets
 from credentials.models import AccessToken, Credential
 from credentials.oauth import issue_token
-from credentials.tests.factories import make_client, make_credential
+from credentials.tests.factories import make_client, make_credential, stored_secret
 from environments.tests.factories import make_environment
 
 pytestmark = pytest.mark.django_db
@@ -90,6 +90,5 @@ def test_rotating_encryption_keys_reencrypts_under_the_new_first_key(settings):
             "webhook_keys": 0,
             "webhook_headers": 0,
         }
-    credential.refresh_from_db()
     with override_settings(FIELD_ENCRYPTION_KEYS=[new_key]):
-        assert secrets.decrypt(credential.secret_encrypted) == secret
+        assert secrets.decrypt(stored_secret(credential)) == secret

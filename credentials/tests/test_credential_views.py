@@ -4,7 +4,7 @@ import pytest
 
 from credentials.models import Client, Credential
 from credentials.services import CredentialInUse, invalidate_credential, register_in_use_check
-from credentials.tests.factories import make_client, make_credential
+from credentials.tests.factories import make_client, make_credential, stored_secret
 from environments.models import AuditEvent, Grant
 from environments.tests.factories import grant, make_environment, make_user
 
@@ -39,7 +39,7 @@ def test_a_director_creates_a_client_then_a_credential_whose_secret_shows_once(c
     secret = page.split('<code id="client-secret">')[1].split("</code>")[0]
     assert secret.startswith("itcs_") and len(secret) >= 45
     assert "no-store" in first["Cache-Control"]
-    assert credential.secret_digest != secret and secret not in credential.secret_encrypted
+    assert credential.secret_digest != secret and secret not in stored_secret(credential)
 
     second = client.get(response["Location"]).content.decode()
     assert secret not in second

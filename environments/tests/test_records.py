@@ -4,7 +4,7 @@ import pytest
 from django.db import transaction
 
 from environments.events import emit_event
-from environments.models import Event, Record
+from environments.models import Event, Record, event_payload
 from environments.records import (
     DuplicateExternalId,
     RecordInvalid,
@@ -27,7 +27,7 @@ def test_creating_a_record_emits_a_created_event_with_the_record():
     assert event.type == "patients.created"
     assert event.data["fields"] == ADA
     assert event.data["external_id"] == "p-1"
-    payload = event.as_payload()
+    payload = event_payload(event.uid, event.type, event.occurred_at, event.environment.slug, event.data)
     assert payload["id"] == f"evt_{event.uid.hex}"
     assert payload["environment"] == "clinic"
     assert payload["timestamp"].endswith("Z")

@@ -5,7 +5,7 @@ import copy
 import pytest
 
 from environments.demo import DEMO_SCHEMA
-from environments.schema import SchemaInvalid, validate_record_data, validate_schema
+from environments.schema import SchemaInvalid, validate_record_changes, validate_record_data, validate_schema
 
 
 def problems_of(document) -> list[str]:
@@ -101,7 +101,7 @@ class TestRecordData:
         }
 
     def test_partial_data_may_leave_out_required_fields(self):
-        assert validate_record_data(DEMO_SCHEMA, "patients", {"status": "discharged"}, partial=True) == {}
+        assert validate_record_changes(DEMO_SCHEMA, "patients", {"status": "discharged"}) == {}
 
     def test_an_unknown_data_type_is_an_error(self):
         assert validate_record_data(DEMO_SCHEMA, "visits", {}) == {"": 'unknown data type "visits"'}

@@ -18,7 +18,6 @@ import threading
 import time
 from dataclasses import dataclass
 
-from credentials import secrets as credential_secrets
 from credentials.models import Credential
 
 from ..models import SigningSecret, Webhook
@@ -46,20 +45,14 @@ def _load(webhook_id: int, security_method: str) -> list[_Key]:
     if security_method == Webhook.SecurityMethod.CREDENTIALS:
         credentials = Credential.objects.filter(webhooks__id=webhook_id, invalidated_at__isnull=True)
         return [
-            _Key(signing.key_of_client_secret(credential_secrets.decrypt(credential.secret_encrypted)), credential)
+            _Key(signing.key_of_client_secret(credential.secret), credential)
             for credential in credentials.order_by("-created_at")
         ]
     if security_method == Webhook.SecurityMethod.ED25519:
         pairs = SigningSecret.objects.filter(webhook_id=webhook_id, algorithm=SigningSecret.Algorithm.ED25519)
-        return [
-            _Key(signing.key_of_private_key(credential_secrets.decrypt(pair.secret_encrypted)), pair)
-            for pair in pairs.order_by("-created_at")
-        ]
+        return [_Key(signing.key_of_private_key(pair.secret), pair) for pair in pairs.order_by("-created_at")]
     secrets = SigningSecret.objects.filter(webhook_id=webhook_id, algorithm=SigningSecret.Algorithm.HMAC_SHA256)
-    return [
-        _Key(signing.key_of_signing_secret(credential_secrets.decrypt(secret.secret_encrypted)), secret)
-        for secret in secrets.order_by("-created_at")
-    ]
+    return [_Key(signing.key_of_signing_secret(secret.secret), secret) for secret in secrets.order_by("-created_at")]
 
 
 def keys_at(
@@ -75,9 +68,3 @@ def keys_at(
     else:
         keys = cached[2]
     return [each.key for each in keys if each.signs_at(moment)]
-
-
-def forget_cached_keys() -> None:
-    """Drop every cached key (tests, and `rotate_encryption_keys`)."""
-    with _lock:
-        _cache.clear()

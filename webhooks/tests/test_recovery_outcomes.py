@@ -179,7 +179,7 @@ def test_the_job_sends_nothing_a_retry_delivered_first_and_waits_for_what_anothe
         assert (job.state, job.done, job.succeeded) == ("running", 2, 2)
         assert "2 of 3 deliveries have an outcome" in job_page(client, job)
 
-        send_claimed(target, claimed, trigger=Attempt.Trigger.RETRY)
+        send_claimed(target, claimed, trigger=Attempt.Trigger.SCHEDULED)
         assert bulk_resend_step(job.pk) is None
         received = [request.headers["webhook-id"] for request in receiver.requests]
 

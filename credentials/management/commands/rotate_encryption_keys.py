@@ -1,17 +1,8 @@
-from django.apps import apps
 from django.db import transaction
 
-from credentials.fields import EncryptedJSONField
-from credentials.secrets import reencrypt
+from credentials.fields import EncryptedField, encrypted_fields
 from environments.audit import record_audit
 from portal.commands import PortalCommand
-
-# Every model field that holds a Fernet-encrypted secret, as (app_label.Model, field, name in the report).
-ENCRYPTED_FIELDS = [
-    ("credentials.Credential", "secret_encrypted", "credentials"),
-    ("webhooks.SigningSecret", "secret_encrypted", "webhook_keys"),
-    ("webhooks.Webhook", "extra_headers", "webhook_headers"),
-]
 
 
 class Command(PortalCommand):
@@ -22,24 +13,29 @@ class Command(PortalCommand):
     )
 
     def handle(self, *args, **options):
+        # Every field of the encrypted type, wherever it is declared: a new secret is rotated without a change here.
+        # The summary lists them in the order of their words, so it reads the same whatever the apps' order.
+        reports = sorted((_reported_as(field), field) for field in encrypted_fields())
         counts = {}
         with transaction.atomic():
-            for label, field, name in ENCRYPTED_FIELDS:
-                model = apps.get_model(label)
+            for (_words, name), field in reports:
                 count = 0
-                # An EncryptedJSONField is decrypted on load and encrypted under the first key on save.
-                sealed = isinstance(model._meta.get_field(field), EncryptedJSONField)
-                for row in model.objects.select_for_update().only("pk", field):
-                    if not sealed:
-                        setattr(row, field, reencrypt(getattr(row, field)))
-                    row.save(update_fields=[field])
+                for row in field.model.objects.select_for_update().only("pk", field.name):
+                    field.reencrypt(row)
+                    row.save(update_fields=[field.name])
                     count += 1
                 counts[name] = count
             record_audit(self.actor, "encryption.keys_rotated", details=counts)
         total = sum(counts.values())
+        summary = ", ".join(f"{counts[name]} {words}" for (words, name), _field in reports)
         self.report(
             {"reencrypted": total, **counts},
-            f"Re-encrypted {total} secret{'s' if total != 1 else ''} "
-            f"({counts['credentials']} of credentials, {counts['webhook_keys']} webhook signing keys, "
-            f"{counts['webhook_headers']} webhooks' extra headers).",
+            f"Re-encrypted {total} secret{'s' if total != 1 else ''} ({summary}).",
         )
+
+
+def _reported_as(field: EncryptedField) -> tuple[str, str]:
+    """(words after the count, key in --json) of a field; a field that declares none is named by its model."""
+    name, words = field.reported_as
+    label = f"{field.model._meta.label_lower}.{field.name}"
+    return (words or label, name or label)
