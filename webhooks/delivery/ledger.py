@@ -18,6 +18,7 @@ deliveries are leased in one `UPDATE … RETURNING`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import json
 import uuid
@@ -458,11 +459,30 @@ _ATTEMPT_COLUMNS = [
 ]  # fmt: skip
 _JSON_COLUMNS = {"request_headers", "response_headers"}
 
-# What a recorded attempt may change on its delivery; `lease_owner` and `leased_until` are always cleared.
-DELIVERY_UPDATE_COLUMNS = [
-    "status", "body", "attempt_count", "probes", "last_attempt_at", "last_status_code", "last_error",
-    "last_duration_ms", "next_attempt_at", "enqueued_at", "delivered_at",
-]  # fmt: skip
+
+@dataclass(slots=True)
+class DeliveryUpdate:
+    """A delivery's new state after an attempt (`retry_policy.after_attempt` decides it, `record` writes it).
+
+    Each field is a column of the delivery, written as it is; `lease_owner` and
+    `leased_until` are always cleared besides.
+    """
+
+    status: str
+    body: str
+    attempt_count: int
+    probes: int
+    last_attempt_at: datetime.datetime
+    last_status_code: int | None
+    last_error: str
+    last_duration_ms: int
+    next_attempt_at: datetime.datetime | None = None
+    enqueued_at: datetime.datetime | None = None
+    delivered_at: datetime.datetime | None = None
+
+
+# What a recorded attempt may change on its delivery: the fields of `DeliveryUpdate`, in order.
+DELIVERY_UPDATE_COLUMNS = [each.name for each in dataclasses.fields(DeliveryUpdate)]
 
 
 def _value(value):
@@ -484,10 +504,12 @@ def _attempt_rows(attempts: list[Attempt]) -> tuple[str, list]:
     return sql, values
 
 
-def _delivery_updates(updates: dict[int, dict]) -> tuple[str, list[list]]:
+def _delivery_updates(updates: dict[int, DeliveryUpdate]) -> tuple[str, list[list]]:
     assignments = ", ".join(f"{_column(Delivery, name)} = %s" for name in DELIVERY_UPDATE_COLUMNS)
     sql = f"UPDATE {DELIVERY} SET {assignments}, leased_until = NULL, lease_owner = '' WHERE id = %s"  # noqa: S608
-    rows = [[_value(update[name]) for name in DELIVERY_UPDATE_COLUMNS] + [pk] for pk, update in updates.items()]
+    rows = [
+        [_value(getattr(update, name)) for name in DELIVERY_UPDATE_COLUMNS] + [pk] for pk, update in updates.items()
+    ]
     return sql, rows
 
 
@@ -540,7 +562,7 @@ def _success_sql() -> list[str]:
 
 def record(
     attempts: list[Attempt],
-    updates: dict[int, dict],
+    updates: dict[int, DeliveryUpdate],
     unsent: list[int],
     *,
     webhook_id: int,

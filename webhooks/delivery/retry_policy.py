@@ -21,7 +21,7 @@ from django.utils.translation import ngettext
 from ..configure import disable_webhook
 from ..models import Attempt, Delivery, Webhook
 from . import outbound
-from .ledger import Claimed
+from .ledger import Claimed, DeliveryUpdate
 
 # Statuses whose Retry-After is honoured.
 RETRY_AFTER_STATUSES = {429, 503}
@@ -63,43 +63,42 @@ def parse_retry_after(value: str) -> float | None:
 
 def after_attempt(
     delivery: Claimed, trigger: str, result: outbound.Response, now: datetime.datetime, body: str
-) -> tuple[dict, float | None]:
+) -> tuple[DeliveryUpdate, float | None]:
     """The delivery's new state after this attempt, and a countdown when its retry goes on the queue now."""
     number = delivery.attempt_count + 1
-    update = {
-        "status": delivery.status,
-        "body": body,
-        "attempt_count": number,
-        "probes": delivery.probes,
-        "last_attempt_at": now,
-        "last_status_code": result.status_code,
-        "last_error": result.error,
-        "last_duration_ms": result.duration_ms,
-        "next_attempt_at": None,
-        "enqueued_at": None,
-        "delivered_at": None,
-    }
+    update = DeliveryUpdate(
+        status=delivery.status,
+        body=body,
+        attempt_count=number,
+        probes=delivery.probes,
+        last_attempt_at=now,
+        last_status_code=result.status_code,
+        last_error=result.error,
+        last_duration_ms=result.duration_ms,
+    )
     if result.succeeded:
-        finished = now + datetime.timedelta(milliseconds=result.duration_ms)
-        update.update(status=Delivery.Status.SUCCEEDED, delivered_at=finished)
+        update.status = Delivery.Status.SUCCEEDED
+        update.delivered_at = now + datetime.timedelta(milliseconds=result.duration_ms)
         return update, None
     gone = result.status_code == 410
     if gone or delivery.is_test or (trigger == Attempt.Trigger.RESEND and not delivery.is_waiting):
         # Gone, a test, or a re-send of a finished delivery: no retry schedule applies.
-        update["status"] = Delivery.Status.FAILED
+        update.status = Delivery.Status.FAILED
         return update, None
     if trigger == Attempt.Trigger.PROBE:
         # The receiver is still down: the delivery keeps its place in the schedule.
-        update.update(probes=delivery.probes + 1, next_attempt_at=delivery.next_attempt_at)
+        update.probes = delivery.probes + 1
+        update.next_attempt_at = delivery.next_attempt_at
         return update, None
     delay = retry_delay(number - delivery.probes, result)
     if delay is None:
-        update["status"] = Delivery.Status.FAILED
+        update.status = Delivery.Status.FAILED
         return update, None
     due = now + datetime.timedelta(seconds=delay)
-    update.update(status=Delivery.Status.RETRYING, next_attempt_at=due)
+    update.status = Delivery.Status.RETRYING
+    update.next_attempt_at = due
     if delay <= COUNTDOWN_LIMIT_SECONDS:
-        update["enqueued_at"] = due
+        update.enqueued_at = due
         return update, delay
     return update, None
 

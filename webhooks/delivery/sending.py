@@ -125,7 +125,7 @@ def send_claimed(
     if events is None:
         events = ledger.events_of([each.id for each in claimed if not each.body])
     attempts: list[Attempt] = []
-    updates: dict[int, dict] = {}
+    updates: dict[int, ledger.DeliveryUpdate] = {}
     countdowns: dict[int, float] = {}
     unsent: list[int] = []
     for index, delivery in enumerate(claimed):
@@ -175,7 +175,9 @@ def send_claimed(
     return attempts, recorded.more_due
 
 
-def _record(attempts: list[Attempt], updates: dict[int, dict], unsent: list[int], **webhook) -> ledger.Recorded:
+def _record(
+    attempts: list[Attempt], updates: dict[int, ledger.DeliveryUpdate], unsent: list[int], **webhook
+) -> ledger.Recorded:
     """Write the batch; on a broken connection, reconnect and write again (the receiver already has these).
 
     A connection can break after the database committed the batch but before
