@@ -31,7 +31,7 @@ from psycopg import pq as psycopg_pq
 from environments.models import Environment, Event
 
 from ..models import Attempt, Delivery, DeliveryEvent, Webhook
-from ..options import OPTION_NAMES
+from ..options import OPTION_NAMES, OptionValues
 
 
 def _table(model: type[models.Model]) -> str:
@@ -90,7 +90,7 @@ def _json(value):
 
 
 @dataclass
-class Target:
+class Target(OptionValues):
     """What sending needs of a webhook: its state, keys version and options (`target.timeout_seconds`…)."""
 
     id: int
@@ -99,12 +99,6 @@ class Target:
     security_method: str
     keys_version: int
     failing_since: datetime.datetime | None
-    options: dict
-
-    def __getattr__(self, name: str):
-        if name != "options" and name in OPTION_NAMES:
-            return self.options[name]
-        raise AttributeError(name)
 
     @property
     def is_active(self) -> bool:
@@ -351,7 +345,7 @@ def _target(row) -> Target | None:
             value = model_field.from_db_value(value, None, connection)
         options[name] = model_field.to_python(value)
     named["failing_since"] = from_db_time(named["failing_since"])
-    return Target(**named, options=options)
+    return Target(**named, **options)
 
 
 def may_lease_at_fan_out(webhook_id: int, now: datetime.datetime, cap: int) -> bool:
