@@ -47,7 +47,7 @@ def parse_headers(text: str) -> dict[str, str | None]:
     A line with no value (`Name:`) keeps the value the webhook has (None here):
     values are write-only, so the edit form shows the names alone.
     """
-    headers: dict[str, str] = {}
+    headers: dict[str, str | None] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue

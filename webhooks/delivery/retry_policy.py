@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import email.utils
 import random
+from typing import cast
 
 from django.conf import settings
 from django.utils import timezone
@@ -128,7 +129,7 @@ def note_failure(webhook_id: int, status_code: int | None, now: datetime.datetim
     if status_code == 410:
         disable_webhook(webhook, Webhook.GONE_REASON)
         return
-    failing_for = now - webhook.failing_since
+    failing_for = now - cast(datetime.datetime, webhook.failing_since)  # set just above when it was not
     if failing_for >= datetime.timedelta(days=settings.WEBHOOK_DISABLE_AFTER_FAILING_DAYS):
         days = settings.WEBHOOK_DISABLE_AFTER_FAILING_DAYS
         failed_for = ngettext("%(days)g day", "%(days)g days", days) % {"days": days}

@@ -22,6 +22,7 @@ import datetime
 import logging
 import time
 import uuid
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
@@ -47,7 +48,9 @@ def new_owner() -> str:
 BUSY_RETRY_SECONDS = 1.0
 
 
-def _claim(*, busy_raises: bool = False, **kwargs) -> tuple[ledger.Target | None, list[ledger.Claimed], dict | None]:
+def _claim(
+    *, busy_raises: bool = False, **kwargs: Any
+) -> tuple[ledger.Target | None, list[ledger.Claimed], dict | None]:
     """Lease deliveries (see `ledger.claim`). When a long transaction holds the webhook's claim lock, leave the
     work for a task queued a moment later instead of holding this worker thread until it ends; with
     `busy_raises`, raise `ledger.ClaimBusy` and let the caller, who knows what it was doing, try again."""
@@ -176,7 +179,7 @@ def send_claimed(
 
 
 def _record(
-    attempts: list[Attempt], updates: dict[int, ledger.DeliveryUpdate], unsent: list[int], **webhook
+    attempts: list[Attempt], updates: dict[int, ledger.DeliveryUpdate], unsent: list[int], **webhook: Any
 ) -> ledger.Recorded:
     """Write the batch; on a broken connection, reconnect and write again (the receiver already has these).
 
@@ -197,12 +200,14 @@ def _record(
             again = True
 
 
+# The configured backend's driver module (psycopg, or sqlite3 for `make run`); the stubs' base class lacks it.
+_DRIVER: Any = cast(Any, connection).Database
 # Django's wrappers of a broken connection's errors, and the driver's own from the pipelined path.
 _CONNECTION_ERRORS = (
     OperationalError,
     InterfaceError,
-    connection.Database.OperationalError,
-    connection.Database.InterfaceError,
+    _DRIVER.OperationalError,
+    _DRIVER.InterfaceError,
 )
 
 
@@ -290,7 +295,7 @@ def attempt_delivery(
         busy_raises=busy_raises,
         statuses=while_status,
     )
-    if not claimed:
+    if not claimed or target is None:
         return None
     attempts, _ = send_claimed(
         target, claimed, trigger=trigger, triggered_by=triggered_by, at=now, events=events, tamper=tamper
@@ -310,7 +315,7 @@ def deliver(delivery_id: int) -> int:
     """Send this delivery if it is due and leased to its task or a slot is free; then drain the webhook
     while more is due. Returns the attempts made."""
     target, claimed, events = _lease_one(delivery_id, timezone.now(), manual=False)
-    if not claimed:
+    if not claimed or target is None:
         return 0  # already sent, being sent, not due, or no free slot: nothing to do
     attempts, more_due = send_claimed(target, claimed, trigger=Attempt.Trigger.SCHEDULED, events=events)
     return len(attempts) + (drain(target.id, due=True) if more_due else 0)
@@ -331,7 +336,7 @@ def drain(webhook_id: int, *, budget: float = DRAIN_BUDGET_SECONDS, due: bool = 
     made = 0
     while True:
         target, claimed, _ = _claim(owner=owner, now=timezone.now(), webhook_id=webhook_id, limit=limit)
-        if not claimed:
+        if not claimed or target is None:
             return made
         attempts, due = send_claimed(target, claimed, trigger=Attempt.Trigger.SCHEDULED)
         made += len(attempts)

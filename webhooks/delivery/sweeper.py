@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 from collections import Counter
+from typing import cast
 
 from django.conf import settings
 from django.db.models import Count, Q
@@ -53,8 +54,9 @@ def webhooks_to_probe(now: datetime.datetime) -> list[int]:
     )
     chosen = []
     for webhook in failing:
-        last = webhook.last_triggered_at or webhook.failing_since
-        interval = retry_policy.probe_interval(now - webhook.failing_since)
+        failing_since = cast(datetime.datetime, webhook.failing_since)  # the query keeps failing webhooks only
+        last = webhook.last_triggered_at or failing_since
+        interval = retry_policy.probe_interval(now - failing_since)
         if (now - last).total_seconds() >= interval:
             chosen.append(webhook.pk)
     return chosen
