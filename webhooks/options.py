@@ -171,7 +171,7 @@ def declare(option: Option) -> Any:
     return field(default_factory=option.default, metadata={_OPTION: option})
 
 
-@dataclass(kw_only=True, eq=False)
+@dataclass(kw_only=True, eq=False, repr=False)
 class OptionValues:
     """A webhook's options, each declared once, here: its name and type, and how it is checked, taken and shown.
 
