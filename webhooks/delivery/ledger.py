@@ -282,7 +282,8 @@ def _hot_cursor() -> psycopg.Cursor[Any] | CursorWrapper:
     reconnects."""
     if _can_pipeline():
         connection.ensure_connection()
-        return connection.connection.cursor()
+        raw: psycopg.Connection[Any] = connection.connection
+        return raw.cursor()
     return connection.cursor()
 
 
@@ -399,7 +400,8 @@ def slots_taken(webhook_id: int, now: datetime.datetime, cap: int) -> bool:
     """
     with connection.cursor() as cursor:
         cursor.execute(_SLOTS_TAKEN_SQL, {"webhook": webhook_id, "now": db_time(now)})
-        return cursor.fetchone()[0] >= cap
+        taken: int = cursor.fetchone()[0]
+        return taken >= cap
 
 
 _CLAIMED_COLUMNS = ", ".join(f"d.{_column(Delivery, name)}" for name in _CLAIMED_FIELDS)

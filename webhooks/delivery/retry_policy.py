@@ -111,7 +111,9 @@ def probe_interval(failing_for: datetime.timedelta) -> float:
     every WEBHOOK_PROBE_MAX_SECONDS, so a long outage adds few attempts.
     """
     seconds = failing_for.total_seconds() / 10
-    return min(max(seconds, settings.WEBHOOK_PROBE_MIN_SECONDS), settings.WEBHOOK_PROBE_MAX_SECONDS)
+    shortest: float = settings.WEBHOOK_PROBE_MIN_SECONDS
+    longest: float = settings.WEBHOOK_PROBE_MAX_SECONDS
+    return min(max(seconds, shortest), longest)
 
 
 def make_waiting_due(webhook_id: int, now: datetime.datetime) -> int:
