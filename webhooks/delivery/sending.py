@@ -50,7 +50,7 @@ BUSY_RETRY_SECONDS = 1.0
 
 def _claim(
     *, busy_raises: bool = False, **kwargs: Any
-) -> tuple[ledger.Target | None, list[ledger.Claimed], dict | None]:
+) -> tuple[ledger.Target | None, list[ledger.Claimed], dict[int, list[ledger.EventRow]] | None]:
     """Lease deliveries (see `ledger.claim`). When a long transaction holds the webhook's claim lock, leave the
     work for a task queued a moment later instead of holding this worker thread until it ends; with
     `busy_raises`, raise `ledger.ClaimBusy` and let the caller, who knows what it was doing, try again."""
@@ -249,7 +249,7 @@ def _lease_one(
     manual: bool,
     busy_raises: bool = False,
     statuses: tuple[str, ...] = (),
-) -> tuple[ledger.Target | None, list[ledger.Claimed], dict | None]:
+) -> tuple[ledger.Target | None, list[ledger.Claimed], dict[int, list[ledger.EventRow]] | None]:
     """The delivery, leased for this worker: the fan-out's lease when it took one, else a claim.
 
     Only the task the fan-out queued meets a fan-out's lease, so reading it is
