@@ -42,13 +42,14 @@ def parse_networks(values: Iterable[str]) -> tuple[IPNetwork, ...]:
 
 def client_ip(request: HttpRequest) -> str | None:
     """The client's address for `request`, worked out once and kept on the request as `request.client_ip`."""
-    if not hasattr(request, "client_ip"):
-        request.client_ip = client_address(
+    kept = vars(request)  # HttpRequest declares no `client_ip`: it is kept in the request's own attributes
+    if "client_ip" not in kept:
+        kept["client_ip"] = client_address(
             request.META.get("REMOTE_ADDR", ""),
             request.META.get("HTTP_X_FORWARDED_FOR", ""),
             _trusted_networks(tuple(settings.TRUSTED_PROXIES)),
         )
-    return request.client_ip
+    return kept["client_ip"]
 
 
 def client_address(remote_addr: str, forwarded_for: str, trusted: tuple[IPNetwork, ...]) -> str | None:

@@ -15,7 +15,10 @@ from __future__ import annotations
 import datetime
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from django.db.models import Field
 
 MAX_DEPTH = 32
 # Signed 64 bits: what PostgreSQL's bigint and most clients' integers hold.
@@ -117,7 +120,7 @@ def username_problem(username: str) -> str | None:
     if problem:
         return problem
     try:
-        model._meta.get_field(model.USERNAME_FIELD).run_validators(username)
+        cast("Field[Any, Any]", model._meta.get_field(model.USERNAME_FIELD)).run_validators(username)
     except ValidationError as error:
         return error.messages[0].rstrip(".").replace("Enter a valid username", "is not a valid username")
     return None

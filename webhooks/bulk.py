@@ -240,8 +240,8 @@ def bulk_resend_step(job_id: int) -> float | None:
 
 def resume_stalled_bulk_resends() -> None:
     """Queue again bulk jobs no worker has worked on for WEBHOOK_REQUEUE_AFTER_SECONDS: their worker died or
-    their task was lost (the sweeper calls this). A job of a paused or disabled webhook is resumed too: it
-    ends, with what it could not send skipped and why."""
+    their task was lost (the periodic sweep in tasks.py calls this). A job of a paused or disabled webhook is
+    resumed too: it ends, with what it could not send skipped and why."""
     now = timezone.now()
     stale = now - datetime.timedelta(seconds=settings.WEBHOOK_REQUEUE_AFTER_SECONDS)
     stalled = (

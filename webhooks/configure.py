@@ -41,10 +41,10 @@ class WebhookError(ValueError):
     """An action on a webhook that cannot be done now, with the sentence saying why."""
 
 
-class WebhookFields:
+class WebhookFields(options.OptionValues):
     """Everything a user sets on a webhook: what it receives, how it is signed, and its options.
 
-    The options (`options.OPTIONS`) are passed by name and read as attributes;
+    The options (`options.OptionValues`) are passed by name and are attributes;
     those not given take their defaults.
     """
 
@@ -60,17 +60,12 @@ class WebhookFields:
         unknown = set(option_values) - set(options.OPTION_NAMES)
         if unknown:
             raise TypeError(f"unknown webhook options: {', '.join(sorted(unknown))}")
+        super().__init__(**option_values)
         self.name = name
         self.url = url
         self.event_types = list(event_types)
         self.security_method = security_method
         self.signing_credential_ids = list(signing_credential_ids or [])
-        self.options = {**options.defaults(), **option_values}
-
-    def __getattr__(self, name: str) -> Any:
-        if name != "options" and name in options.OPTION_NAMES:
-            return self.options[name]
-        raise AttributeError(name)
 
 
 def selectable_credentials(environment: Environment):
@@ -118,10 +113,10 @@ def _validate(environment: Environment, fields: WebhookFields, webhook: Webhook 
         credentials = [selectable[credential_id] for credential_id in chosen if credential_id in selectable]
     for option in options.OPTIONS:
         stored = getattr(webhook, option.name) if webhook is not None else None
-        fields.options[option.name] = option.keep(fields.options[option.name], stored)
-    errors.update(options.problems(fields.options))
+        setattr(fields, option.name, option.keep(getattr(fields, option.name), stored))
+    errors.update(options.problems(fields))
     if "payload_fields" not in errors:
-        problem = _payload_fields_problem(environment, fields.options["payload_fields"])
+        problem = _payload_fields_problem(environment, fields.payload_fields)
         if problem:
             errors["payload_fields"] = problem
     if errors:
@@ -162,8 +157,8 @@ def _apply(webhook: Webhook, fields: WebhookFields) -> None:
     webhook.url = fields.url
     webhook.event_types = fields.event_types
     webhook.security_method = fields.security_method
-    for name, value in fields.options.items():
-        setattr(webhook, name, value)
+    for name in options.OPTION_NAMES:
+        setattr(webhook, name, getattr(fields, name))
 
 
 def _new_secret(webhook: Webhook) -> str:
@@ -241,7 +236,7 @@ def update_webhook(webhook: Webhook, fields: WebhookFields, *, actor: Actor = SY
     changes = {key: {"from": before[key], "to": after[key]} for key in after if before[key] != after[key]}
     for option in options.OPTIONS:
         hidden = option.hidden_changes and option.hidden_changes(
-            before_values[option.name], fields.options[option.name]
+            before_values[option.name], getattr(fields, option.name)
         )
         if hidden:
             changes[f"{option.name}_changed"] = hidden

@@ -146,7 +146,7 @@ def initial_of(fields: WebhookFields) -> dict:
         "event_types": fields.event_types,
         "security_method": fields.security_method,
         "signing_credentials": fields.signing_credential_ids,
-        **{option.name: option.to_form(fields.options[option.name]) for option in OPTIONS},
+        **{option.name: option.to_form(getattr(fields, option.name)) for option in OPTIONS},
     }
 
 

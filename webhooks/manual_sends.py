@@ -4,7 +4,7 @@ A test delivery, the signature self-test, URL verification and a re-send all
 POST to a receiver that may hang for its whole timeout. The web request (or
 command) only writes what was asked (the deliveries and a `ManualSend` row) and
 returns; a worker carries it out (`carry_out.py`) and writes the result on the
-row. The sweeper queues again what a lost task left unfinished, so nothing
+row. The periodic sweep (`tasks.py`) queues again what a lost task left unfinished, so nothing
 asked for is left pending for ever.
 """
 

@@ -2,16 +2,17 @@
 
 Each option says how it is checked, how a form field and a command flag take
 it, and how the audit trail and `--json` output show it. Adding an option is a
-model field plus one entry here: `configure.py` (apply, validate, audit
-snapshots), the form, `create_webhook` and `describe` derive from this list,
-and the sending path reads the option's column by its name.
+model field plus one typed attribute of `OptionValues` here: `configure.py`
+(apply, validate, audit snapshots), the form, `create_webhook` and `describe`
+derive from `OPTIONS`, and the sending path reads the option's column by its
+name into a `delivery.ledger.Target`, which has the same attributes.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from django import forms
@@ -46,7 +47,7 @@ def parse_headers(text: str) -> dict[str, str | None]:
     A line with no value (`Name:`) keeps the value the webhook has (None here):
     values are write-only, so the edit form shows the names alone.
     """
-    headers: dict[str, str] = {}
+    headers: dict[str, str | None] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -133,11 +134,12 @@ def _one_of(choices, sentence: str) -> Callable[[Any], str | None]:
     return lambda value: None if value in choices else sentence
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Option:
     """One webhook option: its model field, checks, form field, command flag and audit form."""
 
-    name: str
+    # The attribute of `OptionValues` that declares it (and the model field's name).
+    name: str = ""
     label: str
     help: str
     default: Callable[[], Any]
@@ -161,94 +163,127 @@ class Option:
         return self.audit_name or self.name
 
 
-OPTIONS: list[Option] = [
-    Option(
-        name="verify_tls",
-        label="Verify TLS certificates",
-        help="Refuse receivers whose certificate does not verify (leave on outside development).",
-        default=lambda: True,
-        check=lambda value: None if isinstance(value, bool) else "on or off",
-        form_field=lambda: forms.BooleanField(required=False, initial=True),
-        flag="--no-verify-tls",
-        flag_options={"action": "store_true", "help": "Do not verify the receiver's TLS certificate."},
-        from_flag=lambda no_verify: not no_verify,
-    ),
-    Option(
-        name="payload_format",
-        label="Payload format",
-        help="Full sends the record as it is after the change; thin sends its id only.",
-        default=lambda: Webhook.PayloadFormat.FULL,
-        check=_one_of(Webhook.PayloadFormat.values, "choose full or thin"),
-        form_field=lambda: forms.ChoiceField(choices=Webhook.PayloadFormat.choices, initial=Webhook.PayloadFormat.FULL),
-        flag="--payload-format",
-        flag_options={"choices": Webhook.PayloadFormat.values, "default": Webhook.PayloadFormat.FULL},
-    ),
-    Option(
-        name="payload_fields",
-        label="Fields in full payloads",
-        help="Minimum necessary: per data type, send every field (those added later too) or only the ones "
-        "ticked. A data type with chosen fields never gains a field added to the schema later.",
-        default=dict,
-        check=_check_payload_fields,
-        # Choices come from the environment's schema: the webhook form fills them in.
-        form_field=lambda: forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple),
-        flag="--fields",
-        flag_options={
-            "action": "append",
-            "default": [],
-            "help": "Only these fields of a data type in full payloads: data_type=field,field (repeat).",
-        },
-        from_form=payload_fields_from_choices,
-        to_form=lambda chosen: chosen,  # the form turns the mapping into its choices (it knows the schema)
-        from_flag=payload_fields_from_flags,
-    ),
-    Option(
-        name="max_events_per_request",
-        label="Maximum events per request",
-        help='1 sends one event per request; more sends batches as {"events": [...]}.',
-        default=lambda: 1,
-        check=_in_range(1, lambda: settings.WEBHOOK_MAX_EVENTS_PER_REQUEST_MAX),
-        form_field=lambda: forms.IntegerField(
-            min_value=1, max_value=settings.WEBHOOK_MAX_EVENTS_PER_REQUEST_MAX, initial=1
-        ),
-        flag="--max-events",
-        flag_options={"type": int, "default": 1, "help": "Maximum events per request (batching)."},
-    ),
-    Option(
-        name="timeout_seconds",
-        label="Timeout (seconds)",
-        help="The whole request, from connecting to the end of the response, must finish within this.",
-        default=lambda: settings.WEBHOOK_TIMEOUT_SECONDS,
-        check=_in_range(1, lambda: settings.WEBHOOK_TIMEOUT_SECONDS_MAX, " seconds"),
-        form_field=lambda: forms.IntegerField(
-            min_value=1, max_value=settings.WEBHOOK_TIMEOUT_SECONDS_MAX, initial=settings.WEBHOOK_TIMEOUT_SECONDS
-        ),
-        flag="--timeout",
-        flag_options={"type": int, "default": 0, "help": "Seconds for the whole request (0: the default)."},
-        from_flag=lambda seconds: seconds or settings.WEBHOOK_TIMEOUT_SECONDS,
-    ),
-    Option(
-        name="extra_headers",
-        label="Extra headers",
-        help="One “Name: value” per line, sent with every request. Values are encrypted and never shown "
-        "again: leave an existing header as “Name:” to keep its value.",
-        default=dict,
-        check=_check_headers,
-        form_field=lambda: forms.CharField(
-            required=False, widget=forms.Textarea(attrs={"rows": 3, "placeholder": "X-Team: care-ops"})
-        ),
-        flag="--header",
-        flag_options={"action": "append", "default": [], "help": 'Extra header "Name: value" (repeat).'},
-        from_form=lambda text: parse_headers(text or ""),
-        to_form=lambda headers: "\n".join(f"{name}:" for name in headers),
-        from_flag=lambda lines: parse_headers("\n".join(lines)),
-        # Header values may be a receiver's credentials: the trail keeps their names only.
-        audit_name="extra_header_names",
-        audit_value=sorted,
-        keep=_keep_header_values,
-        hidden_changes=_changed_header_values,
-    ),
-]
+_OPTION = "option"
+
+
+def declare(option: Option) -> Any:
+    """An option as a field of `OptionValues`: it defaults to the option's default, and carries the option."""
+    return field(default_factory=option.default, metadata={_OPTION: option})
+
+
+@dataclass(kw_only=True, eq=False, repr=False)
+class OptionValues:
+    """A webhook's options, each declared once, here: its name and type, and how it is checked, taken and shown.
+
+    What a user sets (`configure.WebhookFields`) and what sending reads
+    (`delivery.ledger.Target`) have them as these attributes, as the model
+    (`Webhook`) has them as its fields; a test checks that each is a model field
+    of a matching type.
+    """
+
+    verify_tls: bool = declare(
+        Option(
+            label="Verify TLS certificates",
+            help="Refuse receivers whose certificate does not verify (leave on outside development).",
+            default=lambda: True,
+            check=lambda value: None if isinstance(value, bool) else "on or off",
+            form_field=lambda: forms.BooleanField(required=False, initial=True),
+            flag="--no-verify-tls",
+            flag_options={"action": "store_true", "help": "Do not verify the receiver's TLS certificate."},
+            from_flag=lambda no_verify: not no_verify,
+        )
+    )
+
+    payload_format: str = declare(
+        Option(
+            label="Payload format",
+            help="Full sends the record as it is after the change; thin sends its id only.",
+            default=lambda: Webhook.PayloadFormat.FULL,
+            check=_one_of(Webhook.PayloadFormat.values, "choose full or thin"),
+            form_field=lambda: forms.ChoiceField(
+                choices=Webhook.PayloadFormat.choices, initial=Webhook.PayloadFormat.FULL
+            ),
+            flag="--payload-format",
+            flag_options={"choices": Webhook.PayloadFormat.values, "default": Webhook.PayloadFormat.FULL},
+        )
+    )
+
+    payload_fields: dict[str, list[str]] = declare(
+        Option(
+            label="Fields in full payloads",
+            help="Minimum necessary: per data type, send every field (those added later too) or only the ones "
+            "ticked. A data type with chosen fields never gains a field added to the schema later.",
+            default=dict,
+            check=_check_payload_fields,
+            # Choices come from the environment's schema: the webhook form fills them in.
+            form_field=lambda: forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple),
+            flag="--fields",
+            flag_options={
+                "action": "append",
+                "default": [],
+                "help": "Only these fields of a data type in full payloads: data_type=field,field (repeat).",
+            },
+            from_form=payload_fields_from_choices,
+            to_form=lambda chosen: chosen,  # the form turns the mapping into its choices (it knows the schema)
+            from_flag=payload_fields_from_flags,
+        )
+    )
+
+    max_events_per_request: int = declare(
+        Option(
+            label="Maximum events per request",
+            help='1 sends one event per request; more sends batches as {"events": [...]}.',
+            default=lambda: 1,
+            check=_in_range(1, lambda: settings.WEBHOOK_MAX_EVENTS_PER_REQUEST_MAX),
+            form_field=lambda: forms.IntegerField(
+                min_value=1, max_value=settings.WEBHOOK_MAX_EVENTS_PER_REQUEST_MAX, initial=1
+            ),
+            flag="--max-events",
+            flag_options={"type": int, "default": 1, "help": "Maximum events per request (batching)."},
+        )
+    )
+
+    timeout_seconds: int = declare(
+        Option(
+            label="Timeout (seconds)",
+            help="The whole request, from connecting to the end of the response, must finish within this.",
+            default=lambda: settings.WEBHOOK_TIMEOUT_SECONDS,
+            check=_in_range(1, lambda: settings.WEBHOOK_TIMEOUT_SECONDS_MAX, " seconds"),
+            form_field=lambda: forms.IntegerField(
+                min_value=1, max_value=settings.WEBHOOK_TIMEOUT_SECONDS_MAX, initial=settings.WEBHOOK_TIMEOUT_SECONDS
+            ),
+            flag="--timeout",
+            flag_options={"type": int, "default": 0, "help": "Seconds for the whole request (0: the default)."},
+            from_flag=lambda seconds: seconds or settings.WEBHOOK_TIMEOUT_SECONDS,
+        )
+    )
+
+    # Until checked, a header typed as `Name:` for a new header has no value (None): `check` refuses it.
+    extra_headers: dict[str, str] = declare(
+        Option(
+            label="Extra headers",
+            help="One “Name: value” per line, sent with every request. Values are encrypted and never shown "
+            "again: leave an existing header as “Name:” to keep its value.",
+            default=dict,
+            check=_check_headers,
+            form_field=lambda: forms.CharField(
+                required=False, widget=forms.Textarea(attrs={"rows": 3, "placeholder": "X-Team: care-ops"})
+            ),
+            flag="--header",
+            flag_options={"action": "append", "default": [], "help": 'Extra header "Name: value" (repeat).'},
+            from_form=lambda text: parse_headers(text or ""),
+            to_form=lambda headers: "\n".join(f"{name}:" for name in headers),
+            from_flag=lambda lines: parse_headers("\n".join(lines)),
+            # Header values may be a receiver's credentials: the trail keeps their names only.
+            audit_name="extra_header_names",
+            audit_value=sorted,
+            keep=_keep_header_values,
+            hidden_changes=_changed_header_values,
+        )
+    )
+
+
+OPTIONS: list[Option] = [replace(each.metadata[_OPTION], name=each.name) for each in fields(OptionValues)]
 
 OPTION_NAMES = [option.name for option in OPTIONS]
 
@@ -258,11 +293,11 @@ def defaults() -> dict[str, Any]:
     return {option.name: option.default() for option in OPTIONS}
 
 
-def problems(values: dict[str, Any]) -> dict[str, str]:
+def problems(values: OptionValues) -> dict[str, str]:
     """Each option whose value does not hold, with the sentence saying why."""
     errors = {}
     for option in OPTIONS:
-        problem = option.check(values[option.name])
+        problem = option.check(getattr(values, option.name))
         if problem:
             errors[option.name] = problem
     return errors

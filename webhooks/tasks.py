@@ -7,8 +7,9 @@ import datetime
 
 from celery import shared_task
 from django.conf import settings
+from django.utils import timezone
 
-from . import bulk, carry_out, erasure, retention, rollup
+from . import bulk, carry_out, erasure, manual_sends, retention, rollup
 from .delivery import queueing, sending, sweeper
 
 
@@ -32,8 +33,12 @@ def probe_webhook(webhook_id: int) -> None:
 
 @shared_task(name="webhooks.sweep", ignore_result=True)
 def sweep_deliveries() -> None:
-    """Queue due deliveries whose task was lost, probe failing webhooks, resume interrupted bulk re-sends."""
-    sweeper.run()
+    """Queue due deliveries whose task was lost, probe failing webhooks, resume interrupted bulk re-sends,
+    and queue again sends asked for by hand whose task was lost: the engine's round, then the features'."""
+    now = timezone.now()
+    sweeper.run(now)
+    bulk.resume_stalled_bulk_resends()
+    manual_sends.requeue_stale(now)
 
 
 @shared_task(name=queueing.BULK_RESEND, ignore_result=True)

@@ -1,0 +1,67 @@
+"""The delivery engine: from a change to a receiver's answer, at least once, in order of what is due.
+
+The path of one event, top-down (each step names the module that owns it)::
+
+    a record write (environments/records.py: create_record, update_record, delete_record)
+      │  writes the record and, in the same transaction, its Event (environments/events.py: emit_event)
+      ▼
+    fanout.fan_out(event)                 the event's listener, still inside that transaction:
+      │                                   one Delivery per webhook that opted into the event type (or the
+      │                                   event joins a batch not yet sent); when a sending slot is free,
+      │                                   the delivery is leased and its body rendered (bodies) right here
+      ▼  on commit
+    queueing.deliver(delivery_id)         a Celery task by name; if the broker loses it, the database
+      │                                   still says the delivery is due (see the sweeper)
+      ▼  a worker runs the task (webhooks/tasks.py)
+    sending.deliver(delivery_id)
+      │  ledger.load_fan_out_leased / ledger.claim
+      │                                   a worker leases deliveries: per-webhook lock, at most
+      │                                   WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK leases per webhook
+      │  bodies.render, signing_keys.keys_at, signing.signature_header
+      │                                   the body (frozen once sent), signed with every live key
+      │  outbound.post                    POST under one deadline, to an address that passed the checks
+      │  retry_policy.after_attempt       the delivery's new state: a DeliveryUpdate (succeeded, retrying
+      │                                   at the schedule's next step, or failed)
+      │  ledger.record                    the attempts and DeliveryUpdates in one transaction; the lease given
+      │                                   back; was the webhook failing and is now answering? is more due?
+      │  retry_policy.note_failure        failing since…; disabled on 410 or after days of failure
+      │  queueing.deliver / drain         retries due within a minute; the backlog of a recovered webhook
+      ▼
+    sending.drain(webhook_id)             while more is due and a slot is free: batches, oldest first
+      ⋮
+    sweeper.run(now)                      every WEBHOOK_SWEEP_SECONDS (the periodic task in webhooks/tasks.py):
+                                          due deliveries whose task was lost are queued again, and failing
+                                          webhooks are probed (sweeper.probe) so their return is seen in seconds
+
+Seams: what the rest of the product may call
+--------------------------------------------
+The product's modules use nothing else of it (webhooks/tests/test_engine_seams.py holds them to this
+list; tests and benchmarks look inside too):
+
+- `fanout.fan_out` (the event listener), `fanout.new_message_id` (a delivery written by hand)
+- `queueing.drain`, `queueing.manual_send`, `queueing.queue`, and the task names
+  `queueing.DELIVER`, `queueing.DRAIN`, `queueing.PROBE`, `queueing.BULK_RESEND`, `queueing.MANUAL_SEND`
+- `sending.deliver`, `sending.drain` (the tasks), `sending.send_now` (a test, re-send or probe, whatever the
+  schedule), `sending.attempt_delivery` (one attempt, with its options); `ledger.ClaimBusy`, which
+  `attempt_delivery(busy_raises=True)` raises, and `ledger.lease_seconds` (how long a lease lasts)
+- `retry_policy.make_waiting_due` ("retry now")
+- `sweeper.run`, `sweeper.probe` (the periodic sweep and the probe task)
+- `bodies.preview`, `bodies.body_of` (what a delivery would send, or sends)
+- `signing.new_signing_secret`, `signing.new_key_pair`, `signing.raw_public_key` (the JWKS page),
+  `signing.SELF_TEST_MARKER`
+- `outbound.check_url`, `outbound.InvalidDestination` (where a webhook may point), `outbound.ERROR_CLASSES`
+
+What only the engine calls
+--------------------------
+The ledger's claims, reads and `record` (the only raw SQL of the product), `DeliveryUpdate`, `Target`
+and `Claimed`; `queueing.deliver`; `bodies.render`; `retry_policy.after_attempt`, `retry_delay`,
+`note_failure`, `probe_interval`; `signing_keys.keys_at`; `signing.signature_header` and `tampered`;
+`outbound.post` and its address checks; `sending.send_claimed`; `sweeper.sweep` and `webhooks_to_probe`;
+every name starting with an underscore.
+
+What the engine uses from outside: the models (`webhooks.models`, `environments.models`), the webhook's
+options (`webhooks.options.OptionValues`), the example records of a preview (`webhooks.examples`), the
+decryption of keys (`credentials`), and the webhook's lifecycle to disable a failing webhook. It imports
+no feature (bulk re-sends, sends by hand, rotation, erasure, health…): those call the engine, and the
+periodic task runs their sweeps after the engine's own.
+"""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Protocol
+from typing import Any, Protocol
 
 from environments.models import Event, event_payload
 
@@ -46,7 +46,7 @@ def event_row(event: Event) -> ledger.EventRow:
     return ledger.EventRow(event.uid, event.type, event.occurred_at, event.environment.slug, event.data)
 
 
-def _sorted_keys(value):
+def _sorted_keys(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _sorted_keys(value[key]) for key in sorted(value)}
     if isinstance(value, list):
@@ -56,7 +56,10 @@ def _sorted_keys(value):
 
 def minimum_necessary(data: dict, payload_fields: dict[str, list[str]]) -> dict:
     """The record data with only the chosen fields of its data type (all of them when none were chosen)."""
-    chosen = payload_fields.get(data.get("data_type")) if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return data
+    data_type: Any = data.get("data_type")  # the record's, whatever it holds
+    chosen = payload_fields.get(data_type)
     if chosen is None:
         return data
     allowed = set(chosen)

@@ -18,19 +18,27 @@ deliveries are leased in one `UPDATE … RETURNING`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import json
 import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, cast, overload
 
+import psycopg
 from django.db import connection, models, transaction
+from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 from psycopg import pq as psycopg_pq
 
 from environments.models import Environment, Event
 
 from ..models import Attempt, Delivery, DeliveryEvent, Webhook
-from ..options import OPTION_NAMES
+from ..options import OPTION_NAMES, OptionValues
+
+# A row as a cursor hands it back.
+Row = Sequence[Any]
 
 
 def _table(model: type[models.Model]) -> str:
@@ -38,10 +46,14 @@ def _table(model: type[models.Model]) -> str:
 
 
 def _column(model: type[models.Model], name: str) -> str:
-    return model._meta.get_field(name).column
+    """The column of one of the model's concrete fields (the ledger writes nothing else)."""
+    column = getattr(model._meta.get_field(name), "column", None)
+    if not isinstance(column, str):
+        raise LookupError(f"{model.__name__}.{name} is not a column")
+    return column
 
 
-def _quoted(values) -> str:
+def _quoted(values: Iterable[str]) -> str:
     # Only our own enum values reach this: fixed identifiers, never user input.
     return ", ".join(f"'{value}'" for value in values)
 
@@ -72,11 +84,17 @@ _SLOTS_TAKEN_SQL = (
 )
 
 
-def db_time(moment: datetime.datetime):
+def db_time(moment: datetime.datetime) -> Any:
+    """A moment as the database takes it as a query parameter."""
     return connection.ops.adapt_datetimefield_value(moment)
 
 
-def from_db_time(value) -> datetime.datetime | None:
+@overload
+def from_db_time(value: datetime.datetime | str) -> datetime.datetime: ...
+@overload
+def from_db_time(value: None) -> None: ...
+def from_db_time(value: datetime.datetime | str | None) -> datetime.datetime | None:
+    """A moment as the database hands it back (SQLite: text, perhaps naive), as an aware datetime."""
     if value is None:
         return None
     if isinstance(value, str):  # SQLite hands back text
@@ -84,12 +102,12 @@ def from_db_time(value) -> datetime.datetime | None:
     return value if timezone.is_aware(value) else value.replace(tzinfo=datetime.UTC)
 
 
-def _json(value):
+def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
 @dataclass
-class Target:
+class Target(OptionValues):
     """What sending needs of a webhook: its state, keys version and options (`target.timeout_seconds`…)."""
 
     id: int
@@ -98,12 +116,6 @@ class Target:
     security_method: str
     keys_version: int
     failing_since: datetime.datetime | None
-    options: dict
-
-    def __getattr__(self, name: str):
-        if name != "options" and name in OPTION_NAMES:
-            return self.options[name]
-        raise AttributeError(name)
 
     @property
     def is_active(self) -> bool:
@@ -240,7 +252,7 @@ def claim(
             target, rows, events = _claim_pipelined(
                 params, by_delivery=delivery_id is not None, manual=manual, statuses=statuses
             )
-        except connection.Database.errors.LockNotAvailable as busy:
+        except psycopg.errors.LockNotAvailable as busy:  # the pipeline is PostgreSQL's: psycopg raises it
             raise ClaimBusy from busy
     else:
         target, rows = _claim_in_transaction(
@@ -250,7 +262,7 @@ def claim(
     return target, _claimed(rows), events
 
 
-def _claimed(rows) -> list[Claimed]:
+def _claimed(rows: Sequence[Row]) -> list[Claimed]:
     claimed = [Claimed(*row) for row in rows]
     for each in claimed:
         each.is_test = bool(each.is_test)
@@ -264,18 +276,19 @@ def _can_pipeline() -> bool:
     return connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
-def _hot_cursor():
+def _hot_cursor() -> psycopg.Cursor[Any] | CursorWrapper:
     """A cursor for the sending path's reads: on PostgreSQL the driver's own, skipping Django's health check
     (a round trip of its own before each task's first query); a broken connection raises, and the caller
     reconnects."""
     if _can_pipeline():
         connection.ensure_connection()
-        return connection.connection.cursor()
+        raw: psycopg.Connection[Any] = connection.connection
+        return raw.cursor()
     return connection.cursor()
 
 
 @contextlib.contextmanager
-def _pipeline():
+def _pipeline() -> Iterator[psycopg.Connection[Any]]:
     """The raw psycopg connection in pipeline mode: what is executed inside goes in one round trip.
 
     Transactions inside it are written out (`_transaction`): psycopg's own
@@ -296,14 +309,16 @@ def _pipeline():
 
 
 @contextlib.contextmanager
-def _transaction(raw):
+def _transaction(raw: psycopg.Connection[Any]) -> Iterator[None]:
     """BEGIN … COMMIT, queued in the pipeline around the statements executed inside."""
     raw.execute("BEGIN")
     yield
     raw.execute("COMMIT")
 
 
-def _claim_pipelined(params: dict, *, by_delivery: bool, manual: bool, statuses: tuple[str, ...]):
+def _claim_pipelined(
+    params: dict[str, Any], *, by_delivery: bool, manual: bool, statuses: tuple[str, ...]
+) -> tuple[Target | None, list[Row], dict[int, list[EventRow]] | None]:
     lock_sql, lease_sql = _claim_sql(by_delivery=by_delivery, manual=manual, lease=_PG_LEASE, statuses=statuses)
     with _pipeline() as raw, _transaction(raw):
         lock_cursor, lease_cursor, events_cursor = raw.cursor(), raw.cursor(), raw.cursor()
@@ -321,7 +336,9 @@ def _claim_pipelined(params: dict, *, by_delivery: bool, manual: bool, statuses:
     return target, rows, events
 
 
-def _claim_in_transaction(params: dict, *, by_delivery: bool, manual: bool, margin: float, statuses: tuple[str, ...]):
+def _claim_in_transaction(
+    params: dict[str, Any], *, by_delivery: bool, manual: bool, margin: float, statuses: tuple[str, ...]
+) -> tuple[Target | None, list[Row]]:
     lock_sql, lease_sql = _claim_sql(by_delivery=by_delivery, manual=manual, lease="%(lease)s", statuses=statuses)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(lock_sql, params)
@@ -333,24 +350,24 @@ def _claim_in_transaction(params: dict, *, by_delivery: bool, manual: bool, marg
         return target, cursor.fetchall()
 
 
-def _without_lock_column(row):
+def _without_lock_column(row: Row | None) -> Row | None:
     return row[1:] if row is not None and connection.vendor == "postgresql" else row
 
 
-def _target(row) -> Target | None:
+def _target(row: Row | None) -> Target | None:
     if row is None:
         return None
     named = dict(zip(_TARGET_FIELDS, row, strict=True))
     options = {}
     for name in OPTION_NAMES:
-        model_field = Webhook._meta.get_field(name)
+        model_field = cast("models.Field[Any, Any]", Webhook._meta.get_field(name))
         value = named.pop(name)
         # The same conversion the ORM applies (JSON text to a dict, SQLite's 0/1 to a bool).
         if hasattr(model_field, "from_db_value"):
             value = model_field.from_db_value(value, None, connection)
         options[name] = model_field.to_python(value)
     named["failing_since"] = from_db_time(named["failing_since"])
-    return Target(**named, options=options)
+    return Target(**named, **options)
 
 
 def may_lease_at_fan_out(webhook_id: int, now: datetime.datetime, cap: int) -> bool:
@@ -383,7 +400,8 @@ def slots_taken(webhook_id: int, now: datetime.datetime, cap: int) -> bool:
     """
     with connection.cursor() as cursor:
         cursor.execute(_SLOTS_TAKEN_SQL, {"webhook": webhook_id, "now": db_time(now)})
-        return cursor.fetchone()[0] >= cap
+        taken: int = cursor.fetchone()[0]
+        return taken >= cap
 
 
 _CLAIMED_COLUMNS = ", ".join(f"d.{_column(Delivery, name)}" for name in _CLAIMED_FIELDS)
@@ -444,7 +462,7 @@ def events_of(delivery_ids: list[int]) -> dict[int, list[EventRow]]:
         return _events_from(delivery_ids, cursor.fetchall())
 
 
-def _events_from(delivery_ids: list[int], rows) -> dict[int, list[EventRow]]:
+def _events_from(delivery_ids: list[int], rows: Iterable[Row]) -> dict[int, list[EventRow]]:
     events: dict[int, list[EventRow]] = {delivery_id: [] for delivery_id in delivery_ids}
     for delivery_id, uid, event_type, occurred_at, slug, data in rows:
         uid = uid if isinstance(uid, uuid.UUID) else uuid.UUID(uid)
@@ -458,14 +476,33 @@ _ATTEMPT_COLUMNS = [
 ]  # fmt: skip
 _JSON_COLUMNS = {"request_headers", "response_headers"}
 
-# What a recorded attempt may change on its delivery; `lease_owner` and `leased_until` are always cleared.
-DELIVERY_UPDATE_COLUMNS = [
-    "status", "body", "attempt_count", "probes", "last_attempt_at", "last_status_code", "last_error",
-    "last_duration_ms", "next_attempt_at", "enqueued_at", "delivered_at",
-]  # fmt: skip
+
+@dataclass(slots=True)
+class DeliveryUpdate:
+    """A delivery's new state after an attempt (`retry_policy.after_attempt` decides it, `record` writes it).
+
+    Each field is a column of the delivery, written as it is; `lease_owner` and
+    `leased_until` are always cleared besides.
+    """
+
+    status: str
+    body: str
+    attempt_count: int
+    probes: int
+    last_attempt_at: datetime.datetime
+    last_status_code: int | None
+    last_error: str
+    last_duration_ms: int
+    next_attempt_at: datetime.datetime | None = None
+    enqueued_at: datetime.datetime | None = None
+    delivered_at: datetime.datetime | None = None
 
 
-def _value(value):
+# What a recorded attempt may change on its delivery: the fields of `DeliveryUpdate`, in order.
+DELIVERY_UPDATE_COLUMNS = [each.name for each in dataclasses.fields(DeliveryUpdate)]
+
+
+def _value(value: Any) -> Any:
     return db_time(value) if isinstance(value, datetime.datetime) else value
 
 
@@ -484,10 +521,12 @@ def _attempt_rows(attempts: list[Attempt]) -> tuple[str, list]:
     return sql, values
 
 
-def _delivery_updates(updates: dict[int, dict]) -> tuple[str, list[list]]:
+def _delivery_updates(updates: dict[int, DeliveryUpdate]) -> tuple[str, list[list]]:
     assignments = ", ".join(f"{_column(Delivery, name)} = %s" for name in DELIVERY_UPDATE_COLUMNS)
     sql = f"UPDATE {DELIVERY} SET {assignments}, leased_until = NULL, lease_owner = '' WHERE id = %s"  # noqa: S608
-    rows = [[_value(update[name]) for name in DELIVERY_UPDATE_COLUMNS] + [pk] for pk, update in updates.items()]
+    rows = [
+        [_value(getattr(update, name)) for name in DELIVERY_UPDATE_COLUMNS] + [pk] for pk, update in updates.items()
+    ]
     return sql, rows
 
 
@@ -508,7 +547,9 @@ def _recorded_attempt_ids(attempts: list[Attempt]) -> list[int] | None:
         )
         ids = {(delivery_id, number): pk for pk, delivery_id, number in cursor.fetchall()}
     found = [ids.get((attempt.delivery_id, attempt.number)) for attempt in attempts]
-    return found if all(found) else None
+    if not all(found):
+        return None
+    return [pk for pk in found if pk is not None]
 
 
 def _has_due_after_commit(webhook_id: int) -> bool:
@@ -540,7 +581,7 @@ def _success_sql() -> list[str]:
 
 def record(
     attempts: list[Attempt],
-    updates: dict[int, dict],
+    updates: dict[int, DeliveryUpdate],
     unsent: list[int],
     *,
     webhook_id: int,
@@ -570,7 +611,7 @@ def record(
             for attempt, pk in zip(attempts, pks, strict=True):
                 attempt.pk = pk
             return Recorded(recovered=succeeded, more_due=_has_due_after_commit(webhook_id))
-    statements: list[tuple[str, list | dict, bool]] = []  # (sql, params, many)
+    statements: list[tuple[str, Any, bool]] = []  # (sql, params, many)
     if attempts:
         sql, values = _attempt_rows(attempts)
         statements.append((sql, values, False))
@@ -595,14 +636,14 @@ def record(
                     (cursor.executemany if many else cursor.execute)(sql, params)
             due_cursor = raw.cursor()
             due_cursor.execute(_HAS_DUE_AFTER_COMMIT_SQL, webhook_params)
-        results = [cursor.fetchall() if cursor.description else None for cursor in cursors]
-        more_due = due_cursor.fetchone()[0]
+        results: list[Any] = [cursor.fetchall() if cursor.description else None for cursor in cursors]
+        more_due = cast(Row, due_cursor.fetchone())[0]  # SELECT EXISTS always returns its one row
     else:
         results = []
-        with transaction.atomic(), connection.cursor() as cursor:
+        with transaction.atomic(), connection.cursor() as django_cursor:
             for sql, params, many in statements:
-                (cursor.executemany if many else cursor.execute)(sql, params)
-                results.append(cursor.fetchall() if cursor.description else None)
+                (django_cursor.executemany if many else django_cursor.execute)(sql, params)
+                results.append(django_cursor.fetchall() if django_cursor.description else None)
         more_due = _has_due_after_commit(webhook_id)
     # Rows come back in the order of the VALUES list (PostgreSQL and SQLite alike).
     for attempt, (pk,) in zip(attempts, results[0] if attempts else [], strict=True):

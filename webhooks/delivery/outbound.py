@@ -24,6 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import cache
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import certifi
@@ -32,6 +33,9 @@ from urllib3 import PoolManager, Timeout
 from urllib3 import exceptions as urllib3_exceptions
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+if TYPE_CHECKING:
+    from urllib3._base_connection import BaseHTTPConnection
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -145,7 +149,7 @@ def resolve_allowed(host: str, port: int) -> list[str]:
         raise socket.gaierror(error.errno, f"{host} does not resolve") from error
     addresses = []
     for *_, sockaddr in infos:
-        address = ipaddress.ip_address(sockaddr[0].split("%")[0])
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
         reason = address_refusal(address)
         if reason:
             raise BlockedAddress(f"{host} resolves to {address}, {reason}; webhooks may not send there")
@@ -205,7 +209,7 @@ _WAKE_SECONDS = 0.02
 
 
 class _Watchdog:
-    def __init__(self):
+    def __init__(self) -> None:
         self._condition = threading.Condition()
         self._heap: list[tuple[float, int, _Clock]] = []
         self._order = itertools.count()
@@ -279,10 +283,18 @@ def _track(sock: socket.socket | None) -> None:
         _watchdog.track(clock, sock)
 
 
-class _CheckedConnectionMixin:
+# What the mixins below are mixed into, for the type checker; at run time they derive from object.
+if TYPE_CHECKING:
+    _Connection = HTTPConnection
+    _Pool = HTTPConnectionPool
+else:
+    _Connection = _Pool = object
+
+
+class _CheckedConnectionMixin(_Connection):
     """Connect to an address that passed `resolve_allowed`, keeping the host name for TLS and Host."""
 
-    def _new_conn(self):
+    def _new_conn(self) -> socket.socket:
         addresses = resolve_allowed(self._dns_host, self.port)
         original = self._dns_host
         self._dns_host = addresses[0]
@@ -302,10 +314,10 @@ class _CheckedHTTPSConnection(_CheckedConnectionMixin, HTTPSConnection):
     pass
 
 
-class _DeadlinePoolMixin:
+class _DeadlinePoolMixin(_Pool):
     """A keep-alive connection taken from the pool is put under the current attempt's deadline too."""
 
-    def _get_conn(self, timeout=None):
+    def _get_conn(self, timeout: float | None = None) -> BaseHTTPConnection:
         conn = super()._get_conn(timeout)
         _track(getattr(conn, "sock", None))
         return conn
@@ -331,7 +343,7 @@ def _pool_manager(verify_tls: bool) -> PoolManager:
     with _managers_lock:
         manager = _managers.get(verify_tls)
         if manager is None:
-            options = (
+            options: dict[str, Any] = (
                 {"cert_reqs": "CERT_REQUIRED", "ca_certs": certifi.where()}
                 if verify_tls
                 else {"cert_reqs": "CERT_NONE"}
@@ -398,7 +410,7 @@ def _error_class(error: Exception) -> tuple[str, str]:
 
 def _unwrap_blocked(error: Exception) -> Exception:
     # urllib3 wraps exceptions raised while connecting; find ours inside.
-    seen = error
+    seen: BaseException | None = error
     while seen is not None:
         if isinstance(seen, BlockedAddress):
             return seen

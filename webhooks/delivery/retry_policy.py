@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import email.utils
 import random
+from typing import cast
 
 from django.conf import settings
 from django.utils import timezone
@@ -21,7 +22,7 @@ from django.utils.translation import ngettext
 from ..lifecycle import disable_webhook
 from ..models import Attempt, Delivery, Webhook
 from . import outbound
-from .ledger import Claimed
+from .ledger import Claimed, DeliveryUpdate
 
 # Statuses whose Retry-After is honoured.
 RETRY_AFTER_STATUSES = {429, 503}
@@ -63,43 +64,42 @@ def parse_retry_after(value: str) -> float | None:
 
 def after_attempt(
     delivery: Claimed, trigger: str, result: outbound.Response, now: datetime.datetime, body: str
-) -> tuple[dict, float | None]:
+) -> tuple[DeliveryUpdate, float | None]:
     """The delivery's new state after this attempt, and a countdown when its retry goes on the queue now."""
     number = delivery.attempt_count + 1
-    update = {
-        "status": delivery.status,
-        "body": body,
-        "attempt_count": number,
-        "probes": delivery.probes,
-        "last_attempt_at": now,
-        "last_status_code": result.status_code,
-        "last_error": result.error,
-        "last_duration_ms": result.duration_ms,
-        "next_attempt_at": None,
-        "enqueued_at": None,
-        "delivered_at": None,
-    }
+    update = DeliveryUpdate(
+        status=delivery.status,
+        body=body,
+        attempt_count=number,
+        probes=delivery.probes,
+        last_attempt_at=now,
+        last_status_code=result.status_code,
+        last_error=result.error,
+        last_duration_ms=result.duration_ms,
+    )
     if result.succeeded:
-        finished = now + datetime.timedelta(milliseconds=result.duration_ms)
-        update.update(status=Delivery.Status.SUCCEEDED, delivered_at=finished)
+        update.status = Delivery.Status.SUCCEEDED
+        update.delivered_at = now + datetime.timedelta(milliseconds=result.duration_ms)
         return update, None
     gone = result.status_code == 410
     if gone or delivery.is_test or (trigger == Attempt.Trigger.RESEND and not delivery.is_waiting):
         # Gone, a test, or a re-send of a finished delivery: no retry schedule applies.
-        update["status"] = Delivery.Status.FAILED
+        update.status = Delivery.Status.FAILED
         return update, None
     if trigger == Attempt.Trigger.PROBE:
         # The receiver is still down: the delivery keeps its place in the schedule.
-        update.update(probes=delivery.probes + 1, next_attempt_at=delivery.next_attempt_at)
+        update.probes = delivery.probes + 1
+        update.next_attempt_at = delivery.next_attempt_at
         return update, None
     delay = retry_delay(number - delivery.probes, result)
     if delay is None:
-        update["status"] = Delivery.Status.FAILED
+        update.status = Delivery.Status.FAILED
         return update, None
     due = now + datetime.timedelta(seconds=delay)
-    update.update(status=Delivery.Status.RETRYING, next_attempt_at=due)
+    update.status = Delivery.Status.RETRYING
+    update.next_attempt_at = due
     if delay <= COUNTDOWN_LIMIT_SECONDS:
-        update["enqueued_at"] = due
+        update.enqueued_at = due
         return update, delay
     return update, None
 
@@ -111,7 +111,9 @@ def probe_interval(failing_for: datetime.timedelta) -> float:
     every WEBHOOK_PROBE_MAX_SECONDS, so a long outage adds few attempts.
     """
     seconds = failing_for.total_seconds() / 10
-    return min(max(seconds, settings.WEBHOOK_PROBE_MIN_SECONDS), settings.WEBHOOK_PROBE_MAX_SECONDS)
+    shortest: float = settings.WEBHOOK_PROBE_MIN_SECONDS
+    longest: float = settings.WEBHOOK_PROBE_MAX_SECONDS
+    return min(max(seconds, shortest), longest)
 
 
 def make_waiting_due(webhook_id: int, now: datetime.datetime) -> int:
@@ -129,7 +131,7 @@ def note_failure(webhook_id: int, status_code: int | None, now: datetime.datetim
     if status_code == 410:
         disable_webhook(webhook, Webhook.GONE_REASON)
         return
-    failing_for = now - webhook.failing_since
+    failing_for = now - cast(datetime.datetime, webhook.failing_since)  # set just above when it was not
     if failing_for >= datetime.timedelta(days=settings.WEBHOOK_DISABLE_AFTER_FAILING_DAYS):
         days = settings.WEBHOOK_DISABLE_AFTER_FAILING_DAYS
         failed_for = ngettext("%(days)g day", "%(days)g days", days) % {"days": days}

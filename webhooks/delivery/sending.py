@@ -22,6 +22,7 @@ import datetime
 import logging
 import time
 import uuid
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
@@ -47,7 +48,9 @@ def new_owner() -> str:
 BUSY_RETRY_SECONDS = 1.0
 
 
-def _claim(*, busy_raises: bool = False, **kwargs) -> tuple[ledger.Target | None, list[ledger.Claimed], dict | None]:
+def _claim(
+    *, busy_raises: bool = False, **kwargs: Any
+) -> tuple[ledger.Target | None, list[ledger.Claimed], dict[int, list[ledger.EventRow]] | None]:
     """Lease deliveries (see `ledger.claim`). When a long transaction holds the webhook's claim lock, leave the
     work for a task queued a moment later instead of holding this worker thread until it ends; with
     `busy_raises`, raise `ledger.ClaimBusy` and let the caller, who knows what it was doing, try again."""
@@ -125,7 +128,7 @@ def send_claimed(
     if events is None:
         events = ledger.events_of([each.id for each in claimed if not each.body])
     attempts: list[Attempt] = []
-    updates: dict[int, dict] = {}
+    updates: dict[int, ledger.DeliveryUpdate] = {}
     countdowns: dict[int, float] = {}
     unsent: list[int] = []
     for index, delivery in enumerate(claimed):
@@ -175,7 +178,9 @@ def send_claimed(
     return attempts, recorded.more_due
 
 
-def _record(attempts: list[Attempt], updates: dict[int, dict], unsent: list[int], **webhook) -> ledger.Recorded:
+def _record(
+    attempts: list[Attempt], updates: dict[int, ledger.DeliveryUpdate], unsent: list[int], **webhook: Any
+) -> ledger.Recorded:
     """Write the batch; on a broken connection, reconnect and write again (the receiver already has these).
 
     A connection can break after the database committed the batch but before
@@ -195,12 +200,14 @@ def _record(attempts: list[Attempt], updates: dict[int, dict], unsent: list[int]
             again = True
 
 
+# The configured backend's driver module (psycopg, or sqlite3 for `make run`); the stubs' base class lacks it.
+_DRIVER: Any = cast(Any, connection).Database
 # Django's wrappers of a broken connection's errors, and the driver's own from the pipelined path.
 _CONNECTION_ERRORS = (
     OperationalError,
     InterfaceError,
-    connection.Database.OperationalError,
-    connection.Database.InterfaceError,
+    _DRIVER.OperationalError,
+    _DRIVER.InterfaceError,
 )
 
 
@@ -242,7 +249,7 @@ def _lease_one(
     manual: bool,
     busy_raises: bool = False,
     statuses: tuple[str, ...] = (),
-) -> tuple[ledger.Target | None, list[ledger.Claimed], dict | None]:
+) -> tuple[ledger.Target | None, list[ledger.Claimed], dict[int, list[ledger.EventRow]] | None]:
     """The delivery, leased for this worker: the fan-out's lease when it took one, else a claim.
 
     Only the task the fan-out queued meets a fan-out's lease, so reading it is
@@ -288,7 +295,7 @@ def attempt_delivery(
         busy_raises=busy_raises,
         statuses=while_status,
     )
-    if not claimed:
+    if not claimed or target is None:
         return None
     attempts, _ = send_claimed(
         target, claimed, trigger=trigger, triggered_by=triggered_by, at=now, events=events, tamper=tamper
@@ -308,7 +315,7 @@ def deliver(delivery_id: int) -> int:
     """Send this delivery if it is due and leased to its task or a slot is free; then drain the webhook
     while more is due. Returns the attempts made."""
     target, claimed, events = _lease_one(delivery_id, timezone.now(), manual=False)
-    if not claimed:
+    if not claimed or target is None:
         return 0  # already sent, being sent, not due, or no free slot: nothing to do
     attempts, more_due = send_claimed(target, claimed, trigger=Attempt.Trigger.SCHEDULED, events=events)
     return len(attempts) + (drain(target.id, due=True) if more_due else 0)
@@ -329,7 +336,7 @@ def drain(webhook_id: int, *, budget: float = DRAIN_BUDGET_SECONDS, due: bool = 
     made = 0
     while True:
         target, claimed, _ = _claim(owner=owner, now=timezone.now(), webhook_id=webhook_id, limit=limit)
-        if not claimed:
+        if not claimed or target is None:
             return made
         attempts, due = send_claimed(target, claimed, trigger=Attempt.Trigger.SCHEDULED)
         made += len(attempts)

@@ -4,21 +4,22 @@
   between commit and enqueue) are queued again, as drain tasks per webhook.
 - A failing webhook is probed now and then (`retry_policy.probe_interval`): its
   oldest waiting delivery is sent early, so its return is noticed in seconds.
-- Bulk re-sends whose worker died are queued again, and so are sends asked for by hand (tests,
-  self-tests, verifications, re-sends) whose task was lost.
+
+The periodic task (`webhooks/tasks.py`) runs this round, then the features' own
+sweeps (bulk re-sends whose worker died, sends asked for by hand whose task was
+lost): the engine knows nothing of them.
 """
 
 from __future__ import annotations
 
 import datetime
 from collections import Counter
+from typing import cast
 
 from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from .. import manual_sends
-from ..bulk import resume_stalled_bulk_resends
 from ..models import Attempt, Delivery, Webhook
 from . import queueing, retry_policy, sending
 
@@ -53,8 +54,9 @@ def webhooks_to_probe(now: datetime.datetime) -> list[int]:
     )
     chosen = []
     for webhook in failing:
-        last = webhook.last_triggered_at or webhook.failing_since
-        interval = retry_policy.probe_interval(now - webhook.failing_since)
+        failing_since = cast(datetime.datetime, webhook.failing_since)  # the query keeps failing webhooks only
+        last = webhook.last_triggered_at or failing_since
+        interval = retry_policy.probe_interval(now - failing_since)
         if (now - last).total_seconds() >= interval:
             chosen.append(webhook.pk)
     return chosen
@@ -71,13 +73,11 @@ def probe_target(webhook_id: int) -> int | None:
 
 
 def run(now: datetime.datetime | None = None) -> None:
-    """One round of the sweeper."""
+    """One round of the engine's sweeper: queue lost due deliveries, then probes of failing webhooks."""
     now = now or timezone.now()
     sweep(now)
     for webhook_id in webhooks_to_probe(now):
         queueing.queue(queueing.PROBE, webhook_id)
-    resume_stalled_bulk_resends()
-    manual_sends.requeue_stale(now)
 
 
 def probe(webhook_id: int) -> None:

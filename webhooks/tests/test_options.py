@@ -1,14 +1,18 @@
 """Webhook options are declared once (`webhooks/options.py`); the form, the command and the records follow it."""
 
+import dataclasses
+import typing
+
 import pytest
 
 from environments.tests.factories import make_environment
 from webhooks.configure import WebhookFields
+from webhooks.delivery.ledger import Target
 from webhooks.forms import WebhookForm
 from webhooks.management.commands.create_webhook import Command
 from webhooks.management.lookups import describe
 from webhooks.models import Webhook
-from webhooks.options import OPTIONS, defaults
+from webhooks.options import OPTION_NAMES, OPTIONS, OptionValues, defaults
 from webhooks.tests.factories import make_webhook
 
 pytestmark = pytest.mark.django_db
@@ -33,3 +37,14 @@ def test_options_not_given_take_their_defaults_and_unknown_ones_are_refused():
     assert fields.timeout_seconds == defaults()["timeout_seconds"]
     with pytest.raises(TypeError, match="colour"):
         WebhookFields("Hook", "http://127.0.0.1:9999/hooks", ["patients.created"], colour="blue")
+
+
+def test_each_option_is_a_typed_attribute_matching_its_model_field_for_the_type_checker():
+    declared = typing.get_type_hints(OptionValues)
+    assert [each.name for each in dataclasses.fields(OptionValues)] == OPTION_NAMES == list(declared)
+    for option in OPTIONS:
+        python_type = typing.get_origin(declared[option.name]) or declared[option.name]
+        assert isinstance(option.default(), python_type), option.name
+        assert isinstance(Webhook._meta.get_field(option.name).get_default(), python_type), option.name
+    # What a user sets and what sending reads have the options as these same declared attributes.
+    assert issubclass(WebhookFields, OptionValues) and issubclass(Target, OptionValues)

@@ -100,15 +100,15 @@ def test_changing_the_fields_is_audited_with_before_and_after_and_checked_agains
     with Receiver() as receiver:
         webhook = make_webhook(env, receiver.url)
     fields = fields_of(webhook)
-    fields.options["payload_fields"] = {"patients": ["email", "first_name"]}
+    fields.payload_fields = {"patients": ["email", "first_name"]}
     update_webhook(webhook, fields)
     change = AuditEvent.objects.get(action="webhook.updated").details["changes"]["payload_fields"]
     assert change == {"from": {}, "to": {"patients": ["email", "first_name"]}}
 
-    fields.options["payload_fields"] = {"patients": ["shoe_size"]}
+    fields.payload_fields = {"patients": ["shoe_size"]}
     with pytest.raises(WebhookInvalid, match="patients has no field shoe_size"):
         update_webhook(webhook, fields)
-    fields.options["payload_fields"] = {"invoices": ["total"]}
+    fields.payload_fields = {"invoices": ["total"]}
     with pytest.raises(WebhookInvalid, match="“invoices” is not a data type of Clinic"):
         update_webhook(webhook, fields)
 
