@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from environments.audit import audited, record_audit
 from environments.models import Environment
@@ -35,19 +38,22 @@ class CredentialInUse(CredentialError):
         )
 
 
-# The webhooks app registers a check here that names the webhooks signing with a credential.
-_in_use_checks: list[Callable[[Credential], list[tuple[str, str]]]] = []
-
-
-def register_in_use_check(check: Callable[[Credential], list[tuple[str, str]]]) -> None:
-    """Add a check returning (name, page path) of each thing that uses a credential (and so blocks invalidating it)."""
-    if check not in _in_use_checks:
-        _in_use_checks.append(check)
-
-
 def credential_in_use_by(credential: Credential) -> list[tuple[str, str]]:
-    """(name, page path) of every webhook that signs with the credential."""
-    return [holder for check in _in_use_checks for holder in check(credential)]
+    """(name, page path) of everything that uses the credential (and so blocks invalidating it).
+
+    The checks are named in `settings.CREDENTIAL_IN_USE_CHECKS` (the webhooks app's: which webhooks sign
+    with it), not registered at start-up, so that a reader can follow this to them and this app imports
+    none of those that use it.
+    """
+    return [
+        holder for check in _in_use_checks(tuple(settings.CREDENTIAL_IN_USE_CHECKS)) for holder in check(credential)
+    ]
+
+
+@functools.cache
+def _in_use_checks(paths: tuple[str, ...]) -> tuple[Callable[[Credential], list[tuple[str, str]]], ...]:
+    # Keyed on the names, so a test that overrides the setting gets its own checks.
+    return tuple(import_string(path) for path in paths)
 
 
 def _name(name: str, model, what: str) -> str:

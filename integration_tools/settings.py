@@ -105,6 +105,8 @@ INSTALLED_APPS = [
 # Called with each new event inside the transaction that writes it (environments/events.py):
 # the webhooks' fan-out writes each subscribed webhook's delivery atomically with the change.
 EVENT_LISTENERS = ["webhooks.delivery.fanout.fan_out"]
+# Asked before a credential is invalidated (credentials/services.py): each names what still uses it.
+CREDENTIAL_IN_USE_CHECKS = ["webhooks.configure.webhooks_signing_with"]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

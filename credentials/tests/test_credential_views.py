@@ -3,7 +3,7 @@
 import pytest
 
 from credentials.models import Client, Credential
-from credentials.services import CredentialInUse, invalidate_credential, register_in_use_check
+from credentials.services import CredentialInUse, invalidate_credential
 from credentials.tests.factories import make_client, make_credential, stored_secret
 from environments.models import AuditEvent, Grant
 from environments.tests.factories import grant, make_environment, make_user
@@ -86,26 +86,24 @@ def test_rename_and_invalidate_are_recorded(client, env, director):
     assert sorted(actions) == ["credential.created", "credential.invalidated", "credential.renamed"]
 
 
-def test_a_credential_in_use_by_a_webhook_cannot_be_invalidated_and_the_page_says_which(client, env, director):
+def signs_billing_feed(candidate):
+    """A stand-in for the webhooks app's check: a webhook "Billing feed" signs with the credential "Primary"."""
+    return [("Billing feed", "/e/clinic/webhooks/7/")] if candidate.name == "Primary" else []
+
+
+def test_a_credential_in_use_by_a_webhook_cannot_be_invalidated_and_the_page_says_which(
+    client, env, director, settings
+):
     credential, _ = make_credential(make_client(env))
-
-    def signing_webhooks(candidate):
-        return [("Billing feed", "/e/clinic/webhooks/7/")] if candidate.pk == credential.pk else []
-
-    register_in_use_check(signing_webhooks)
-    try:
-        page = client.get(f"/e/clinic/credentials/{credential.id}/invalidate/").content.decode()
-        assert 'This credential signs webhook <a href="/e/clinic/webhooks/7/#signing">“Billing feed”</a>' in page
-        response = client.post(f"/e/clinic/credentials/{credential.id}/invalidate/", {"reason": "x"})
-        assert "“Billing feed”</a>" in response.content.decode()
-        with pytest.raises(CredentialInUse, match="“Primary” is used to sign webhook “Billing feed”; remove it"):
-            invalidate_credential(credential)
-        credential.refresh_from_db()
-        assert credential.state == "active"
-    finally:
-        from credentials import services
-
-        services._in_use_checks.remove(signing_webhooks)
+    settings.CREDENTIAL_IN_USE_CHECKS = [f"{__name__}.signs_billing_feed"]
+    page = client.get(f"/e/clinic/credentials/{credential.id}/invalidate/").content.decode()
+    assert 'This credential signs webhook <a href="/e/clinic/webhooks/7/#signing">“Billing feed”</a>' in page
+    response = client.post(f"/e/clinic/credentials/{credential.id}/invalidate/", {"reason": "x"})
+    assert "“Billing feed”</a>" in response.content.decode()
+    with pytest.raises(CredentialInUse, match="“Primary” is used to sign webhook “Billing feed”; remove it"):
+        invalidate_credential(credential)
+    credential.refresh_from_db()
+    assert credential.state == "active"
 
 
 def test_viewers_see_credentials_but_cannot_change_them(client, env):
