@@ -100,38 +100,11 @@ def version_detail(request, slug, number):
     impact = None
     if request.method == "POST":
         if request.POST.get("action") == "save" and draft_form is not None and draft_form.is_valid():
-            try:
-                save_draft(
-                    configuration,
-                    draft_form.cleaned_data["schema"],
-                    note=draft_form.cleaned_data["note"],
-                    draft=version,
-                    actor=request.actor,
-                )
-            except ConfigurationError as error:
-                messages.error(request, str(error))
-            else:
-                _report_saved(request, version)
+            if _saved(request, version, draft_form):
                 return redirect("version_detail", slug=slug, number=number)
         elif publishing and publish_form.is_valid():
-            try:
-                publish_version(
-                    version,
-                    publish_form.cleaned_data["environments"],
-                    accept_invalid_records=publish_form.cleaned_data.get("accept_invalid_records", False),
-                    actor=request.actor,
-                )
-            except RecordsLeftInvalid as error:
-                impact = error.impact
-                publish_form = PublishForm(request.POST, configuration=configuration, confirming=True)
-            except SchemaInvalid as error:
-                for problem in error.problems:
-                    publish_form.add_error(None, f"Cannot publish: {problem}")
-            except ConfigurationError as error:
-                publish_form.add_error(None, f"Cannot publish: {error}")
-            else:
-                names = ", ".join(e.name for e in publish_form.cleaned_data["environments"])
-                messages.success(request, f"Version {version.number} published to {names}.")
+            published, publish_form, impact = _published(request, version, publish_form)
+            if published:
                 return redirect("version_detail", slug=slug, number=number)
     return render(
         request,
@@ -148,6 +121,48 @@ def version_detail(request, slug, number):
             "section": "configurations",
         },
     )
+
+
+def _saved(request, version, draft_form) -> bool:
+    """Save the draft the form holds; on a refusal, say why and return False."""
+    try:
+        save_draft(
+            version.configuration,
+            draft_form.cleaned_data["schema"],
+            note=draft_form.cleaned_data["note"],
+            draft=version,
+            actor=request.actor,
+        )
+    except ConfigurationError as error:
+        messages.error(request, str(error))
+        return False
+    _report_saved(request, version)
+    return True
+
+
+def _published(request, version, publish_form):
+    """Publish the version to the chosen environments. Returns whether it was published, the form to show
+    (asking for confirmation when records would be left invalid) and that impact, if any."""
+    try:
+        publish_version(
+            version,
+            publish_form.cleaned_data["environments"],
+            accept_invalid_records=publish_form.cleaned_data.get("accept_invalid_records", False),
+            actor=request.actor,
+        )
+    except RecordsLeftInvalid as error:
+        confirm = PublishForm(request.POST, configuration=version.configuration, confirming=True)
+        return False, confirm, error.impact
+    except SchemaInvalid as error:
+        for problem in error.problems:
+            publish_form.add_error(None, f"Cannot publish: {problem}")
+        return False, publish_form, None
+    except ConfigurationError as error:
+        publish_form.add_error(None, f"Cannot publish: {error}")
+        return False, publish_form, None
+    names = ", ".join(e.name for e in publish_form.cleaned_data["environments"])
+    messages.success(request, f"Version {version.number} published to {names}.")
+    return True, publish_form, None
 
 
 def _report_saved(request, version) -> None:

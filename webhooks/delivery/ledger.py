@@ -579,6 +579,30 @@ def _success_sql() -> list[str]:
     ]
 
 
+def _commit_then_look(
+    statements: list[tuple[str, Any, bool]], webhook_params: dict[str, Any]
+) -> tuple[list[Any], bool]:
+    """Run the statements in one transaction, then (after the commit) ask whether the webhook has more
+    due: on PostgreSQL in one pipelined round trip. Returns each statement's rows (None when it returns
+    none) and that answer."""
+    if _can_pipeline():
+        with _pipeline() as raw:
+            cursors = [raw.cursor() for _ in statements]
+            with _transaction(raw):
+                for cursor, (sql, params, many) in zip(cursors, statements, strict=True):
+                    (cursor.executemany if many else cursor.execute)(sql, params)
+            due_cursor = raw.cursor()
+            due_cursor.execute(_HAS_DUE_AFTER_COMMIT_SQL, webhook_params)
+        results: list[Any] = [cursor.fetchall() if cursor.description else None for cursor in cursors]
+        return results, bool(cast(Row, due_cursor.fetchone())[0])  # SELECT EXISTS always returns its one row
+    results = []
+    with transaction.atomic(), connection.cursor() as django_cursor:
+        for sql, params, many in statements:
+            (django_cursor.executemany if many else django_cursor.execute)(sql, params)
+            results.append(django_cursor.fetchall() if django_cursor.description else None)
+    return results, _has_due_after_commit(webhook_params["webhook"])
+
+
 def record(
     attempts: list[Attempt],
     updates: dict[int, DeliveryUpdate],
@@ -628,23 +652,7 @@ def record(
     first_webhook_statement = len(statements)
     if succeeded:
         statements += [(sql, webhook_params, False) for sql in _success_sql()]
-    if _can_pipeline():
-        with _pipeline() as raw:
-            cursors = [raw.cursor() for _ in statements]
-            with _transaction(raw):
-                for cursor, (sql, params, many) in zip(cursors, statements, strict=True):
-                    (cursor.executemany if many else cursor.execute)(sql, params)
-            due_cursor = raw.cursor()
-            due_cursor.execute(_HAS_DUE_AFTER_COMMIT_SQL, webhook_params)
-        results: list[Any] = [cursor.fetchall() if cursor.description else None for cursor in cursors]
-        more_due = cast(Row, due_cursor.fetchone())[0]  # SELECT EXISTS always returns its one row
-    else:
-        results = []
-        with transaction.atomic(), connection.cursor() as django_cursor:
-            for sql, params, many in statements:
-                (django_cursor.executemany if many else django_cursor.execute)(sql, params)
-                results.append(django_cursor.fetchall() if django_cursor.description else None)
-        more_due = _has_due_after_commit(webhook_id)
+    results, more_due = _commit_then_look(statements, webhook_params)
     # Rows come back in the order of the VALUES list (PostgreSQL and SQLite alike).
     for attempt, (pk,) in zip(attempts, results[0] if attempts else [], strict=True):
         attempt.pk = pk

@@ -144,23 +144,7 @@ def send_claimed(
             # The signature self-test: the body changes after signing; a verifying receiver must refuse it.
             body = signing.tampered(body)
         result = _post(target, body, headers)
-        attempt = Attempt(
-            delivery_id=delivery.id,
-            number=delivery.attempt_count + 1,
-            trigger=trigger,
-            started_at=now,
-            duration_ms=result.duration_ms,
-            url=target.url,
-            request_headers=recorded_headers(headers, target.extra_headers),
-            status_code=result.status_code,
-            response_headers=result.headers,
-            response_body=result.body,
-            error=result.error,
-            error_detail=result.error_detail,
-            succeeded=result.succeeded,
-            triggered_by=triggered_by[:255],
-        )
-        attempts.append(attempt)
+        attempts.append(_attempt(target, delivery, trigger, triggered_by, now, headers, result))
         updates[delivery.id], countdown = retry_policy.after_attempt(delivery, trigger, result, now, body)
         if countdown is not None:
             countdowns[delivery.id] = countdown
@@ -176,6 +160,34 @@ def send_claimed(
     )
     _after_recording(target, real, recorded, countdowns, now)
     return attempts, recorded.more_due
+
+
+def _attempt(
+    target: ledger.Target,
+    delivery: ledger.Claimed,
+    trigger: str,
+    triggered_by: str,
+    started_at: datetime.datetime,
+    headers: dict[str, str],
+    result: outbound.Response,
+) -> Attempt:
+    """The history's row for one request sent (not yet saved: a batch's rows are written together)."""
+    return Attempt(
+        delivery_id=delivery.id,
+        number=delivery.attempt_count + 1,
+        trigger=trigger,
+        started_at=started_at,
+        duration_ms=result.duration_ms,
+        url=target.url,
+        request_headers=recorded_headers(headers, target.extra_headers),
+        status_code=result.status_code,
+        response_headers=result.headers,
+        response_body=result.body,
+        error=result.error,
+        error_detail=result.error_detail,
+        succeeded=result.succeeded,
+        triggered_by=triggered_by[:255],
+    )
 
 
 def _record(
