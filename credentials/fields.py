@@ -15,6 +15,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from cryptography.fernet import InvalidToken
 from django.apps import apps
 from django.db import models
 from django.db.models.query_utils import DeferredAttribute
@@ -82,6 +83,12 @@ class EncryptedField(models.TextField):
             return self.from_plaintext(secrets.decrypt(value.token))
         return value
 
+    def value_to_string(self, obj: models.Model) -> str:
+        # What a dump (`dumpdata`, a serializer) holds: the token, never the value. Not through the
+        # attribute, which would decrypt it.
+        value = obj.__dict__.get(self.attname)
+        return value.token if isinstance(value, Sealed) else secrets.encrypt(self.to_plaintext(value))
+
     def pre_save(self, model_instance: models.Model, add: bool) -> Any:
         # Not through the attribute, which would decrypt a value that is only to be stored again.
         if self.attname in model_instance.__dict__:
@@ -116,6 +123,20 @@ class EncryptedTextField(EncryptedField):
     def from_plaintext(self, plaintext: str) -> str:
         return plaintext
 
+    def to_python(self, value: Any) -> Any:
+        # A token read back from a dump stays sealed (and is stored as it was); any other text is a value.
+        if isinstance(value, str) and _is_token(value):
+            return Sealed(value)
+        return super().to_python(value)
+
+
+def _is_token(text: str) -> bool:
+    try:
+        secrets.decrypt(text)
+    except (InvalidToken, ValueError, TypeError):
+        return False
+    return True
+
 
 class EncryptedJSONField(EncryptedField):
     """A JSON value stored encrypted.
@@ -133,12 +154,10 @@ class EncryptedJSONField(EncryptedField):
         return json.loads(plaintext)
 
     def to_python(self, value: Any) -> Any:
+        # Text is a token (from a dump): a JSON value given to be stored is never a string.
         if isinstance(value, str):
             return json.loads(secrets.decrypt(value))
         return super().to_python(value)
-
-    def value_to_string(self, obj) -> str:
-        return json.dumps(self.value_from_object(obj), sort_keys=True)
 
 
 def encrypted_fields() -> Iterator[EncryptedField]:

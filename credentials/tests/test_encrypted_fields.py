@@ -5,6 +5,7 @@ import io
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 from django.apps import apps
+from django.core import serializers
 from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
@@ -72,3 +73,24 @@ def test_a_secret_is_read_decrypted_and_stored_as_a_token():
     assert secret not in token and secrets.decrypt(token) == secret
     credential.refresh_from_db()
     assert credential.secret == secret
+
+
+def test_a_dump_holds_the_secrets_as_tokens_and_loads_back_to_the_same_secrets(settings):
+    settings.WEBHOOK_ALLOW_HTTP = True
+    settings.WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    environment = make_environment()
+    credential, client_secret = make_credential(make_client(environment))
+    webhook = make_webhook(environment, "http://127.0.0.1:9999/hooks", extra_headers={"Authorization": "Bearer x9"})
+    keys = list(webhook.signing_secrets.all())
+    # Read every secret first: a value already decrypted must not be dumped in clear either.
+    signing_keys = {key.pk: key.secret for key in keys}
+    assert webhook.extra_headers == {"Authorization": "Bearer x9"}
+
+    dump = serializers.serialize("json", [credential, webhook, *keys])
+
+    for shown_once in (client_secret, *signing_keys.values(), "Bearer x9"):
+        assert shown_once not in dump
+    loaded = [each.object for each in serializers.deserialize("json", dump)]
+    assert loaded[0].secret == credential.secret
+    assert loaded[1].extra_headers == {"Authorization": "Bearer x9"}
+    assert {key.pk: key.secret for key in loaded[2:]} == signing_keys
