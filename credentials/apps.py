@@ -8,7 +8,7 @@ class CredentialsConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
-        from .services import _in_use_checks
+        from portal.bindings import named_functions
 
         # Import the checks now, so a misnamed one stops start-up instead of the first invalidation.
-        _in_use_checks(tuple(settings.CREDENTIAL_IN_USE_CHECKS))
+        named_functions(settings.CREDENTIAL_IN_USE_CHECKS)

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import datetime
-import functools
-from collections.abc import Callable
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from environments.audit import audited, record_audit
 from environments.models import Environment
 from portal.actor import SYSTEM_ACTOR, Actor
+from portal.bindings import named_functions
 from portal.inputs import length_problem, text_problem
 
 from . import secrets
@@ -45,15 +43,7 @@ def credential_in_use_by(credential: Credential) -> list[tuple[str, str]]:
     with it), not registered at start-up, so that a reader can follow this to them and this app imports
     none of those that use it.
     """
-    return [
-        holder for check in _in_use_checks(tuple(settings.CREDENTIAL_IN_USE_CHECKS)) for holder in check(credential)
-    ]
-
-
-@functools.cache
-def _in_use_checks(paths: tuple[str, ...]) -> tuple[Callable[[Credential], list[tuple[str, str]]], ...]:
-    # Keyed on the names, so a test that overrides the setting gets its own checks.
-    return tuple(import_string(path) for path in paths)
+    return [holder for check in named_functions(settings.CREDENTIAL_IN_USE_CHECKS) for holder in check(credential)]
 
 
 def _name(name: str, model, what: str) -> str:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import Callable
 
 from django.conf import settings
 from django.db import transaction
-from django.utils.module_loading import import_string
+
+from portal.bindings import named_functions
 
 from .models import Environment, Event
 
@@ -34,10 +34,4 @@ def event_listeners() -> tuple[Callable[[Event], None], ...]:
     deliveries are written atomically with the change without this app
     depending on that one, and a reader can follow an event to its fan-out.
     """
-    return _imported(tuple(settings.EVENT_LISTENERS))
-
-
-@functools.cache
-def _imported(paths: tuple[str, ...]) -> tuple[Callable[[Event], None], ...]:
-    # Keyed on the names, so a test that overrides the setting gets its own listeners.
-    return tuple(import_string(path) for path in paths)
+    return named_functions(settings.EVENT_LISTENERS)
