@@ -60,6 +60,11 @@ class Webhook(models.Model):
         CREDENTIALS = "credentials", "Credentials"
         ED25519 = "ed25519", "Ed25519 key pair (receivers hold only the public key)"
 
+    class Ordering(models.TextChoices):
+        NONE = "none", "None: in parallel"
+        RECORD = "record", "Per record: one record's changes one at a time, in commit order"
+        STRICT = "strict", "Strict: one request at a time, in commit order"
+
     class PayloadFormat(models.TextChoices):
         FULL = "full", "Full: the record as it is after the change"
         THIN = "thin", "Thin: the record's id only (fetch it through the Data API)"
@@ -78,6 +83,10 @@ class Webhook(models.Model):
     payload_format = models.CharField(max_length=8, choices=PayloadFormat.choices, default=PayloadFormat.FULL)
     max_events_per_request = models.PositiveSmallIntegerField(default=1)
     timeout_seconds = models.PositiveSmallIntegerField(default=15)
+    # The sending policy (webhooks/delivery/lines.py and ledger.py): order, requests in flight, rate.
+    ordering = models.CharField(max_length=8, choices=Ordering.choices, default=Ordering.NONE)
+    max_in_flight = models.PositiveSmallIntegerField(default=4)
+    max_per_second = models.FloatField(null=True, blank=True)
     # Minimum-necessary payloads: per data type, the only fields a full payload carries. A data type not
     # named here sends every field, those added to the schema later included; one named never gains any.
     payload_fields = models.JSONField(default=dict, blank=True)
@@ -97,6 +106,11 @@ class Webhook(models.Model):
     verification_waived = models.CharField(max_length=300, blank=True)
     verification_tried_at = models.DateTimeField(null=True, blank=True)
     verification_result = models.CharField(max_length=300, blank=True)
+    # No request starts before this moment: the rate limit's next free send (a cell-rate gate), and a
+    # receiver's 429 Retry-After (`slowed_until`, with what it said, for the page). Neither is a failure.
+    rate_next_at = models.DateTimeField(null=True, blank=True)
+    slowed_until = models.DateTimeField(null=True, blank=True)
+    slowed_reason = models.CharField(max_length=200, blank=True)
     # Bumped whenever the keys that sign change: workers cache decrypted keys per (webhook, version).
     keys_version = models.PositiveIntegerField(default=0)
 
@@ -248,6 +262,12 @@ class Delivery(models.Model):
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=32, blank=True)
     last_duration_ms = models.PositiveIntegerField(default=0)
+    # The record whose change this is (None for a batch of several records, or an event of none): its line
+    # when the webhook orders per record (see delivery/lines.py).
+    record_id = models.UUIDField(null=True, blank=True)
+    # Set just before a request leaves, cleared when its attempt is recorded: still set once the lease has
+    # run out, a worker stopped mid-send, and the history gets an attempt whose outcome is unknown.
+    sending_since = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     # Its request and response bodies were erased (by a person or by payload retention); metadata stays.
     payload_erased_at = models.DateTimeField(null=True, blank=True)
@@ -266,6 +286,16 @@ class Delivery(models.Model):
                 fields=["next_attempt_at"],
                 name="delivery_waiting",
                 condition=models.Q(status__in=["pending", "retrying"]),
+            ),
+            models.Index(
+                fields=["webhook", "record_id", "id"],
+                name="delivery_waiting_line",
+                condition=models.Q(status__in=["pending", "retrying"]),
+            ),
+            models.Index(
+                fields=["sending_since"],
+                name="delivery_sending",
+                condition=models.Q(sending_since__isnull=False),
             ),
             models.Index(
                 fields=["webhook", "leased_until"],

@@ -93,6 +93,37 @@ def _check_payload_fields(value) -> str | None:
 
 ALL_FIELDS = "*"
 
+MAX_IN_FLIGHT_MAX = 256
+MAX_PER_SECOND_MIN = 0.01
+MAX_PER_SECOND_MAX = 1000.0
+
+
+def _check_rate(value) -> str | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not MAX_PER_SECOND_MIN <= value <= MAX_PER_SECOND_MAX
+    ):
+        return f"between {MAX_PER_SECOND_MIN:g} and {MAX_PER_SECOND_MAX:g} requests per second, or none"
+    return None
+
+
+def describe_policy(values: OptionValues) -> str:
+    """How a webhook sends, in one sentence: “in order per record, at most 4 at a time, 10/s”."""
+    order = {
+        Webhook.Ordering.NONE: "in parallel",
+        Webhook.Ordering.RECORD: "in order per record",
+        Webhook.Ordering.STRICT: "strictly in order, one at a time",
+    }[values.ordering]
+    parts = [order]
+    if values.ordering != Webhook.Ordering.STRICT:
+        parts.append(f"at most {values.max_in_flight} at a time")
+    if values.max_per_second:
+        parts.append(f"{values.max_per_second:g}/s")
+    return ", ".join(parts)
+
 
 def payload_fields_from_choices(chosen: list[str] | None, data_types: list[str] | None = None) -> dict[str, list[str]]:
     """Form choices (`patients.*` for every field, now and later; `patients.first_name` for one) to the option.
@@ -255,6 +286,55 @@ class OptionValues:
             flag="--timeout",
             flag_options={"type": int, "default": 0, "help": "Seconds for the whole request (0: the default)."},
             from_flag=lambda seconds: seconds or settings.WEBHOOK_TIMEOUT_SECONDS,
+        )
+    )
+
+    ordering: str = declare(
+        Option(
+            label="Order of delivery",
+            help="None sends in parallel (fastest). Per record sends one record's changes one at a time, oldest "
+            "first, and different records in parallel; a change waiting for a retry holds its record's later "
+            "changes. Strict sends one request at a time, in commit order: a failing change holds everything.",
+            default=lambda: Webhook.Ordering.NONE,
+            check=_one_of(Webhook.Ordering.values, "choose none, record or strict"),
+            form_field=lambda: forms.ChoiceField(choices=Webhook.Ordering.choices, initial=Webhook.Ordering.NONE),
+            flag="--ordering",
+            flag_options={
+                "choices": Webhook.Ordering.values,
+                "default": Webhook.Ordering.NONE,
+                "help": "none (parallel), record (in order per record) or strict (one at a time, in order).",
+            },
+        )
+    )
+
+    max_in_flight: int = declare(
+        Option(
+            label="Maximum requests at a time",
+            help="How many requests this receiver is sent at once, across every worker (1 to 256).",
+            default=lambda: settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK,
+            check=_in_range(1, lambda: MAX_IN_FLIGHT_MAX),
+            form_field=lambda: forms.IntegerField(
+                min_value=1, max_value=MAX_IN_FLIGHT_MAX, initial=settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK
+            ),
+            flag="--max-in-flight",
+            flag_options={"type": int, "default": 0, "help": "Requests in flight at once, 1 to 256 (0: the default)."},
+            from_flag=lambda count: count or settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK,
+        )
+    )
+
+    max_per_second: float | None = declare(
+        Option(
+            label="Maximum requests per second",
+            help="Leave blank for no limit. Requests are spaced evenly, across every worker; a receiver's 429 "
+            "with Retry-After slows it down further, without counting as a failure.",
+            default=lambda: None,
+            check=_check_rate,
+            form_field=lambda: forms.FloatField(
+                required=False, min_value=MAX_PER_SECOND_MIN, max_value=MAX_PER_SECOND_MAX
+            ),
+            flag="--max-per-second",
+            flag_options={"type": float, "default": 0, "help": "Requests per second at most (0: no limit)."},
+            from_flag=lambda rate: rate or None,
         )
     )
 
