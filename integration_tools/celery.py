@@ -45,13 +45,26 @@ _stop_liveness = threading.Event()
 def report_in_at_start(sender=None, **kwargs) -> None:
     """Report at once, so the Overview shows a fresh worker without waiting a beat interval, and start the
     process's own liveness report."""
+    from webhooks.delivery import inflight
+
+    # From now on a request whose receiver is slow waits on an I/O thread, not on a worker thread.
+    inflight.enable()
     sender.app.send_task("environments.tasks.record_worker_heartbeat")
     threading.Thread(target=_report_alive_until_shutdown, name="worker-liveness", daemon=True).start()
 
 
 @worker_shutdown.connect
 def stop_reporting_alive(**kwargs) -> None:
+    """Stop reporting, and let requests still waiting for their receivers end and be recorded (each ends
+    within its webhook's timeout); any left are recorded by the sweeper, outcome unknown."""
+    from django.conf import settings
+
+    from webhooks.delivery import inflight
+
     _stop_liveness.set()
+    left = inflight.finish(timeout=settings.WEBHOOK_TIMEOUT_SECONDS_MAX + 5)
+    if left:
+        logger.warning("%d webhook requests were still waiting for their receivers at shutdown", left)
 
 
 def _report_alive_until_shutdown() -> None:

@@ -192,8 +192,8 @@ if CELERY_BROKER_URL.startswith("embedded://"):
         # kombu polls the folder once a second by default: a delivery would wait up to that long.
         "polling_interval": env.float("CELERY_BROKER_POLLING_INTERVAL", default=0.02),
     }
-# Sending waits on the network, so a worker runs many threads: a receiver that hangs holds at
-# most WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK of them. `make run`, docker-compose, the tests and the
+# A worker's threads take tasks; waiting on receivers is left to its I/O threads (WEBHOOK_IO_THREADS),
+# so a receiver that hangs holds none of these. `make run`, docker-compose, the tests and the
 # benchmark all take these from here.
 CELERY_WORKER_POOL = env.str("CELERY_WORKER_POOL", default="threads")
 CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=16)
@@ -360,9 +360,15 @@ WEBHOOK_TIMEOUT_SECONDS = env.int("WEBHOOK_TIMEOUT_SECONDS", default=15)
 WEBHOOK_TIMEOUT_SECONDS_MAX = 60
 WEBHOOK_MAX_EVENTS_PER_REQUEST_MAX = 100
 WEBHOOK_RESPONSE_BODY_MAX_BYTES = env.int("WEBHOOK_RESPONSE_BODY_MAX_BYTES", default=4096)
-# Isolation: at most this many requests to one webhook are in flight at once, across all workers,
-# so a receiver that hangs holds that many sending slots and no more.
+# Isolation: a new webhook's default cap on requests in flight at once, across all workers (each webhook
+# sets its own, 1 to 256: its "maximum requests at a time"), so a receiver that hangs holds that many
+# sending slots and no more; and an environment's, whatever its webhooks' caps add up to.
 WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK = env.int("WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK", default=4)
+WEBHOOK_MAX_IN_FLIGHT_PER_ENVIRONMENT = env.int("WEBHOOK_MAX_IN_FLIGHT_PER_ENVIRONMENT", default=64)
+# Requests wait for their receivers on I/O threads, at most this many per worker process; a worker thread
+# waits this long for an answer before leaving the request to them (webhooks/delivery/inflight.py).
+WEBHOOK_IO_THREADS = env.int("WEBHOOK_IO_THREADS", default=256)
+WEBHOOK_SEND_PATIENCE_SECONDS = env.float("WEBHOOK_SEND_PATIENCE_SECONDS", default=0.1)
 # Under backlog a worker leases up to this many of a webhook's due deliveries in one statement and
 # sends them one after another over a kept-alive connection.
 WEBHOOK_CLAIM_BATCH = env.int("WEBHOOK_CLAIM_BATCH", default=50)

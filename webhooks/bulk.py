@@ -224,7 +224,15 @@ def bulk_resend_step(job_id: int) -> float | None:
         if not renewed:
             return None
         held = moment + lease
-        send_now(delivery_id, trigger=Attempt.Trigger.RESEND, triggered_by=job.created_by, while_status=sendable)
+        # Oldest first, one at a time, and a waiting one only at the head of its line: an ordered webhook's
+        # order holds through a recovery.
+        send_now(
+            delivery_id,
+            trigger=Attempt.Trigger.RESEND,
+            triggered_by=job.created_by,
+            while_status=sendable,
+            in_line=True,
+        )
         # Whatever happened (sent, or found delivered or taken by another worker), the ledger says it.
         bulk_outcomes.settle(job, wanted=wanted, delivery_ids=[delivery_id])
     update = {"leased_until": None, "stepped_at": timezone.now()}

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -95,7 +94,7 @@ def activate(webhook: Webhook, action: str, *, actor: Actor = SYSTEM_ACTOR, **de
         _set_state(webhook, Webhook.State.ACTIVE, action, actor=actor, waiting=count, **details)
         # Due now: those that were waiting for a retry while held need not wait out their backoff.
         waiting.update(next_attempt_at=timezone.now(), enqueued_at=timezone.now())
-        copies = settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK
+        copies = webhook.max_in_flight
         transaction.on_commit(lambda: queueing.drain(webhook.pk, copies), robust=True)
     return count
 

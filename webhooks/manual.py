@@ -6,7 +6,6 @@ through the same path as every delivery, and writes what came back where the pag
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -174,6 +173,6 @@ def retry_now(webhook: Webhook, *, actor: Actor = SYSTEM_ACTOR) -> int:
     with audited(actor, "webhook.retried_now", target=webhook, environment=webhook.environment) as audit:
         count = retry_policy.make_waiting_due(webhook.pk, timezone.now())
         audit.details = {"deliveries": count}
-        copies = settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK
+        copies = webhook.max_in_flight
         transaction.on_commit(lambda: queueing.drain(webhook.pk, copies), robust=True)
     return count

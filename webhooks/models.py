@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import uuid
 
 from django.conf import settings
 from django.db import models
@@ -111,6 +112,9 @@ class Webhook(models.Model):
     rate_next_at = models.DateTimeField(null=True, blank=True)
     slowed_until = models.DateTimeField(null=True, blank=True)
     slowed_reason = models.CharField(max_length=200, blank=True)
+    # When a drain is queued to start sending again after the gate opens: one wake-up per gate, not one
+    # per task that found it closed.
+    wake_up_at = models.DateTimeField(null=True, blank=True)
     # Bumped whenever the keys that sign change: workers cache decrypted keys per (webhook, version).
     keys_version = models.PositiveIntegerField(default=0)
 
@@ -214,6 +218,36 @@ class DeliveryQuerySet(models.QuerySet):
         """Being sent right now (a live lease)."""
         return self.filter(leased_until__gte=now)
 
+    def head_of_line(self):
+        """Not held behind an older waiting delivery of its line: the twin of `ledger.IN_LINE_SQL`.
+
+        Unordered webhooks and tests have no lines. Strict: one line per webhook. Per record: one line per
+        record, and the shared line (batches of several records, changes of no record) waits for, and
+        holds, every line.
+        """
+        older = Delivery.objects.filter(
+            webhook_id=models.OuterRef("webhook_id"),
+            id__lt=models.OuterRef("id"),
+            status__in=Delivery.WAITING,
+            is_test=False,
+        )
+        ordering = Webhook.Ordering
+        whole_webhook = models.Q(webhook__ordering=ordering.STRICT) | models.Q(
+            webhook__ordering=ordering.RECORD, record_id=Delivery.SHARED_LINE
+        )
+        own_record = (
+            models.Q(webhook__ordering=ordering.RECORD)
+            & ~models.Q(record_id=Delivery.SHARED_LINE)
+            & ~models.Exists(older.filter(record_id=models.OuterRef("record_id")))
+            & ~models.Exists(older.filter(record_id=Delivery.SHARED_LINE))
+        )
+        return self.filter(
+            models.Q(webhook__ordering=ordering.NONE)
+            | models.Q(is_test=True)
+            | (whole_webhook & ~models.Exists(older))
+            | own_record
+        )
+
     def fan_out_leased(self, now):
         """Leased by the fan-out in the event's own transaction, for the task it queued (see `fanout.py`)."""
         return self.in_flight(now).filter(lease_owner__startswith=Delivery.FAN_OUT_LEASE_MARK)
@@ -233,6 +267,9 @@ class Delivery(models.Model):
         DISCARDED = "discarded", "Discarded"
 
     WAITING = (Status.PENDING, Status.RETRYING)
+    # The line of a batch of several records, or of a change of no record: it waits for every older
+    # delivery of its webhook and holds every newer one (see `DeliveryQuerySet.head_of_line`).
+    SHARED_LINE = uuid.UUID(int=0)
 
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
     environment = models.ForeignKey("environments.Environment", on_delete=models.PROTECT, related_name="+")
@@ -340,6 +377,9 @@ class Attempt(models.Model):
         TEST = "test", "Test"
         PROBE = "probe", "Probe (is the failing receiver back?)"
 
+    # The error of an attempt whose worker stopped mid-send (see `delivery.ledger.record_interrupted`).
+    OUTCOME_UNKNOWN = "worker_stopped"
+
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
     number = models.PositiveSmallIntegerField()
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
@@ -371,6 +411,8 @@ class Attempt(models.Model):
         """What came back, in words: `HTTP 503`, or what went wrong on the way (`connection refused`)."""
         if self.status_code is not None:
             return f"HTTP {self.status_code}"
+        if self.error == Attempt.OUTCOME_UNKNOWN:
+            return "outcome unknown: the worker stopped"
         return (self.error or "no answer").replace("_", " ")
 
 

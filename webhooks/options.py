@@ -112,12 +112,12 @@ def _check_rate(value) -> str | None:
 
 def describe_policy(values: OptionValues) -> str:
     """How a webhook sends, in one sentence: “in order per record, at most 4 at a time, 10/s”."""
-    order = {
+    orders: dict[str, str] = {
         Webhook.Ordering.NONE: "in parallel",
         Webhook.Ordering.RECORD: "in order per record",
         Webhook.Ordering.STRICT: "strictly in order, one at a time",
-    }[values.ordering]
-    parts = [order]
+    }
+    parts = [orders[values.ordering]]
     if values.ordering != Webhook.Ordering.STRICT:
         parts.append(f"at most {values.max_in_flight} at a time")
     if values.max_per_second:
@@ -297,7 +297,11 @@ class OptionValues:
             "changes. Strict sends one request at a time, in commit order: a failing change holds everything.",
             default=lambda: Webhook.Ordering.NONE,
             check=_one_of(Webhook.Ordering.values, "choose none, record or strict"),
-            form_field=lambda: forms.ChoiceField(choices=Webhook.Ordering.choices, initial=Webhook.Ordering.NONE),
+            # Not required: a form posted by a script written before the option existed keeps sending in parallel.
+            form_field=lambda: forms.ChoiceField(
+                choices=Webhook.Ordering.choices, initial=Webhook.Ordering.NONE, required=False
+            ),
+            from_form=lambda value: value or Webhook.Ordering.NONE,
             flag="--ordering",
             flag_options={
                 "choices": Webhook.Ordering.values,
@@ -314,8 +318,12 @@ class OptionValues:
             default=lambda: settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK,
             check=_in_range(1, lambda: MAX_IN_FLIGHT_MAX),
             form_field=lambda: forms.IntegerField(
-                min_value=1, max_value=MAX_IN_FLIGHT_MAX, initial=settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK
+                min_value=1,
+                max_value=MAX_IN_FLIGHT_MAX,
+                initial=settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK,
+                required=False,
             ),
+            from_form=lambda count: count or settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK,
             flag="--max-in-flight",
             flag_options={"type": int, "default": 0, "help": "Requests in flight at once, 1 to 256 (0: the default)."},
             from_flag=lambda count: count or settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK,

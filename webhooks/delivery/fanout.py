@@ -53,11 +53,28 @@ def fan_out(event: Event) -> None:
         return
     now = timezone.now()
     after_commit = _AfterCommit.of_this_transaction()
+    line = event.record_id or Delivery.SHARED_LINE
     for webhook in webhooks:
-        delivery = _open_batch(webhook, event) if webhook.max_events_per_request > 1 else None
+        if _orders_across_records(webhook, line):
+            ledger.hold_commit_order(webhook.pk)
+        delivery = _open_batch(webhook, event, line) if webhook.max_events_per_request > 1 else None
         if delivery is None:
-            delivery = _new_delivery(webhook, event, now, after_commit)
+            delivery = _new_delivery(webhook, event, line, now, after_commit)
         DeliveryEvent.objects.create(delivery=delivery, event=event)
+
+
+def _orders_across_records(webhook: Webhook, line: uuid.UUID) -> bool:
+    """Whether this delivery's place in its webhook's order depends on other records' changes: then the
+    transaction must commit in the order its delivery's id says (`ledger.hold_commit_order`)."""
+    if webhook.ordering == Webhook.Ordering.STRICT:
+        return True
+    if webhook.ordering == Webhook.Ordering.RECORD:
+        return line == Delivery.SHARED_LINE or webhook.max_events_per_request > 1
+    return False
+
+
+def _cap(webhook: Webhook) -> int:
+    return 1 if webhook.ordering == Webhook.Ordering.STRICT else webhook.max_in_flight
 
 
 class _AfterCommit:
@@ -67,6 +84,7 @@ class _AfterCommit:
     def __init__(self) -> None:
         self.leased: list[int] = []
         self.unleased: dict[int, list[int]] = {}  # webhook id -> its deliveries not leased here
+        self.caps: dict[int, int] = {}  # webhook id -> its sending slots
         self.refused: set[int] = set()  # webhooks refused a lease in this transaction
 
     @classmethod
@@ -80,11 +98,20 @@ class _AfterCommit:
         transaction.on_commit(after_commit, robust=True)
         return after_commit
 
-    def may_lease(self, webhook: Webhook, now: datetime.datetime) -> bool:
+    def may_lease(self, webhook: Webhook, line: uuid.UUID, now: datetime.datetime) -> bool:
         if webhook.pk in self.refused:
             # This transaction's own unleased delivery waits ahead of any later one: no lease either.
             return False
-        if ledger.may_lease_at_fan_out(webhook.pk, now, settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK):
+        ordered_line = None
+        if webhook.ordering != Webhook.Ordering.NONE:
+            ordered_line = Delivery.SHARED_LINE if webhook.ordering == Webhook.Ordering.STRICT else line
+        if ledger.may_lease_at_fan_out(
+            webhook.pk,
+            now,
+            _cap(webhook),
+            env_cap=settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENVIRONMENT,
+            line=ordered_line,
+        ):
             return True
         self.refused.add(webhook.pk)
         return False
@@ -92,8 +119,8 @@ class _AfterCommit:
     def __call__(self) -> None:
         for delivery_id in self.leased:
             queueing.deliver(delivery_id)
-        cap = settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK
         for webhook_id, delivery_ids in self.unleased.items():
+            cap = self.caps[webhook_id]
             # Asked after the commit: every holder of a slot looks for due deliveries after it records
             # (`ledger.record`), so when all slots are taken their holders send these.
             try:
@@ -106,14 +133,19 @@ class _AfterCommit:
                     queueing.deliver(delivery_id)
 
 
-def _new_delivery(webhook: Webhook, event: Event, now: datetime.datetime, after_commit: _AfterCommit) -> Delivery:
+def _new_delivery(
+    webhook: Webhook, event: Event, line: uuid.UUID, now: datetime.datetime, after_commit: _AfterCommit
+) -> Delivery:
     active = webhook.state == Webhook.State.ACTIVE
     lease = {}
     if (
         active
         and webhook.failing_since is None
         and webhook.max_events_per_request == 1
-        and after_commit.may_lease(webhook, now)
+        # Paced webhooks are sent by their tasks, which take their moment from the gate.
+        and webhook.max_per_second is None
+        and (webhook.slowed_until is None or webhook.slowed_until <= now)
+        and after_commit.may_lease(webhook, line, now)
     ):
         seconds = ledger.lease_seconds(webhook.timeout_seconds, settings.WEBHOOK_LEASE_MARGIN_SECONDS)
         lease = {
@@ -128,6 +160,7 @@ def _new_delivery(webhook: Webhook, event: Event, now: datetime.datetime, after_
         message_id=new_message_id(),
         event_count=1,
         event_types=event.type,
+        record_id=line,
         next_attempt_at=now,
         enqueued_at=now if active else None,
         **lease,
@@ -136,10 +169,11 @@ def _new_delivery(webhook: Webhook, event: Event, now: datetime.datetime, after_
         after_commit.leased.append(delivery.pk)
     elif active:
         after_commit.unleased.setdefault(webhook.pk, []).append(delivery.pk)
+        after_commit.caps[webhook.pk] = _cap(webhook)
     return delivery
 
 
-def _open_batch(webhook: Webhook, event: Event) -> Delivery | None:
+def _open_batch(webhook: Webhook, event: Event, line: uuid.UUID) -> Delivery | None:
     """A not-yet-sent delivery of this webhook with room for one more event, locked; None if there is none."""
     delivery = (
         Delivery.objects.select_for_update()
@@ -159,5 +193,9 @@ def _open_batch(webhook: Webhook, event: Event) -> Delivery | None:
     types = delivery.event_types.split()
     if event.type not in types:
         types.append(event.type)
-    Delivery.objects.filter(pk=delivery.pk).update(event_count=F("event_count") + 1, event_types=" ".join(types)[:500])
+    # A batch of several records' changes is in the shared line: it waits for, and holds, every other.
+    joined_line = delivery.record_id if delivery.record_id == line else Delivery.SHARED_LINE
+    Delivery.objects.filter(pk=delivery.pk).update(
+        event_count=F("event_count") + 1, event_types=" ".join(types)[:500], record_id=joined_line
+    )
     return delivery

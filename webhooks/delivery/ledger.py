@@ -71,9 +71,35 @@ LEASE_FREE_SQL = "(leased_until IS NULL OR leased_until < %(now)s)"
 IN_FLIGHT_SQL = "leased_until >= %(now)s"
 _MARK = Delivery.FAN_OUT_LEASE_MARK
 FAN_OUT_LEASED_SQL = f"{IN_FLIGHT_SQL} AND substr(lease_owner, 1, {len(_MARK)}) = '{_MARK}'"
-# A webhook's due deliveries that no one is sending: asked before a drain, after each recorded batch, and
-# by the fan-out (which leases nothing ahead of them).
-_WAITS_UNLEASED_SQL = f"SELECT 1 FROM {DELIVERY} WHERE webhook_id = %(webhook)s AND {DUE_SQL} AND {LEASE_FREE_SQL}"  # noqa: S608
+_WAITING_OLDER = (
+    f"SELECT 1 FROM {DELIVERY} p WHERE p.webhook_id = d.webhook_id AND p.id < d.id"  # noqa: S608
+    f" AND p.status IN ({_quoted(Delivery.WAITING)}) AND NOT p.is_test"
+)
+# The line's value on this backend (a UUID column is text without dashes on SQLite; PostgreSQL reads that too).
+_SHARED = f"'{Delivery.SHARED_LINE.hex}'"
+_ORDERING = Webhook.Ordering
+# Delivery `d` of webhook `w` is the head of its line (the twin of `DeliveryQuerySet.head_of_line`): nothing
+# older of its line waits. Each EXISTS is one probe of an index (webhook, record_id, id) or (webhook, status, id).
+IN_LINE_SQL = (
+    f"(w.ordering = '{_ORDERING.NONE}' OR d.is_test OR CASE"
+    f" WHEN w.ordering = '{_ORDERING.STRICT}' OR d.record_id = {_SHARED} THEN NOT EXISTS ({_WAITING_OLDER})"
+    f" ELSE NOT EXISTS ({_WAITING_OLDER} AND p.record_id = d.record_id)"
+    f" AND NOT EXISTS ({_WAITING_OLDER} AND p.record_id = {_SHARED}) END)"
+)
+# The webhook's gate is open: no 429 slow-down and no rate-limit wait in force.
+GATE_OPEN_SQL = (
+    "(w.slowed_until IS NULL OR w.slowed_until <= %(now)s)"
+    " AND (w.max_per_second IS NULL OR w.rate_next_at IS NULL OR w.rate_next_at <= %(now)s)"
+)
+# A webhook's sending slots: its own cap (one for strict order).
+CAP_SQL = f"(CASE WHEN w.ordering = '{_ORDERING.STRICT}' THEN 1 ELSE w.max_in_flight END)"
+# A webhook's due deliveries that no one is sending, at the head of their lines: asked before a drain, after
+# each recorded batch, and by the fan-out (which leases nothing ahead of them). Not its gate: a claim that
+# finds it closed queues the drain that sends them when it opens.
+_WAITS_UNLEASED_SQL = (
+    f"SELECT 1 FROM {DELIVERY} d JOIN {WEBHOOK} w ON w.id = d.webhook_id WHERE d.webhook_id = %(webhook)s"  # noqa: S608
+    f" AND {DUE_SQL} AND {LEASE_FREE_SQL} AND {IN_LINE_SQL}"
+)
 _HAS_DUE_SQL = f"SELECT EXISTS ({_WAITS_UNLEASED_SQL})"
 # The same, at the database's clock when it runs: a delivery committed before it is due by then,
 # whatever moment the caller took before sending it.
@@ -116,14 +142,35 @@ class Target(OptionValues):
     security_method: str
     keys_version: int
     failing_since: datetime.datetime | None
+    environment_id: int
+    rate_next_at: datetime.datetime | None
+    slowed_until: datetime.datetime | None
 
     @property
     def is_active(self) -> bool:
         return self.state == Webhook.State.ACTIVE
 
+    @property
+    def cap(self) -> int:
+        """Its sending slots: requests in flight at once (one for strict order)."""
+        return 1 if self.ordering == Webhook.Ordering.STRICT else self.max_in_flight
 
-_TARGET_FIELDS = ["id", "url", "state", "security_method", "keys_version", "failing_since", *OPTION_NAMES]
-_TARGET_COLUMNS = ", ".join(f"w.{_column(Webhook, name)}" for name in _TARGET_FIELDS)
+    def gate_opens_at(self, now: datetime.datetime) -> datetime.datetime | None:
+        """When its next request may start, if not now: a 429's slow-down or the rate limit's spacing."""
+        holds = [moment for moment in (self.slowed_until, self.rate_next_at if self.max_per_second else None) if moment]
+        later = max(holds, default=None)
+        return later if later is not None and later > now else None
+
+
+_MOMENTS = ("failing_since", "rate_next_at", "slowed_until")
+_TARGET_FIELDS = [
+    "id", "url", "state", "security_method", "keys_version", "failing_since", "environment_id", "rate_next_at",
+    "slowed_until", *OPTION_NAMES,
+]  # fmt: skip
+_TARGET_COLUMNS = ", ".join(
+    f"w.{_column(Webhook, 'environment') if name == 'environment_id' else _column(Webhook, name)}"
+    for name in _TARGET_FIELDS
+)
 
 
 @dataclass
@@ -138,13 +185,17 @@ class Claimed:
     is_test: bool
     probes: int
     next_attempt_at: datetime.datetime | None
+    # Set when a worker stopped while sending it: the claimer records that attempt first (`record_interrupted`).
+    sending_since: datetime.datetime | None
 
     @property
     def is_waiting(self) -> bool:
         return self.status in Delivery.WAITING
 
 
-_CLAIMED_FIELDS = ["id", "message_id", "body", "attempt_count", "status", "is_test", "probes", "next_attempt_at"]
+_CLAIMED_FIELDS = [
+    "id", "message_id", "body", "attempt_count", "status", "is_test", "probes", "next_attempt_at", "sending_since",
+]  # fmt: skip
 
 
 def lease_seconds(timeout_seconds: float, margin: float) -> float:
@@ -167,13 +218,18 @@ class ClaimBusy(Exception):
     """The webhook's claim lock stayed taken longer than CLAIM_LOCK_WAIT_MS; nothing was leased."""
 
 
-def _claim_sql(*, by_delivery: bool, manual: bool, lease: str, statuses: tuple[str, ...] = ()) -> tuple[str, str]:
+def _claim_sql(
+    *, by_delivery: bool, manual: bool, lease: str, statuses: tuple[str, ...] = (), in_line: bool = False
+) -> tuple[str, str]:
     """The two statements of a claim: take the webhook's claim lock (reading its row), then lease its deliveries.
 
     The lease statement states every rule itself (due, lease free, webhook
-    active, fewer than `cap` other owners in flight), so nothing is decided in
-    Python between the two and both can go to PostgreSQL in one round trip.
+    active, in its line, the gate open, fewer than the webhook's cap of other
+    owners in flight, and fewer than the environment's), so nothing is decided
+    in Python between the two and both can go to PostgreSQL in one round trip.
     Run after the lock, in READ COMMITTED, it sees every lease committed before.
+    The counts name the webhook by parameter, not by the row at hand, so the
+    database counts once per claim, not once per candidate delivery.
     """
     target_columns = _TARGET_COLUMNS
     if connection.vendor == "postgresql":
@@ -189,15 +245,24 @@ def _claim_sql(*, by_delivery: bool, manual: bool, lease: str, statuses: tuple[s
         which_webhook = "%(webhook)s"
         which_deliveries = "d.webhook_id = %(webhook)s"
     lock_sql = f"SELECT {target_columns} FROM {WEBHOOK} w WHERE w.id = {which_webhook}"  # noqa: S608
-    conditions = [which_deliveries, claimable]
-    if statuses:
+    conditions = [which_deliveries, claimable, GATE_OPEN_SQL]
+    if statuses or not manual:
         conditions.append(f"w.state = '{Webhook.State.ACTIVE}'")
     if not manual:
-        conditions.append(f"w.state = '{Webhook.State.ACTIVE}'")
-        conditions.append(
-            f"(SELECT COUNT(DISTINCT o.lease_owner) FROM {DELIVERY} o WHERE o.webhook_id = d.webhook_id"  # noqa: S608
-            f" AND {IN_FLIGHT_SQL} AND o.lease_owner <> %(owner)s) < %(cap)s"
-        )
+        conditions.append(IN_LINE_SQL)
+    elif in_line:
+        # A bulk re-send or probe of an ordered webhook keeps the order of what still waits.
+        conditions.append(f"(d.status NOT IN ({_quoted(Delivery.WAITING)}) OR {IN_LINE_SQL})")
+    # Every send, scheduled or by hand, takes one of the webhook's slots and one of its environment's.
+    others_in_flight = f"{IN_FLIGHT_SQL} AND o.lease_owner <> %(owner)s"
+    conditions.append(
+        f"(SELECT COUNT(DISTINCT o.lease_owner) FROM {DELIVERY} o WHERE o.webhook_id = {which_webhook}"  # noqa: S608
+        f" AND {others_in_flight}) < {CAP_SQL}"
+    )
+    conditions.append(
+        f"(SELECT COUNT(DISTINCT o.lease_owner) FROM {DELIVERY} o WHERE o.environment_id ="  # noqa: S608
+        f" (SELECT environment_id FROM {WEBHOOK} WHERE id = {which_webhook}) AND {others_in_flight}) < %(env_cap)s"
+    )
     returning = ", ".join(_column(Delivery, name) for name in _CLAIMED_FIELDS)
     lease_sql = (
         f"UPDATE {DELIVERY} SET leased_until = {lease}, lease_owner = %(owner)s WHERE id IN"  # noqa: S608
@@ -219,29 +284,34 @@ def claim(
     *,
     owner: str,
     now: datetime.datetime,
-    cap: int,
+    env_cap: int,
     margin: float,
     delivery_id: int | None = None,
     webhook_id: int | None = None,
     limit: int = 1,
     manual: bool = False,
     statuses: tuple[str, ...] = (),
+    in_line: bool = False,
 ) -> tuple[Target | None, list[Claimed], dict[int, list[EventRow]] | None]:
     """Lease deliveries for `owner`: one by id, or up to `limit` of a webhook's due ones, oldest first.
 
-    Scheduled claims take only due deliveries of an active webhook, and only
-    while fewer than `cap` other owners hold leases on that webhook. Manual
-    claims (test, re-send, probe) take the delivery whatever its schedule, if
-    no one is sending it; with `statuses`, only while it is in one of them,
-    its payload kept and its webhook active (checked in the claim itself, so
-    nothing another worker delivered since is sent again). Returns the webhook, the leased deliveries and, for
-    a claim by id on PostgreSQL, the events it carries (read in the same round
-    trip; None when they were not read).
+    Every claim needs the webhook's gate open (no 429 slow-down or rate-limit
+    wait in force), fewer than its cap (`Target.cap`) of other owners holding
+    its leases, and fewer than `env_cap` holding its environment's. Scheduled
+    claims take only due deliveries of an active webhook at the head of their
+    line. Manual claims (test, re-send, probe) take the delivery whatever its
+    schedule, if no one is sending it; with `statuses`, only while it is in one
+    of them, its payload kept and its webhook active (checked in the claim
+    itself, so nothing another worker delivered since is sent again); with
+    `in_line`, a waiting one only at the head of its line. Returns the webhook
+    (even when nothing was leased), the leased deliveries and, for a claim by
+    id on PostgreSQL, the events it carries (read in the same round trip; None
+    when they were not read).
     """
     params = {
         "now": db_time(now),
         "owner": owner,
-        "cap": cap,
+        "env_cap": env_cap,
         "limit": limit,
         "delivery": delivery_id,
         "webhook": webhook_id,
@@ -250,13 +320,18 @@ def claim(
     if _can_pipeline():
         try:
             target, rows, events = _claim_pipelined(
-                params, by_delivery=delivery_id is not None, manual=manual, statuses=statuses
+                params, by_delivery=delivery_id is not None, manual=manual, statuses=statuses, in_line=in_line
             )
         except psycopg.errors.LockNotAvailable as busy:  # the pipeline is PostgreSQL's: psycopg raises it
             raise ClaimBusy from busy
     else:
         target, rows = _claim_in_transaction(
-            params, by_delivery=delivery_id is not None, manual=manual, margin=margin, statuses=statuses
+            params,
+            by_delivery=delivery_id is not None,
+            manual=manual,
+            margin=margin,
+            statuses=statuses,
+            in_line=in_line,
         )
         events = None
     return target, _claimed(rows), events
@@ -267,6 +342,7 @@ def _claimed(rows: Sequence[Row]) -> list[Claimed]:
     for each in claimed:
         each.is_test = bool(each.is_test)
         each.next_attempt_at = from_db_time(each.next_attempt_at)
+        each.sending_since = from_db_time(each.sending_since)
     claimed.sort(key=lambda each: each.id)
     return claimed
 
@@ -317,9 +393,11 @@ def _transaction(raw: psycopg.Connection[Any]) -> Iterator[None]:
 
 
 def _claim_pipelined(
-    params: dict[str, Any], *, by_delivery: bool, manual: bool, statuses: tuple[str, ...]
+    params: dict[str, Any], *, by_delivery: bool, manual: bool, statuses: tuple[str, ...], in_line: bool
 ) -> tuple[Target | None, list[Row], dict[int, list[EventRow]] | None]:
-    lock_sql, lease_sql = _claim_sql(by_delivery=by_delivery, manual=manual, lease=_PG_LEASE, statuses=statuses)
+    lock_sql, lease_sql = _claim_sql(
+        by_delivery=by_delivery, manual=manual, lease=_PG_LEASE, statuses=statuses, in_line=in_line
+    )
     with _pipeline() as raw, _transaction(raw):
         lock_cursor, lease_cursor, events_cursor = raw.cursor(), raw.cursor(), raw.cursor()
         # A lease lost in a database crash only lets the delivery be claimed again (at least once
@@ -337,9 +415,11 @@ def _claim_pipelined(
 
 
 def _claim_in_transaction(
-    params: dict[str, Any], *, by_delivery: bool, manual: bool, margin: float, statuses: tuple[str, ...]
+    params: dict[str, Any], *, by_delivery: bool, manual: bool, margin: float, statuses: tuple[str, ...], in_line: bool
 ) -> tuple[Target | None, list[Row]]:
-    lock_sql, lease_sql = _claim_sql(by_delivery=by_delivery, manual=manual, lease="%(lease)s", statuses=statuses)
+    lock_sql, lease_sql = _claim_sql(
+        by_delivery=by_delivery, manual=manual, lease="%(lease)s", statuses=statuses, in_line=in_line
+    )
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(lock_sql, params)
         target = _target(_without_lock_column(cursor.fetchone()))
@@ -366,29 +446,72 @@ def _target(row: Row | None) -> Target | None:
         if hasattr(model_field, "from_db_value"):
             value = model_field.from_db_value(value, None, connection)
         options[name] = model_field.to_python(value)
-    named["failing_since"] = from_db_time(named["failing_since"])
+    for name in _MOMENTS:
+        named[name] = from_db_time(named[name])
     return Target(**named, **options)
 
 
-def may_lease_at_fan_out(webhook_id: int, now: datetime.datetime, cap: int) -> bool:
+def may_lease_at_fan_out(
+    webhook_id: int, now: datetime.datetime, cap: int, *, env_cap: int, line: uuid.UUID | None = None
+) -> bool:
     """Whether a new delivery of this webhook may be leased in the event's own transaction.
 
-    Yes when fewer than `cap` owners hold its sending slots and none of its due
-    deliveries waits unleased (those go first: oldest first). On PostgreSQL
-    this takes the webhook's claim lock, which keeps the cap exact, but never
-    waits for it: a transaction that would wait, or two that would lock
-    webhooks in opposite orders, leave the delivery to a worker's claim. The
-    lock is taken in a statement of its own so that the count, in the next one,
-    sees every lease committed before it was granted.
+    Yes when fewer than `cap` owners hold its sending slots (and fewer than
+    `env_cap` its environment's), none of its due deliveries waits unleased
+    (those go first: oldest first) and, for an ordered webhook (`line` given:
+    the new delivery's record, or SHARED_LINE for strict order), nothing of its
+    line waits at all. On PostgreSQL this takes the webhook's claim lock, which
+    keeps the cap exact, but never waits for it: a transaction that would wait,
+    or two that would lock webhooks in opposite orders, leave the delivery to a
+    worker's claim. The lock is taken in a statement of its own so that the
+    count, in the next one, sees every lease committed before it was granted.
     """
-    params = {"webhook": webhook_id, "now": db_time(now), "cap": cap}
+    params = {"webhook": webhook_id, "now": db_time(now), "cap": cap, "env_cap": env_cap, "line": line}
+    line_sql = ""
+    if line is not None:
+        waiting = (
+            f"SELECT 1 FROM {DELIVERY} p WHERE p.webhook_id = %(webhook)s"  # noqa: S608
+            f" AND p.status IN ({_quoted(Delivery.WAITING)}) AND NOT p.is_test"
+        )
+        if line != Delivery.SHARED_LINE:
+            waiting += f" AND (p.record_id = %(line)s OR p.record_id = {_SHARED})"
+        line_sql = f" AND NOT EXISTS ({waiting})"
+    env_slots = (
+        f"SELECT COUNT(DISTINCT lease_owner) FROM {DELIVERY} WHERE environment_id ="  # noqa: S608
+        f" (SELECT environment_id FROM {WEBHOOK} WHERE id = %(webhook)s) AND {IN_FLIGHT_SQL}"
+    )
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(f"SELECT pg_try_advisory_xact_lock({_ADVISORY_LOCK_SPACE}, %(webhook)s)", params)
             if not cursor.fetchone()[0]:
                 return False
-        cursor.execute(f"SELECT ({_SLOTS_TAKEN_SQL}) < %(cap)s AND NOT EXISTS ({_WAITS_UNLEASED_SQL})", params)
+        cursor.execute(
+            f"SELECT ({_SLOTS_TAKEN_SQL}) < %(cap)s AND ({env_slots}) < %(env_cap)s"
+            f" AND NOT EXISTS ({_WAITS_UNLEASED_SQL}){line_sql}",
+            params,
+        )
         return bool(cursor.fetchone()[0])
+
+
+# Transactions that emit events for a webhook whose order is commit order across records take this lock
+# (until they commit), so that its deliveries' ids follow commit order (see `hold_commit_order`).
+_ORDER_LOCK_SPACE = 4712
+
+
+def hold_commit_order(webhook_id: int) -> None:
+    """Make this transaction's deliveries of the webhook commit in id order with everyone else's.
+
+    A delivery's id is taken when it is written, not when it commits: two
+    changes could commit in the other order, and a worker could send the later
+    id before the earlier one is visible. Changes of one record cannot (the
+    record's row lock orders them), so per-record lines need nothing; strict
+    order and the shared line take this transaction-scoped lock, and so
+    serialize the changes that feed such a webhook from its fan-out to their
+    commit: the cost of that order. SQLite has one writer at a time anyway.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_ORDER_LOCK_SPACE, webhook_id])
 
 
 def slots_taken(webhook_id: int, now: datetime.datetime, cap: int) -> bool:
@@ -523,7 +646,10 @@ def _attempt_rows(attempts: list[Attempt]) -> tuple[str, list]:
 
 def _delivery_updates(updates: dict[int, DeliveryUpdate]) -> tuple[str, list[list]]:
     assignments = ", ".join(f"{_column(Delivery, name)} = %s" for name in DELIVERY_UPDATE_COLUMNS)
-    sql = f"UPDATE {DELIVERY} SET {assignments}, leased_until = NULL, lease_owner = '' WHERE id = %s"  # noqa: S608
+    sql = (
+        f"UPDATE {DELIVERY} SET {assignments}, leased_until = NULL, lease_owner = '', sending_since = NULL"  # noqa: S608
+        " WHERE id = %s"
+    )
     rows = [
         [_value(getattr(update, name)) for name in DELIVERY_UPDATE_COLUMNS] + [pk] for pk, update in updates.items()
     ]
@@ -532,7 +658,7 @@ def _delivery_updates(updates: dict[int, DeliveryUpdate]) -> tuple[str, list[lis
 
 def _release_sql(delivery_ids: list[int]) -> str:
     return (
-        f"UPDATE {DELIVERY} SET leased_until = NULL, lease_owner = '' WHERE id IN"  # noqa: S608
+        f"UPDATE {DELIVERY} SET leased_until = NULL, lease_owner = '', sending_since = NULL WHERE id IN"  # noqa: S608
         f" ({', '.join(['%s'] * len(delivery_ids))})"
     )
 
@@ -658,3 +784,120 @@ def record(
         attempt.pk = pk
     recovered = bool(succeeded and results[first_webhook_statement])
     return Recorded(recovered=recovered, more_due=bool(more_due))
+
+
+# --- Just before a request leaves, and after a worker stopped mid-send ----------------------------------
+
+
+def _rate_spacing(per_second: float) -> float:
+    # A little more than 1/R apart, so that the network's jitter cannot squeeze R + 1 arrivals into a second.
+    return 1.04 / per_second
+
+
+_MARK_SQL = f"UPDATE {DELIVERY} SET sending_since = %(now)s WHERE id = %(delivery)s"  # noqa: S608
+_GATE_SQL = (
+    f"UPDATE {WEBHOOK} SET rate_next_at = %(next)s WHERE id = %(webhook)s"  # noqa: S608
+    " AND (rate_next_at IS NULL OR rate_next_at <= %(now)s) AND (slowed_until IS NULL OR slowed_until <= %(now)s)"
+    " RETURNING id"
+)
+_GATED_MARK_SQL = f"WITH gate AS ({_GATE_SQL}) {_MARK_SQL} AND EXISTS (SELECT 1 FROM gate) RETURNING id"  # noqa: S608
+
+
+def mark_sending(delivery_id: int, webhook_id: int, now: datetime.datetime, per_second: float | None) -> bool:
+    """Write down that a request of this delivery leaves now; False (nothing written) when its webhook's gate
+    is closed and nothing may be sent yet.
+
+    The mark is what makes every request a receiver may have got part of the
+    history: `record` clears it with the attempt, and a mark still there when
+    the lease has run out means the worker stopped mid-send
+    (`record_interrupted`). It commits before the request leaves; on
+    PostgreSQL without waiting for the disk (a database crash could lose it;
+    a killed worker cannot). With a rate limit the same statement takes the
+    webhook's next slot in time (spaced 1/rate apart, across every worker),
+    only if it has come and no 429 slow-down is in force.
+    """
+    params = {"delivery": delivery_id, "webhook": webhook_id, "now": db_time(now)}
+    if per_second:
+        params["next"] = db_time(now + datetime.timedelta(seconds=_rate_spacing(per_second)))
+    if _can_pipeline():
+        with _pipeline() as raw, _transaction(raw):
+            cursor = raw.cursor()
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            cursor.execute(_GATED_MARK_SQL if per_second else _MARK_SQL, params)
+        return not per_second or cursor.fetchone() is not None
+    with transaction.atomic(), connection.cursor() as django_cursor:
+        if per_second:
+            django_cursor.execute(_GATE_SQL, params)
+            if django_cursor.fetchone() is None:
+                return False
+        django_cursor.execute(_MARK_SQL, params)
+        return True
+
+
+def gate_of(webhook_id: int) -> tuple[datetime.datetime | None, datetime.datetime | None]:
+    """The webhook's rate gate and 429 slow-down as they stand (after `mark_sending` found it closed)."""
+    row = Webhook.objects.filter(pk=webhook_id).values_list("rate_next_at", "slowed_until").first()
+    return row if row is not None else (None, None)
+
+
+def take_wake_up(webhook_id: int, at: datetime.datetime, now: datetime.datetime) -> bool:
+    """Whether the caller is the one to queue the drain that starts the webhook sending again at `at`.
+
+    Every task that meets a closed gate would otherwise queue its own: one
+    wake-up per gate is enough (it drains whatever is due).
+    """
+    return bool(
+        Webhook.objects.filter(pk=webhook_id)
+        .filter(models.Q(wake_up_at__isnull=True) | models.Q(wake_up_at__lt=now) | models.Q(wake_up_at__gt=at))
+        .update(wake_up_at=at)
+    )
+
+
+INTERRUPTED_DETAIL = "the worker stopped while sending it: the receiver may or may not have got it"
+
+
+def record_interrupted(now: datetime.datetime, delivery_ids: list[int] | None = None) -> dict[int, tuple[int, int]]:
+    """Record the attempts whose worker stopped mid-send, as attempts whose outcome is unknown.
+
+    Those of `delivery_ids` (just leased by the caller, so nobody else is
+    sending them), or else every delivery still marked whose lease has run
+    out. The attempt counts in the history and in the delivery's numbering,
+    not in its retry schedule, and says nothing of the receiver's health; the
+    delivery stays as due as it was, so it is sent again, as a new attempt.
+    Returns each delivery's new (attempt_count, probes).
+    """
+    marked = Delivery.objects.filter(sending_since__isnull=False)
+    marked = marked.filter(pk__in=delivery_ids) if delivery_ids is not None else marked.lease_free(now)
+    done: dict[int, tuple[int, int]] = {}
+    with transaction.atomic():
+        rows = list(
+            marked.select_for_update(of=("self",))
+            .select_related("webhook")
+            .values_list("pk", "attempt_count", "probes", "sending_since", "webhook__url")[:500]
+        )
+        attempts = []
+        for pk, attempt_count, probes, since, url in rows:
+            attempts.append(
+                Attempt(
+                    delivery_id=pk,
+                    number=attempt_count + 1,
+                    trigger=Attempt.Trigger.SCHEDULED,
+                    started_at=since,
+                    duration_ms=0,
+                    url=url,
+                    error=Attempt.OUTCOME_UNKNOWN,
+                    error_detail=INTERRUPTED_DETAIL,
+                )
+            )
+            Delivery.objects.filter(pk=pk).update(
+                attempt_count=attempt_count + 1,
+                probes=probes + 1,
+                sending_since=None,
+                last_attempt_at=since,
+                last_status_code=None,
+                last_error=Attempt.OUTCOME_UNKNOWN,
+                last_duration_ms=0,
+            )
+            done[pk] = (attempt_count + 1, probes + 1)
+        Attempt.objects.bulk_create(attempts)
+    return done

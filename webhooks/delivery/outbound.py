@@ -335,6 +335,10 @@ _managers: dict[bool, PoolManager] = {}
 _managers_lock = threading.Lock()
 
 
+# Keep-alive connections kept per receiver host; more at once are opened and closed after use.
+KEPT_ALIVE_PER_HOST = 16
+
+
 def _pool_manager(verify_tls: bool) -> PoolManager:
     # One pool manager per process (and TLS setting): keep-alive connections to
     # receivers save a TCP (and TLS) handshake per delivery. urllib3 directly,
@@ -348,7 +352,7 @@ def _pool_manager(verify_tls: bool) -> PoolManager:
                 if verify_tls
                 else {"cert_reqs": "CERT_NONE"}
             )
-            manager = PoolManager(num_pools=64, maxsize=max(settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK, 1), **options)
+            manager = PoolManager(num_pools=64, maxsize=KEPT_ALIVE_PER_HOST, **options)
             manager.pool_classes_by_scheme = {"http": _CheckedHTTPPool, "https": _CheckedHTTPSPool}
             _managers[verify_tls] = manager
         return manager
@@ -381,6 +385,8 @@ ERROR_CLASSES = (
     "blocked_address",
     "request_error",
     "no_signing_key",
+    # Not the receiver's: the worker stopped mid-send, so whether the request arrived is unknown.
+    "worker_stopped",
 )
 
 

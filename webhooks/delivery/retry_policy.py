@@ -16,6 +16,7 @@ import random
 from typing import cast
 
 from django.conf import settings
+from django.db import models
 from django.utils import timezone
 from django.utils.translation import ngettext
 
@@ -91,10 +92,19 @@ def after_attempt(
         update.probes = delivery.probes + 1
         update.next_attempt_at = delivery.next_attempt_at
         return update, None
+    paced = slow_down_seconds(result.status_code, result.headers)
+    if paced is not None:
+        # The receiver asked us to wait: the delivery waits that long, and keeps its place in the schedule.
+        update.probes = delivery.probes + 1
+        return _retry_in(update, paced, now)
     delay = retry_delay(number - delivery.probes, result)
     if delay is None:
         update.status = Delivery.Status.FAILED
         return update, None
+    return _retry_in(update, delay, now)
+
+
+def _retry_in(update: DeliveryUpdate, delay: float, now: datetime.datetime) -> tuple[DeliveryUpdate, float | None]:
     due = now + datetime.timedelta(seconds=delay)
     update.status = Delivery.Status.RETRYING
     update.next_attempt_at = due
@@ -102,6 +112,38 @@ def after_attempt(
         update.enqueued_at = due
         return update, delay
     return update, None
+
+
+def slow_down_seconds(status_code: int | None, headers: dict[str, str]) -> float | None:
+    """How long a receiver asked us to wait: a 429 with a Retry-After we can read (capped), else None.
+
+    That is pacing, not failure: the webhook is slowed down for that long
+    (`slow_down`) and neither the delivery's schedule nor the webhook's failing
+    spell counts it. A 429 without Retry-After, or a 503, is a failure as any.
+    """
+    if status_code != 429:
+        return None
+    value = next((value for name, value in (headers or {}).items() if name.lower() == "retry-after"), "")
+    seconds = parse_retry_after(value)
+    if seconds is None:
+        return None
+    return min(seconds, float(settings.WEBHOOK_RETRY_AFTER_MAX_SECONDS))
+
+
+def slow_down_asked(status_code: int | None, headers: dict[str, str]) -> bool:
+    return slow_down_seconds(status_code, headers) is not None
+
+
+def slow_down(webhook_id: int, status_code: int | None, headers: dict[str, str], now: datetime.datetime) -> None:
+    """Send nothing to the webhook until its receiver's Retry-After has passed (whichever worker sends)."""
+    seconds = slow_down_seconds(status_code, headers)
+    if seconds is None:
+        return
+    until = now + datetime.timedelta(seconds=seconds)
+    reason = f"the receiver answered 429 Too Many Requests with Retry-After {seconds:g} s"
+    Webhook.objects.filter(pk=webhook_id).filter(
+        models.Q(slowed_until__isnull=True) | models.Q(slowed_until__lt=until)
+    ).update(slowed_until=until, slowed_reason=reason[:200], last_triggered_at=now)
 
 
 def probe_interval(failing_for: datetime.timedelta) -> float:

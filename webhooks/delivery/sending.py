@@ -18,18 +18,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import functools
 import logging
 import time
 import uuid
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any, cast
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
-from ..models import Attempt
-from . import bodies, ledger, outbound, queueing, retry_policy, signing, signing_keys
+from ..models import Attempt, Delivery
+from . import bodies, inflight, ledger, outbound, queueing, retry_policy, signing, signing_keys
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +57,12 @@ def _claim(
 ) -> tuple[ledger.Target | None, list[ledger.Claimed], dict[int, list[ledger.EventRow]] | None]:
     """Lease deliveries (see `ledger.claim`). When a long transaction holds the webhook's claim lock, leave the
     work for a task queued a moment later instead of holding this worker thread until it ends; with
-    `busy_raises`, raise `ledger.ClaimBusy` and let the caller, who knows what it was doing, try again."""
+    `busy_raises`, raise `ledger.ClaimBusy` and let the caller, who knows what it was doing, try again.
+    When the webhook's gate is closed (its rate limit or a 429's slow-down), a drain is queued for when it opens.
+    """
     try:
-        return ledger.claim(
-            cap=settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK,
+        target, claimed, events = ledger.claim(
+            env_cap=settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENVIRONMENT,
             margin=settings.WEBHOOK_LEASE_MARGIN_SECONDS,
             **kwargs,
         )
@@ -68,6 +74,16 @@ def _claim(
         else:
             queueing.drain(kwargs["webhook_id"], countdown=BUSY_RETRY_SECONDS)
         return None, [], None
+    if not claimed and target is not None:
+        _wake_up_when_gate_opens(target, kwargs["now"])
+    return target, claimed, events
+
+
+def _wake_up_when_gate_opens(target: ledger.Target, now: datetime.datetime) -> None:
+    """If the webhook's gate is closed, make sure one drain is queued for when it opens (and only one)."""
+    opens_at = target.gate_opens_at(now)
+    if opens_at is not None and ledger.take_wake_up(target.id, opens_at, now):
+        queueing.drain(target.id, countdown=max((opens_at - now).total_seconds(), 0.0))
 
 
 def request_headers(target: ledger.Target, message_id: str, body: str, now: datetime.datetime) -> dict[str, str]:
@@ -103,6 +119,15 @@ def _post(target: ledger.Target, body: str, headers: dict[str, str]) -> outbound
     )
 
 
+@dataclass
+class Sent:
+    """What sending a batch did."""
+
+    attempts: list[Attempt]  # the attempts recorded now
+    more_due: bool  # more of the webhook's deliveries are due (found out while recording)
+    parked: bool = False  # one request was left to the I/O threads, to be recorded when it ends
+
+
 def send_claimed(
     target: ledger.Target,
     claimed: list[ledger.Claimed],
@@ -112,25 +137,32 @@ def send_claimed(
     at: datetime.datetime | None = None,
     events: dict[int, list[ledger.EventRow]] | None = None,
     tamper: bool = False,
-) -> tuple[list[Attempt], bool]:
+    may_park: bool = False,
+) -> Sent:
     """Send leased deliveries one after another and record them.
 
-    Returns the attempts made, and whether more of the webhook's deliveries
-    are due (found out while recording, at no extra round trip). A failed
-    attempt ends the batch (the rest go back, unsent): a failing receiver is
-    not sent a whole batch in one go. Nothing is sent once the lease could run
-    out before the attempt's timeout. `at` fixes the clock (tests move it
-    instead of waiting); `events` are the deliveries' events when already read.
+    Each request is marked in the database before it leaves
+    (`ledger.mark_sending`, which also keeps the webhook's rate): a worker
+    that stops mid-send leaves an attempt whose outcome is unknown, never a
+    request the history does not show. A failed attempt ends the batch (the
+    rest go back, unsent): a failing receiver is not sent a whole batch in one
+    go. So does a closed gate (a drain is queued for when it opens). Nothing is
+    sent once the lease could run out before the attempt's timeout. With
+    `may_park` (in a worker), a slow answer is left to the I/O threads (see
+    `inflight`), and the rest of the batch goes back. `at` fixes the clock
+    (tests move it instead of waiting); `events` are the deliveries' events when already read.
     """
     # The lease covers one attempt's timeout plus the margin: start no attempt once half the margin is
     # spent, so the last one ends, and is recorded, before the lease does.
     start_none_after = time.monotonic() + settings.WEBHOOK_LEASE_MARGIN_SECONDS / 2
+    _record_interrupted(claimed, at or timezone.now())
     if events is None:
         events = ledger.events_of([each.id for each in claimed if not each.body])
     attempts: list[Attempt] = []
     updates: dict[int, ledger.DeliveryUpdate] = {}
     countdowns: dict[int, float] = {}
     unsent: list[int] = []
+    gate_closed = parked = False
     for index, delivery in enumerate(claimed):
         if time.monotonic() > start_none_after:
             unsent = [each.id for each in claimed[index:]]
@@ -143,7 +175,19 @@ def send_claimed(
         if tamper and delivery.is_test:
             # The signature self-test: the body changes after signing; a verifying receiver must refuse it.
             body = signing.tampered(body)
-        result = _post(target, body, headers)
+        if not ledger.mark_sending(delivery.id, target.id, now, target.max_per_second):
+            unsent, gate_closed = [each.id for each in claimed[index:]], True
+            break
+        result, slow = _answer(target, body, headers, start_none_after, may_park)
+        if slow is not None:
+            unsent, parked = [each.id for each in claimed[index + 1 :]], True
+            inflight.park(
+                slow, functools.partial(_record_parked, target, delivery, trigger, triggered_by, now, headers, body)
+            )
+            break
+        if result is None:  # too late to start within the lease: it goes back, unsent
+            unsent = [each.id for each in claimed[index:]]
+            break
         attempts.append(_attempt(target, delivery, trigger, triggered_by, now, headers, result))
         updates[delivery.id], countdown = retry_policy.after_attempt(delivery, trigger, result, now, body)
         if countdown is not None:
@@ -151,6 +195,60 @@ def send_claimed(
         if not result.succeeded:
             unsent = [each.id for each in claimed[index + 1 :]]
             break
+    recorded = _record_batch(target, claimed, attempts, updates, unsent, countdowns, at)
+    if gate_closed:
+        _wake_up_when_gate_opens(_with_gate(target), timezone.now())
+    return Sent(attempts, recorded.more_due and not gate_closed, parked)
+
+
+def _record_interrupted(claimed: list[ledger.Claimed], now: datetime.datetime) -> None:
+    """A delivery still marked when its lease ran out was being sent by a worker that stopped: that attempt
+    goes in the history (outcome unknown) before this one."""
+    stopped = [each.id for each in claimed if each.sending_since is not None]
+    if not stopped:
+        return
+    counts = ledger.record_interrupted(now, stopped)
+    for each in claimed:
+        if each.id in counts:
+            each.attempt_count, each.probes = counts[each.id]
+        each.sending_since = None
+
+
+def _patience(target: ledger.Target) -> float:
+    # A failing receiver is not waited for at all: its answers are the ones that hang.
+    return 0.0 if target.failing_since is not None else settings.WEBHOOK_SEND_PATIENCE_SECONDS
+
+
+def _post_unless_late(
+    target: ledger.Target, body: str, headers: dict[str, str], start_none_after: float
+) -> outbound.Response | None:
+    """The request, on an I/O thread: not sent (None) if it only got a thread once too late for its lease."""
+    if time.monotonic() > start_none_after:
+        return None
+    return _post(target, body, headers)
+
+
+def _answer(
+    target: ledger.Target, body: str, headers: dict[str, str], start_none_after: float, may_park: bool
+) -> tuple[outbound.Response | None, Future[outbound.Response | None] | None]:
+    """The receiver's answer, or (in a worker) the request still waiting for it after the patience."""
+    if not (may_park and inflight.enabled()):
+        return _post(target, body, headers), None
+    future = inflight.submit(functools.partial(_post_unless_late, target, body, headers, start_none_after))
+    if inflight.settled(future, _patience(target)):
+        return future.result(), None
+    return None, future
+
+
+def _record_batch(
+    target: ledger.Target,
+    claimed: list[ledger.Claimed],
+    attempts: list[Attempt],
+    updates: dict[int, ledger.DeliveryUpdate],
+    unsent: list[int],
+    countdowns: dict[int, float],
+    at: datetime.datetime | None,
+) -> ledger.Recorded:
     is_test = {each.id: each.is_test for each in claimed}
     # Tests say nothing of the receiver's health: it may refuse a test it cannot act on.
     real = [attempt for attempt in attempts if not is_test[attempt.delivery_id]]
@@ -159,7 +257,40 @@ def send_claimed(
         attempts, updates, unsent, webhook_id=target.id, now=now, succeeded=any(each.succeeded for each in real)
     )
     _after_recording(target, real, recorded, countdowns, now)
-    return attempts, recorded.more_due
+    return recorded
+
+
+def _record_parked(
+    target: ledger.Target,
+    delivery: ledger.Claimed,
+    trigger: str,
+    triggered_by: str,
+    started_at: datetime.datetime,
+    headers: dict[str, str],
+    body: str,
+    result: outbound.Response | None,
+) -> None:
+    """A parked request has ended (on the recorder thread): record it as the worker would have, and go on."""
+    now = timezone.now()
+    if result is None:  # it never left: too late for its lease
+        _record([], {}, [delivery.id], webhook_id=target.id, now=now, succeeded=False)
+        queueing.drain(target.id)
+        return
+    attempt = _attempt(target, delivery, trigger, triggered_by, started_at, headers, result)
+    update, countdown = retry_policy.after_attempt(delivery, trigger, result, started_at, body)
+    real = [] if delivery.is_test else [attempt]
+    recorded = _record(
+        [attempt], {delivery.id: update}, [], webhook_id=target.id, now=now, succeeded=bool(real) and result.succeeded
+    )
+    _after_recording(target, real, recorded, {} if countdown is None else {delivery.id: countdown}, now)
+    if recorded.more_due:
+        queueing.drain(target.id)
+
+
+def _with_gate(target: ledger.Target) -> ledger.Target:
+    """The target with its gate as it stands now (a send found it closed since the claim read it)."""
+    rate_next_at, slowed_until = ledger.gate_of(target.id)
+    return dataclasses.replace(target, rate_next_at=rate_next_at, slowed_until=slowed_until)
 
 
 def _attempt(
@@ -240,8 +371,14 @@ def _after_recording(
     if recorded.recovered:
         # It was failing and answers again: what waits for it need not wait out its backoff.
         retry_policy.make_waiting_due(target.id, now)
-        queueing.drain(target.id, copies=settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK - 1)
-    failed = [attempt for attempt in real if not attempt.succeeded]
+        queueing.drain(target.id, copies=target.cap - 1)
+    slowed = [
+        attempt for attempt in real if retry_policy.slow_down_asked(attempt.status_code, attempt.response_headers)
+    ]
+    if slowed:
+        retry_policy.slow_down(target.id, slowed[-1].status_code, slowed[-1].response_headers, now)
+    # A 429 with Retry-After is the receiver pacing us, not failing: it counts towards nothing.
+    failed = [attempt for attempt in real if not attempt.succeeded and attempt not in slowed]
     if failed:
         retry_policy.note_failure(target.id, failed[-1].status_code, now)
     if target.is_active:
@@ -261,6 +398,7 @@ def _lease_one(
     manual: bool,
     busy_raises: bool = False,
     statuses: tuple[str, ...] = (),
+    in_line: bool = False,
 ) -> tuple[ledger.Target | None, list[ledger.Claimed], dict[int, list[ledger.EventRow]] | None]:
     """The delivery, leased for this worker: the fan-out's lease when it took one, else a claim.
 
@@ -276,7 +414,13 @@ def _lease_one(
         if claimed:
             return target, claimed, None
     return _claim(
-        owner=new_owner(), now=now, delivery_id=delivery_id, manual=manual, busy_raises=busy_raises, statuses=statuses
+        owner=new_owner(),
+        now=now,
+        delivery_id=delivery_id,
+        manual=manual,
+        busy_raises=busy_raises,
+        statuses=statuses,
+        in_line=in_line,
     )
 
 
@@ -289,12 +433,16 @@ def attempt_delivery(
     tamper: bool = False,
     busy_raises: bool = False,
     while_status: tuple[str, ...] = (),
+    in_line: bool = False,
 ) -> Attempt | None:
     """Send one delivery once, if it is due (or asked for by hand) and no one else is sending it.
 
-    Returns the attempt made, or None when there was nothing to do. A scheduled
-    attempt also needs its webhook active with a free sending slot (or the
-    fan-out's lease); a test, re-send or probe is sent whatever the schedule.
+    Returns the attempt made, or None when there was nothing to do. Every send
+    needs a free sending slot of its webhook (and environment) and the
+    webhook's gate open (rate limit, 429 slow-down). A scheduled attempt also
+    needs its webhook active and the delivery due at the head of its line (or
+    the fan-out's lease); a test, re-send or probe is sent whatever the
+    schedule (with `in_line`, a waiting one only at the head of its line).
     `now` lets tests move the clock instead of waiting for it. With
     `busy_raises`, a webhook lock held too long raises `ledger.ClaimBusy`
     instead of leaving the delivery to a scheduled task (which sends only due ones).
@@ -306,31 +454,55 @@ def attempt_delivery(
         manual=trigger in MANUAL_TRIGGERS,
         busy_raises=busy_raises,
         statuses=while_status,
+        in_line=in_line,
     )
     if not claimed or target is None:
         return None
-    attempts, _ = send_claimed(
+    sent = send_claimed(
         target, claimed, trigger=trigger, triggered_by=triggered_by, at=now, events=events, tamper=tamper
     )
-    return attempts[0] if attempts else None
+    return sent.attempts[0] if sent.attempts else None
 
 
 def send_now(
-    delivery_id: int, *, trigger: str, triggered_by: str = "", while_status: tuple[str, ...] = ()
+    delivery_id: int,
+    *,
+    trigger: str,
+    triggered_by: str = "",
+    while_status: tuple[str, ...] = (),
+    in_line: bool = False,
 ) -> Attempt | None:
     """Send one delivery now whatever its schedule (test, re-send, probe), unless someone is sending it
-    (or, with `while_status`, it is no longer in one of those statuses)."""
-    return attempt_delivery(delivery_id, trigger=trigger, triggered_by=triggered_by, while_status=while_status)
+    (or, with `while_status`, it is no longer in one of those statuses; with `in_line`, it waits behind an
+    older one of its line)."""
+    return attempt_delivery(
+        delivery_id, trigger=trigger, triggered_by=triggered_by, while_status=while_status, in_line=in_line
+    )
+
+
+def probe(delivery_id: int) -> Sent | None:
+    """Send a failing webhook's waiting delivery early (a probe), if it still waits at the head of its line.
+
+    In a worker, a probe of a receiver that hangs is parked like any slow
+    request: its success, when it comes, makes everything that waits due.
+    """
+    now = timezone.now()
+    target, claimed, events = _lease_one(delivery_id, now, manual=True, statuses=Delivery.WAITING, in_line=True)
+    if not claimed or target is None:
+        return None
+    return send_claimed(target, claimed, trigger=Attempt.Trigger.PROBE, events=events, may_park=True)
 
 
 def deliver(delivery_id: int) -> int:
     """Send this delivery if it is due and leased to its task or a slot is free; then drain the webhook
-    while more is due. Returns the attempts made."""
+    while more is due. Returns the attempts made (now: a parked one is recorded when it ends)."""
     target, claimed, events = _lease_one(delivery_id, timezone.now(), manual=False)
     if not claimed or target is None:
-        return 0  # already sent, being sent, not due, or no free slot: nothing to do
-    attempts, more_due = send_claimed(target, claimed, trigger=Attempt.Trigger.SCHEDULED, events=events)
-    return len(attempts) + (drain(target.id, due=True) if more_due else 0)
+        return 0  # already sent, being sent, not due, held in its line, or no free slot: nothing to do
+    sent = send_claimed(target, claimed, trigger=Attempt.Trigger.SCHEDULED, events=events, may_park=True)
+    if sent.parked or not sent.more_due:
+        return len(sent.attempts)
+    return len(sent.attempts) + drain(target.id, due=True)
 
 
 def drain(webhook_id: int, *, budget: float = DRAIN_BUDGET_SECONDS, due: bool = False) -> int:
@@ -338,7 +510,9 @@ def drain(webhook_id: int, *, budget: float = DRAIN_BUDGET_SECONDS, due: bool = 
 
     `due` says the caller has just seen due deliveries (no need to look);
     each batch's recording says whether more are. When the time budget is
-    spent with work left, a drain task is queued to go on.
+    spent with work left, a drain task is queued to go on. A parked request
+    ends the drain: its slot stays taken until the answer is recorded, and
+    the recorder queues a drain then if more is due.
     """
     if not due and not ledger.has_due(webhook_id, timezone.now()):
         return 0
@@ -350,12 +524,14 @@ def drain(webhook_id: int, *, budget: float = DRAIN_BUDGET_SECONDS, due: bool = 
         target, claimed, _ = _claim(owner=owner, now=timezone.now(), webhook_id=webhook_id, limit=limit)
         if not claimed or target is None:
             return made
-        attempts, due = send_claimed(target, claimed, trigger=Attempt.Trigger.SCHEDULED)
-        made += len(attempts)
-        if not due:
+        sent = send_claimed(target, claimed, trigger=Attempt.Trigger.SCHEDULED, may_park=True)
+        made += len(sent.attempts)
+        if sent.parked or not sent.more_due:
             return made
         if time.monotonic() - started > budget:
             queueing.drain(webhook_id)
             return made
-        # After a failure, one at a time: a batch would only wait on the failing receiver.
-        limit = settings.WEBHOOK_CLAIM_BATCH if attempts and attempts[-1].succeeded else 1
+        # After a failure, one at a time: a batch would only wait on the failing receiver; with a rate
+        # limit, one at a time too: the next has to wait for its moment anyway.
+        succeeded = bool(sent.attempts) and sent.attempts[-1].succeeded
+        limit = settings.WEBHOOK_CLAIM_BATCH if succeeded and not target.max_per_second else 1

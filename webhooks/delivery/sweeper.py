@@ -1,5 +1,7 @@
 """The sweeper (on beat, every WEBHOOK_SWEEP_SECONDS): what the queue lost is found again in the database.
 
+- Attempts under way when their worker stopped (a mark with no lease left) are
+  recorded, outcome unknown (`ledger.record_interrupted`).
 - Due deliveries whose task was lost (a killed worker, a flushed Redis, a crash
   between commit and enqueue) are queued again, as drain tasks per webhook.
 - A failing webhook is probed now and then (`retry_policy.probe_interval`): its
@@ -20,8 +22,8 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from ..models import Attempt, Delivery, Webhook
-from . import queueing, retry_policy, sending
+from ..models import Delivery, Webhook
+from . import ledger, queueing, retry_policy, sending
 
 
 def sweep(now: datetime.datetime | None = None, limit: int = 1000) -> int:
@@ -33,13 +35,16 @@ def sweep(now: datetime.datetime | None = None, limit: int = 1000) -> int:
         .lease_free(now)
         .filter(webhook__state=Webhook.State.ACTIVE)
         .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
+        # Held in its line, a delivery is sent after the one ahead of it, not by a task of its own.
+        .head_of_line()
         .order_by("next_attempt_at", "id")
-        .values_list("pk", "webhook_id")[:limit]
+        .values_list("pk", "webhook_id", "webhook__max_in_flight")[:limit]
     )
     if due:
-        Delivery.objects.filter(pk__in=[pk for pk, _ in due]).update(enqueued_at=now)
-        for webhook_id, count in Counter(webhook_id for _, webhook_id in due).items():
-            queueing.drain(webhook_id, copies=min(count, settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK))
+        Delivery.objects.filter(pk__in=[pk for pk, _, _ in due]).update(enqueued_at=now)
+        caps = {webhook_id: cap for _, webhook_id, cap in due}
+        for webhook_id, count in Counter(webhook_id for _, webhook_id, _ in due).items():
+            queueing.drain(webhook_id, copies=min(count, caps[webhook_id]))
     return len(due)
 
 
@@ -73,8 +78,10 @@ def probe_target(webhook_id: int) -> int | None:
 
 
 def run(now: datetime.datetime | None = None) -> None:
-    """One round of the engine's sweeper: queue lost due deliveries, then probes of failing webhooks."""
+    """One round of the engine's sweeper: record the attempts of workers that stopped mid-send, queue lost due
+    deliveries, then probes of failing webhooks."""
     now = now or timezone.now()
+    ledger.record_interrupted(now)
     sweep(now)
     for webhook_id in webhooks_to_probe(now):
         queueing.queue(queueing.PROBE, webhook_id)
@@ -86,6 +93,6 @@ def probe(webhook_id: int) -> None:
     if delivery_id is None:
         return
     # Only while it still waits: a drain may have delivered it since it was picked, and must not be repeated.
-    attempt = sending.send_now(delivery_id, trigger=Attempt.Trigger.PROBE, while_status=Delivery.WAITING)
-    if attempt is not None and attempt.succeeded:
+    sent = sending.probe(delivery_id)
+    if sent is not None and not sent.parked and sent.attempts and sent.attempts[-1].succeeded:
         sending.drain(webhook_id)

@@ -171,7 +171,7 @@ def test_the_job_sends_nothing_a_retry_delivered_first_and_waits_for_what_anothe
         assert attempt_delivery(second.pk).succeeded
         # …and another worker is sending the third right now.
         target, claimed, _ = ledger.claim(
-            owner="another worker", now=timezone.now(), cap=4, margin=30, delivery_id=third.pk, manual=True
+            owner="another worker", now=timezone.now(), env_cap=64, margin=30, delivery_id=third.pk, manual=True
         )
 
         assert bulk_resend_step(job.pk) == POLL_SECONDS, "the job waits for the third"
@@ -201,7 +201,7 @@ def test_what_the_job_can_no_longer_send_is_skipped_with_the_reason_and_the_job_
         )
         for delivery in in_flight:
             ledger.claim(
-                owner="another worker", now=timezone.now(), cap=4, margin=30, delivery_id=delivery.pk, manual=True
+                owner="another worker", now=timezone.now(), env_cap=64, margin=30, delivery_id=delivery.pk, manual=True
             )
         assert bulk_resend_step(job.pk) == POLL_SECONDS
         # The other worker gives up its leases, and someone pauses the webhook before the job sends them.

@@ -306,11 +306,11 @@ def test_two_claims_on_the_same_attempt_cannot_both_send():
         delivery = latest_delivery(webhook)
         assert delivery.lease_owner.startswith(Delivery.FAN_OUT_LEASE_MARK), "leased for the task the fan-out queued"
         now = timezone.now()
-        _, claimed, _ = ledger.claim(owner="another-worker", now=now, cap=4, margin=30, delivery_id=delivery.pk)
+        _, claimed, _ = ledger.claim(owner="another-worker", now=now, env_cap=64, margin=30, delivery_id=delivery.pk)
         assert claimed == [], "the fan-out's task holds it"
         # Had that task been lost, its lease runs out; then one worker's claim takes it, and no one else.
         later = delivery.leased_until + datetime.timedelta(seconds=1)
-        _, claimed, _ = ledger.claim(owner="another-worker", now=later, cap=4, margin=30, delivery_id=delivery.pk)
+        _, claimed, _ = ledger.claim(owner="another-worker", now=later, env_cap=64, margin=30, delivery_id=delivery.pk)
         assert [each.id for each in claimed] == [delivery.pk]
         assert attempt_delivery(delivery.pk, now=later) is None, "leased by another worker"
     assert receiver.requests == []

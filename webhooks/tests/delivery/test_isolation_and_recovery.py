@@ -62,15 +62,15 @@ class TestInProcess:
     def test_the_cap_limits_how_many_workers_send_to_one_webhook_at_once(self, settings):
         environment = make_environment()
         with Receiver() as receiver:
-            webhook = make_webhook(environment, receiver.url)
-            other = make_webhook(environment, receiver.url)
+            webhook = make_webhook(environment, receiver.url, max_in_flight=2)
+            other = make_webhook(environment, receiver.url, max_in_flight=2)
         now = timezone.now()
         for hook in (webhook, other):
             for _ in range(5):
                 make_delivery(hook, status=Delivery.Status.PENDING, next_attempt_at=now)
 
         def claim(owner, hook):
-            return ledger.claim(owner=owner, now=now, cap=2, margin=30, webhook_id=hook.pk, limit=1)[1]
+            return ledger.claim(owner=owner, now=now, env_cap=64, margin=30, webhook_id=hook.pk, limit=1)[1]
 
         assert claim("a", webhook) and claim("b", webhook)
         assert claim("c", webhook) == [], "two slots taken: a third worker gets nothing"
@@ -84,7 +84,7 @@ class TestInProcess:
         for _ in range(5):
             make_delivery(webhook, status=Delivery.Status.PENDING, next_attempt_at=timezone.now())
         ids = list(Delivery.objects.filter(webhook=webhook).order_by("id").values_list("pk", flat=True))
-        _, claimed, _ = ledger.claim(owner="a", now=timezone.now(), cap=4, margin=30, webhook_id=webhook.pk, limit=3)
+        _, claimed, _ = ledger.claim(owner="a", now=timezone.now(), env_cap=64, margin=30, webhook_id=webhook.pk, limit=3)
         assert [each.id for each in claimed] == ids[:3]
 
     def test_a_probe_that_fails_keeps_the_delivery_in_its_place_in_the_retry_schedule(self):

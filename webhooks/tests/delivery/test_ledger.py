@@ -115,15 +115,15 @@ def test_a_batch_whose_first_try_did_not_commit_is_written_on_the_second():
 def test_claims_inside_a_transaction_keep_the_cap_and_the_oldest_first_order():
     # Inside an outer transaction (and on SQLite) a claim runs statement by statement, not pipelined.
     environment = make_environment()
-    webhook = make_webhook(environment, "http://127.0.0.1:9999/hooks")
+    webhook = make_webhook(environment, "http://127.0.0.1:9999/hooks", max_in_flight=2)
     now = timezone.now()
     ids = [make_delivery(webhook, status="pending", next_attempt_at=now).pk for _ in range(3)]
 
     def claim(owner, limit=1):
-        return ledger.claim(owner=owner, now=now, cap=2, margin=30, webhook_id=webhook.pk, limit=limit)[1]
+        return ledger.claim(owner=owner, now=now, env_cap=64, margin=30, webhook_id=webhook.pk, limit=limit)[1]
 
     assert [each.id for each in claim("a")] == ids[:1]
     assert [each.id for each in claim("b")] == ids[1:2]
     assert claim("c") == []
-    target, claimed, events = ledger.claim(owner="a", now=now, cap=2, margin=30, delivery_id=ids[2])
+    target, claimed, events = ledger.claim(owner="a", now=now, env_cap=64, margin=30, delivery_id=ids[2])
     assert target.id == webhook.pk and [each.id for each in claimed] == ids[2:] and events is None
