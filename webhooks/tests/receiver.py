@@ -42,6 +42,9 @@ class Receiver:
         # judge(body, headers) -> Answer: a receiver with its own logic (e.g. one that verifies signatures).
         self.judge = judge
         self._answers: deque[Answer] = deque()
+        # Requests being answered now, and the most there ever were at once (a sender's concurrency).
+        self.in_flight = 0
+        self.most_in_flight = 0
         self._lock = threading.Lock()
         receiver = self
 
@@ -56,18 +59,25 @@ class Receiver:
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length)
                 with receiver._lock:
+                    receiver.in_flight += 1
+                    receiver.most_in_flight = max(receiver.most_in_flight, receiver.in_flight)
                     answer = receiver._answers.popleft() if receiver._answers else receiver.default
                     if receiver.judge is not None:
                         answer = receiver.judge(body, dict(self.headers))
                     receiver.requests.append(Received(self.path, dict(self.headers), body, time.time()))
-                if answer.delay:
-                    time.sleep(answer.delay)
-                self.send_response(answer.status)
-                for name, value in answer.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(answer.body)))
-                self.end_headers()
-                self.wfile.write(answer.body)
+                try:
+                    if answer.delay:
+                        time.sleep(answer.delay)
+                    self.send_response(answer.status)
+                    for name, value in answer.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(answer.body)))
+                    self.end_headers()
+                    self.wfile.write(answer.body)
+                    self.wfile.flush()
+                finally:
+                    with receiver._lock:
+                        receiver.in_flight -= 1
 
             def log_message(self, *args):
                 pass

@@ -84,7 +84,9 @@ class TestInProcess:
         for _ in range(5):
             make_delivery(webhook, status=Delivery.Status.PENDING, next_attempt_at=timezone.now())
         ids = list(Delivery.objects.filter(webhook=webhook).order_by("id").values_list("pk", flat=True))
-        _, claimed, _ = ledger.claim(owner="a", now=timezone.now(), env_cap=64, margin=30, webhook_id=webhook.pk, limit=3)
+        _, claimed, _ = ledger.claim(
+            owner="a", now=timezone.now(), env_cap=64, margin=30, webhook_id=webhook.pk, limit=3
+        )
         assert [each.id for each in claimed] == ids[:3]
 
     def test_a_probe_that_fails_keeps_the_delivery_in_its_place_in_the_retry_schedule(self):
