@@ -272,3 +272,16 @@ def test_a_re_send_out_of_order_is_explained_and_goes_only_once_confirmed(client
 
     client.post(f"/e/clinic/deliveries/{old.pk}/resend/", {"out_of_order": "send"})
     assert ManualSend.objects.get().delivery_id == old.pk
+
+
+def test_the_webhook_page_shows_the_20_oldest_held_lines_and_says_more_are_held(client, director, env):
+    webhook = make_webhook(env, URL, ordering="record")
+    for _ in range(21):
+        record = patient(env)
+        change(webhook, record, RETRYING)
+        change(webhook, record)
+
+    page = client.get(f"/e/clinic/webhooks/{webhook.pk}/").content.decode()
+
+    assert page.count('class="card held-line"') == 20
+    assert "The 20 oldest held lines are shown; more lines are held." in page

@@ -153,6 +153,7 @@ def _detail_page(request, webhook):
     self_test_send = _shown(request, webhook, ManualSend.Kind.SELF_TEST, "self_test")
     [health] = health_of(webhook=webhook)
     failure = last_failure(webhook) if webhook.condition in ("failing", "disabled") else None
+    held = lines.held_lines(webhook, limit=lines.HELD_LINES_SHOWN + 1)
     return render(
         request,
         "webhooks/detail.html",
@@ -178,7 +179,9 @@ def _detail_page(request, webhook):
             "sending_policy": lines.sending_policy(webhook),
             # A receiver's 429 Retry-After: slowed down, which is not failing.
             "slowed_until": webhook.slowed_until if webhook.slowed_until and webhook.slowed_until > now else None,
-            "held_lines": lines.held_lines(webhook),
+            # One more than shown, to say whether there are more.
+            "held_lines": held[: lines.HELD_LINES_SHOWN],
+            "more_held": len(held) > lines.HELD_LINES_SHOWN,
             "rotate_form": RotateSecretForm(),
             "resume_form": ResumeForm(),
             "bulk_form": BulkResendForm(webhook=webhook),
