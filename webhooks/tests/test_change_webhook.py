@@ -33,8 +33,18 @@ def test_create_webhook_takes_and_prints_the_sending_policy(settings):
     )  # fmt: skip
     assert (created["ordering"], created["max_in_flight"], created["max_per_second"]) == ("record", 8, 2.5)
 
+    said = run(
+        "create_webhook", "--environment", "clinic", "--name", "Lab", "--url", URL, "--events", "patients.created",
+        "--ordering", "strict", "--max-per-second", "none",
+    )  # fmt: skip
+    assert said.startswith(
+        f"Created webhook “Lab” ({Webhook.objects.get(name='Lab').pk}) in clinic, posting to {URL}; "
+    )
+    assert "it sends strictly in order, one at a time.\n" in said
+    assert Webhook.objects.get(name="Lab").max_per_second is None
+
     plain = json.loads(
-        run("create_webhook", "--environment", "clinic", "--name", "Lab", "--url", URL, "--events", "patients.created",
+        run("create_webhook", "--environment", "clinic", "--name", "Lims", "--url", URL, "--events", "patients.created",
             "--json")
     )  # fmt: skip
     assert (plain["ordering"], plain["max_in_flight"], plain["max_per_second"]) == (
