@@ -156,3 +156,16 @@ def test_change_webhook_bad_input_is_one_line_exit_1_and_changes_nothing(args, l
 def test_change_webhook_names_an_unknown_webhook():
     with pytest.raises(CommandError, match="unknown webhook: clinic/nope"):
         run("change_webhook", "clinic/nope", "--ordering", "record")
+
+
+def test_change_webhook_header_replaces_the_headers_keeps_a_value_left_blank_and_empty_removes_them():
+    environment = make_environment("clinic")
+    webhook = make_webhook(environment, URL, name="EHR", extra_headers={"Authorization": "Bearer s3", "X-Team": "ops"})
+
+    run("change_webhook", "clinic/EHR", "--header", "Authorization:", "--header", "X-Site: north")
+    webhook.refresh_from_db()
+    assert webhook.extra_headers == {"Authorization": "Bearer s3", "X-Site": "north"}
+
+    run("change_webhook", "clinic/EHR", "--header", "")
+    webhook.refresh_from_db()
+    assert webhook.extra_headers == {}

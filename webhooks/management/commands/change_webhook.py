@@ -32,8 +32,13 @@ class Command(PortalCommand):
         )
         for option in OPTIONS:  # declared once, in webhooks/options.py
             flag_options = {**option.flag_options, "default": unset}
+            if option.flag_options.get("type") is int:
+                flag_options["help"] = option.help  # not create_webhook's "0: the default": a count is as typed
             if option.flag_options.get("action") == "append":
-                flag_options["help"] = f'{flag_options.get("help", "")} Replaces the whole list; "" empties it.'
+                flag_options["help"] = (
+                    f"{flag_options.get('help', '')} Replaces what the webhook has; "
+                    f'{option.flag} "" alone resets it to the default.'
+                )
             parser.add_argument(option.flag, dest=option.name, **flag_options)
             if option.flag.startswith("--no-") and option.flag_options.get("action") == "store_true":
                 # A switch create_webhook can only turn off must be able to go back on here.
