@@ -15,6 +15,9 @@ from .examples import example_payload
 from .models import Delivery, Webhook
 from .options import ALL_FIELDS, OPTIONS, OptionInvalid, payload_fields_from_choices
 
+# The options that say how a webhook sends (order, requests at a time, rate), grouped in the form.
+SENDING_POLICY = ("ordering", "max_in_flight", "max_per_second")
+
 
 class EventTypesWidget(forms.CheckboxSelectMultiple):
     """Event types grouped by data type, each group with "select all", each type with its example payload."""
@@ -64,6 +67,14 @@ class WebhookForm(PortalForm):
             self.fields[option.name] = option.form_field()
             self.fields[option.name].label = option.label
             self.fields[option.name].help_text = option.help
+        # The sending policy comes last, under a heading of its own: how it sends, not what.
+        self.order_fields([name for name in self.fields if name not in SENDING_POLICY] + list(SENDING_POLICY))
+        self.fields[SENDING_POLICY[0]].heading = "How it sends"
+        # A post without them at all (a page opened before they existed, a script) keeps what the webhook
+        # has, as `to_fields` says; one that has them blank is checked as usual.
+        self.policy_not_posted = [name for name in SENDING_POLICY if self.is_bound and name not in self.data]
+        for name in self.policy_not_posted:
+            self.fields[name].required = False
         self.environment = environment
         labels = {name: spec.get("label", name) for name, spec in environment.schema.get("data_types", {}).items()}
         groups: dict[str, list[tuple[str, str]]] = {}
@@ -123,6 +134,8 @@ class WebhookForm(PortalForm):
             )
         except OptionInvalid as error:
             raise WebhookInvalid({"extra_headers": str(error)}) from None
+        for name in self.policy_not_posted:
+            values[name] = self.initial.get(name, self.fields[name].initial)
         return WebhookFields(
             name=data["name"],
             url=data["url"],

@@ -10,6 +10,7 @@ name into a `delivery.ledger.Target`, which has the same attributes.
 
 from __future__ import annotations
 
+import argparse
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
@@ -108,6 +109,16 @@ def _check_rate(value) -> str | None:
     ):
         return f"between {MAX_PER_SECOND_MIN:g} and {MAX_PER_SECOND_MAX:g} requests per second, or none"
     return None
+
+
+def _rate_flag(text: str) -> float:
+    """`--max-per-second 10`, `0.5`, or `none` (no limit, as is 0)."""
+    if text.strip().lower() == "none":
+        return 0.0
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number of requests per second, or none, not {text[:40]!r}") from None
 
 
 def describe_policy(values: OptionValues) -> str:
@@ -341,7 +352,11 @@ class OptionValues:
                 required=False, min_value=MAX_PER_SECOND_MIN, max_value=MAX_PER_SECOND_MAX
             ),
             flag="--max-per-second",
-            flag_options={"type": float, "default": 0, "help": "Requests per second at most (0: no limit)."},
+            flag_options={
+                "type": _rate_flag,
+                "default": 0,
+                "help": "Requests per second at most (0 or none: no limit).",
+            },
             from_flag=lambda rate: rate or None,
         )
     )

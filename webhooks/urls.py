@@ -40,6 +40,7 @@ urlpatterns = [
     path("e/<slug:slug>/deliveries/reconciliation.csv", reconciliation.reconciliation_csv, name="reconciliation_csv"),
     path("e/<slug:slug>/deliveries/<id:delivery_id>/", history.delivery_detail, name="delivery_detail"),
     path("e/<slug:slug>/deliveries/<id:delivery_id>/resend/", history.delivery_resend, name="delivery_resend"),
+    path("e/<slug:slug>/deliveries/<id:delivery_id>/discard/", history.delivery_discard, name="delivery_discard"),
     path("e/<slug:slug>/credentials/clients/<str:client_id>/rotation/", rotation.rotation_page, name="client_rotation"),
     path(
         "e/<slug:slug>/credentials/clients/<str:client_id>/rotation/<str:step>/",

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 from environments.views.decorators import environment_page
 from portal.converters import row_id
 
-from .. import bulk, manual, manual_sends
+from .. import bulk, lines, manual, manual_sends
 from ..delivery import bodies
 from ..forms import HistoryFilterForm
 from ..history import SORTS, HistoryFilterError, HistoryFilters, deliveries_of, page_of
@@ -127,6 +127,7 @@ def delivery_detail(request, environment, delivery_id):
     attempts = list(delivery.attempts.order_by("-number"))
     events = list(delivery.events.order_by("id"))
     resend = manual_sends.shown(delivery.webhook, ManualSend.Kind.RESEND, row_id(request.GET.get("resend", "")))
+    may_resend = request.role != "viewer" and delivery.status != Delivery.Status.PENDING
     return render(
         request,
         "webhooks/delivery.html",
@@ -137,6 +138,8 @@ def delivery_detail(request, environment, delivery_id):
             "attempts": attempts,
             "events": events,
             "resend": resend if resend is not None and resend.delivery_id == delivery.pk else None,
+            # What a re-send would do to the order of an ordered webhook's line: said before, confirmed by a tick.
+            "out_of_order": lines.resend_out_of_order(delivery) if may_resend else "",
             "body": ""
             if delivery.payload_erased_at
             else delivery.body or bodies.body_of(delivery.pk, delivery.webhook),
@@ -147,8 +150,15 @@ def delivery_detail(request, environment, delivery_id):
 @require_POST
 @environment_page(manage=True)
 def delivery_resend(request, environment, delivery_id):
-    """Ask a worker to send the delivery again; its page shows what came back when it is in."""
+    """Ask a worker to send the delivery again; its page shows what came back when it is in.
+
+    Of an ordered webhook, a re-send that would reach the receiver out of order goes only when confirmed.
+    """
     delivery = _delivery(environment, delivery_id)
+    out_of_order = lines.resend_out_of_order(delivery)
+    if out_of_order and request.POST.get("out_of_order") != "send":
+        messages.error(request, f"Nothing was sent. {out_of_order} Tick “Send it out of order” to send it anyway.")
+        return redirect(reverse("delivery_detail", args=[environment.slug, delivery.pk]) + "#resend")
     try:
         send = manual.resend(delivery, actor=request.actor)
     except manual.ResendRefused as error:
@@ -156,3 +166,33 @@ def delivery_resend(request, environment, delivery_id):
         return redirect("delivery_detail", environment.slug, delivery.pk)
     page = reverse("delivery_detail", args=[environment.slug, delivery.pk])
     return redirect(f"{page}?{urlencode({'resend': send.pk})}")
+
+
+@require_POST
+@environment_page(manage=True)
+def delivery_discard(request, environment, delivery_id):
+    """Give up on a waiting delivery (one that holds its line): say what that means, then discard it once confirmed."""
+    delivery = _delivery(environment, delivery_id)
+    webhook = delivery.webhook
+    if request.POST.get("confirm") != "discard":
+        return render(
+            request,
+            "webhooks/discard_delivery.html",
+            {
+                "section": "webhooks",
+                "delivery": delivery,
+                "webhook": webhook,
+                "record": lines.record_label(delivery),
+                "behind": lines.waiting_behind(delivery),
+            },
+        )
+    try:
+        lines.discard_delivery(delivery, actor=request.actor)
+    except lines.DiscardRefused as error:
+        messages.error(request, f"Nothing was discarded. {sentence(error)}")
+    else:
+        messages.success(
+            request,
+            f"{delivery.message_id} is discarded: the receiver never gets it. What waited behind it goes now.",
+        )
+    return redirect(reverse("webhook_detail", args=[environment.slug, webhook.pk]) + "#held-lines")

@@ -19,7 +19,7 @@ from environments.views.decorators import environment_page
 from environments.workers import silence
 from portal.converters import row_id
 
-from .. import bulk, manual, manual_sends, self_test, verification
+from .. import bulk, lines, manual, manual_sends, self_test, verification
 from ..bulk_outcomes import Outcomes, covered
 from ..configure import (
     WebhookError,
@@ -153,6 +153,7 @@ def _detail_page(request, webhook):
     self_test_send = _shown(request, webhook, ManualSend.Kind.SELF_TEST, "self_test")
     [health] = health_of(webhook=webhook)
     failure = last_failure(webhook) if webhook.condition in ("failing", "disabled") else None
+    held = lines.held_lines(webhook, limit=lines.HELD_LINES_SHOWN + 1)
     return render(
         request,
         "webhooks/detail.html",
@@ -175,6 +176,12 @@ def _detail_page(request, webhook):
             # Built by the code that builds real bodies, with this webhook's format and chosen fields.
             "example_payloads": [(name, bodies.preview(webhook, name)) for name in webhook.event_types],
             "last_failure": failure,
+            "sending_policy": lines.sending_policy(webhook),
+            # A receiver's 429 Retry-After: slowed down, which is not failing.
+            "slowed_until": webhook.slowed_until if webhook.slowed_until and webhook.slowed_until > now else None,
+            # One more than shown, to say whether there are more.
+            "held_lines": held[: lines.HELD_LINES_SHOWN],
+            "more_held": len(held) > lines.HELD_LINES_SHOWN,
             "rotate_form": RotateSecretForm(),
             "resume_form": ResumeForm(),
             "bulk_form": BulkResendForm(webhook=webhook),

@@ -3,6 +3,7 @@ from django.core.management.base import CommandError
 from credentials.management import lookups as credential_lookups
 from portal.commands import PortalCommand
 from webhooks.configure import WebhookFields, WebhookInvalid, create_webhook
+from webhooks.lines import sending_policy
 from webhooks.management import lookups
 from webhooks.options import OPTIONS, OptionInvalid
 
@@ -41,7 +42,10 @@ class Command(PortalCommand):
         except WebhookInvalid as error:
             raise CommandError(str(error)) from None
         shown = secret if webhook.security_method == "secret" else None
-        text = f"Created webhook “{webhook.name}” ({webhook.pk}) in {environment.slug}, posting to {webhook.url}."
+        text = (
+            f"Created webhook “{webhook.name}” ({webhook.pk}) in {environment.slug}, posting to {webhook.url}; "
+            f"it sends {sending_policy(webhook)}."
+        )
         if shown:
             text += f"\nsigning secret: {shown}\nStore it now: it cannot be shown again."
         described = lookups.describe(webhook)
