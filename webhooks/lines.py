@@ -2,10 +2,10 @@
 
 A webhook that orders its deliveries (`Webhook.Ordering`) sends them in lines: per record, one record's
 changes one at a time; strict, every delivery in one line. A waiting delivery goes only when nothing older
-of its line waits (a delivery of no single record, or of several, is in every record's line). The sending
-path enforces that (webhooks/delivery); this module reads it back for the pages and commands: which lines
-are held by a change that keeps failing, and what a re-send by hand would do to the order. Test deliveries
-are in no line.
+of its line waits (a delivery of no single record, or of several, is in the shared line,
+`Delivery.SHARED_LINE`, which is part of every record's line). The sending path enforces that
+(webhooks/delivery); this module reads it back for the pages and commands: which lines are held by a
+change that keeps failing, and what a re-send by hand would do to the order. Test deliveries are in no line.
 """
 
 from __future__ import annotations
@@ -48,6 +48,11 @@ def sending_policy(webhook: Webhook) -> str:
     )
 
 
+def _of_one_record(delivery: Delivery) -> bool:
+    """Whether the delivery is one record's change (else: the shared line of a batch or of no record)."""
+    return delivery.record_id is not None and delivery.record_id != Delivery.SHARED_LINE
+
+
 def _waiting(webhook: Webhook) -> QuerySet[Delivery]:
     return Delivery.objects.filter(webhook=webhook, status__in=Delivery.WAITING, is_test=False)
 
@@ -55,9 +60,9 @@ def _waiting(webhook: Webhook) -> QuerySet[Delivery]:
 def _line_of(delivery: Delivery) -> QuerySet[Delivery]:
     """Every non-test delivery of the delivery's line, whatever its status (itself included)."""
     line = Delivery.objects.filter(webhook_id=delivery.webhook_id, is_test=False)
-    if delivery.webhook.ordering == Webhook.Ordering.STRICT or delivery.record_id is None:
+    if delivery.webhook.ordering == Webhook.Ordering.STRICT or not _of_one_record(delivery):
         return line
-    return line.filter(Q(record_id=delivery.record_id) | Q(record_id__isnull=True))
+    return line.filter(Q(record_id=delivery.record_id) | Q(record_id=Delivery.SHARED_LINE))
 
 
 def _heading(candidates: QuerySet[Delivery], line: QuerySet[Delivery]) -> QuerySet[Delivery]:
@@ -82,9 +87,9 @@ def held_lines(webhook: Webhook, limit: int = HELD_LINES_SHOWN) -> list[HeldLine
     else:
         # A change of one record waits for older ones of its record and of no record; one of no record
         # (a batch, or an event of none) waits for every older one.
-        same_line = waiting.filter(Q(record_id=OuterRef("record_id")) | Q(record_id__isnull=True))
-        heads = _heading(failed_heads.filter(record_id__isnull=False), same_line) | _heading(
-            failed_heads.filter(record_id__isnull=True), waiting
+        same_line = waiting.filter(Q(record_id=OuterRef("record_id")) | Q(record_id=Delivery.SHARED_LINE))
+        heads = _heading(failed_heads.exclude(record_id=Delivery.SHARED_LINE), same_line) | _heading(
+            failed_heads.filter(record_id=Delivery.SHARED_LINE), waiting
         )
     heads = heads.select_related("webhook").order_by("id")[:limit]
     return [
@@ -106,7 +111,7 @@ def record_label(delivery: Delivery) -> str:
     """The record whose change a delivery carries, as people know it: `patients/P-0042` (its external id), else
     `patients/<record id>`; from the delivery's events once the record is deleted."""
     events = list(delivery.events.order_by("id")[:2])
-    if delivery.record_id is None:
+    if not _of_one_record(delivery):
         if len(events) == 1:
             return f"{events[0].type} (no single record)"
         count = delivery.event_count or len(events)
@@ -126,7 +131,7 @@ def discard_delivery(delivery: Delivery, *, actor: Actor) -> None:
     webhook = delivery.webhook
     details = {
         "message_id": delivery.message_id,
-        "record_id": str(delivery.record_id) if delivery.record_id else None,
+        "record_id": str(delivery.record_id) if _of_one_record(delivery) else None,
         "attempts": delivery.attempt_count,
         "last_result": delivery.result_label,
     }
@@ -153,7 +158,7 @@ def resend_out_of_order(delivery: Delivery) -> str:
     if webhook.ordering == Webhook.Ordering.NONE or delivery.is_test:
         return ""
     line = _line_of(delivery)
-    per_record = webhook.ordering == Webhook.Ordering.RECORD and delivery.record_id is not None
+    per_record = webhook.ordering == Webhook.Ordering.RECORD and _of_one_record(delivery)
     what = f"this change of {record_label(delivery)}" if per_record else f"delivery {delivery.message_id}"
     scope = "of that record" if per_record else "of this webhook"
     noun = ("change", "changes") if per_record else ("delivery", "deliveries")

@@ -26,11 +26,15 @@ def patient(environment, external_id: str | None = None) -> Record:
 
 
 def change(webhook, record=None, status=PENDING, **fields) -> Delivery:
-    """A delivery of `record`'s change (None: of several records) as the sending path leaves it in `status`."""
+    """A delivery of `record`'s change (None: of several records, the shared line) as the sending path leaves it
+    in `status`."""
     if status == RETRYING:
         fields = {"attempt_count": 3, "last_status_code": 503, **fields}
         fields.setdefault("next_attempt_at", timezone.now() + datetime.timedelta(minutes=10))
-    return make_delivery(webhook, record_id=getattr(record, "pk", record), status=status, **fields)
+    line = Delivery.SHARED_LINE if record is None else getattr(record, "pk", record)
+    if fields.get("is_test"):
+        line = None  # tests are in no line
+    return make_delivery(webhook, record_id=line, status=status, **fields)
 
 
 def test_per_record_a_failing_change_holds_only_its_records_later_changes(env):
