@@ -111,12 +111,13 @@ def record_label(delivery: Delivery) -> str:
     """The record whose change a delivery carries, as people know it: `patients/P-0042` (its external id), else
     `patients/<record id>`; from the delivery's events once the record is deleted."""
     events = list(delivery.events.order_by("id")[:2])
-    if not _of_one_record(delivery):
+    record_id = delivery.record_id
+    if record_id is None or not _of_one_record(delivery):
         if len(events) == 1:
             return f"{events[0].type} (no single record)"
         count = delivery.event_count or len(events)
         return ngettext("a batch of %(count)d change", "a batch of %(count)d changes", count) % {"count": count}
-    record = Record.objects.filter(pk=delivery.record_id).only("data_type", "external_id").first()
+    record = Record.objects.filter(pk=record_id).only("data_type", "external_id").first()
     if record is not None:
         return f"{record.data_type}/{record.external_id or record.pk}"
     data_type = events[0].type.partition(".")[0] if events else "record"
