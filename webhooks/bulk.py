@@ -214,6 +214,7 @@ def bulk_resend_step(job_id: int) -> float | None:
     sendable = bulk_outcomes.sendable_statuses(wanted)
     bulk_outcomes.settle(job, wanted=wanted, now=now)
     chunk = bulk_outcomes.to_send(job, now, BULK_CHUNK)
+    held_back = False
     for delivery_id in chunk:
         moment = timezone.now()
         # Renewed only while this worker still holds it (its lease value is its token): if a slow step let it
@@ -226,15 +227,23 @@ def bulk_resend_step(job_id: int) -> float | None:
         held = moment + lease
         # Oldest first, one at a time, and a waiting one only at the head of its line: an ordered webhook's
         # order holds through a recovery.
-        send_now(
+        attempt = send_now(
             delivery_id,
             trigger=Attempt.Trigger.RESEND,
             triggered_by=job.created_by,
             while_status=sendable,
             in_line=True,
+            # A slow answer waits on an I/O thread and is recorded when it comes: settled on a later step.
+            may_park=True,
         )
         # Whatever happened (sent, or found delivered or taken by another worker), the ledger says it.
         bulk_outcomes.settle(job, wanted=wanted, delivery_ids=[delivery_id])
+        if attempt is None:
+            # Not answered yet (its answer awaited, or no slot free): look again in a moment, not at once; in
+            # an ordered webhook the next waits for it.
+            held_back = True
+            if job.webhook.ordering != Webhook.Ordering.NONE:
+                break
     update = {"leased_until": None, "stepped_at": timezone.now()}
     more = bulk_outcomes.has_open(job)
     if not more:
@@ -243,7 +252,7 @@ def bulk_resend_step(job_id: int) -> float | None:
         return None  # another worker took the job over: it finishes it
     if not more:
         return None
-    return 0 if len(chunk) == BULK_CHUNK else POLL_SECONDS
+    return 0 if len(chunk) == BULK_CHUNK and not held_back else POLL_SECONDS
 
 
 def resume_stalled_bulk_resends() -> None:

@@ -116,11 +116,14 @@ def send_by_hand(
             tamper=tamper,
             busy_raises=True,
             while_status=while_status,
+            # A receiver that hangs holds an I/O thread, not this worker thread: the send is put back and,
+            # once the answer is recorded, found in the history above when it runs again.
+            may_park=True,
         )
     except ledger.ClaimBusy:
         raise NotNow("its webhook's lock is busy") from None
     if attempt is None:
-        raise NotNow("another worker is sending this delivery")
+        raise NotNow("it is being sent (its answer not yet recorded), or its webhook's sending slots are taken")
     return attempt
 
 

@@ -15,13 +15,21 @@ The path of one event, top-down (each step names the module that owns it)::
       ▼  a worker runs the task (webhooks/tasks.py)
     sending.deliver(delivery_id)
       │  ledger.load_fan_out_leased / ledger.claim
-      │                                   a worker leases deliveries: per-webhook lock, at most
-      │                                   WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK leases per webhook
+      │                                   a worker leases deliveries: per-webhook lock; only the head of
+      │                                   each line (ordering: per record, or strict); at most the
+      │                                   webhook's max_in_flight leases (one for strict) and
+      │                                   WEBHOOK_MAX_IN_FLIGHT_PER_ENVIRONMENT per environment; none
+      │                                   while its gate is closed (rate limit, a 429's Retry-After)
       │  bodies.render, signing_keys.keys_at, signing.signature_header
       │                                   the body (frozen once sent), signed with every live key
-      │  outbound.post                    POST under one deadline, to an address that passed the checks
+      │  ledger.mark_sending              written before the request leaves (and the rate gate taken):
+      │                                   a worker that stops mid-send leaves an attempt of unknown outcome
+      │  outbound.post (on inflight's I/O threads in a worker)
+      │                                   POST under one deadline, to an address that passed the checks;
+      │                                   an answer slower than the patience is parked, and recorded by
+      │                                   the process's recorder thread when it comes
       │  retry_policy.after_attempt       the delivery's new state: a DeliveryUpdate (succeeded, retrying
-      │                                   at the schedule's next step, or failed)
+      │                                   at the schedule's next step, paced by a 429, or failed)
       │  ledger.record                    the attempts and DeliveryUpdates in one transaction; the lease given
       │                                   back; was the webhook failing and is now answering? is more due?
       │  retry_policy.note_failure        failing since…; disabled on 410 or after days of failure
@@ -30,8 +38,10 @@ The path of one event, top-down (each step names the module that owns it)::
     sending.drain(webhook_id)             while more is due and a slot is free: batches, oldest first
       ⋮
     sweeper.run(now)                      every WEBHOOK_SWEEP_SECONDS (the periodic task in webhooks/tasks.py):
-                                          due deliveries whose task was lost are queued again, and failing
-                                          webhooks are probed (sweeper.probe) so their return is seen in seconds
+                                          attempts whose worker stopped mid-send are recorded (outcome
+                                          unknown), due deliveries whose task was lost are queued again, and
+                                          failing webhooks are probed (sweeper.probe) so their return is seen
+                                          in seconds
 
 Seams: what the rest of the product may call
 --------------------------------------------
@@ -50,11 +60,12 @@ list; tests and benchmarks look inside too):
 - `signing.new_signing_secret`, `signing.new_key_pair`, `signing.raw_public_key` (the JWKS page),
   `signing.SELF_TEST_MARKER`
 - `outbound.check_url`, `outbound.InvalidDestination` (where a webhook may point), `outbound.ERROR_CLASSES`
+- `inflight.enable`, `inflight.finish` (the worker's start and shutdown: park slow requests, then let them end)
 
 What only the engine calls
 --------------------------
-The ledger's claims, reads and `record` (the only raw SQL of the product), `DeliveryUpdate`, `Target`
-and `Claimed`; `queueing.deliver`; `bodies.render`; `retry_policy.after_attempt`, `retry_delay`,
+The ledger's claims, reads, marks, gates and `record` (the only raw SQL of the product), `DeliveryUpdate`,
+`Target` and `Claimed`; `inflight`'s pools; `sending.probe` and `Sent`; `queueing.deliver`; `bodies.render`; `retry_policy.after_attempt`, `retry_delay`,
 `note_failure`, `probe_interval`; `signing_keys.keys_at`; `signing.signature_header` and `tampered`;
 `outbound.post` and its address checks; `sending.send_claimed`; `sweeper.sweep` and `webhooks_to_probe`;
 every name starting with an underscore.

@@ -2,18 +2,25 @@
 
 1. A worker leases deliveries (`ledger.claim`): one by id when its task
    arrives, then up to WEBHOOK_CLAIM_BATCH of the same webhook's due ones at a
-   time, oldest first. No more than WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK leases
-   (sending slots) per webhook exist at once, across all workers: a receiver
-   that hangs holds that many slots, for at most its timeout each, and no more.
-2. Each attempt is signed and POSTed under a deadline (`outbound.post`) over
-   kept-alive connections; the bodies of a batch come from one query, the keys
-   from a per-process cache.
+   time, oldest first, each the head of its line when the webhook orders its
+   deliveries. No more than the webhook's max_in_flight leases (sending slots;
+   one for strict order) exist at once, across all workers, and no more than
+   WEBHOOK_MAX_IN_FLIGHT_PER_ENVIRONMENT per environment: a receiver that
+   hangs holds that many slots, for at most its timeout each, and no more.
+2. Each request is marked in the database before it leaves (`ledger.mark_sending`,
+   which also takes the rate limit's next moment), then signed and POSTed
+   under a deadline (`outbound.post`) over kept-alive connections. In a
+   worker the POST runs on an I/O thread (`inflight`): an answer slower than
+   WEBHOOK_SEND_PATIENCE_SECONDS is parked and recorded when it comes, so a
+   receiver that hangs holds no worker thread.
 3. A batch's attempts and delivery updates are written in one transaction. If
    the database connection breaks after a POST, the worker reconnects and
-   writes again while its lease keeps anyone else from sending the same.
+   writes again while its lease keeps anyone else from sending the same. A
+   mark left by a worker that stopped becomes an attempt of unknown outcome.
 4. A success after failures makes the webhook's waiting deliveries due at
    once and puts its other slots to work: a recovered receiver gets its
-   backlog in seconds.
+   backlog in seconds. A 429 with Retry-After closes the webhook's gate for that
+   long instead of counting as a failure.
 """
 
 from __future__ import annotations
@@ -434,6 +441,7 @@ def attempt_delivery(
     busy_raises: bool = False,
     while_status: tuple[str, ...] = (),
     in_line: bool = False,
+    may_park: bool = False,
 ) -> Attempt | None:
     """Send one delivery once, if it is due (or asked for by hand) and no one else is sending it.
 
@@ -447,6 +455,8 @@ def attempt_delivery(
     `busy_raises`, a webhook lock held too long raises `ledger.ClaimBusy`
     instead of leaving the delivery to a scheduled task (which sends only due ones).
     `while_status` sends only while the delivery is in one of those statuses (see `ledger.claim`).
+    With `may_park` (in a worker), a slow answer is recorded when it comes and None is returned now: the
+    caller finds the attempt in the history later.
     """
     target, claimed, events = _lease_one(
         delivery_id,
@@ -459,7 +469,14 @@ def attempt_delivery(
     if not claimed or target is None:
         return None
     sent = send_claimed(
-        target, claimed, trigger=trigger, triggered_by=triggered_by, at=now, events=events, tamper=tamper
+        target,
+        claimed,
+        trigger=trigger,
+        triggered_by=triggered_by,
+        at=now,
+        events=events,
+        tamper=tamper,
+        may_park=may_park,
     )
     return sent.attempts[0] if sent.attempts else None
 
@@ -471,12 +488,18 @@ def send_now(
     triggered_by: str = "",
     while_status: tuple[str, ...] = (),
     in_line: bool = False,
+    may_park: bool = False,
 ) -> Attempt | None:
     """Send one delivery now whatever its schedule (test, re-send, probe), unless someone is sending it
     (or, with `while_status`, it is no longer in one of those statuses; with `in_line`, it waits behind an
-    older one of its line)."""
+    older one of its line). With `may_park`, a slow answer is recorded later and None returned now."""
     return attempt_delivery(
-        delivery_id, trigger=trigger, triggered_by=triggered_by, while_status=while_status, in_line=in_line
+        delivery_id,
+        trigger=trigger,
+        triggered_by=triggered_by,
+        while_status=while_status,
+        in_line=in_line,
+        may_park=may_park,
     )
 
 

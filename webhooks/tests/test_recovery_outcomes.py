@@ -105,9 +105,12 @@ def test_recover_right_after_the_receiver_is_fixed_reports_all_30_delivered_whoe
 
 
 def test_progress_moves_one_delivery_at_a_time_as_each_reaches_its_outcome(client, director, env, start_worker):
-    # Each request takes a while, so the progress between two deliveries can be seen.
+    # The answers come a while apart (the requests go up to the webhook's cap at once), so the progress
+    # between two outcomes can be seen.
     with Receiver(default=Answer(delay=0.5)) as receiver:
-        webhook = make_webhook(env, receiver.url, timeout_seconds=5)
+        for delay in (0.5, 2.0, 3.5, 5.0):
+            receiver.answer(200, delay=delay)
+        webhook = make_webhook(env, receiver.url, timeout_seconds=8)
         seed(webhook, ["failed"] * 4)
         start_worker()
         job = recover(client, webhook)
