@@ -65,8 +65,9 @@ list; tests and benchmarks look inside too):
 What only the engine calls
 --------------------------
 The ledger's claims, reads, marks, gates and `record` (the only raw SQL of the product), `DeliveryUpdate`,
-`Target` and `Claimed`; `inflight`'s pools; `sending.probe` and `Sent`; `queueing.deliver`; `bodies.render`; `retry_policy.after_attempt`, `retry_delay`,
-`note_failure`, `probe_interval`; `signing_keys.keys_at`; `signing.signature_header` and `tampered`;
+`Target` and `Claimed`; `inflight`'s pools; `sending.probe` and `Sent`; `queueing.deliver`;
+`bodies.render`; `retry_policy.after_attempt`, `retry_delay`, `note_failure`, `probe_interval`,
+`slow_down`; `signing_keys.keys_at`; `signing.signature_header` and `tampered`;
 `outbound.post` and its address checks; `sending.send_claimed`; `sweeper.sweep` and `webhooks_to_probe`;
 every name starting with an underscore.
 
