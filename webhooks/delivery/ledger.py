@@ -91,6 +91,12 @@ GATE_OPEN_SQL = (
     "(w.slowed_until IS NULL OR w.slowed_until <= %(now)s)"
     " AND (w.max_per_second IS NULL OR w.rate_next_at IS NULL OR w.rate_next_at <= %(now)s)"
 )
+# The webhooks of the environment of webhook `%(which)s`: an environment's leases are counted through its
+# webhooks, so each count reads the (webhook, leased_until) index of leases, never the environment's history.
+_ENV_WEBHOOKS_SQL = (
+    f"SELECT ew.id FROM {WEBHOOK} ew WHERE ew.environment_id ="  # noqa: S608
+    f" (SELECT ow.environment_id FROM {WEBHOOK} ow WHERE ow.id = %(which)s)"
+)
 # A webhook's sending slots: its own cap (one for strict order).
 CAP_SQL = f"(CASE WHEN w.ordering = '{_ORDERING.STRICT}' THEN 1 ELSE w.max_in_flight END)"
 # A webhook's due deliveries that no one is sending, at the head of their lines: asked before a drain, after
@@ -260,8 +266,8 @@ def _claim_sql(
         f" AND {others_in_flight}) < {CAP_SQL}"
     )
     conditions.append(
-        f"(SELECT COUNT(DISTINCT o.lease_owner) FROM {DELIVERY} o WHERE o.environment_id ="  # noqa: S608
-        f" (SELECT environment_id FROM {WEBHOOK} WHERE id = {which_webhook}) AND {others_in_flight}) < %(env_cap)s"
+        f"(SELECT COUNT(DISTINCT o.lease_owner) FROM {DELIVERY} o WHERE o.webhook_id IN ({_ENV_WEBHOOKS_SQL})"  # noqa: S608
+        f" AND {others_in_flight}) < %(env_cap)s".replace("%(which)s", which_webhook)
     )
     returning = ", ".join(_column(Delivery, name) for name in _CLAIMED_FIELDS)
     lease_sql = (
@@ -477,8 +483,8 @@ def may_lease_at_fan_out(
             waiting += f" AND (p.record_id = %(line)s OR p.record_id = {_SHARED})"
         line_sql = f" AND NOT EXISTS ({waiting})"
     env_slots = (
-        f"SELECT COUNT(DISTINCT lease_owner) FROM {DELIVERY} WHERE environment_id ="  # noqa: S608
-        f" (SELECT environment_id FROM {WEBHOOK} WHERE id = %(webhook)s) AND {IN_FLIGHT_SQL}"
+        f"SELECT COUNT(DISTINCT lease_owner) FROM {DELIVERY} WHERE webhook_id IN"  # noqa: S608
+        f" ({_ENV_WEBHOOKS_SQL.replace('%(which)s', '%(webhook)s')}) AND {IN_FLIGHT_SQL}"
     )
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":

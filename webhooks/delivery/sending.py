@@ -478,6 +478,10 @@ def attempt_delivery(
         tamper=tamper,
         may_park=may_park,
     )
+    if sent.more_due and trigger in MANUAL_TRIGGERS:
+        # A re-send of the head of a line (or one that got through to a failing receiver) may have let
+        # more go: nobody else is draining this webhook for it.
+        queueing.drain(target.id)
     return sent.attempts[0] if sent.attempts else None
 
 
