@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from environments.records import create_record, update_record
 from environments.tests.factories import make_environment
+from webhooks.bulk import Selection, bulk_resend_step, start_bulk_resend
 from webhooks.delivery import ledger, sweeper
 from webhooks.delivery.sending import attempt_delivery, drain, new_owner
 from webhooks.lifecycle import pause_webhook, resume_webhook
@@ -271,3 +272,35 @@ def test_pausing_and_resuming_keeps_each_records_order():
     names = received_names(receiver)
     assert [name for name in names if name.startswith("A")] == ["A1", "A2", "A3"]
     assert [name for name in names if name.startswith("B")] == ["B1", "B2"]
+
+
+def test_a_recovery_of_an_ordered_webhook_sends_no_change_ahead_of_an_older_one_of_its_record_still_waiting():
+    environment = make_environment()
+    refusing = {"A1"}
+
+    def judge(body, headers):
+        return Answer(500) if json.loads(body)["data"]["fields"]["first_name"] in refusing else Answer()
+
+    with Receiver(judge=judge) as receiver:
+        webhook = make_webhook(environment, receiver.url, ordering="record")
+        changes(environment, {"a": ["A1", "A2"], "b": ["B1"]})
+        # As a long outage leaves them: all waiting for a retry, B1 given up on.
+        later = timezone.now() + datetime.timedelta(hours=1)
+        Delivery.objects.filter(webhook=webhook).update(
+            status="retrying", attempt_count=3, next_attempt_at=later, leased_until=None, lease_owner=""
+        )
+        Delivery.objects.filter(webhook=webhook, pk=deliveries_of(webhook)[1].pk).update(status="failed")
+        job = start_bulk_resend(Selection(Webhook.objects.get(pk=webhook.pk)))
+
+        bulk_resend_step(job.pk)
+        assert received_names(receiver) == ["A1", "B1"], "A1 is refused again: A2 waits behind it, B1 goes"
+
+        refusing.clear()
+        for _ in range(20):
+            if bulk_resend_step(job.pk) is None:
+                break
+        make_due(*deliveries_of(webhook))
+        drain(webhook.pk)
+
+    names = received_names(receiver)
+    assert [name for name in names if name.startswith("A")] == ["A1", "A1", "A2"]
