@@ -392,7 +392,7 @@ WEBHOOK_SECRET_GRACE_HOURS = env.int("WEBHOOK_SECRET_GRACE_HOURS", default=24)
 # last enqueue is older than WEBHOOK_REQUEUE_AFTER_SECONDS (a lost task, a flushed Redis, a crash).
 WEBHOOK_SWEEP_SECONDS = env.float("WEBHOOK_SWEEP_SECONDS", default=5)
 WEBHOOK_REQUEUE_AFTER_SECONDS = env.float("WEBHOOK_REQUEUE_AFTER_SECONDS", default=60)
-# A worker sending a delivery holds it for twice the webhook's timeout plus this margin; a worker
+# A worker sending a delivery holds it for the webhook's timeout plus one second plus this margin; a worker
 # killed mid-send gives it up when that lease ends.
 WEBHOOK_LEASE_MARGIN_SECONDS = env.float("WEBHOOK_LEASE_MARGIN_SECONDS", default=30)
 DELIVERY_RETENTION_DAYS = env.int("DELIVERY_RETENTION_DAYS", default=90)

@@ -86,6 +86,22 @@ IN_LINE_SQL = (
     f" ELSE NOT EXISTS ({_WAITING_OLDER} AND p.record_id = d.record_id)"
     f" AND NOT EXISTS ({_WAITING_OLDER} AND p.record_id = {_SHARED}) END)"
 )
+# What a claim of a webhook's deliveries oldest first (ORDER BY id LIMIT n) may take: due deliveries whose
+# line holds nothing older that the same claim could not take too (nothing older of it waits undue, or is
+# leased). Older ones it can take come first in id order, so a claim takes a line's changes together and in
+# order, to be sent one after another by one owner: strict order keeps its single request in flight and
+# still goes in batches. A claim of one delivery by id needs IN_LINE_SQL (nothing older waits at all).
+_HOLDS_BACK = (
+    "NOT (p.next_attempt_at IS NOT NULL AND p.next_attempt_at <= %(now)s"
+    " AND (p.leased_until IS NULL OR p.leased_until < %(now)s))"
+)
+IN_LINE_OLDEST_FIRST_SQL = (
+    f"(w.ordering = '{_ORDERING.NONE}' OR d.is_test OR CASE"
+    f" WHEN w.ordering = '{_ORDERING.STRICT}' OR d.record_id = {_SHARED}"
+    f" THEN NOT EXISTS ({_WAITING_OLDER} AND {_HOLDS_BACK})"
+    f" ELSE NOT EXISTS ({_WAITING_OLDER} AND p.record_id = d.record_id AND {_HOLDS_BACK})"
+    f" AND NOT EXISTS ({_WAITING_OLDER} AND p.record_id = {_SHARED} AND {_HOLDS_BACK}) END)"
+)
 # The webhook's gate is open: no 429 slow-down and no rate-limit wait in force.
 GATE_OPEN_SQL = (
     "(w.slowed_until IS NULL OR w.slowed_until <= %(now)s)"
@@ -104,7 +120,7 @@ CAP_SQL = f"(CASE WHEN w.ordering = '{_ORDERING.STRICT}' THEN 1 ELSE w.max_in_fl
 # finds it closed queues the drain that sends them when it opens.
 _WAITS_UNLEASED_SQL = (
     f"SELECT 1 FROM {DELIVERY} d JOIN {WEBHOOK} w ON w.id = d.webhook_id WHERE d.webhook_id = %(webhook)s"  # noqa: S608
-    f" AND {DUE_SQL} AND {LEASE_FREE_SQL} AND {IN_LINE_SQL}"
+    f" AND {DUE_SQL} AND {LEASE_FREE_SQL} AND {IN_LINE_OLDEST_FIRST_SQL}"
 )
 _HAS_DUE_SQL = f"SELECT EXISTS ({_WAITS_UNLEASED_SQL})"
 # The same, at the database's clock when it runs: a delivery committed before it is due by then,
@@ -255,7 +271,7 @@ def _claim_sql(
     if statuses or not manual:
         conditions.append(f"w.state = '{Webhook.State.ACTIVE}'")
     if not manual:
-        conditions.append(IN_LINE_SQL)
+        conditions.append(IN_LINE_SQL if by_delivery else IN_LINE_OLDEST_FIRST_SQL)
     elif in_line:
         # A bulk re-send or probe of an ordered webhook keeps the order of what still waits.
         conditions.append(f"(d.status NOT IN ({_quoted(Delivery.WAITING)}) OR {IN_LINE_SQL})")

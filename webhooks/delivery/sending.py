@@ -39,7 +39,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
-from ..models import Attempt, Delivery
+from ..models import Attempt, Delivery, Webhook
 from . import bodies, inflight, ledger, outbound, queueing, retry_policy, signing, signing_keys
 
 logger = logging.getLogger(__name__)
@@ -524,6 +524,9 @@ def deliver(delivery_id: int) -> int:
     """Send this delivery if it is due and leased to its task or a slot is free; then drain the webhook
     while more is due. Returns the attempts made (now: a parked one is recorded when it ends)."""
     target, claimed, events = _lease_one(delivery_id, timezone.now(), manual=False)
+    if target is not None and not claimed and target.ordering != Webhook.Ordering.NONE:
+        # Perhaps behind older ones of its line that are due too: a drain takes them together, in order.
+        return drain(target.id)
     if not claimed or target is None:
         return 0  # already sent, being sent, not due, held in its line, or no free slot: nothing to do
     sent = send_claimed(target, claimed, trigger=Attempt.Trigger.SCHEDULED, events=events, may_park=True)

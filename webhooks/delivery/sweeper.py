@@ -36,7 +36,7 @@ def sweep(now: datetime.datetime | None = None, limit: int = 1000) -> int:
         .filter(webhook__state=Webhook.State.ACTIVE)
         .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
         # Held in its line, a delivery is sent after the one ahead of it, not by a task of its own.
-        .head_of_line()
+        .claimable_in_line(now)
         .order_by("next_attempt_at", "id")
         .values_list("pk", "webhook_id", "webhook__max_in_flight")[:limit]
     )

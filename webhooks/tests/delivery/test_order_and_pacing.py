@@ -115,9 +115,10 @@ def test_strict_order_sends_one_request_at_a_time_oldest_first_and_a_failure_hol
         now = timezone.now()
         Delivery.objects.filter(webhook=webhook).update(leased_until=None, lease_owner="")
 
-        # One slot, whatever max_in_flight says: a second owner gets nothing while the first holds A1.
+        # One slot, whatever max_in_flight says: a second owner gets nothing while the first holds its batch.
         _, first, _ = ledger.claim(owner=new_owner(), now=now, env_cap=64, margin=30, webhook_id=webhook.pk, limit=5)
-        assert [each.id for each in first] == [a1.pk], "the oldest alone, not a batch: B1 waits behind A1"
+        # A batch in commit order, to be sent one after another by this owner alone.
+        assert [each.id for each in first] == [a1.pk, b1.pk, c1.pk]
         _, second, _ = ledger.claim(owner=new_owner(), now=now, env_cap=64, margin=30, webhook_id=webhook.pk, limit=5)
         assert second == []
         Delivery.objects.filter(webhook=webhook).update(leased_until=None, lease_owner="")
@@ -145,11 +146,12 @@ def test_a_batch_of_several_records_is_in_the_shared_line_which_waits_for_every_
         assert batch.event_count == 2 and batch.record_id == Delivery.SHARED_LINE
 
 
-def in_line_by_sql() -> set[int]:
+def in_line_by_sql(predicate: str = ledger.IN_LINE_SQL, now=None) -> set[int]:
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT d.id FROM {ledger.DELIVERY} d JOIN {ledger.WEBHOOK} w ON w.id = d.webhook_id"  # noqa: S608
-            f" WHERE {ledger.IN_LINE_SQL}"
+            f" WHERE {predicate}",
+            {"now": now},
         )
         return {row[0] for row in cursor.fetchall()}
 
@@ -176,6 +178,17 @@ def test_the_ledger_and_the_queryset_agree_on_which_deliveries_are_at_the_head_o
     assert set(Delivery.objects.filter(webhook=webhooks[0]).values_list("pk", flat=True)) <= by_queryset
     strict_heads = Delivery.objects.filter(webhook=webhooks[2], pk__in=by_queryset, is_test=False)
     assert [each.status for each in strict_heads] == ["retrying"]
+
+    # What a claim of a webhook's deliveries oldest first may take with it: older ones it can take too.
+    now = timezone.now()
+    Delivery.objects.filter(status="retrying").update(next_attempt_at=now)
+    claimable = set(Delivery.objects.claimable_in_line(now).values_list("pk", flat=True))
+    assert claimable == in_line_by_sql(ledger.IN_LINE_OLDEST_FIRST_SQL, now)
+    assert Delivery.objects.filter(webhook=webhooks[2], pk__in=claimable, is_test=False).count() == 7
+    Delivery.objects.filter(webhook=webhooks[2], status="retrying").update(next_attempt_at=now + datetime.timedelta(1))
+    held_back = set(Delivery.objects.claimable_in_line(now).values_list("pk", flat=True))
+    assert held_back == in_line_by_sql(ledger.IN_LINE_OLDEST_FIRST_SQL, now)
+    assert Delivery.objects.filter(webhook=webhooks[2], pk__in=held_back, is_test=False).count() == 1
 
 
 def test_a_rate_limit_spaces_requests_across_every_sender_and_a_closed_gate_leases_nothing():

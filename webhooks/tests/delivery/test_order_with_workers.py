@@ -62,7 +62,8 @@ def test_per_record_order_holds_with_two_workers_and_a_receiver_refusing_first_a
         refuse = message not in seen and chance.random() < 0.3
         seen.add(message)
         arrivals.append((name_of(body), not refuse))
-        return Answer(500) if refuse else Answer()
+        # Each answer takes a moment, so that records sent in parallel are seen to be.
+        return Answer(500, delay=0.02) if refuse else Answer(delay=0.05)
 
     names = {f"R{r}": [f"R{r}-{n}" for n in range(5)] for r in range(10)}
     with Receiver(judge=judge) as receiver:
