@@ -17,9 +17,10 @@ Scenarios (their sizes with --smoke are tiny: the test suite runs it so that it 
               that the history does not show (must be 0), and attempts the history shows twice.
 - memory      worker RSS after 1,000 and after 100,000 deliveries.
 - isolation_many  20 webhooks of one environment at hanging (10) and dripping (10) receivers, timeout 60 s,
-              that environment's changes at 5/s for 60 s, beside a healthy webhook of another environment
-              taking changes at 20/s: the healthy webhook's commit-to-receipt latency, and the most requests
-              the bad receivers held open at once (the environment's cap, 64, bounds them).
+              that environment's changes at 5/s from 5 s before and all along, beside a healthy webhook of
+              another environment taking changes at 20/s for 60 s (one worker, as `isolation`): the healthy
+              webhook's commit-to-receipt latency, and the most requests the bad receivers held open at
+              once (the environment's cap, 64, should bound them).
 - kill9       1,000 changes to a receiver answering in 20 ms, two workers; `kill -9` of one worker's process
               group mid-burst, twice (a worker restarted after each): deliveries lost, requests the receiver
               got that the history does not show (must be 0), attempts whose outcome is unknown.
