@@ -16,6 +16,20 @@ Scenarios (their sizes with --smoke are tiny: the test suite runs it so that it 
 - db_cut      the worker's database connections are terminated mid-burst: requests the receiver got
               that the history does not show (must be 0), and attempts the history shows twice.
 - memory      worker RSS after 1,000 and after 100,000 deliveries.
+- isolation_many  20 webhooks of one environment at hanging (10) and dripping (10) receivers, timeout 60 s,
+              that environment's changes at 5/s from 5 s before and all along, beside a healthy webhook of
+              another environment taking changes at 20/s for 60 s (one worker, as `isolation`): the healthy
+              webhook's commit-to-receipt latency, and the most requests the bad receivers held open at
+              once (the environment's cap, 64, should bound them).
+- kill9       1,000 changes to a receiver answering in 20 ms, two workers; `kill -9` of one worker's process
+              group mid-burst, twice (a worker restarted after each): deliveries lost, requests the receiver
+              got that the history does not show (must be 0), attempts whose outcome is unknown.
+- ordered     100 records x 20 changes each committed with no worker running, then two workers start:
+              deliveries/s (first to last receipt) of a webhook ordered per record and of an unordered one,
+              one after the other; and receipts of a record out of commit order (must be 0 per record).
+- strict      a strictly ordered webhook, 500 changes committed with no worker running, then two workers, a
+              receiver answering in 5 ms: deliveries/s beside 1 / mean round trip (a bare sequential POST
+              loop to the same receiver over one kept-alive connection), and the most requests at once.
 - history     delivery history pages (50 rows) through Django with 1 M and 10 M attempts stored.
 - overview    the Overview's health queries and page with 1 M attempts, raw and rolled up per hour.
 - api         token endpoint and Data API reads, requests/s against gunicorn.
@@ -64,6 +78,10 @@ SCENARIOS = [
     "batching",
     "db_cut",
     "memory",
+    "isolation_many",
+    "kill9",
+    "ordered",
+    "strict",
     "history",
     "overview",
     "receivers",
@@ -90,6 +108,18 @@ FULL = {
     "api_seconds": 10.0,
     "embedded_events": 2000,
     "embedded_bursts": 5,
+    "many_bad": 20,
+    "many_timeout": 60,
+    "many_seconds": 60.0,
+    "many_rate": 20.0,
+    "many_bad_rate": 5.0,
+    "many_head_start": 5.0,
+    "kill_events": 1000,
+    "kill_wait": 180.0,
+    "ordered_records": 100,
+    "ordered_changes": 20,
+    "strict_events": 500,
+    "round_trips": 500,
 }
 SMOKE = {
     "events": 40,
@@ -110,6 +140,18 @@ SMOKE = {
     "api_seconds": 1.0,
     "embedded_events": 80,
     "embedded_bursts": 2,
+    "many_bad": 20,
+    "many_timeout": 2,
+    "many_seconds": 3.0,
+    "many_rate": 10.0,
+    "many_bad_rate": 2.0,
+    "many_head_start": 1.0,
+    "kill_events": 40,
+    "kill_wait": 60.0,
+    "ordered_records": 5,
+    "ordered_changes": 4,
+    "strict_events": 20,
+    "round_trips": 20,
 }
 
 
@@ -244,13 +286,13 @@ def bench_environment(slug: str):
     return Environment.objects.filter(slug=slug).first() or make_environment(slug)
 
 
-def fresh_webhook(environment, url: str, **options):
+def fresh_webhook(environment, url: str, *, event_types=("patients.created",), **options):
     from webhooks.models import Webhook
     from webhooks.tests.factories import make_webhook
 
     Webhook.objects.filter(environment=environment, name=options.get("name", "bench")).delete()
     options.setdefault("name", "bench")
-    return make_webhook(environment, url, event_types=["patients.created"], **options)
+    return make_webhook(environment, url, event_types=list(event_types), **options)
 
 
 def change(environment, n: int, label: str = "T"):
@@ -628,6 +670,396 @@ def scenario_memory(receiver, size) -> dict:
     }
 
 
+class Concurrency:
+    """How many requests a receiver is serving at once, and the most it ever served at once."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.peak = 0
+        self._lock = threading.Lock()
+
+    def enter(self) -> None:
+        with self._lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+
+    def leave(self) -> None:
+        with self._lock:
+            self.now -= 1
+
+
+def count_concurrency(receiver) -> Concurrency:
+    """Count the requests `receiver` serves at once: from the request's headers read to its answer written
+    (the answer is flushed just after, so a sender waiting for it cannot overlap the count by mistake)."""
+    counter = Concurrency()
+    base = receiver.server.RequestHandlerClass
+
+    class Counted(base):
+        def do_POST(self):  # noqa: N802 - the stdlib's name
+            counter.enter()
+            try:
+                super().do_POST()
+            finally:
+                counter.leave()
+
+    receiver.server.RequestHandlerClass = Counted
+    return counter
+
+
+def open_counting(behaviour: str, **kwargs):
+    """A misbehaving receiver (webhooks/tests/misbehaving.py) that counts the connections it holds open: each
+    holds one request, until the sender gives up and closes it. A hanging one notices the close within 0.2 s;
+    a dripping one here watches for it between drips (its sends alone would notice it one or two drips late,
+    and count requests the sender has already given up)."""
+    import select
+
+    from webhooks.tests.misbehaving import Misbehaving
+
+    class OpenCounting(Misbehaving):
+        def __init__(self) -> None:
+            super().__init__(behaviour, **kwargs)
+            self.open = Concurrency()
+
+        def _serve(self, conn) -> None:
+            self.open.enter()
+            try:
+                if self.behaviour == "drip":
+                    self._drip(conn)
+                else:
+                    super()._serve(conn)
+            finally:
+                self.open.leave()
+
+        def _drip(self, conn) -> None:
+            with contextlib.suppress(OSError), conn:
+                conn.settimeout(1)
+                with contextlib.suppress(TimeoutError):
+                    conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                next_drip = time.monotonic() + self.interval
+                while not self._stop.is_set():
+                    readable, _, _ = select.select([conn], [], [], 0.05)
+                    if readable and not conn.recv(65536):
+                        return  # the sender closed: it gave up on this request
+                    if time.monotonic() >= next_drip:
+                        conn.sendall(b"X")
+                        next_drip += self.interval
+
+    return OpenCounting()
+
+
+def scenario_isolation_many(receiver, size) -> dict:
+    """The issue-21 drill: one careless (or hostile) user's many bad webhooks beside someone else's healthy one.
+    One worker with the project's settings, as `isolation`; the bad environment keeps making changes all
+    along, so its webhooks always have work waiting behind their caps."""
+    from django.conf import settings
+    from django.db import connection
+
+    from webhooks.models import Attempt, Webhook
+
+    timeout = size["many_timeout"]
+    bad_environment = bench_environment("bench-many-bad")
+    good_environment = bench_environment("bench-many-good")
+    hanging = open_counting("hang")
+    dripping = open_counting("drip", interval=0.5)
+    Webhook.objects.filter(environment=bad_environment).delete()
+    bad_hooks = [
+        fresh_webhook(
+            bad_environment,
+            f"{(hanging if n % 2 == 0 else dripping).url}/{n}",
+            name=f"bad-{n}",
+            timeout_seconds=timeout,
+        )
+        for n in range(size["many_bad"])
+    ]
+    fresh_webhook(good_environment, receiver.url, name="healthy")
+    purge()
+    receiver.requests.clear()
+    sent: dict[str, float] = {}
+    bad_sent: list[int] = []
+    peak_open = 0
+    sampling = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak_open
+        while not sampling.wait(0.05):
+            peak_open = max(peak_open, hanging.open.now + dripping.open.now)
+
+    def send_bad() -> None:
+        try:
+            seconds = size["many_head_start"] + size["many_seconds"]
+            bad_sent.append(paced(lambda n: change(bad_environment, n, "X"), size["many_bad_rate"], seconds))
+        finally:
+            connection.close()  # this thread's own connection
+
+    with Worker() as worker:
+        with hanging, dripping:
+            worker.wait_ready()
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            bad_writer = threading.Thread(target=send_bad, daemon=True)
+            bad_writer.start()
+            time.sleep(size["many_head_start"])  # the bad receivers take their fill first
+            bad_open_at_start = hanging.open.now + dripping.open.now
+
+            def send(n):
+                record_id, at = committed_at(good_environment, n, "H")
+                sent[record_id] = at
+
+            count = paced(send, size["many_rate"], size["many_seconds"])
+            wait_for(lambda: len(receipt_times(receiver)) >= count, timeout=60)
+            bad_writer.join(timeout=size["many_head_start"] + 30)
+            sampling.set()
+            sampler.join()
+        # The bad receivers are gone: what was waiting on them ends now, and the worker stops promptly.
+        time.sleep(2)
+    received = receipt_times(receiver)
+    healthy = percentiles([(received[key] - at) * 1000 for key, at in sent.items() if key in received])
+    healthy["lost"] = len(sent) - healthy["n"]
+    bad = Attempt.objects.filter(delivery__webhook__in=bad_hooks)
+    bad_attempts = bad.count()
+    longest = max(bad.values_list("duration_ms", flat=True), default=0)
+    Webhook.objects.filter(pk__in=[hook.pk for hook in bad_hooks]).delete()  # nothing of theirs for later scenarios
+    cap = size["many_bad"] * settings.WEBHOOK_MAX_IN_FLIGHT_PER_WEBHOOK
+    bound = min(cap, settings.WEBHOOK_MAX_IN_FLIGHT_PER_ENVIRONMENT)
+    return {
+        "healthy_ms": healthy,
+        "bad_webhooks": size["many_bad"],
+        "timeout_s": timeout,
+        "bad_changes": bad_sent[0] if bad_sent else None,
+        "bad_open_at_most": peak_open,
+        "bad_open_peak_hanging": hanging.open.peak,
+        "bad_open_peak_dripping": dripping.open.peak,
+        "bad_open_when_healthy_started": bad_open_at_start,
+        "bad_open_bound": bound,
+        "bad_connections": hanging.connections + dripping.connections,
+        "bad_attempts": bad_attempts,
+        "longest_bad_attempt_s": round(longest / 1000, 2),
+        "bar": "healthy p99 < 1 s, none lost",
+        "holds": healthy["lost"] == 0 and healthy["p99"] is not None and healthy["p99"] < 1000,
+    }
+
+
+def _kill(worker: Worker) -> None:
+    """kill -9 of the worker's whole process group: no shutdown, no acknowledgement, nothing recorded."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.process.pid, signal.SIGKILL)
+    worker.process.wait(timeout=10)
+    worker.log.close()
+
+
+def scenario_kill9(receiver, size) -> dict:
+    """A worker killed mid-send, twice. Short lease and sweep (the worker env) so that what the killed worker
+    held comes back in seconds: the attempt it was making is recorded by the sweeper (outcome unknown), the
+    delivery sent again as a second attempt."""
+    from webhooks.models import Attempt, Delivery
+    from webhooks.tests.receiver import Answer, Receiver
+
+    worker_env = {
+        "WEBHOOK_LEASE_MARGIN_SECONDS": "3",
+        "WEBHOOK_TIMEOUT_SECONDS": "2",
+        "WEBHOOK_SWEEP_SECONDS": "1",
+        "WEBHOOK_REQUEUE_AFTER_SECONDS": "3",
+    }
+    total = size["kill_events"]
+    environment = bench_environment("bench-kill9")
+    with Receiver(default=Answer(delay=0.02)) as slow:
+        # A killed worker's connections are reset mid-request: expected here, not worth a traceback each.
+        slow.server.handle_error = lambda request, client_address: None
+        webhook = fresh_webhook(environment, slow.url, timeout_seconds=2)
+        purge()
+        record_ids: list[str] = []
+        kills_at = [total // 3, 2 * total // 3]
+        kills: list[dict] = []
+        workers = [Worker(beat=True, env=worker_env), Worker(env=worker_env)]
+        try:
+            for worker in workers:
+                worker.wait_ready()
+
+            def received_ids() -> set[str]:
+                return {json.loads(request.body)["data"]["id"] for request in list(slow.requests)}
+
+            def maybe_kill() -> None:
+                if len(kills) < len(kills_at) and len(received_ids()) >= kills_at[len(kills)]:
+                    index = 1 - len(kills) % 2  # first the worker without beat, then the one with it
+                    beat = index == 0
+                    _kill(workers[index])
+                    marked = Delivery.objects.filter(webhook=webhook, sending_since__isnull=False).count()
+                    kills.append({"after_receipts": len(received_ids()), "marked_sending_after_kill": marked})
+                    workers[index] = Worker(beat=beat, env=worker_env)
+                    workers[index].wait_ready()
+
+            for n in range(total):
+                record_ids.append(str(change(environment, n, "K").id))
+                maybe_kill()
+            wait_for(lambda: (maybe_kill(), len(kills) == len(kills_at))[1], timeout=60, interval=0.02)
+            done = wait_for(
+                lambda: not Delivery.objects.filter(webhook=webhook).exclude(status=Delivery.Status.SUCCEEDED).exists(),
+                timeout=size["kill_wait"],
+                interval=0.2,
+            )
+            time.sleep(1)  # anything still on its way arrives
+        finally:
+            for worker in workers:
+                if worker.process.poll() is None:
+                    worker.stop()
+        requests = list(slow.requests)
+    received: collections.Counter = collections.Counter(request.headers["webhook-id"] for request in requests)
+    recorded: collections.Counter = collections.Counter(
+        Attempt.objects.filter(delivery__webhook=webhook).values_list("delivery__message_id", flat=True)
+    )
+    unrecorded = sum(max(0, count - recorded.get(message_id, 0)) for message_id, count in received.items())
+    without_request = sum(max(0, count - received.get(message_id, 0)) for message_id, count in recorded.items())
+    unknown = Attempt.objects.filter(delivery__webhook=webhook, error=Attempt.OUTCOME_UNKNOWN).count()
+    events = collections.Counter(json.loads(request.body)["data"]["id"] for request in requests)
+    not_succeeded = Delivery.objects.filter(webhook=webhook).exclude(status=Delivery.Status.SUCCEEDED).count()
+    never_received = len(set(record_ids) - set(events))
+    return {
+        "events": total,
+        "kills": kills,
+        "all_succeeded": done,
+        "deliveries_not_succeeded": not_succeeded,
+        "events_never_received": never_received,
+        "lost": max(not_succeeded, never_received),
+        "requests_received": len(requests),
+        "events_received_twice": sum(1 for times in events.values() if times > 1),
+        "unrecorded": unrecorded,
+        "attempts": sum(recorded.values()),
+        "outcome_unknown": unknown,
+        "attempts_without_request": without_request,
+        "bar": "0 lost, 0 requests the history does not show",
+        "holds": done and not_succeeded == 0 and never_received == 0 and unrecorded == 0,
+    }
+
+
+def _out_of_order(requests) -> tuple[int, int]:
+    """Receipts of a record older than one of its receipts before them (in the order they reached the
+    receiver), and receipts of an event already received."""
+    newest: dict[str, int] = {}
+    seen: set[tuple[str, int]] = set()
+    late = again = 0
+    for request in requests:
+        body = json.loads(request.body)
+        for event in body.get("events", [body]):
+            record, seq = event["data"]["id"], int(event["data"]["fields"]["first_name"][1:])
+            if (record, seq) in seen:
+                again += 1
+            elif seq < newest.get(record, -1):
+                late += 1
+            seen.add((record, seq))
+            newest[record] = max(newest.get(record, -1), seq)
+    return late, again
+
+
+def _ordered_backlog(receiver, size, ordering: str) -> dict:
+    from environments.records import create_record, update_record
+
+    environment = bench_environment(f"bench-ordered-{ordering}")
+    fresh_webhook(environment, receiver.url, ordering=ordering, event_types=["patients.created", "patients.updated"])
+    purge()
+    receiver.requests.clear()
+    # Interleaved, one commit per change: record after record, change after change, so that a record's
+    # next change is always committed after every other record's previous one.
+    records = [
+        create_record(environment, "patients", {"first_name": "O0", "last_name": f"R{n}"})
+        for n in range(size["ordered_records"])
+    ]
+    for seq in range(1, size["ordered_changes"]):
+        for record in records:
+            update_record(record, {"first_name": f"O{seq}"})
+    total = size["ordered_records"] * size["ordered_changes"]
+    with Worker(), Worker():
+        complete = wait_for(lambda: len(receiver.requests) >= total, timeout=600, interval=0.1)
+        time.sleep(0.5)
+    requests = list(receiver.requests)
+    late, again = _out_of_order(requests)
+    return {
+        "events": total,
+        "received": len(requests),
+        "complete": complete,
+        "per_s": round(rate_of([request.at for request in requests]), 1),
+        "out_of_order": late,
+        "received_again": again,
+    }
+
+
+def scenario_ordered(receiver, size) -> dict:
+    """Per-record ordering under backlog against unordered, one after the other in this run, two workers each."""
+    unordered = _ordered_backlog(receiver, size, "none")
+    ordered = _ordered_backlog(receiver, size, "record")
+    ratio = ordered["per_s"] / unordered["per_s"] if unordered["per_s"] else 0.0
+    return {
+        "records": size["ordered_records"],
+        "changes_per_record": size["ordered_changes"],
+        "record": ordered,
+        "none": unordered,
+        "ratio": round(ratio, 2),
+        "bar": "record >= 0.8 x none; 0 out of order per record",
+        "holds": ratio >= 0.8 and ordered["out_of_order"] == 0 and ordered["complete"],
+    }
+
+
+def bare_round_trip_ms(url: str, count: int) -> float:
+    """Mean round trip of `count` sequential POSTs of an event-sized body over one kept-alive connection."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    _, body = bare_payload(0)
+    durations = []
+    try:
+        for _ in range(count):
+            started = time.perf_counter()
+            connection.request("POST", parts.path, body=body.encode(), headers={"Content-Type": "application/json"})
+            connection.getresponse().read()
+            durations.append(time.perf_counter() - started)
+    finally:
+        connection.close()
+    return statistics.mean(durations[1:] or durations) * 1000  # the first one also connects
+
+
+def scenario_strict(receiver, size) -> dict:
+    """Strict order: one request in flight for the whole webhook, so the receiver's round trip is the limit."""
+    from webhooks.models import Attempt
+    from webhooks.tests.receiver import Answer, Receiver
+
+    total = size["strict_events"]
+    environment = bench_environment("bench-strict")
+    with Receiver(default=Answer(delay=0.005)) as fast:
+        concurrency = count_concurrency(fast)
+        webhook = fresh_webhook(environment, fast.url, ordering="strict")
+        round_trip = bare_round_trip_ms(fast.url, size["round_trips"])
+        fast.requests.clear()
+        concurrency.peak = 0
+        purge()
+        for n in range(total):
+            change(environment, n, "S")
+        with Worker(), Worker():
+            complete = wait_for(lambda: len(fast.requests) >= total, timeout=600, interval=0.1)
+            time.sleep(0.5)
+        requests = list(fast.requests)
+    per_s = rate_of([request.at for request in requests])
+    attempts = list(Attempt.objects.filter(delivery__webhook=webhook).values_list("duration_ms", flat=True))
+    attempt_ms = statistics.mean(attempts) if attempts else 0.0
+    limit = 1000 / round_trip
+    ratio = per_s / limit
+    return {
+        "events": total,
+        "received": len(requests),
+        "complete": complete,
+        "per_s": round(per_s, 1),
+        "round_trip_ms": round(round_trip, 2),
+        "limit_per_s": round(limit, 1),
+        "attempt_mean_ms": round(attempt_ms, 2),
+        "limit_by_attempts_per_s": round(1000 / attempt_ms, 1) if attempt_ms else None,
+        "ratio": round(ratio, 2),
+        "most_at_once": concurrency.peak,
+        "bar": ">= 0.8 x 1 / mean round trip; never 2 at once",
+        "holds": complete and ratio >= 0.8 and concurrency.peak == 1,
+    }
+
+
 def scenario_history(size) -> dict:
     from benchmarks.history_pages import measure
 
@@ -913,6 +1345,66 @@ def table(results: dict) -> str:
                 "",
                 "",
                 "< 20 %",
+                yes(f["holds"]),
+            )
+        )
+    if "isolation_many" in s:
+        f = s["isolation_many"]
+        rows.append(
+            (
+                f"isolation, {f['bad_webhooks']} bad webhooks: healthy p50 / p99 / max",
+                f"{f['healthy_ms']['p50']} / {f['healthy_ms']['p99']} / {f['healthy_ms']['max']} ms "
+                f"({f['healthy_ms']['lost']} lost)",
+                "",
+                "",
+                "p99 < 1000 ms",
+                yes(f["holds"]),
+            )
+        )
+        rows.append(
+            (
+                "isolation, many: bad requests open at most",
+                f"{f['bad_open_at_most']} (bound {f['bad_open_bound']})",
+                "",
+                "",
+                "",
+                "",
+            )
+        )
+    if "kill9" in s:
+        f = s["kill9"]
+        rows.append(
+            (
+                f"kill -9 twice, {f['events']:,} events",
+                f"{f['lost']} lost, {f['unrecorded']} unrecorded, {f['outcome_unknown']} outcome unknown",
+                "",
+                "",
+                "0 lost, 0 unrecorded",
+                yes(f["holds"]),
+            )
+        )
+    if "ordered" in s:
+        f = s["ordered"]
+        rows.append(
+            (
+                f"per record, {f['records']} x {f['changes_per_record']} backlog",
+                f"{f['record']['per_s']}/s vs {f['none']['per_s']}/s unordered, "
+                f"{f['record']['out_of_order']} out of order",
+                "",
+                f"{f['ratio']}",
+                ">= 0.8 x unordered, 0 out of order",
+                yes(f["holds"]),
+            )
+        )
+    if "strict" in s:
+        f = s["strict"]
+        rows.append(
+            (
+                "strict, receiver answering in 5 ms",
+                f"{f['per_s']}/s vs {f['limit_per_s']}/s limit, at most {f['most_at_once']} at once",
+                "",
+                f"{f['ratio']}",
+                ">= 0.8 x 1 / round trip, 1 at once",
                 yes(f["holds"]),
             )
         )
