@@ -257,8 +257,7 @@ class DeliveryQuerySet(models.QuerySet):
             status__in=Delivery.WAITING,
             is_test=False,
         ).exclude(
-            models.Q(next_attempt_at__lte=now)
-            & (models.Q(leased_until__isnull=True) | models.Q(leased_until__lt=now))
+            models.Q(next_attempt_at__lte=now) & (models.Q(leased_until__isnull=True) | models.Q(leased_until__lt=now))
         )
         ordering = Webhook.Ordering
         whole_webhook = models.Q(webhook__ordering=ordering.STRICT) | models.Q(

@@ -31,6 +31,7 @@ import functools
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, cast
@@ -170,6 +171,7 @@ def send_claimed(
     countdowns: dict[int, float] = {}
     unsent: list[int] = []
     gate_closed = parked = False
+    marked_ahead: int | None = None
     for index, delivery in enumerate(claimed):
         if time.monotonic() > start_none_after:
             unsent = [each.id for each in claimed[index:]]
@@ -182,10 +184,18 @@ def send_claimed(
         if tamper and delivery.is_test:
             # The signature self-test: the body changes after signing; a verifying receiver must refuse it.
             body = signing.tampered(body)
-        if not ledger.mark_sending(delivery.id, target.id, now, target.max_per_second):
+        if delivery.id != marked_ahead and not ledger.mark_sending(delivery.id, target.id, now, target.max_per_second):
             unsent, gate_closed = [each.id for each in claimed[index:]], True
             break
-        result, slow = _answer(target, body, headers, start_none_after, may_park)
+        # The next of the batch is marked while this request is out (not when paced: its moment is its own),
+        # so the mark's round trip costs no time between two requests. If it is not sent after all, it goes
+        # back with the rest, its mark cleared.
+        following = claimed[index + 1] if index + 1 < len(claimed) and not target.max_per_second else None
+        marked_ahead = following.id if following is not None and may_park and inflight.enabled() else None
+        mark_ahead = None
+        if marked_ahead is not None:
+            mark_ahead = functools.partial(ledger.mark_sending, marked_ahead, target.id, now, None)
+        result, slow = _answer(target, body, headers, start_none_after, may_park, mark_ahead)
         if slow is not None:
             unsent, parked = [each.id for each in claimed[index + 1 :]], True
             inflight.park(
@@ -236,12 +246,20 @@ def _post_unless_late(
 
 
 def _answer(
-    target: ledger.Target, body: str, headers: dict[str, str], start_none_after: float, may_park: bool
+    target: ledger.Target,
+    body: str,
+    headers: dict[str, str],
+    start_none_after: float,
+    may_park: bool,
+    meanwhile: Callable[[], object] | None = None,
 ) -> tuple[outbound.Response | None, Future[outbound.Response | None] | None]:
-    """The receiver's answer, or (in a worker) the request still waiting for it after the patience."""
+    """The receiver's answer, or (in a worker) the request still waiting for it after the patience; in a
+    worker, `meanwhile` runs while the request is out."""
     if not (may_park and inflight.enabled()):
         return _post(target, body, headers), None
     future = inflight.submit(functools.partial(_post_unless_late, target, body, headers, start_none_after))
+    if meanwhile is not None:
+        meanwhile()
     if inflight.settled(future, _patience(target)):
         return future.result(), None
     return None, future
