@@ -817,12 +817,19 @@ def _rate_spacing(per_second: float) -> float:
 
 
 _MARK_SQL = f"UPDATE {DELIVERY} SET sending_since = %(now)s WHERE id = %(delivery)s"  # noqa: S608
-_GATE_SQL = (
-    f"UPDATE {WEBHOOK} SET rate_next_at = %(next)s WHERE id = %(webhook)s"  # noqa: S608
-    " AND (rate_next_at IS NULL OR rate_next_at <= %(now)s) AND (slowed_until IS NULL OR slowed_until <= %(now)s)"
-    " RETURNING id"
+_GATE_OPEN_NOW = (
+    "(rate_next_at IS NULL OR rate_next_at <= %(now)s) AND (slowed_until IS NULL OR slowed_until <= %(now)s)"
 )
-_GATED_MARK_SQL = f"WITH gate AS ({_GATE_SQL}) {_MARK_SQL} AND EXISTS (SELECT 1 FROM gate) RETURNING id"  # noqa: S608
+_GATE_SQL = f"UPDATE {WEBHOOK} SET rate_next_at = %(next)s WHERE id = %(webhook)s AND {_GATE_OPEN_NOW} RETURNING id"  # noqa: S608
+# On PostgreSQL, one statement in autocommit that commits without waiting for the disk: the setting is local
+# to the statement's own transaction, and read when it commits.
+_ASYNC = "async_commit AS (SELECT set_config('synchronous_commit', 'off', true))"
+_PG_MARK_SQL = f"WITH {_ASYNC} {_MARK_SQL} AND EXISTS (SELECT 1 FROM async_commit)"  # noqa: S608
+_PG_GATED_MARK_SQL = (
+    f"WITH {_ASYNC}, gate AS (UPDATE {WEBHOOK} SET rate_next_at = %(next)s WHERE id = %(webhook)s"  # noqa: S608
+    f" AND {_GATE_OPEN_NOW} AND EXISTS (SELECT 1 FROM async_commit) RETURNING id)"
+    f" {_MARK_SQL} AND EXISTS (SELECT 1 FROM gate) RETURNING id"
+)
 
 
 def mark_sending(delivery_id: int, webhook_id: int, now: datetime.datetime, per_second: float | None) -> bool:
@@ -842,11 +849,9 @@ def mark_sending(delivery_id: int, webhook_id: int, now: datetime.datetime, per_
     if per_second:
         params["next"] = db_time(now + datetime.timedelta(seconds=_rate_spacing(per_second)))
     if _can_pipeline():
-        with _pipeline() as raw, _transaction(raw):
-            cursor = raw.cursor()
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            cursor.execute(_GATED_MARK_SQL if per_second else _MARK_SQL, params)
-        return not per_second or cursor.fetchone() is not None
+        with _hot_cursor() as cursor:
+            cursor.execute(_PG_GATED_MARK_SQL if per_second else _PG_MARK_SQL, params)
+            return not per_second or cursor.fetchone() is not None
     with transaction.atomic(), connection.cursor() as django_cursor:
         if per_second:
             django_cursor.execute(_GATE_SQL, params)
