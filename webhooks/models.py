@@ -358,11 +358,6 @@ class Delivery(models.Model):
                 condition=models.Q(status__in=["pending", "retrying"]),
             ),
             models.Index(
-                fields=["sending_since"],
-                name="delivery_sending",
-                condition=models.Q(sending_since__isnull=False),
-            ),
-            models.Index(
                 fields=["webhook", "leased_until"],
                 name="delivery_leased",
                 condition=models.Q(leased_until__isnull=False),

@@ -86,7 +86,7 @@ IN_LINE_SQL = (
     f" ELSE NOT EXISTS ({_WAITING_OLDER} AND p.record_id = d.record_id)"
     f" AND NOT EXISTS ({_WAITING_OLDER} AND p.record_id = {_SHARED}) END)"
 )
-# What a claim of a webhook's deliveries oldest first (ORDER BY id LIMIT n) may take: due deliveries whose
+# What a claim of webhook %(webhook)s's deliveries oldest first (ORDER BY id LIMIT n) may take: due ones whose
 # line holds nothing older that the same claim could not take too (nothing older of it waits undue, or is
 # leased). Older ones it can take come first in id order, so a claim takes a line's changes together and in
 # order, to be sent one after another by one owner: strict order keeps its single request in flight and
@@ -95,10 +95,17 @@ _HOLDS_BACK = (
     "NOT (p.next_attempt_at IS NOT NULL AND p.next_attempt_at <= %(now)s"
     " AND (p.leased_until IS NULL OR p.leased_until < %(now)s))"
 )
+# For the whole webhook's line, the first delivery that holds back is looked for once per statement (it names
+# the webhook by parameter), not once per candidate: a claim under strict order reads its batch, not the
+# batch times itself.
+_FIRST_HOLDING_BACK = (
+    f"COALESCE((SELECT MIN(p.id) FROM {DELIVERY} p WHERE p.webhook_id = %(webhook)s"  # noqa: S608
+    f" AND p.status IN ({_quoted(Delivery.WAITING)}) AND NOT p.is_test AND {_HOLDS_BACK}), {2**63 - 1})"
+)
 IN_LINE_OLDEST_FIRST_SQL = (
     f"(w.ordering = '{_ORDERING.NONE}' OR d.is_test OR CASE"
     f" WHEN w.ordering = '{_ORDERING.STRICT}' OR d.record_id = {_SHARED}"
-    f" THEN NOT EXISTS ({_WAITING_OLDER} AND {_HOLDS_BACK})"
+    f" THEN d.id <= {_FIRST_HOLDING_BACK}"
     f" ELSE NOT EXISTS ({_WAITING_OLDER} AND p.record_id = d.record_id AND {_HOLDS_BACK})"
     f" AND NOT EXISTS ({_WAITING_OLDER} AND p.record_id = {_SHARED} AND {_HOLDS_BACK}) END)"
 )
@@ -894,7 +901,10 @@ def record_interrupted(now: datetime.datetime, delivery_ids: list[int] | None = 
     Returns each delivery's new (attempt_count, probes).
     """
     marked = Delivery.objects.filter(sending_since__isnull=False)
-    marked = marked.filter(pk__in=delivery_ids) if delivery_ids is not None else marked.lease_free(now)
+    # A mark is only ever written under a lease, and cleared with it: those left are under leases run out,
+    # which the (webhook, leased_until) index of leases finds (the mark itself is not indexed, so that
+    # writing it touches no index).
+    marked = marked.filter(pk__in=delivery_ids) if delivery_ids is not None else marked.filter(leased_until__lt=now)
     done: dict[int, tuple[int, int]] = {}
     with transaction.atomic():
         rows = list(

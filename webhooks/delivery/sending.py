@@ -56,6 +56,8 @@ def new_owner() -> str:
     return uuid.uuid4().hex
 
 
+# How long after a request starts the worker thread does something else meanwhile (see `_answer`).
+MEANWHILE_AFTER_SECONDS = 0.001
 # How soon a claim that found its webhook's lock held too long (`ledger.ClaimBusy`) is tried again.
 BUSY_RETRY_SECONDS = 1.0
 
@@ -259,6 +261,8 @@ def _answer(
         return _post(target, body, headers), None
     future = inflight.submit(functools.partial(_post_unless_late, target, body, headers, start_none_after))
     if meanwhile is not None:
+        # A moment first, so the request is on its way before this thread takes the interpreter back.
+        inflight.settled(future, MEANWHILE_AFTER_SECONDS)
         meanwhile()
     if inflight.settled(future, _patience(target)):
         return future.result(), None

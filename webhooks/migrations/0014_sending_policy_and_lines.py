@@ -73,12 +73,6 @@ class Migration(migrations.Migration):
                 name="delivery_waiting_line",
             ),
         ),
-        migrations.AddIndex(
-            model_name="delivery",
-            index=models.Index(
-                condition=models.Q(("sending_since__isnull", False)), fields=["sending_since"], name="delivery_sending"
-            ),
-        ),
     ]
 
 

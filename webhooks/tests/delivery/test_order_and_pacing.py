@@ -147,13 +147,17 @@ def test_a_batch_of_several_records_is_in_the_shared_line_which_waits_for_every_
 
 
 def in_line_by_sql(predicate: str = ledger.IN_LINE_SQL, now=None) -> set[int]:
+    """The deliveries the ledger's predicate selects, webhook by webhook (as its claims ask it)."""
+    selected = set()
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT d.id FROM {ledger.DELIVERY} d JOIN {ledger.WEBHOOK} w ON w.id = d.webhook_id"  # noqa: S608
-            f" WHERE {predicate}",
-            {"now": now},
-        )
-        return {row[0] for row in cursor.fetchall()}
+        for webhook_id in Webhook.objects.values_list("pk", flat=True):
+            cursor.execute(
+                f"SELECT d.id FROM {ledger.DELIVERY} d JOIN {ledger.WEBHOOK} w ON w.id = d.webhook_id"  # noqa: S608
+                f" WHERE d.webhook_id = %(webhook)s AND {predicate}",
+                {"now": now, "webhook": webhook_id},
+            )
+            selected |= {row[0] for row in cursor.fetchall()}
+    return selected
 
 
 def test_the_ledger_and_the_queryset_agree_on_which_deliveries_are_at_the_head_of_their_line():
