@@ -210,10 +210,30 @@ def bulk_resend_step(job_id: int) -> float | None:
     )
     if not claimed:
         return None
+    bulk_outcomes.settle(job, wanted=statuses_of(job.status_filter), now=now)
+    chunk = bulk_outcomes.to_send(job, now, BULK_CHUNK)
+    sent = _send_chunk(job, chunk, held, lease)
+    if sent is None:
+        return None
+    held, held_back = sent
+    update = {"leased_until": None, "stepped_at": timezone.now()}
+    more = bulk_outcomes.has_open(job)
+    if not more:
+        update.update(state=BulkResend.State.DONE, finished_at=timezone.now())
+    if not BulkResend.objects.filter(pk=job.pk, leased_until=held).update(**update):
+        return None  # another worker took the job over: it finishes it
+    if not more:
+        return None
+    return 0 if len(chunk) == BULK_CHUNK and not held_back else POLL_SECONDS
+
+
+def _send_chunk(
+    job: BulkResend, chunk: list[int], held: datetime.datetime, lease: datetime.timedelta
+) -> tuple[datetime.datetime, bool] | None:
+    """Re-send a step's deliveries one after another, renewing the job's lease before each. Returns the
+    lease's new end and whether any went unanswered for now; None when another worker took the job."""
     wanted = statuses_of(job.status_filter)
     sendable = bulk_outcomes.sendable_statuses(wanted)
-    bulk_outcomes.settle(job, wanted=wanted, now=now)
-    chunk = bulk_outcomes.to_send(job, now, BULK_CHUNK)
     held_back = False
     for delivery_id in chunk:
         moment = timezone.now()
@@ -225,8 +245,8 @@ def bulk_resend_step(job_id: int) -> float | None:
         if not renewed:
             return None
         held = moment + lease
-        # Oldest first, one at a time, and a waiting one only at the head of its line: an ordered webhook's
-        # order holds through a recovery.
+        # Oldest first, and a waiting one only at the head of its line: an ordered webhook's order holds
+        # through a recovery.
         attempt = send_now(
             delivery_id,
             trigger=Attempt.Trigger.RESEND,
@@ -244,15 +264,7 @@ def bulk_resend_step(job_id: int) -> float | None:
             held_back = True
             if job.webhook.ordering != Webhook.Ordering.NONE:
                 break
-    update = {"leased_until": None, "stepped_at": timezone.now()}
-    more = bulk_outcomes.has_open(job)
-    if not more:
-        update.update(state=BulkResend.State.DONE, finished_at=timezone.now())
-    if not BulkResend.objects.filter(pk=job.pk, leased_until=held).update(**update):
-        return None  # another worker took the job over: it finishes it
-    if not more:
-        return None
-    return 0 if len(chunk) == BULK_CHUNK and not held_back else POLL_SECONDS
+    return held, held_back
 
 
 def resume_stalled_bulk_resends() -> None:

@@ -149,18 +149,11 @@ def send_claimed(
     tamper: bool = False,
     may_park: bool = False,
 ) -> Sent:
-    """Send leased deliveries one after another and record them.
-
-    Each request is marked in the database before it leaves
-    (`ledger.mark_sending`, which also keeps the webhook's rate): a worker
-    that stops mid-send leaves an attempt whose outcome is unknown, never a
-    request the history does not show. A failed attempt ends the batch (the
-    rest go back, unsent): a failing receiver is not sent a whole batch in one
-    go. So does a closed gate (a drain is queued for when it opens). Nothing is
-    sent once the lease could run out before the attempt's timeout. With
-    `may_park` (in a worker), a slow answer is left to the I/O threads (see
-    `inflight`), and the rest of the batch goes back. `at` fixes the clock
-    (tests move it instead of waiting); `events` are the deliveries' events when already read.
+    """Send leased deliveries one after another, each marked before it leaves (`ledger.mark_sending`, which
+    keeps the rate too), and record them. A failure, a closed gate (a drain is queued for when it opens), a
+    lease running short or, with `may_park` (in a worker), an answer left to the I/O threads (`inflight`)
+    ends the batch: the rest go back, unsent. `at` fixes the clock (tests move it instead of waiting);
+    `events` are the deliveries' events when already read.
     """
     # The lease covers one attempt's timeout plus the margin: start no attempt once half the margin is
     # spent, so the last one ends, and is recorded, before the lease does.
@@ -178,25 +171,12 @@ def send_claimed(
         if time.monotonic() > start_none_after:
             unsent = [each.id for each in claimed[index:]]
             break
-        body = delivery.body or bodies.render(events[delivery.id], target)
         now = at or timezone.now()
-        headers = request_headers(target, delivery.message_id, body, now)
-        if delivery.is_test:
-            headers["webhook-test"] = "true"  # a receiver can tell a test from a real change before acting
-        if tamper and delivery.is_test:
-            # The signature self-test: the body changes after signing; a verifying receiver must refuse it.
-            body = signing.tampered(body)
+        body, headers = _request(target, delivery, events, now, tamper)
         if delivery.id != marked_ahead and not ledger.mark_sending(delivery.id, target.id, now, target.max_per_second):
             unsent, gate_closed = [each.id for each in claimed[index:]], True
             break
-        # The next of the batch is marked while this request is out (not when paced: its moment is its own),
-        # so the mark's round trip costs no time between two requests. If it is not sent after all, it goes
-        # back with the rest, its mark cleared.
-        following = claimed[index + 1] if index + 1 < len(claimed) and not target.max_per_second else None
-        marked_ahead = following.id if following is not None and may_park and inflight.enabled() else None
-        mark_ahead = None
-        if marked_ahead is not None:
-            mark_ahead = functools.partial(ledger.mark_sending, marked_ahead, target.id, now, None)
+        marked_ahead, mark_ahead = _mark_ahead(target, claimed[index + 1 :], now, may_park)
         result, slow = _answer(target, body, headers, start_none_after, may_park, mark_ahead)
         if slow is not None:
             unsent, parked = [each.id for each in claimed[index + 1 :]], True
@@ -218,6 +198,36 @@ def send_claimed(
     if gate_closed:
         _wake_up_when_gate_opens(_with_gate(target), timezone.now())
     return Sent(attempts, recorded.more_due and not gate_closed, parked)
+
+
+def _mark_ahead(
+    target: ledger.Target, rest: list[ledger.Claimed], now: datetime.datetime, may_park: bool
+) -> tuple[int | None, Callable[[], object] | None]:
+    """In a worker, the next of the batch is marked while this request is out (not when paced: its moment is
+    its own), so the mark's round trip costs no time between two requests. If it is not sent after all, it
+    goes back with the rest, its mark cleared. Returns its id and the mark to make, or (None, None)."""
+    if not rest or target.max_per_second or not (may_park and inflight.enabled()):
+        return None, None
+    following = rest[0].id
+    return following, functools.partial(ledger.mark_sending, following, target.id, now, None)
+
+
+def _request(
+    target: ledger.Target,
+    delivery: ledger.Claimed,
+    events: dict[int, list[ledger.EventRow]],
+    now: datetime.datetime,
+    tamper: bool,
+) -> tuple[str, dict[str, str]]:
+    """The body and headers of one delivery's request (its body frozen once sent, rendered until then)."""
+    body = delivery.body or bodies.render(events[delivery.id], target)
+    headers = request_headers(target, delivery.message_id, body, now)
+    if delivery.is_test:
+        headers["webhook-test"] = "true"  # a receiver can tell a test from a real change before acting
+    if tamper and delivery.is_test:
+        # The signature self-test: the body changes after signing; a verifying receiver must refuse it.
+        body = signing.tampered(body)
+    return body, headers
 
 
 def _record_interrupted(claimed: list[ledger.Claimed], now: datetime.datetime) -> None:
