@@ -225,60 +225,49 @@ class DeliveryQuerySet(models.QuerySet):
         record, and the shared line (batches of several records, changes of no record) waits for, and
         holds, every line.
         """
-        older = Delivery.objects.filter(
-            webhook_id=models.OuterRef("webhook_id"),
-            id__lt=models.OuterRef("id"),
-            status__in=Delivery.WAITING,
-            is_test=False,
-        )
-        ordering = Webhook.Ordering
-        whole_webhook = models.Q(webhook__ordering=ordering.STRICT) | models.Q(
-            webhook__ordering=ordering.RECORD, record_id=Delivery.SHARED_LINE
-        )
-        own_record = (
-            models.Q(webhook__ordering=ordering.RECORD)
-            & ~models.Q(record_id=Delivery.SHARED_LINE)
-            & ~models.Exists(older.filter(record_id=models.OuterRef("record_id")))
-            & ~models.Exists(older.filter(record_id=Delivery.SHARED_LINE))
-        )
-        return self.filter(
-            models.Q(webhook__ordering=ordering.NONE)
-            | models.Q(is_test=True)
-            | (whole_webhook & ~models.Exists(older))
-            | own_record
-        )
+        return self.filter(_nothing_older_of_its_line(_older_waiting()))
 
     def claimable_in_line(self, now):
         """Due, not leased, and nothing older of its line holds it back that a claim of its webhook's
         deliveries oldest first could not take with it: the twin of `ledger.IN_LINE_OLDEST_FIRST_SQL`."""
-        holding_back = Delivery.objects.filter(
-            webhook_id=models.OuterRef("webhook_id"),
-            id__lt=models.OuterRef("id"),
-            status__in=Delivery.WAITING,
-            is_test=False,
-        ).exclude(
-            models.Q(next_attempt_at__lte=now) & (models.Q(leased_until__isnull=True) | models.Q(leased_until__lt=now))
-        )
-        ordering = Webhook.Ordering
-        whole_webhook = models.Q(webhook__ordering=ordering.STRICT) | models.Q(
-            webhook__ordering=ordering.RECORD, record_id=Delivery.SHARED_LINE
-        )
-        own_record = (
-            models.Q(webhook__ordering=ordering.RECORD)
-            & ~models.Q(record_id=Delivery.SHARED_LINE)
-            & ~models.Exists(holding_back.filter(record_id=models.OuterRef("record_id")))
-            & ~models.Exists(holding_back.filter(record_id=Delivery.SHARED_LINE))
-        )
-        return self.filter(
-            models.Q(webhook__ordering=ordering.NONE)
-            | models.Q(is_test=True)
-            | (whole_webhook & ~models.Exists(holding_back))
-            | own_record
-        )
+        free = models.Q(leased_until__isnull=True) | models.Q(leased_until__lt=now)
+        holding_back = _older_waiting().exclude(models.Q(next_attempt_at__lte=now) & free)
+        return self.filter(_nothing_older_of_its_line(holding_back))
 
     def fan_out_leased(self, now):
         """Leased by the fan-out in the event's own transaction, for the task it queued (see `fanout.py`)."""
         return self.in_flight(now).filter(lease_owner__startswith=Delivery.FAN_OUT_LEASE_MARK)
+
+
+def _older_waiting() -> models.QuerySet:
+    """The waiting deliveries (not tests) of the delivery at hand's webhook that are older than it."""
+    return Delivery.objects.filter(
+        webhook_id=models.OuterRef("webhook_id"),
+        id__lt=models.OuterRef("id"),
+        status__in=Delivery.WAITING,
+        is_test=False,
+    )
+
+
+def _nothing_older_of_its_line(older: models.QuerySet) -> models.Q:
+    """No delivery of `older` is in the line of the delivery at hand: unordered webhooks and tests have no
+    lines; strict, one per webhook; per record, one per record, which the shared line is part of."""
+    ordering = Webhook.Ordering
+    whole_webhook = models.Q(webhook__ordering=ordering.STRICT) | models.Q(
+        webhook__ordering=ordering.RECORD, record_id=Delivery.SHARED_LINE
+    )
+    own_record = (
+        models.Q(webhook__ordering=ordering.RECORD)
+        & ~models.Q(record_id=Delivery.SHARED_LINE)
+        & ~models.Exists(older.filter(record_id=models.OuterRef("record_id")))
+        & ~models.Exists(older.filter(record_id=Delivery.SHARED_LINE))
+    )
+    return (
+        models.Q(webhook__ordering=ordering.NONE)
+        | models.Q(is_test=True)
+        | (whole_webhook & ~models.Exists(older))
+        | own_record
+    )
 
 
 class Delivery(models.Model):
