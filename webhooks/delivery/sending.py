@@ -310,19 +310,14 @@ def _record_parked(
     result: outbound.Response | None,
 ) -> None:
     """A parked request has ended (on the recorder thread): record it as the worker would have, and go on."""
-    now = timezone.now()
     if result is None:  # it never left: too late for its lease
-        _record([], {}, [delivery.id], webhook_id=target.id, now=now, succeeded=False)
+        _record_batch(target, [delivery], [], {}, [delivery.id], {}, None)
         queueing.drain(target.id)
         return
     attempt = _attempt(target, delivery, trigger, triggered_by, started_at, headers, result)
     update, countdown = retry_policy.after_attempt(delivery, trigger, result, started_at, body)
-    real = [] if delivery.is_test else [attempt]
-    recorded = _record(
-        [attempt], {delivery.id: update}, [], webhook_id=target.id, now=now, succeeded=bool(real) and result.succeeded
-    )
-    _after_recording(target, real, recorded, {} if countdown is None else {delivery.id: countdown}, now)
-    if recorded.more_due:
+    countdowns = {} if countdown is None else {delivery.id: countdown}
+    if _record_batch(target, [delivery], [attempt], {delivery.id: update}, [], countdowns, None).more_due:
         queueing.drain(target.id)
 
 
