@@ -151,7 +151,9 @@ def start_worker(transactional_db, tmp_path):
     app.control.purge()
     started = []
 
-    def start(*, beat: bool = True, **extra_env: str) -> subprocess.Popen:
+    def start(*, beat: bool = True, ready: bool = True, **extra_env: str) -> subprocess.Popen:
+        """Start a worker; unless `ready=False`, return once it takes tasks (so a test's timings measure
+        delivery, not the worker's start)."""
         index = len(started)
         env = subprocess_env(
             **WORKER_TEST_ENV, CELERY_BEAT_SCHEDULE_FILENAME=str(tmp_path / f"beat-{index}"), **extra_env
@@ -170,6 +172,13 @@ def start_worker(transactional_db, tmp_path):
         process.log_file = log
         process.broker_url = settings.CELERY_BROKER_URL
         started.append(process)
+        if ready:
+            wait_for(
+                lambda: process.poll() is not None or " ready." in log_path.read_text(),
+                timeout=60,
+                message=f"worker {index} to be ready",
+            )
+            assert process.poll() is None, f"worker {index} exited: {log_path.read_text()[-2000:]}"
         return process
 
     yield start
