@@ -83,6 +83,9 @@ class Environment(models.Model):
         related_name="environments",
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # Days events are kept in the stream (the feed, numbered re-reads); null uses EVENT_RETENTION_DAYS.
+    # Never shorter in effect than the oldest delivery still waiting needs (environments/outbox.py).
+    event_retention_days = models.PositiveIntegerField(null=True, blank=True)
     # Days webhook request and response bodies are kept; null keeps them as long as the deliveries.
     # Ids, times, status codes and event types stay for the delivery retention (DELIVERY_RETENTION_DAYS).
     payload_retention_days = models.PositiveIntegerField(null=True, blank=True)
@@ -168,8 +171,11 @@ class Record(models.Model):
 class Event(models.Model):
     """A fact about a change, written in the same transaction as the change: the outbox.
 
-    The auto-increment id orders events of an environment in commit order;
-    `uid` is the stable public identifier sent to receivers.
+    The id is given at insert, so it does not order events in commit order on
+    PostgreSQL. `position` does: it is given after the commit, by the stream's
+    sequencer (`environments.stream`), one environment at a time. `uid` is the
+    stable public identifier sent to receivers. A test send's event (`is_test`)
+    never gets a position: it is not part of the stream.
     """
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -178,9 +184,26 @@ class Event(models.Model):
     record_id = models.UUIDField(null=True, blank=True)
     data = models.JSONField(default=dict)
     occurred_at = models.DateTimeField(default=timezone.now)
+    position = models.BigIntegerField(null=True, blank=True)
+    is_test = models.BooleanField(default=False)
 
     class Meta:
-        indexes = [models.Index(fields=["environment", "id"], name="event_by_environment")]
+        indexes = [
+            models.Index(fields=["environment", "id"], name="event_by_environment"),
+            # What the sequencer still has to place: small, as it is emptied within moments of each commit.
+            models.Index(
+                fields=["environment", "id"],
+                condition=models.Q(position__isnull=True, is_test=False),
+                name="event_unpositioned",
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "position"],
+                condition=models.Q(position__isnull=False),
+                name="event_position_in_stream",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.public_id} {self.type}"
@@ -188,6 +211,21 @@ class Event(models.Model):
     @property
     def public_id(self) -> str:
         return f"evt_{self.uid.hex}"
+
+
+class EventStream(models.Model):
+    """An environment's stream of events: the last position given, and how far it has been pruned.
+
+    Its row is also the sequencer's lock (`environments.stream.assign_positions`).
+    """
+
+    environment = models.OneToOneField(Environment, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    last_position = models.BigIntegerField(default=0)
+    # Every event at or below this position has been pruned: a cursor before it cannot be served.
+    pruned_through = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.environment_id} at {self.last_position}"
 
 
 def event_payload(uid: uuid.UUID, event_type: str, occurred_at, environment_slug: str, data: dict) -> dict:

@@ -12,3 +12,11 @@ def record_worker_heartbeat(hostname: str | None = None) -> None:
     """Note that the queue of the worker on `hostname` is consumed (sent by that worker's own thread, so beat
     need not run); pages and `integration_health` read it."""
     report_in(hostname or socket.gethostname())
+
+
+@shared_task(name="environments.sequence", ignore_result=True)
+def sequence_streams() -> int:
+    """Give positions to committed events nobody has read yet (readers place what they read themselves)."""
+    from .stream import sequence_all
+
+    return sequence_all()

@@ -210,6 +210,15 @@ CELERY_TIMEZONE = "UTC"
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_BEAT_SCHEDULE_FILENAME = env.str("CELERY_BEAT_SCHEDULE_FILENAME", default=str(VAR_DIR / "celerybeat-schedule"))
 
+# The event stream (environments/stream.py): how often beat places events nobody has read yet, and how long
+# a long-poll of the events feed may wait (at most EVENTS_LONG_POLLS_PER_PROCESS wait at once in one web
+# process, and one per client: the others are answered at once, so long-polls never take every web thread).
+EVENT_SEQUENCE_SECONDS = env.float("EVENT_SEQUENCE_SECONDS", default=2.0)
+EVENTS_WAIT_MAX_SECONDS = 30
+EVENTS_LONG_POLLS_PER_PROCESS = env.int("EVENTS_LONG_POLLS_PER_PROCESS", default=4)
+# How many days events stay in the stream by default (an environment may set its own): longer than deliveries.
+EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=120)
+
 # How often the worker reports that it is alive (shown on the Overview page).
 WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=30.0)
 # After this long without a report from any worker, every page says nothing is being sent.

@@ -32,7 +32,7 @@ PICKUP_SECONDS = 30
 
 def new_test_delivery(webhook: Webhook, event_type: str, data: dict, *, body: str = "") -> Delivery:
     """A delivery marked as a test, carrying one new event; `body` fixes the exact bytes it sends."""
-    event = Event.objects.create(environment=webhook.environment, type=event_type, data=data)
+    event = Event.objects.create(environment=webhook.environment, type=event_type, data=data, is_test=True)
     delivery = Delivery.objects.create(
         webhook=webhook,
         environment=webhook.environment,
