@@ -29,7 +29,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.db.models import Max, Q
+from django.db.models import Max, Q, TextField
+from django.db.models.functions import Cast
 
 from .models import Environment, Event, EventStream
 
@@ -164,7 +165,9 @@ def _rows(environment_id: int, after: int, top: int, limit: int, data_types: lis
             return []
         prefixes = [f"{name}." for name in data_types]
         events = events.filter(_type_in(prefixes))
-    return list(events.order_by("position").values_list("position", "uid", "type", "occurred_at", "data")[:limit])
+    # The data as the database's JSON text: parsing it only to write it out again was most of a read's time.
+    events = events.annotate(data_text=Cast("data", output_field=TextField()))
+    return list(events.order_by("position").values_list("position", "uid", "type", "occurred_at", "data_text")[:limit])
 
 
 def _type_in(prefixes: list[str]) -> Q:
@@ -174,12 +177,12 @@ def _type_in(prefixes: list[str]) -> Q:
     return condition
 
 
-def _event_json(slug: str, position: int, uid, event_type: str, occurred_at: datetime.datetime, data) -> str:
+def _event_json(slug: str, position: int, uid, event_type: str, occurred_at: datetime.datetime, data: str) -> str:
     # Built as text: the feed's speed is mostly this, and the shape is fixed (event_payload's, plus position).
     timestamp = occurred_at.isoformat().replace("+00:00", "Z")
     return (
         f'{{"id":"evt_{uid.hex}","type":{json.dumps(event_type)},"timestamp":"{timestamp}",'
-        f'"environment":{json.dumps(slug)},"position":{position},"data":{json.dumps(data, separators=(",", ":"))}}}'
+        f'"environment":{json.dumps(slug)},"position":{position},"data":{data}}}'
     )
 
 
