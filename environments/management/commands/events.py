@@ -1,4 +1,6 @@
 import argparse
+import signal
+import threading
 import time
 
 from django.core.management.base import CommandError
@@ -40,6 +42,8 @@ class Command(PortalCommand):
         follow = options["follow"] or follow_for is not None
         deadline = None if follow_for is None else time.monotonic() + follow_for
         reader = _Reader(self, environment, after, data_types)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, reader.interrupt)
         try:
             reader.run(limit, follow, deadline)
         except stream.CursorExpired as expired:
@@ -54,10 +58,28 @@ class Command(PortalCommand):
 
 
 class _Reader:
-    """Prints pages of the stream, remembering where the next read starts."""
+    """Prints pages of the stream, remembering where the next read starts.
+
+    Ctrl-C while a page is being printed lets the page finish first, so the cursor it ends with is exactly
+    after the last event printed: a script that goes on from it neither misses nor repeats one."""
 
     def __init__(self, command: Command, environment: Environment, after: int, data_types: list[str] | None):
         self.command, self.environment, self.after, self.data_types = command, environment, after, data_types
+        self.printing = self.stopping = False
+
+    def interrupt(self, signum, frame) -> None:
+        if self.printing:
+            self.stopping = True
+        else:
+            raise KeyboardInterrupt
+
+    def _print(self, page: stream.Page) -> None:
+        self.printing = True
+        for event in page.events:
+            self.command.stdout.write(event)
+        self.command.stdout.flush()  # a script reading the pipe gets each page as it comes
+        self.after = page.next_position
+        self.printing = False
 
     def run(self, limit: int | None, follow: bool, deadline: float | None) -> None:
         printed = 0
@@ -72,13 +94,10 @@ class _Reader:
                 )
             else:
                 page = stream.read(self.environment, self.after, size, self.data_types)
-            for event in page.events:
-                self.command.stdout.write(event)
-            self.command.stdout.flush()  # a script reading the pipe gets each page as it comes
+            self._print(page)
             printed += len(page.events)
-            self.after = page.next_position
-            if not follow and len(page.events) < size:
-                return  # the head of the stream
+            if self.stopping or (not follow and len(page.events) < size):
+                return  # interrupted, or the head of the stream
 
 
 def _whole(text: str, option: str, what: str, *, least: int = 0) -> int:
