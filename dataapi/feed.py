@@ -93,7 +93,7 @@ def events(
     token: AccessToken = request.auth
     env = _environment(token, environment)
     readable = _readable(token, env)
-    position = _position(after, "after")
+    position = None if after is None or after == "" else _position(after, "after")
     with _long_poll_slot(token.client_id, wait) as may_wait:
         try:
             page = stream.wait_for_events(env, position, limit, readable, wait if may_wait else 0)

@@ -142,14 +142,16 @@ class Page:
     next_position: int
 
 
-def read(environment: Environment, after: int, limit: int, data_types: Iterable[str] | None = None) -> Page:
-    """Events of `data_types` (all when None) after position `after`, at most `limit`, each as the JSON
-    a webhook body carries plus "position". Places waiting events first. Raises CursorExpired when
-    events after `after` were pruned."""
+def read(environment: Environment, after: int | None, limit: int, data_types: Iterable[str] | None = None) -> Page:
+    """Events of `data_types` (all when None) after position `after` (None: from the oldest kept), at most
+    `limit`, each as the JSON a webhook body carries plus "position". Places waiting events first. Raises
+    CursorExpired when events after `after` were pruned."""
     if has_unpositioned(environment.pk):
         assign_positions(environment.pk)
     top = head(environment.pk)
     pruned = pruned_through(environment.pk)
+    if after is None:
+        after = pruned
     if after < pruned:
         raise CursorExpired(after, pruned)
     rows = _rows(environment.pk, after, top, limit, None if data_types is None else sorted(set(data_types)))
@@ -243,7 +245,7 @@ def _external_id(data: object) -> str | None:
 
 
 def wait_for_events(
-    environment: Environment, after: int, limit: int, data_types: Iterable[str] | None, wait_seconds: float
+    environment: Environment, after: int | None, limit: int, data_types: Iterable[str] | None, wait_seconds: float
 ) -> Page:
     """`read`, but when nothing is there yet, look again every POLL_SECONDS for up to `wait_seconds`."""
     deadline = time.monotonic() + wait_seconds

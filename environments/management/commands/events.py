@@ -23,7 +23,7 @@ class Command(PortalCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--environment", required=True, help="Environment slug.")
-        parser.add_argument("--after", default="0", help="Print events after this position (default 0: all).")
+        parser.add_argument("--after", help="Print events after this position (default: from the oldest event kept).")
         parser.add_argument("--follow", action="store_true", help="Keep printing new events until Ctrl-C.")
         parser.add_argument("--limit", help="Stop after this many events.")
         parser.add_argument("--types", help="Only these data types, comma-separated (patients,workers).")
@@ -35,7 +35,11 @@ class Command(PortalCommand):
         environment = environment.first()
         if environment is None:
             raise CommandError(f"unknown environment: {options['environment']}")
-        after = _whole(options["after"], "--after", 'a position such as 0 or the last event\'s "position"')
+        after = (
+            stream.pruned_through(environment.pk)
+            if options["after"] is None
+            else _whole(options["after"], "--after", 'a position such as 0 or the last event\'s "position"')
+        )
         limit = None if options["limit"] is None else _whole(options["limit"], "--limit", "1 or more", least=1)
         data_types = _data_types(environment, options["types"])
         follow_for = options["follow_for"]
