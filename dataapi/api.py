@@ -336,3 +336,6 @@ def _not_found(request, error: Http404):
 def _unexpected(request, error: Exception):
     logger.exception("Data API error on %s %s", request.method, request.path)
     return _error(request, 500, "internal_error", "something went wrong on our side; it has been logged")
+
+
+api.add_router("", "dataapi.webhook_events.router")  # a webhook's numbered events and status, for its client

@@ -172,7 +172,7 @@ def send_claimed(
             unsent = [each.id for each in claimed[index:]]
             break
         now = at or timezone.now()
-        body, headers = _request(target, delivery, events, now, tamper)
+        body, headers = _request(target, delivery, events, now, tamper, heartbeat=trigger == Attempt.Trigger.HEARTBEAT)
         if delivery.id != marked_ahead and not ledger.mark_sending(delivery.id, target.id, now, target.max_per_second):
             unsent, gate_closed = [each.id for each in claimed[index:]], True
             break
@@ -218,11 +218,15 @@ def _request(
     events: dict[int, list[ledger.EventRow]],
     now: datetime.datetime,
     tamper: bool,
+    *,
+    heartbeat: bool = False,
 ) -> tuple[str, dict[str, str]]:
-    """The body and headers of one delivery's request (its body frozen once sent, rendered until then)."""
+    """The body and headers of one delivery's request (its body frozen once sent, rendered until then).
+
+    A heartbeat is sent as a test is, but is no test: it carries no `webhook-test` header."""
     body = delivery.body or bodies.render(events[delivery.id], target)
     headers = request_headers(target, delivery.message_id, body, now)
-    if delivery.is_test:
+    if delivery.is_test and not heartbeat:
         headers["webhook-test"] = "true"  # a receiver can tell a test from a real change before acting
     if tamper and delivery.is_test:
         # The signature self-test: the body changes after signing; a verifying receiver must refuse it.
@@ -422,7 +426,8 @@ def _after_recording(
 
 # --- What the tasks call ------------------------------------------------------------
 
-MANUAL_TRIGGERS = (Attempt.Trigger.RESEND, Attempt.Trigger.TEST, Attempt.Trigger.PROBE)
+# Sent whatever the schedule (a heartbeat too: it has none, and is never retried).
+MANUAL_TRIGGERS = (Attempt.Trigger.RESEND, Attempt.Trigger.TEST, Attempt.Trigger.PROBE, Attempt.Trigger.HEARTBEAT)
 
 
 def _lease_one(
