@@ -113,7 +113,7 @@ def test_a_thin_webhook_s_events_are_thin(api, served):
 
 def test_the_status_says_where_the_webhook_stands(api, served):
     webhook, _ = served
-    first = Delivery.objects.filter(webhook=webhook).order_by("id").first()
+    first = Delivery.objects.filter(webhook=webhook).earliest("id")
     Delivery.objects.filter(pk=first.pk).update(status=Delivery.Status.SUCCEEDED)
     response = api.call("get", f"/api/v1/clinic/webhooks/{webhook.pk}/status")
     assert response.status_code == 200, response.content
@@ -147,7 +147,7 @@ def test_any_other_token_or_webhook_is_not_found(api, served, env):
 
 def test_numbers_no_longer_kept_are_gone_with_what_to_do(api, served):
     webhook, _ = served
-    oldest = Delivery.objects.filter(webhook=webhook).order_by("id").first()
+    oldest = Delivery.objects.filter(webhook=webhook).earliest("id")
     Delivery.objects.filter(pk=oldest.pk).update(
         status=Delivery.Status.SUCCEEDED, created_at=oldest.created_at - datetime.timedelta(days=400)
     )

@@ -30,6 +30,10 @@ def backfill(apps, schema_editor):
     with schema_editor.connection.cursor() as cursor:
         for statement in BACKFILL:
             cursor.execute(statement)
+        if schema_editor.connection.vendor == "postgresql":
+            # The new foreign key's checks now, not at commit: the constraint's index cannot be built while
+            # they are pending.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 class Migration(migrations.Migration):
