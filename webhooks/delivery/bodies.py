@@ -108,5 +108,6 @@ def preview(webhook: Webhook, event_type: str) -> str:
         occurred_at=examples.EXAMPLE_OCCURRED_AT,
         environment_slug=environment.slug,
         data=examples.example_data(environment, event_type),
+        sequence=examples.EXAMPLE_SEQUENCE,
     )
     return render([event], webhook)
