@@ -28,10 +28,11 @@ from portal.converters import row_id
 from webhooks import numbering
 from webhooks.models import Webhook
 
-# Imported after `api` is defined: `api.py` registers this router on its last line.
-from .api import ApiError, ErrorOut
-
+# Made before `api` is imported: `api.py` registers it by name on its last line, which runs in the middle of
+# this import when this module is imported first (the routes below are added to the router all the same).
 router = Router(tags=["webhooks"])
+
+from .api import ApiError, ErrorOut  # noqa: E402
 
 ERRORS = {code: ErrorOut for code in (400, 401, 403, 404, 410)}
 

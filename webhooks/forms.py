@@ -10,6 +10,7 @@ from portal.inputs import EARLIEST_YEAR, LATEST_YEAR, validate_moment
 
 from .bulk import RECOVER, STATUS_CHOICES, Selection
 from .configure import WebhookFields, WebhookInvalid, selectable_credentials
+from .delivery.bodies import HEARTBEAT_EVENT_TYPE
 from .erasure import Scope, ScopeError, find_delivery
 from .examples import example_payload
 from .models import Delivery, Webhook
@@ -242,7 +243,7 @@ class HistoryFilterForm(PortalForm):
 
     def __init__(self, data, *, environment):
         super().__init__(data)
-        types = [*environment.event_types, "webhook.test"]
+        types = [*environment.event_types, "webhook.test", HEARTBEAT_EVENT_TYPE]
         self.fields["event_type"].choices = [("", "Any event type")] + [(name, name) for name in types]
 
 

@@ -77,11 +77,10 @@ def new_heartbeat(webhook: Webhook, now: datetime.datetime) -> Delivery:
 
 
 def discard_unsent(now: datetime.datetime) -> int:
-    """Heartbeats nobody sent within UNSENT_AFTER: discarded (a heartbeat is never late, only the next one)."""
+    """Heartbeats still waiting after UNSENT_AFTER and nobody sending them (never taken up, or their worker
+    stopped mid-send): discarded. A heartbeat is never sent late: the next scan writes a new one."""
     return (
-        Delivery.objects.filter(
-            is_heartbeat=True, status=Delivery.Status.PENDING, attempt_count=0, created_at__lt=now - UNSENT_AFTER
-        )
+        Delivery.objects.filter(is_heartbeat=True, status__in=Delivery.WAITING, created_at__lt=now - UNSENT_AFTER)
         .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
         .update(status=Delivery.Status.DISCARDED)
     )

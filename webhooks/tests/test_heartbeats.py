@@ -138,3 +138,16 @@ def test_only_active_quiet_webhooks_with_heartbeats_on_and_none_waiting_are_chos
     # One nobody took up is discarded after a minute, and the next scan writes another.
     assert heartbeats.scan(now + datetime.timedelta(minutes=2)) == 1
     assert Delivery.objects.filter(webhook=quiet, status=Delivery.Status.DISCARDED).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_heartbeat_whose_worker_stopped_mid_send_does_not_hold_back_the_next(env):
+    now = timezone.now()
+    webhook = make_webhook(env, "http://127.0.0.1:9999/a", heartbeat_minutes=10)
+    Webhook.objects.filter(pk=webhook.pk).update(last_triggered_at=now - datetime.timedelta(minutes=11))
+    stopped = heartbeats.new_heartbeat(webhook, now)
+    # What the sweeper leaves of it: an attempt of unknown outcome, still pending (a test is never due again).
+    Delivery.objects.filter(pk=stopped.pk).update(attempt_count=1)
+    assert heartbeats.scan(now + datetime.timedelta(minutes=2)) == 1
+    stopped.refresh_from_db()
+    assert stopped.status == Delivery.Status.DISCARDED
