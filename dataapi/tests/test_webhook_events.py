@@ -9,6 +9,7 @@ import datetime
 import json
 
 import pytest
+from django.utils import timezone
 from openapi_core import OpenAPI
 
 from credentials.oauth import issue_token
@@ -121,6 +122,17 @@ def test_the_status_says_where_the_webhook_stands(api, served):
     assert status["state"] == "active" and status["failing_since"] is None
     assert status["last_sequence"] == 3 and status["last_sequence_delivered"] == 1
     assert status["next_retry_at"] is None and status["heartbeat_minutes"] is None
+
+    failing_since = timezone.now() - datetime.timedelta(minutes=5)
+    retry_at = timezone.now() + datetime.timedelta(minutes=25)
+    Webhook.objects.filter(pk=webhook.pk).update(failing_since=failing_since, heartbeat_minutes=15)
+    Delivery.objects.filter(webhook=webhook, status=Delivery.Status.PENDING).update(
+        status=Delivery.Status.RETRYING, next_attempt_at=retry_at
+    )
+    status = api.call("get", f"/api/v1/clinic/webhooks/{webhook.pk}/status").json()
+    assert (status["condition"], status["heartbeat_minutes"]) == ("failing", 15)
+    assert datetime.datetime.fromisoformat(status["failing_since"]) == failing_since
+    assert datetime.datetime.fromisoformat(status["next_retry_at"]) == retry_at
 
 
 def error_of(response) -> tuple[int, str]:

@@ -14,9 +14,10 @@ from django.db import connection, transaction
 from environments.records import create_record, update_record
 from environments.tests.factories import make_environment
 from webhooks import manual
-from webhooks.delivery import bodies
+from webhooks.delivery import bodies, sending
 from webhooks.models import Delivery, DeliveryEvent, WebhookSequence
-from webhooks.tests.factories import make_webhook
+from webhooks.tests.factories import carried_out, make_webhook
+from webhooks.tests.receiver import Receiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -81,6 +82,20 @@ def test_tests_get_no_number_and_take_none_from_the_sequence():
     assert DeliveryEvent.objects.get(delivery=test).sequence is None
     assert "sequence" not in bodies.body_of(test.pk, webhook)
     assert sent_sequences(webhook) == [1, 2]
+
+
+def test_a_re_send_carries_the_same_number():
+    environment = make_environment("clinic")
+    with Receiver() as receiver:
+        webhook = make_webhook(environment, receiver.url, event_types=["patients.created"])
+        create_record(environment, "patients", PATIENT)
+        create_record(environment, "patients", PATIENT)
+        first = Delivery.objects.filter(webhook=webhook).earliest("id")
+        sending.deliver(first.pk)
+        first.refresh_from_db()
+        carried_out(manual.resend(first))
+    assert [json.loads(request.body)["sequence"] for request in receiver.requests] == [1, 1]
+    assert receiver.requests[0].body == receiver.requests[1].body
 
 
 def test_a_writer_that_rolls_back_gives_its_number_back():
