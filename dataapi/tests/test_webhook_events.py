@@ -172,6 +172,13 @@ def test_numbers_no_longer_kept_are_gone_with_what_to_do(api, served):
     page = api.call("get", events_path(webhook, "?after=1")).json()
     assert [event["sequence"] for event in page["events"]] == [2, 3]
 
+    # An erased payload is no longer kept either: the page stops before it, and the next one is gone.
+    last = Delivery.objects.filter(webhook=webhook).latest("id")
+    Delivery.objects.filter(pk=last.pk).update(payload_erased_at=timezone.now())
+    page = api.call("get", events_path(webhook, "?after=1")).json()
+    assert [event["sequence"] for event in page["events"]] == [2] and page["next_cursor"] == "2"
+    assert error_of(api.call("get", events_path(webhook, "?after=2"))) == (410, "events_gone")
+
 
 def test_the_paths_are_documented_and_take_no_record_route_s_requests(api, served, env, document):
     webhook, _ = served
