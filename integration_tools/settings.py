@@ -405,6 +405,9 @@ WEBHOOK_SECRET_GRACE_HOURS = env.int("WEBHOOK_SECRET_GRACE_HOURS", default=24)
 # last enqueue is older than WEBHOOK_REQUEUE_AFTER_SECONDS (a lost task, a flushed Redis, a crash).
 WEBHOOK_SWEEP_SECONDS = env.float("WEBHOOK_SWEEP_SECONDS", default=5)
 WEBHOOK_REQUEUE_AFTER_SECONDS = env.float("WEBHOOK_REQUEUE_AFTER_SECONDS", default=60)
+# How often the beat looks for quiet webhooks that asked for heartbeats (webhooks/heartbeats.py): a
+# heartbeat goes out at most this long after its webhook's minutes have passed.
+WEBHOOK_HEARTBEAT_SCAN_SECONDS = env.float("WEBHOOK_HEARTBEAT_SCAN_SECONDS", default=30)
 # A worker sending a delivery holds it for the webhook's timeout plus one second plus this margin; a worker
 # killed mid-send gives it up when that lease ends.
 WEBHOOK_LEASE_MARGIN_SECONDS = env.float("WEBHOOK_LEASE_MARGIN_SECONDS", default=30)

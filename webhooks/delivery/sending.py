@@ -170,8 +170,7 @@ def send_claimed(
             unsent = [each.id for each in claimed[index:]]
             break
         prepared = ahead.pop(delivery.id, None)
-        now = prepared[2] if prepared else at or timezone.now()
-        body, headers = prepared[:2] if prepared else _request(target, delivery, events, now, tamper)
+        body, headers, now = prepared or _prepare(target, delivery, events, at, tamper, trigger)
         if prepared is None and not ledger.mark_sending(delivery.id, target.id, now, target.max_per_second):
             unsent, gate_closed = [each.id for each in claimed[index:]], True
             break
@@ -196,6 +195,20 @@ def send_claimed(
     if gate_closed:
         _wake_up_when_gate_opens(_with_gate(target), timezone.now())
     return Sent(outcomes.attempts, recorded.more_due and not gate_closed, parked)
+
+
+def _prepare(
+    target: ledger.Target,
+    delivery: ledger.Claimed,
+    events: dict[int, list[ledger.EventRow]],
+    at: datetime.datetime | None,
+    tamper: bool,
+    trigger: str,
+) -> tuple[str, dict[str, str], datetime.datetime]:
+    """A request prepared now (not while the previous one was out): its body, headers and moment."""
+    now = at or timezone.now()
+    body, headers = _request(target, delivery, events, now, tamper, heartbeat=trigger == Attempt.Trigger.HEARTBEAT)
+    return body, headers, now
 
 
 @dataclass
@@ -264,11 +277,15 @@ def _request(
     events: dict[int, list[ledger.EventRow]],
     now: datetime.datetime,
     tamper: bool,
+    *,
+    heartbeat: bool = False,
 ) -> tuple[str, dict[str, str]]:
-    """The body and headers of one delivery's request (its body frozen once sent, rendered until then)."""
+    """The body and headers of one delivery's request (its body frozen once sent, rendered until then).
+
+    A heartbeat is sent as a test is, but is no test: it carries no `webhook-test` header."""
     body = delivery.body or bodies.render(events[delivery.id], target)
     headers = request_headers(target, delivery.message_id, body, now)
-    if delivery.is_test:
+    if delivery.is_test and not heartbeat:
         headers["webhook-test"] = "true"  # a receiver can tell a test from a real change before acting
     if tamper and delivery.is_test:
         # The signature self-test: the body changes after signing; a verifying receiver must refuse it.
@@ -468,7 +485,8 @@ def _after_recording(
 
 # --- What the tasks call ------------------------------------------------------------
 
-MANUAL_TRIGGERS = (Attempt.Trigger.RESEND, Attempt.Trigger.TEST, Attempt.Trigger.PROBE)
+# Sent whatever the schedule (a heartbeat too: it has none, and is never retried).
+MANUAL_TRIGGERS = (Attempt.Trigger.RESEND, Attempt.Trigger.TEST, Attempt.Trigger.PROBE, Attempt.Trigger.HEARTBEAT)
 
 
 def _lease_one(
