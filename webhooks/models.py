@@ -586,3 +586,60 @@ class ManualSend(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.finished_at is not None
+
+
+# --- Receiver authentication (issue 23): how we prove ourselves to a receiver that demands it ---------------
+
+
+class ReceiverAuth(models.Model):
+    """How a webhook authenticates to its receiver, beyond the signature: an OAuth 2.0 bearer token from the
+    receiver's token endpoint (client credentials, with a client secret or `private_key_jwt`).
+
+    No row, or method `none`: nothing but the signature. Secrets and private keys are encrypted at rest and
+    never shown again. Any change bumps the webhook's `keys_version`: workers reload it and the token cached
+    for the old settings is not used again.
+    """
+
+    class Method(models.TextChoices):
+        NONE = "none", "None: the signature only"
+        OAUTH2_SECRET = "oauth2-secret", "OAuth 2.0 client credentials with a client secret"
+        OAUTH2_JWT = "oauth2-jwt", "OAuth 2.0 client credentials with private_key_jwt"
+
+    class SecretMethod(models.TextChoices):
+        BASIC = "client_secret_basic", "HTTP Basic (client_secret_basic)"
+        POST = "client_secret_post", "In the form (client_secret_post)"
+
+    webhook = models.OneToOneField(Webhook, on_delete=models.CASCADE, related_name="receiver_auth")
+    method = models.CharField(max_length=16, choices=Method.choices, default=Method.NONE)
+    token_url = models.URLField(max_length=2000, blank=True)
+    client_id = models.CharField(max_length=255, blank=True)
+    client_secret = EncryptedTextField(
+        blank=True, default="", reported_as=("receiver_oauth_clients", "receivers' OAuth client secrets")
+    )
+    secret_method = models.CharField(max_length=24, choices=SecretMethod.choices, default=SecretMethod.BASIC)
+    scope = models.CharField(max_length=500, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __repr__(self) -> str:
+        return f"<ReceiverAuth {self.method} of webhook {self.webhook_id}>"
+
+    @property
+    def uses_oauth(self) -> bool:
+        return self.method in (self.Method.OAUTH2_SECRET, self.Method.OAUTH2_JWT)
+
+
+class ReceiverToken(models.Model):
+    """The access token a webhook's receiver gave us, shared by every worker: one row per webhook, locked
+    while a token is fetched so that one worker fetches per expiry (webhooks/delivery/authorization.py)."""
+
+    webhook = models.OneToOneField(Webhook, on_delete=models.CASCADE, related_name="receiver_token")
+    # The webhook's keys_version the token was fetched for: settings changed since, the token is not used.
+    keys_version = models.PositiveIntegerField(default=0)
+    token = EncryptedTextField(blank=True, default="", reported_as=("receiver_bearers", "receivers' access tokens"))
+    # When it is fetched again: shortly before the expiry the token endpoint gave.
+    refresh_at = models.DateTimeField(null=True, blank=True)
+    fetched_at = models.DateTimeField(null=True, blank=True)
+    fetches = models.PositiveIntegerField(default=0)
+
+    def __repr__(self) -> str:
+        return f"<ReceiverToken of webhook {self.webhook_id}>"

@@ -387,6 +387,12 @@ ERROR_CLASSES = (
     "no_signing_key",
     # Not the receiver's: the worker stopped mid-send, so whether the request arrived is unknown.
     "worker_stopped",
+    # Receivers that demand authentication (webhooks/delivery/authorization.py): the token endpoint or the
+    # receiver refused our credentials; the token endpoint failed or answered something else than a token;
+    # the receiver refused our client certificate.
+    "auth_failed",
+    "token_endpoint_error",
+    "tls_client_cert_rejected",
 )
 
 
@@ -424,17 +430,26 @@ def _unwrap_blocked(error: Exception) -> Exception:
     return error
 
 
-def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float, verify_tls: bool) -> Response:
+def post(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    timeout: float,
+    verify_tls: bool,
+    body_limit: int | None = None,
+) -> Response:
     """POST `body` to `url`; never follows redirects; the whole exchange ends within `timeout` seconds.
 
     Connect, TLS, sending, the response headers and the first
     WEBHOOK_RESPONSE_BODY_MAX_BYTES of the body share one deadline; a longer body
-    is not read to its end (the connection is closed instead of kept alive).
+    is not read to its end (the connection is closed instead of kept alive). `body_limit` reads more of it
+    (a token endpoint's answer, which is never recorded).
     """
     started = time.monotonic()
     clock = _Clock(started + timeout)
     connect_timeout = min(settings.WEBHOOK_CONNECT_TIMEOUT_SECONDS, timeout)
-    limit = settings.WEBHOOK_RESPONSE_BODY_MAX_BYTES
+    limit = body_limit or settings.WEBHOOK_RESPONSE_BODY_MAX_BYTES
 
     def elapsed() -> int:
         return int((time.monotonic() - started) * 1000)
