@@ -618,6 +618,17 @@ class ReceiverAuth(models.Model):
     )
     secret_method = models.CharField(max_length=24, choices=SecretMethod.choices, default=SecretMethod.BASIC)
     scope = models.CharField(max_length=500, blank=True)
+    # private_key_jwt (RFC 7523, SMART Backend Services): a key the portal made; its public half is on the
+    # webhook's page and in the environment's JWKS (`public_jwk`, with its `kid`). A replaced key's public half
+    # stays published until `previous_retires_at`, for receivers that still verify with it.
+    key_algorithm = models.CharField(max_length=8, blank=True)
+    private_key = EncryptedTextField(
+        blank=True, default="", reported_as=("receiver_oauth_keys", "receivers' OAuth private keys")
+    )
+    public_jwk = models.JSONField(default=dict, blank=True)
+    key_created_at = models.DateTimeField(null=True, blank=True)
+    previous_public_jwk = models.JSONField(default=dict, blank=True)
+    previous_retires_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
     def __repr__(self) -> str:
@@ -626,6 +637,20 @@ class ReceiverAuth(models.Model):
     @property
     def uses_oauth(self) -> bool:
         return self.method in (self.Method.OAUTH2_SECRET, self.Method.OAUTH2_JWT)
+
+    @property
+    def kid(self) -> str:
+        return str(self.public_jwk.get("kid", ""))
+
+    def published_jwks(self, moment) -> list[dict]:
+        """The public keys receivers verify our assertions with: the current one, and the replaced one
+        until it retires."""
+        if self.method != self.Method.OAUTH2_JWT or not self.public_jwk:
+            return []
+        keys = [self.public_jwk]
+        if self.previous_public_jwk and self.previous_retires_at and self.previous_retires_at > moment:
+            keys.append({**self.previous_public_jwk, "expires_at": self.previous_retires_at.isoformat()})
+        return keys
 
 
 class ReceiverToken(models.Model):

@@ -9,11 +9,17 @@ audited by what changed, never a value, and bumps the webhook's
 
 from __future__ import annotations
 
+import datetime
+import hashlib
+import json
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from environments.audit import record_audit
 from portal.actor import SYSTEM_ACTOR, Actor
@@ -29,7 +35,11 @@ _SETTING_NAMES = {
     "client_id": "client id",
     "secret_method": "client authentication",
     "scope": "scope",
+    "key_algorithm": "key algorithm",
 }
+KEY_ALGORITHMS = ("RS384", "ES384")
+# How long a replaced private_key_jwt key stays in the JWKS: receivers cache JWKS documents.
+KEY_OVERLAP = datetime.timedelta(days=1)
 
 
 class ReceiverAuthInvalid(ValueError):
@@ -50,6 +60,7 @@ class ReceiverAuthFields:
     client_secret: str = ""
     secret_method: str = ReceiverAuth.SecretMethod.BASIC
     scope: str = ""
+    key_algorithm: str = "RS384"
 
     def __repr__(self) -> str:
         return f"<ReceiverAuthFields {self.method} {self.client_id} at {self.token_url}>"
@@ -79,10 +90,15 @@ def _validate(fields: ReceiverAuthFields, stored: ReceiverAuth) -> dict[str, str
         errors["oauth_client_id"] = "the client id the receiver registered for us is needed"
     elif len(fields.client_id) > 255:
         errors["oauth_client_id"] = "at most 255 characters"
-    if fields.secret_method not in ReceiverAuth.SecretMethod.values:
+    if (
+        fields.method == ReceiverAuth.Method.OAUTH2_SECRET
+        and fields.secret_method not in ReceiverAuth.SecretMethod.values
+    ):
         errors["oauth_client_auth"] = f"choose {' or '.join(ReceiverAuth.SecretMethod.values)}"
     if fields.method == ReceiverAuth.Method.OAUTH2_SECRET and not (fields.client_secret or stored.client_secret):
         errors["oauth_client_secret"] = "the client secret the receiver gave is needed (read from a file)"  # noqa: S105
+    if fields.method == ReceiverAuth.Method.OAUTH2_JWT and fields.key_algorithm not in KEY_ALGORITHMS:
+        errors["oauth_key_algorithm"] = f"choose {' or '.join(KEY_ALGORITHMS)}"
     if len(fields.scope) > 500:
         errors["oauth_scope"] = "at most 500 characters"
     return errors
@@ -105,6 +121,10 @@ def set_receiver_auth(webhook: Webhook, fields: ReceiverAuthFields, actor: Actor
     if fields.method == ReceiverAuth.Method.NONE:
         # Nothing else matters without a method: keep the rest as it was, for switching back.
         fields = ReceiverAuthFields(**{**vars(_fields_of(stored)), "method": ReceiverAuth.Method.NONE})
+    if fields.method != ReceiverAuth.Method.OAUTH2_JWT:
+        fields.key_algorithm = stored.key_algorithm  # only private_key_jwt has a key
+    if fields.method != ReceiverAuth.Method.OAUTH2_SECRET:
+        fields.secret_method = stored.secret_method  # only a client secret has a way to be sent
     changed = _changes(fields, stored)
     if not changed:
         return []
@@ -112,6 +132,9 @@ def set_receiver_auth(webhook: Webhook, fields: ReceiverAuthFields, actor: Actor
         setattr(stored, name, getattr(fields, name))
     if fields.client_secret:
         stored.client_secret = fields.client_secret
+    if fields.method == ReceiverAuth.Method.OAUTH2_JWT and (not stored.private_key or "key algorithm" in changed):
+        _replace_key(stored)
+        changed.append("key pair generated")
     stored.updated_at = timezone.now()
     with transaction.atomic():
         stored.save()
@@ -135,4 +158,52 @@ def _fields_of(stored: ReceiverAuth) -> ReceiverAuthFields:
         client_id=stored.client_id,
         secret_method=stored.secret_method,
         scope=stored.scope,
+        key_algorithm=stored.key_algorithm,
     )
+
+
+def new_client_key(algorithm: str) -> tuple[str, dict]:
+    """A private_key_jwt key pair: (the private key as PKCS#8 PEM, the public JWK with its `kid`)."""
+    if algorithm == "ES384":
+        private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey = ec.generate_private_key(ec.SECP384R1())
+        jwk = json.loads(ECAlgorithm.to_jwk(private.public_key()))
+    else:
+        private = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+        jwk = json.loads(RSAAlgorithm.to_jwk(private.public_key()))
+    # RFC 7638 thumbprint: the required members, sorted, without spaces.
+    required = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n")}[jwk["kty"]]
+    canonical = json.dumps({name: jwk[name] for name in required}, separators=(",", ":"), sort_keys=True)
+    kid = "rcv-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return pem, {**jwk, "kid": kid, "alg": algorithm, "use": "sig"}
+
+
+def _replace_key(stored: ReceiverAuth) -> None:
+    """A new key pair signs at once; the old public key stays published for KEY_OVERLAP."""
+    now = timezone.now()
+    if stored.public_jwk:
+        stored.previous_public_jwk, stored.previous_retires_at = stored.public_jwk, now + KEY_OVERLAP
+    stored.private_key, stored.public_jwk = new_client_key(stored.key_algorithm or "RS384")
+    stored.key_created_at = now
+
+
+def rotate_client_key(webhook: Webhook, actor: Actor = SYSTEM_ACTOR) -> ReceiverAuth:
+    """Replace the webhook's private_key_jwt key pair (the old public key stays published for a day)."""
+    stored = receiver_auth_of(webhook)
+    if stored.method != ReceiverAuth.Method.OAUTH2_JWT:
+        raise ReceiverAuthInvalid({"receiver_auth": "only a webhook using private_key_jwt has a key to rotate"})
+    _replace_key(stored)
+    with transaction.atomic():
+        stored.save()
+        Webhook.objects.filter(pk=webhook.pk).update(keys_version=F("keys_version") + 1)
+        record_audit(
+            actor,
+            "webhook.receiver_key_rotated",
+            target=webhook,
+            environment=webhook.environment,
+            details={"kid": stored.kid, "previous_kid": stored.previous_public_jwk.get("kid", "")},
+        )
+    webhook.refresh_from_db(fields=["keys_version"])
+    return stored

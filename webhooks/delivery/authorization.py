@@ -3,7 +3,10 @@
 A webhook whose `ReceiverAuth` says OAuth 2.0 sends every request with
 `Authorization: Bearer <token>`, the token got from the receiver's token
 endpoint with the client credentials grant (RFC 6749 §4.4), the client
-authenticated by its secret (`client_secret_basic` or `client_secret_post`).
+authenticated by its secret (`client_secret_basic` or `client_secret_post`)
+or by a JWT signed with a key the portal made (`private_key_jwt`, RFC 7523,
+as SMART Backend Services asks: RS384 or ES384, `exp` within five minutes, a
+fresh `jti`, `aud` the token URL; the public key is in the environment's JWKS).
 
 - Fetched before the first request, and kept until shortly before its
   `expires_in`: in each process's memory, and in the webhook's `ReceiverToken`
@@ -32,11 +35,13 @@ import datetime
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
+import jwt
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
@@ -54,6 +59,9 @@ REFRESH_MARGIN_SECONDS = 60
 DEFAULT_EXPIRES_IN = 300
 TOKEN_ANSWER_MAX_BYTES = 64 * 1024
 USER_AGENT = "IntegrationTools-Webhooks/1.0"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+# SMART Backend Services: an assertion's exp at most five minutes ahead.
+ASSERTION_SECONDS = 240
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,10 @@ class AuthSettings:
     client_secret: str
     secret_method: str
     scope: str
+    # private_key_jwt: the key that signs assertions (PEM, decrypted), its algorithm and the `kid` it is published as.
+    private_key: str = ""
+    key_algorithm: str = ""
+    kid: str = ""
 
     def __repr__(self) -> str:
         # Never the secret: reprs end up in logs and error reports.
@@ -99,6 +111,11 @@ def _load(webhook_id: int) -> AuthSettings | None:
     auth = ReceiverAuth.objects.filter(webhook_id=webhook_id).first()
     if auth is None or not auth.uses_oauth:
         return None
+    if auth.method == ReceiverAuth.Method.OAUTH2_JWT:
+        return AuthSettings(
+            auth.method, auth.token_url, auth.client_id, "", "", auth.scope,
+            private_key=auth.private_key, key_algorithm=auth.key_algorithm, kid=auth.kid,
+        )  # fmt: skip
     return AuthSettings(auth.method, auth.token_url, auth.client_id, auth.client_secret, auth.secret_method, auth.scope)
 
 
@@ -218,13 +235,30 @@ def _token_request(auth: AuthSettings) -> tuple[bytes, dict[str, str]]:
         "Accept": "application/json",
         "User-Agent": USER_AGENT,
     }
-    if auth.secret_method == ReceiverAuth.SecretMethod.POST:
+    if auth.method == ReceiverAuth.Method.OAUTH2_JWT:
+        form.update(client_assertion_type=ASSERTION_TYPE, client_assertion=client_assertion(auth))
+    elif auth.secret_method == ReceiverAuth.SecretMethod.POST:
         form.update(client_id=auth.client_id, client_secret=auth.client_secret)
     else:
         # RFC 6749 §2.3.1: each part form-urlencoded before the Basic encoding.
         pair = f"{quote(auth.client_id, safe='')}:{quote(auth.client_secret, safe='')}"
         headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
     return urlencode(form).encode(), headers
+
+
+def client_assertion(auth: AuthSettings) -> str:
+    """A private_key_jwt assertion (RFC 7523 §3; SMART Backend Services): signed by our key, for the token URL,
+    valid ASSERTION_SECONDS, with a fresh `jti` so that it cannot be replayed."""
+    now = int(time.time())
+    claims = {
+        "iss": auth.client_id,
+        "sub": auth.client_id,
+        "aud": auth.token_url,
+        "iat": now,
+        "exp": now + ASSERTION_SECONDS,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, auth.private_key, algorithm=auth.key_algorithm, headers={"kid": auth.kid, "typ": "JWT"})
 
 
 def fetch_token(auth: AuthSettings, deadline: float) -> tuple[str, float]:

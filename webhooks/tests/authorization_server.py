@@ -21,8 +21,11 @@ from urllib.parse import parse_qsl
 
 from authlib.oauth2 import AuthorizationServer as AuthlibServer
 from authlib.oauth2.rfc6749 import ClientMixin, grants
+from authlib.oauth2.rfc6749.errors import InvalidClientError
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload, OAuth2Request
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from joserfc import jwt as jose_jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from webhooks.tests.receiver import Answer
@@ -105,6 +108,7 @@ class _State:
     expires_in: int = 3600
     issued: int = 0
     every_token: list[str] = field(default_factory=list)  # for tests that search for leaks
+    assertions: list[str] = field(default_factory=list)  # every private_key_jwt assertion received
     delay: float = 0.0
     # An answer given instead of a token (status, body): a token endpoint that fails or talks nonsense.
     broken: tuple[int, bytes] | None = None
@@ -129,6 +133,15 @@ class _Server(AuthlibServer):
                         return False
                     state.used_jtis.add(jti)
                     return True
+
+            def process_assertion_claims(self, assertion, resolve_key):
+                # As a SMART Backend Services server: RS384 and ES384 (joserfc allows only its recommended ones).
+                try:
+                    token = jose_jwt.decode(assertion, resolve_key, algorithms=["RS384", "ES384"])
+                except JoseError as error:
+                    raise InvalidClientError(description=error.description) from error
+                self.verify_claims(token.claims)
+                return token.claims
 
             def resolve_client_public_key(self, client):
                 with urllib.request.urlopen(client.jwks_url, timeout=5) as answer:  # noqa: S310 - our test JWKS
@@ -173,6 +186,8 @@ class AuthorizationServer:
 
             def do_POST(self):  # noqa: N802 - the stdlib's name
                 form = dict(parse_qsl(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()))
+                if "client_assertion" in form:
+                    state.assertions.append(form["client_assertion"])
                 if state.delay:
                     time.sleep(state.delay)
                 if state.broken is not None:
