@@ -198,6 +198,10 @@ class SigningSecret(models.Model):
         return self.retires_at is None or self.retires_at > moment
 
     @property
+    def uses_client_tls(self) -> bool:
+        return bool(self.client_cert or self.ca_bundle)
+
+    @property
     def kid(self) -> str:
         """The key id receivers see in the JWKS: stable, derived from the public key."""
         return "whpk-" + hashlib.sha256(self.public_key.encode()).hexdigest()[:16] if self.public_key else ""
@@ -629,6 +633,17 @@ class ReceiverAuth(models.Model):
     key_created_at = models.DateTimeField(null=True, blank=True)
     previous_public_jwk = models.JSONField(default=dict, blank=True)
     previous_retires_at = models.DateTimeField(null=True, blank=True)
+    # Mutual TLS, with any method: the client certificate (PEM, public) and its key (encrypted); what the page
+    # shows of the certificate is kept beside it.
+    client_cert = models.TextField(blank=True)
+    client_key = EncryptedTextField(
+        blank=True, default="", reported_as=("receiver_tls_keys", "receivers' TLS client keys")
+    )
+    cert_subject = models.CharField(max_length=500, blank=True)
+    cert_issuer = models.CharField(max_length=500, blank=True)
+    cert_not_after = models.DateTimeField(null=True, blank=True)
+    # The receiver's own CAs (PEM), trusted for this webhook beside the system roots.
+    ca_bundle = models.TextField(blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
     def __repr__(self) -> str:
@@ -637,6 +652,10 @@ class ReceiverAuth(models.Model):
     @property
     def uses_oauth(self) -> bool:
         return self.method in (self.Method.OAUTH2_SECRET, self.Method.OAUTH2_JWT)
+
+    @property
+    def uses_client_tls(self) -> bool:
+        return bool(self.client_cert or self.ca_bundle)
 
     @property
     def kid(self) -> str:

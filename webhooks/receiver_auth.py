@@ -14,6 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.db import transaction
@@ -207,3 +208,92 @@ def rotate_client_key(webhook: Webhook, actor: Actor = SYSTEM_ACTOR) -> Receiver
         )
     webhook.refresh_from_db(fields=["keys_version"])
     return stored
+
+
+# --- Mutual TLS and the receiver's own CAs ---------------------------------------------------------------------
+
+
+def _save(webhook: Webhook, stored: ReceiverAuth, changed: list[str], actor: Actor) -> None:
+    stored.updated_at = timezone.now()
+    with transaction.atomic():
+        stored.save()
+        Webhook.objects.filter(pk=webhook.pk).update(keys_version=F("keys_version") + 1)
+        record_audit(
+            actor, "webhook.receiver_tls_changed", target=webhook, environment=webhook.environment,
+            details={"changed": changed},
+        )  # fmt: skip
+    webhook.refresh_from_db(fields=["keys_version"])
+
+
+def _name(name: x509.Name) -> str:
+    return name.rfc4514_string()[:500]
+
+
+def read_client_certificate(cert_pem: str, key_pem: str) -> tuple[x509.Certificate, str]:
+    """The certificate (first of the chain) and the key as PKCS#8 PEM, if they hold together; else
+    ReceiverAuthInvalid saying why."""
+    try:
+        chain = x509.load_pem_x509_certificates(cert_pem.encode())
+    except ValueError:
+        raise ReceiverAuthInvalid({"client_cert": "not a PEM certificate (-----BEGIN CERTIFICATE-----)"}) from None
+    try:
+        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    except (ValueError, TypeError):
+        raise ReceiverAuthInvalid(
+            {"client_key": "not an unencrypted PEM private key (-----BEGIN PRIVATE KEY-----)"}
+        ) from None
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(serialization.Encoding.DER, public) != chain[0].public_key().public_bytes(
+        serialization.Encoding.DER, public
+    ):
+        raise ReceiverAuthInvalid({"client_key": "this key does not belong to the certificate"})
+    if chain[0].not_valid_after_utc <= timezone.now():
+        raise ReceiverAuthInvalid(
+            {"client_cert": f"the certificate expired on {chain[0].not_valid_after_utc:%Y-%m-%d}"}
+        )
+    pkcs8 = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return chain[0], pkcs8
+
+
+def set_client_certificate(webhook: Webhook, cert_pem: str, key_pem: str, actor: Actor = SYSTEM_ACTOR) -> None:
+    """Present this certificate (with its key, stored encrypted) to the receiver and its token endpoint."""
+    certificate, pkcs8 = read_client_certificate(cert_pem, key_pem)
+    stored = receiver_auth_of(webhook)
+    change = "client certificate replaced" if stored.client_cert else "client certificate added"
+    stored.client_cert, stored.client_key = cert_pem.strip() + "\n", pkcs8
+    stored.cert_subject, stored.cert_issuer = _name(certificate.subject), _name(certificate.issuer)
+    stored.cert_not_after = certificate.not_valid_after_utc
+    _save(webhook, stored, [change], actor)
+
+
+def remove_client_certificate(webhook: Webhook, actor: Actor = SYSTEM_ACTOR) -> None:
+    stored = receiver_auth_of(webhook)
+    if not stored.client_cert:
+        return
+    stored.client_cert = stored.client_key = stored.cert_subject = stored.cert_issuer = ""
+    stored.cert_not_after = None
+    _save(webhook, stored, ["client certificate removed"], actor)
+
+
+def set_ca_bundle(webhook: Webhook, pem: str, actor: Actor = SYSTEM_ACTOR) -> int:
+    """Trust these CAs (beside the system roots) for this webhook's receiver; '' trusts the system roots only.
+    Returns how many certificates the bundle holds."""
+    certificates: list[x509.Certificate] = []
+    if pem.strip():
+        try:
+            certificates = x509.load_pem_x509_certificates(pem.encode())
+        except ValueError:
+            raise ReceiverAuthInvalid({"ca_bundle": "not PEM certificates (-----BEGIN CERTIFICATE-----)"}) from None
+    stored = receiver_auth_of(webhook)
+    bundle = pem.strip() + "\n" if certificates else ""
+    if bundle != stored.ca_bundle:
+        stored.ca_bundle = bundle
+        _save(
+            webhook,
+            stored,
+            [f"CA bundle set ({len(certificates)} certificates)" if bundle else "CA bundle removed"],
+            actor,
+        )
+    return len(certificates)

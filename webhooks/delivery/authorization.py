@@ -78,6 +78,13 @@ class AuthSettings:
     private_key: str = ""
     key_algorithm: str = ""
     kid: str = ""
+    # Mutual TLS and the receiver's own CAs, for the token endpoint and the receiver alike.
+    tls: outbound.ClientTLS | None = None
+    cert_not_after: datetime.datetime | None = None
+
+    @property
+    def uses_oauth(self) -> bool:
+        return self.method in (ReceiverAuth.Method.OAUTH2_SECRET, ReceiverAuth.Method.OAUTH2_JWT)
 
     def __repr__(self) -> str:
         # Never the secret: reprs end up in logs and error reports.
@@ -107,16 +114,23 @@ def _touching_database(work: Callable[[], T]) -> T:
             connection.close()
 
 
-def _load(webhook_id: int) -> AuthSettings | None:
+def _load(webhook_id: int, keys_version: int) -> AuthSettings | None:
     auth = ReceiverAuth.objects.filter(webhook_id=webhook_id).first()
-    if auth is None or not auth.uses_oauth:
+    if auth is None or not (auth.uses_oauth or auth.uses_client_tls):
         return None
+    tls, not_after = None, None
+    if auth.uses_client_tls:
+        key = auth.client_key if auth.client_cert else ""
+        tls = outbound.ClientTLS(webhook_id, keys_version, auth.client_cert, key, auth.ca_bundle)
+        not_after = auth.cert_not_after if auth.client_cert else None
+    loaded = AuthSettings(
+        auth.method, auth.token_url, auth.client_id, "", "", auth.scope, tls=tls, cert_not_after=not_after
+    )
     if auth.method == ReceiverAuth.Method.OAUTH2_JWT:
-        return AuthSettings(
-            auth.method, auth.token_url, auth.client_id, "", "", auth.scope,
-            private_key=auth.private_key, key_algorithm=auth.key_algorithm, kid=auth.kid,
-        )  # fmt: skip
-    return AuthSettings(auth.method, auth.token_url, auth.client_id, auth.client_secret, auth.secret_method, auth.scope)
+        return replace(loaded, private_key=auth.private_key, key_algorithm=auth.key_algorithm, kid=auth.kid)
+    if auth.method == ReceiverAuth.Method.OAUTH2_SECRET:
+        return replace(loaded, client_secret=auth.client_secret, secret_method=auth.secret_method)
+    return loaded
 
 
 def settings_of(webhook_id: int, keys_version: int) -> AuthSettings | None:
@@ -125,7 +139,7 @@ def settings_of(webhook_id: int, keys_version: int) -> AuthSettings | None:
         cached = _settings.get(webhook_id)
     if cached is not None and cached[0] == keys_version and cached[1] > time.monotonic():
         return cached[2]
-    loaded = _touching_database(lambda: _load(webhook_id))
+    loaded = _touching_database(lambda: _load(webhook_id, keys_version))
     with _lock:
         _settings[webhook_id] = (keys_version, time.monotonic() + SETTINGS_CACHE_SECONDS, loaded)
     return loaded
@@ -145,6 +159,18 @@ def post(
     """POST with a bearer token, all within the attempt's `timeout`: the token (cached, or fetched now), then
     the request; on a 401, a new token once and the request again."""
     started = time.monotonic()
+    if auth.cert_not_after is not None and auth.cert_not_after <= timezone.now():
+        return _failed(
+            started,
+            "tls_client_cert_rejected",
+            f"The TLS client certificate expired on {auth.cert_not_after:%Y-%m-%d %H:%M} UTC; nothing was sent: "
+            "upload a renewed certificate.",
+        )
+    if not auth.uses_oauth:
+        return replace(
+            outbound.post(url, body, headers, timeout=timeout, verify_tls=verify_tls, tls=auth.tls),
+            duration_ms=_ms_since(started),
+        )
     deadline = started + timeout
     used: str | None = None
     for _ in range(2):
@@ -156,7 +182,7 @@ def post(
         if remaining <= 0:
             return _failed(started, "timeout", f"getting the token took the whole timeout ({timeout:g} s)")
         sent = dict(headers, Authorization=f"Bearer {used}")
-        response = outbound.post(url, body, sent, timeout=remaining, verify_tls=verify_tls)
+        response = outbound.post(url, body, sent, timeout=remaining, verify_tls=verify_tls, tls=auth.tls)
         if response.status_code != 401:
             break
     if response.status_code == 401:
@@ -269,7 +295,13 @@ def fetch_token(auth: AuthSettings, deadline: float) -> tuple[str, float]:
     if remaining <= 0:
         raise TokenFailure("timeout", f"no time was left to ask {host} for a token")
     answer = outbound.post(
-        auth.token_url, body, headers, timeout=remaining, verify_tls=True, body_limit=TOKEN_ANSWER_MAX_BYTES
+        auth.token_url,
+        body,
+        headers,
+        timeout=remaining,
+        verify_tls=True,
+        body_limit=TOKEN_ANSWER_MAX_BYTES,
+        tls=auth.tls,
     )
     if answer.error:
         raise TokenFailure(

@@ -111,7 +111,8 @@ def request_headers(target: ledger.Target, message_id: str, body: str, now: date
     )
     if keys:
         headers["webhook-signature"] = signing.signature_header(keys, message_id, timestamp, body)
-    if authorization.settings_of(target.id, target.keys_version) is not None:
+    auth = authorization.settings_of(target.id, target.keys_version)
+    if auth is not None and auth.uses_oauth:
         # The token goes in as the request leaves (`_post`); the history keeps that one was sent.
         headers["Authorization"] = authorization.TOKEN_PLACEHOLDER
     return headers

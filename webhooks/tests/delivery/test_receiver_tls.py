@@ -1,0 +1,118 @@
+"""Mutual TLS and a receiver's own CA: real TLS receivers (Python's ssl) with certificates from trustme CAs."""
+
+import datetime
+import ssl
+
+import pytest
+import trustme
+from django.db import connection
+
+from conftest import free_port
+from environments.records import create_record
+from environments.tests.factories import make_environment
+from webhooks.delivery import authorization
+from webhooks.delivery.sending import attempt_delivery
+from webhooks.models import Attempt, Delivery, ReceiverAuth
+from webhooks.receiver_auth import ReceiverAuthInvalid, set_ca_bundle, set_client_certificate
+from webhooks.tests.factories import make_webhook
+from webhooks.tests.receiver import Receiver
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    authorization._settings.clear()
+    authorization._tokens.clear()
+
+
+class TLSReceiver(Receiver):
+    """A receiver over TLS with a certificate of `server_ca`; with `client_ca`, it requires a client
+    certificate issued by that CA."""
+
+    def __init__(self, server_ca: trustme.CA, client_ca: trustme.CA | None = None):
+        super().__init__()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server_ca.issue_cert("127.0.0.1").configure_cert(context)
+        if client_ca is not None:
+            context.verify_mode = ssl.CERT_REQUIRED
+            client_ca.configure_trust(context)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.server.server_port}/hooks"
+
+
+def send_one(webhook) -> Attempt:
+    create_record(webhook.environment, "patients", {"first_name": "Ada", "last_name": "Lovelace"})
+    return attempt_delivery(Delivery.objects.filter(webhook=webhook).latest("id").pk)
+
+
+def client_certificate(ca: trustme.CA) -> tuple[str, str]:
+    issued = ca.issue_cert("webhooks.portal.test")
+    return issued.cert_chain_pems[0].bytes().decode(), issued.private_key_pem.bytes().decode()
+
+
+def test_a_receiver_under_its_own_ca_is_trusted_through_the_webhook_ca_bundle_not_by_turning_checks_off():
+    private_ca = trustme.CA()
+    with TLSReceiver(private_ca) as receiver:
+        webhook = make_webhook(make_environment(), receiver.url, event_types=["patients.created"])
+        refused = send_one(webhook)
+        set_ca_bundle(webhook, private_ca.cert_pem.bytes().decode())
+        trusted = send_one(webhook)
+
+    assert refused.error == "tls_error"
+    assert trusted.succeeded and len(receiver.requests) == 1
+
+
+def test_mutual_tls_presents_the_uploaded_certificate_and_a_refused_one_says_so():
+    server_ca, client_ca, stranger_ca = trustme.CA(), trustme.CA(), trustme.CA()
+    with TLSReceiver(server_ca, client_ca=client_ca) as receiver:
+        webhook = make_webhook(make_environment(), receiver.url, event_types=["patients.created"])
+        set_ca_bundle(webhook, server_ca.cert_pem.bytes().decode())
+        without = send_one(webhook)
+        set_client_certificate(webhook, *client_certificate(stranger_ca))
+        strange = send_one(webhook)
+        set_client_certificate(webhook, *client_certificate(client_ca))
+        accepted = send_one(webhook)
+
+    assert strange.error == "tls_client_cert_rejected"
+    assert "refused the TLS client certificate (TLS alert unknown ca)" in strange.error_detail
+    # Python's ssl server closes the connection without an alert when no certificate comes: nothing says why.
+    assert without.error in ("tls_client_cert_rejected", "tls_error")
+    assert accepted.succeeded and len(receiver.requests) == 1
+    auth = ReceiverAuth.objects.get(webhook=webhook)
+    assert auth.cert_subject and auth.cert_issuer and auth.cert_not_after
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT client_key FROM webhooks_receiverauth")
+        [(column,)] = cursor.fetchall()
+    assert "PRIVATE KEY" not in column, "the key is encrypted at rest"
+
+
+def test_an_expired_certificate_is_refused_at_upload_and_one_that_expired_since_sends_nothing():
+    client_ca = trustme.CA()
+    expired = client_ca.issue_cert("old.portal.test", not_after=datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC))
+    with Receiver() as receiver:
+        webhook = make_webhook(make_environment(), receiver.url, event_types=["patients.created"])
+        with pytest.raises(ReceiverAuthInvalid, match="expired"):
+            set_client_certificate(
+                webhook, expired.cert_chain_pems[0].bytes().decode(), expired.private_key_pem.bytes().decode()
+            )
+        set_client_certificate(webhook, *client_certificate(client_ca))
+        ReceiverAuth.objects.filter(webhook=webhook).update(
+            cert_not_after=datetime.datetime(2021, 1, 1, tzinfo=datetime.UTC)
+        )
+        authorization._settings.clear()
+        attempt = send_one(webhook)
+
+    assert attempt.error == "tls_client_cert_rejected" and "expired on 2021-01-01" in attempt.error_detail
+    assert receiver.requests == []
+
+
+def test_a_key_that_is_not_the_certificates_is_refused():
+    client_ca = trustme.CA()
+    cert, _ = client_certificate(client_ca)
+    _, other_key = client_certificate(client_ca)
+    webhook = make_webhook(
+        make_environment(), f"http://127.0.0.1:{free_port()}/hooks", event_types=["patients.created"]
+    )
+    with pytest.raises(ReceiverAuthInvalid, match="does not belong"):
+        set_client_certificate(webhook, cert, other_key)
