@@ -297,3 +297,29 @@ def set_ca_bundle(webhook: Webhook, pem: str, actor: Actor = SYSTEM_ACTOR) -> in
             actor,
         )
     return len(certificates)
+
+
+# --- What commands and pages show: never a secret or a private key ---------------------------------------------
+
+
+def describe_receiver_auth(webhook: Webhook) -> dict:
+    """The webhook's receiver authentication as `--json` shows it: settings and public halves only."""
+    stored = ReceiverAuth.objects.filter(webhook=webhook).first()
+    if stored is None:
+        return {"method": ReceiverAuth.Method.NONE}
+    described: dict = {"method": stored.method}
+    if stored.uses_oauth:
+        described |= {"token_url": stored.token_url, "client_id": stored.client_id, "scope": stored.scope}
+    if stored.method == ReceiverAuth.Method.OAUTH2_SECRET:
+        described["client_auth"] = stored.secret_method
+    if stored.method == ReceiverAuth.Method.OAUTH2_JWT:
+        described |= {"key_algorithm": stored.key_algorithm, "kid": stored.kid, "public_jwk": stored.public_jwk}
+    if stored.client_cert:
+        described["client_certificate"] = {
+            "subject": stored.cert_subject,
+            "issuer": stored.cert_issuer,
+            "not_after": stored.cert_not_after.isoformat() if stored.cert_not_after else None,
+        }
+    if stored.ca_bundle:
+        described["ca_bundle_certificates"] = stored.ca_bundle.count("BEGIN CERTIFICATE")
+    return described
