@@ -97,7 +97,7 @@ def _validate(fields: ReceiverAuthFields, stored: ReceiverAuth) -> dict[str, str
     ):
         errors["oauth_client_auth"] = f"choose {' or '.join(ReceiverAuth.SecretMethod.values)}"
     if fields.method == ReceiverAuth.Method.OAUTH2_SECRET and not (fields.client_secret or stored.client_secret):
-        errors["oauth_client_secret"] = "the client secret the receiver gave is needed (read from a file)"  # noqa: S105
+        errors["oauth_client_secret"] = "the client secret the receiver gave us is needed"  # noqa: S105
     if fields.method == ReceiverAuth.Method.OAUTH2_JWT and fields.key_algorithm not in KEY_ALGORITHMS:
         errors["oauth_key_algorithm"] = f"choose {' or '.join(KEY_ALGORITHMS)}"
     if len(fields.scope) > 500:
@@ -323,3 +323,9 @@ def describe_receiver_auth(webhook: Webhook) -> dict:
     if stored.ca_bundle:
         described["ca_bundle_certificates"] = stored.ca_bundle.count("BEGIN CERTIFICATE")
     return described
+
+
+def receiver_auth_context(webhook: Webhook) -> dict:
+    """What the webhook page's receiver authentication section shows (public halves only)."""
+    stored = receiver_auth_of(webhook)
+    return {"receiver_auth": stored, "receiver_public_jwk": json.dumps(stored.public_jwk) if stored.public_jwk else ""}
