@@ -622,6 +622,8 @@ class ReceiverAuth(models.Model):
     )
     secret_method = models.CharField(max_length=24, choices=SecretMethod.choices, default=SecretMethod.BASIC)
     scope = models.CharField(max_length=500, blank=True)
+    # The resource (RFC 8707) the token is for, when the receiver's authorization server asks for one.
+    resource = models.CharField(max_length=2000, blank=True)
     # private_key_jwt (RFC 7523, SMART Backend Services): a key the portal made; its public half is on the
     # webhook's page and in the environment's JWKS (`public_jwk`, with its `kid`). A replaced key's public half
     # stays published until `previous_retires_at`, for receivers that still verify with it.

@@ -36,6 +36,7 @@ _SETTING_NAMES = {
     "client_id": "client id",
     "secret_method": "client authentication",
     "scope": "scope",
+    "resource": "resource",
     "key_algorithm": "key algorithm",
 }
 KEY_ALGORITHMS = ("RS384", "ES384")
@@ -62,6 +63,7 @@ class ReceiverAuthFields:
     secret_method: str = ReceiverAuth.SecretMethod.BASIC
     scope: str = ""
     key_algorithm: str = "RS384"
+    resource: str = ""
 
     def __repr__(self) -> str:
         return f"<ReceiverAuthFields {self.method} {self.client_id} at {self.token_url}>"
@@ -100,6 +102,9 @@ def _validate(fields: ReceiverAuthFields, stored: ReceiverAuth) -> dict[str, str
         errors["oauth_client_secret"] = "the client secret the receiver gave us is needed"  # noqa: S105
     if fields.method == ReceiverAuth.Method.OAUTH2_JWT and fields.key_algorithm not in KEY_ALGORITHMS:
         errors["oauth_key_algorithm"] = f"choose {' or '.join(KEY_ALGORITHMS)}"
+    fields.resource = fields.resource.strip()
+    if len(fields.resource) > 2000:
+        errors["oauth_resource"] = "at most 2000 characters"
     if len(fields.scope) > 500:
         errors["oauth_scope"] = "at most 500 characters"
     return errors
@@ -160,6 +165,7 @@ def _fields_of(stored: ReceiverAuth) -> ReceiverAuthFields:
         secret_method=stored.secret_method,
         scope=stored.scope,
         key_algorithm=stored.key_algorithm,
+        resource=stored.resource,
     )
 
 
@@ -310,6 +316,8 @@ def describe_receiver_auth(webhook: Webhook) -> dict:
     described: dict = {"method": stored.method}
     if stored.uses_oauth:
         described |= {"token_url": stored.token_url, "client_id": stored.client_id, "scope": stored.scope}
+        if stored.resource:
+            described["resource"] = stored.resource
     if stored.method == ReceiverAuth.Method.OAUTH2_SECRET:
         described["client_auth"] = stored.secret_method
     if stored.method == ReceiverAuth.Method.OAUTH2_JWT:

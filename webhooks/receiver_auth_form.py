@@ -34,6 +34,9 @@ class ReceiverAuthForm(forms.Form):
         label="Make a new key pair (the old public key stays published a day)", required=False
     )
     scope = forms.CharField(label="Scope", required=False, max_length=500)
+    resource = forms.CharField(
+        label="Resource (RFC 8707)", required=False, max_length=2000, help_text="Only if the receiver asks for one."
+    )
     client_cert = forms.FileField(label="TLS client certificate (PEM)", required=False)
     client_key = forms.FileField(label="Its private key (PEM, unencrypted)", required=False)
     remove_client_cert = forms.BooleanField(label="Stop presenting a client certificate", required=False)
@@ -50,6 +53,7 @@ class ReceiverAuthForm(forms.Form):
             secret_method=data["secret_method"] or ReceiverAuth.SecretMethod.BASIC,
             scope=data["scope"],
             key_algorithm=data["key_algorithm"] or "RS384",
+            resource=data["resource"],
         )
 
     def pem(self, name: str) -> str:
@@ -73,5 +77,6 @@ def initial_of(stored: ReceiverAuth) -> dict:
         "client_id": stored.client_id,
         "secret_method": stored.secret_method,
         "scope": stored.scope,
+        "resource": stored.resource,
         "key_algorithm": stored.key_algorithm or "RS384",
     }

@@ -74,6 +74,7 @@ class AuthSettings:
     client_secret: str
     secret_method: str
     scope: str
+    resource: str = ""
     # private_key_jwt: the key that signs assertions (PEM, decrypted), its algorithm and the `kid` it is published as.
     private_key: str = ""
     key_algorithm: str = ""
@@ -124,8 +125,9 @@ def _load(webhook_id: int, keys_version: int) -> AuthSettings | None:
         tls = outbound.ClientTLS(webhook_id, keys_version, auth.client_cert, key, auth.ca_bundle)
         not_after = auth.cert_not_after if auth.client_cert else None
     loaded = AuthSettings(
-        auth.method, auth.token_url, auth.client_id, "", "", auth.scope, tls=tls, cert_not_after=not_after
-    )
+        auth.method, auth.token_url, auth.client_id, "", "", auth.scope, auth.resource, tls=tls,
+        cert_not_after=not_after,
+    )  # fmt: skip
     if auth.method == ReceiverAuth.Method.OAUTH2_JWT:
         return replace(loaded, private_key=auth.private_key, key_algorithm=auth.key_algorithm, kid=auth.kid)
     if auth.method == ReceiverAuth.Method.OAUTH2_SECRET:
@@ -256,6 +258,8 @@ def _token_request(auth: AuthSettings) -> tuple[bytes, dict[str, str]]:
     form = {"grant_type": "client_credentials"}
     if auth.scope:
         form["scope"] = auth.scope
+    if auth.resource:
+        form["resource"] = auth.resource
     headers = {
         "Content-Type": "application/x-www-form-urlencoded",
         "Accept": "application/json",

@@ -521,6 +521,19 @@ def _unwrap_blocked(error: Exception) -> Exception:
     return error
 
 
+def _excerpt(response: Any, limit: int) -> bytearray:
+    """The first `limit` bytes of the body; a longer body is not read to its end (the connection is closed)."""
+    excerpt = bytearray()
+    while len(excerpt) < limit:
+        chunk = response.read(min(4096, limit - len(excerpt)))
+        if not chunk:
+            return excerpt
+        excerpt.extend(chunk)
+    if response.read(1):
+        response.close()  # more than we record: drop the connection rather than read the rest
+    return excerpt
+
+
 def post(
     url: str,
     body: bytes,
@@ -562,16 +575,7 @@ def post(
             decode_content=True,
         )
         try:
-            excerpt = bytearray()
-            complete = False
-            while len(excerpt) < limit:
-                chunk = response.read(min(4096, limit - len(excerpt)))
-                if not chunk:
-                    complete = True
-                    break
-                excerpt.extend(chunk)
-            if not complete and response.read(1):
-                response.close()  # more than we record: drop the connection rather than read the rest
+            excerpt = _excerpt(response, limit)
         finally:
             response.release_conn()
         if clock.expired:

@@ -31,6 +31,7 @@ _OAUTH_FLAGS = {
     "oauth_client_id": "client_id",
     "oauth_client_auth": "secret_method",
     "oauth_scope": "scope",
+    "oauth_resource": "resource",
     "oauth_key_algorithm": "key_algorithm",
 }
 
@@ -49,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, changing: bool) -> None:
     )
     group.add_argument("--oauth-client-auth", choices=ReceiverAuth.SecretMethod.values, default=unset)
     group.add_argument("--oauth-scope", default=unset, help='Scopes asked for, e.g. "system/Patient.write".')
+    group.add_argument("--oauth-resource", default=unset, help="The resource (RFC 8707) the token is for, if asked.")
     group.add_argument("--oauth-key-algorithm", choices=["RS384", "ES384"], default=unset, help="oauth2-jwt key.")
     group.add_argument("--client-cert", default=unset, metavar="PATH", help="TLS client certificate (PEM).")
     group.add_argument("--client-key", default=unset, metavar="PATH", help="Its private key (PEM, unencrypted).")
@@ -80,6 +82,7 @@ def _apply(webhook: Webhook, given: dict, actor: Actor) -> None:
         fields = ReceiverAuthFields(
             method=stored.method, token_url=stored.token_url, client_id=stored.client_id,
             secret_method=stored.secret_method, scope=stored.scope, key_algorithm=stored.key_algorithm or "RS384",
+            resource=stored.resource,
         )  # fmt: skip
         for flag, attribute in _OAUTH_FLAGS.items():
             if flag in given:

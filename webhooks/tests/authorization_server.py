@@ -109,6 +109,7 @@ class _State:
     issued: int = 0
     every_token: list[str] = field(default_factory=list)  # for tests that search for leaks
     assertions: list[str] = field(default_factory=list)  # every private_key_jwt assertion received
+    requested: list[dict] = field(default_factory=list)  # what each token request asked for (scope, resource)
     delay: float = 0.0
     # An answer given instead of a token (status, body): a token endpoint that fails or talks nonsense.
     broken: tuple[int, bytes] | None = None
@@ -186,6 +187,7 @@ class AuthorizationServer:
 
             def do_POST(self):  # noqa: N802 - the stdlib's name
                 form = dict(parse_qsl(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()))
+                state.requested.append({name: form[name] for name in ("scope", "resource") if name in form})
                 if "client_assertion" in form:
                     state.assertions.append(form["client_assertion"])
                 if state.delay:

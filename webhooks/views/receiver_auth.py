@@ -29,6 +29,7 @@ _FORM_FIELDS = {
     "oauth_client_secret": "client_secret",
     "oauth_client_auth": "secret_method",
     "oauth_scope": "scope",
+    "oauth_resource": "resource",
     "oauth_key_algorithm": "key_algorithm",
 }
 

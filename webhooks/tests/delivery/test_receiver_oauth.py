@@ -63,6 +63,7 @@ def oauth_webhook(server, receiver, *, secret_method="client_secret_basic", **op
         client_secret=SECRET,
         secret_method=secret_method,
         scope="system/Patient.write",
+        resource="https://ehr.example.org/fhir",
     )
     set_receiver_auth(webhook, fields)
     return webhook
@@ -84,6 +85,7 @@ def test_the_token_is_fetched_before_the_first_request_and_reused_until_it_expir
     assert all(server.is_live(request.headers["Authorization"]) for request in receiver.requests)
     assert {attempt.request_headers["Authorization"] for attempt in attempts} == {"[token]"}
     assert ReceiverToken.objects.get(webhook=webhook).fetches == 1
+    assert server.state.requested == [{"scope": "system/Patient.write", "resource": "https://ehr.example.org/fhir"}]
 
 
 def test_a_token_is_fetched_again_shortly_before_it_expires(server, receiver):
