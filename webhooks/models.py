@@ -644,6 +644,12 @@ class ReceiverAuth(models.Model):
     cert_subject = models.CharField(max_length=500, blank=True)
     cert_issuer = models.CharField(max_length=500, blank=True)
     cert_not_after = models.DateTimeField(null=True, blank=True)
+    # A key the portal made and the CSR (PEM) to have a certificate issued for it: the key becomes `client_key`
+    # when that certificate is uploaded.
+    pending_key = EncryptedTextField(
+        blank=True, default="", reported_as=("receiver_tls_pending_keys", "receivers' TLS keys awaiting a certificate")
+    )
+    pending_csr = models.TextField(blank=True)
     # The receiver's own CAs (PEM), trusted for this webhook beside the system roots.
     ca_bundle = models.TextField(blank=True)
     updated_at = models.DateTimeField(default=timezone.now)

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.db import transaction
 from django.db.models import F
@@ -263,10 +263,33 @@ def read_client_certificate(cert_pem: str, key_pem: str) -> tuple[x509.Certifica
     return chain[0], pkcs8
 
 
-def set_client_certificate(webhook: Webhook, cert_pem: str, key_pem: str, actor: Actor = SYSTEM_ACTOR) -> None:
-    """Present this certificate (with its key, stored encrypted) to the receiver and its token endpoint."""
-    certificate, pkcs8 = read_client_certificate(cert_pem, key_pem)
+def new_client_csr(webhook: Webhook, common_name: str, actor: Actor = SYSTEM_ACTOR) -> str:
+    """Make a key (ECDSA P-256, kept encrypted) and a certificate signing request for it: whoever issues the
+    receiver's client certificates signs the CSR, and the certificate is uploaded without a key."""
+    common_name = common_name.strip()
+    if not common_name or len(common_name) > 64:
+        raise ReceiverAuthInvalid({"client_csr": "a common name of 1 to 64 characters (e.g. the portal's host name)"})
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, common_name)])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
     stored = receiver_auth_of(webhook)
+    stored.pending_csr = csr.public_bytes(serialization.Encoding.PEM).decode()
+    stored.pending_key = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    _save(webhook, stored, ["key and certificate signing request generated"], actor)
+    return stored.pending_csr
+
+
+def set_client_certificate(webhook: Webhook, cert_pem: str, key_pem: str = "", actor: Actor = SYSTEM_ACTOR) -> None:
+    """Present this certificate (with its key, stored encrypted) to the receiver and its token endpoint. Without
+    `key_pem`, the key made with `new_client_csr` is the certificate's key."""
+    stored = receiver_auth_of(webhook)
+    if not key_pem and not stored.pending_key:
+        raise ReceiverAuthInvalid({"client_key": "upload the certificate's key, or generate a key and CSR first"})
+    certificate, pkcs8 = read_client_certificate(cert_pem, key_pem or stored.pending_key)
+    if not key_pem:
+        stored.pending_key = stored.pending_csr = ""
     change = "client certificate replaced" if stored.client_cert else "client certificate added"
     stored.client_cert, stored.client_key = cert_pem.strip() + "\n", pkcs8
     stored.cert_subject, stored.cert_issuer = _name(certificate.subject), _name(certificate.issuer)
@@ -328,6 +351,8 @@ def describe_receiver_auth(webhook: Webhook) -> dict:
             "issuer": stored.cert_issuer,
             "not_after": stored.cert_not_after.isoformat() if stored.cert_not_after else None,
         }
+    if stored.pending_csr:
+        described["client_csr"] = stored.pending_csr
     if stored.ca_bundle:
         described["ca_bundle_certificates"] = stored.ca_bundle.count("BEGIN CERTIFICATE")
     return described

@@ -39,6 +39,13 @@ class ReceiverAuthForm(forms.Form):
     )
     client_cert = forms.FileField(label="TLS client certificate (PEM)", required=False)
     client_key = forms.FileField(label="Its private key (PEM, unencrypted)", required=False)
+    new_csr_common_name = forms.CharField(
+        label="Or generate a key here and a CSR for it, with the common name",
+        required=False,
+        max_length=64,
+        help_text="Have the CSR signed by whoever issues the receiver's client certificates, then upload the "
+        "certificate alone.",
+    )
     remove_client_cert = forms.BooleanField(label="Stop presenting a client certificate", required=False)
     ca_bundle = forms.FileField(label="The receiver's CA certificates (PEM)", required=False)
     remove_ca_bundle = forms.BooleanField(label="Trust the system roots only", required=False)

@@ -16,6 +16,7 @@ from webhooks.models import ReceiverAuth, Webhook
 from webhooks.receiver_auth import (
     ReceiverAuthFields,
     ReceiverAuthInvalid,
+    new_client_csr,
     receiver_auth_of,
     remove_client_certificate,
     rotate_client_key,
@@ -55,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser, *, changing: bool) -> None:
     group.add_argument("--client-cert", default=unset, metavar="PATH", help="TLS client certificate (PEM).")
     group.add_argument("--client-key", default=unset, metavar="PATH", help="Its private key (PEM, unencrypted).")
     group.add_argument("--ca-bundle", default=unset, metavar="PATH", help='Receiver CAs (PEM); "" removes them.')
+    group.add_argument(
+        "--new-client-csr", default=unset, metavar="COMMON_NAME",
+        help="Make a key here and print a CSR for it; upload the issued certificate with --client-cert alone.",
+    )  # fmt: skip
     if changing:
         group.add_argument("--rotate-oauth-key", action="store_true", help="A new oauth2-jwt key pair.")
         group.add_argument("--remove-client-cert", action="store_true", help="Stop presenting a client certificate.")
@@ -94,11 +99,13 @@ def _apply(webhook: Webhook, given: dict, actor: Actor) -> None:
         set_receiver_auth(webhook, fields, actor)
     if given.get("rotate_oauth_key"):
         rotate_client_key(webhook, actor)
-    if ("client_cert" in given) != ("client_key" in given):
-        raise CommandError("--client-cert and --client-key go together")
+    if "new_client_csr" in given:
+        new_client_csr(webhook, given["new_client_csr"], actor)
+    if "client_key" in given and "client_cert" not in given:
+        raise CommandError("--client-key goes with --client-cert")
     if "client_cert" in given:
-        cert, key = _read("--client-cert", given["client_cert"]), _read("--client-key", given["client_key"])
-        set_client_certificate(webhook, cert, key, actor)
+        key = _read("--client-key", given["client_key"]) if "client_key" in given else ""
+        set_client_certificate(webhook, _read("--client-cert", given["client_cert"]), key, actor)
     if given.get("remove_client_cert"):
         remove_client_certificate(webhook, actor)
     if "ca_bundle" in given:
@@ -120,5 +127,9 @@ def describe_text(described: dict) -> str:
         lines.append(
             f"client certificate: {certificate['subject']}, issued by {certificate['issuer']}, "
             f"expires {certificate['not_after']}"
+        )
+    if "client_csr" in described:
+        lines.append(
+            "certificate signing request (have it signed, then --client-cert PATH):\n" + described["client_csr"]
         )
     return "\n".join(lines)

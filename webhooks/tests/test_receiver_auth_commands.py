@@ -1,11 +1,14 @@
 """create_webhook / change_webhook: receiver authentication from files, never a secret on the command line
 or in the output, every change audited by name."""
 
+import datetime
 import json
 from io import StringIO
 
 import pytest
 import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
@@ -120,7 +123,7 @@ def test_client_certificate_and_ca_bundle_come_from_files_and_show_only_their_pu
     described = json.loads(output)["receiver_auth"]
     assert described["client_certificate"]["not_after"] and described["ca_bundle_certificates"] == 1
     assert "PRIVATE KEY" not in output
-    with pytest.raises(CommandError, match="go together"):
+    with pytest.raises(CommandError, match="upload the certificate's key, or generate a key and CSR first"):
         run("change_webhook", "clinic/EHR", "--client-cert", str(tmp_path / "cert.pem"))
     removed = json.loads(run("change_webhook", "clinic/EHR", "--remove-client-cert", "--ca-bundle", "", "--json"))
     assert removed["receiver_auth"] == {"method": "none"}
@@ -130,3 +133,25 @@ def test_client_certificate_and_ca_bundle_come_from_files_and_show_only_their_pu
     ]
     assert changes == [["client certificate added"], ["CA bundle set (1 certificates)"],
                        ["client certificate removed"], ["CA bundle removed"]]  # fmt: skip
+
+
+def test_change_webhook_makes_a_key_and_prints_its_csr_then_takes_the_certificate_alone(tmp_path):
+    make_environment("clinic")
+    run(*create_args("http://127.0.0.1:8080/hooks"))
+    output = run("change_webhook", "clinic/EHR", "--new-client-csr", "webhooks.portal.example.org")
+    assert "-----BEGIN CERTIFICATE REQUEST-----" in output and "PRIVATE KEY" not in output
+    csr = x509.load_pem_x509_csr(ReceiverAuth.objects.get().pending_csr.encode())
+    ca = trustme.CA()
+    issuer = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+    ca_key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), password=None)
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(csr.subject).issuer_name(issuer.subject).public_key(csr.public_key())
+        .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=5))
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    (tmp_path / "issued.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+
+    described = json.loads(run("change_webhook", "clinic/EHR", "--client-cert", str(tmp_path / "issued.pem"), "--json"))
+    assert described["receiver_auth"]["client_certificate"]["subject"] == "CN=webhooks.portal.example.org"
+    assert "client_csr" not in described["receiver_auth"]

@@ -91,3 +91,15 @@ def test_settings_that_do_not_hold_are_shown_on_the_form(client, env, director):
     assert response.status_code == 200
     assert "the client id the receiver registered for us is needed" in response.content.decode()
     assert not ReceiverAuth.objects.exists()
+
+
+def test_a_key_and_csr_made_on_the_page_show_the_csr_and_never_the_key(client, env, director):
+    webhook = make_webhook(env, "http://127.0.0.1:8080/hooks", event_types=["patients.created"])
+    response = client.post(
+        page_of(webhook) + "receiver-auth/", {"method": "none", "new_csr_common_name": "webhooks.portal.test"}
+    )
+    assert response.status_code == 302
+    detail = client.get(page_of(webhook)).content.decode()
+    assert "-----BEGIN CERTIFICATE REQUEST-----" in detail and "PRIVATE KEY" not in detail
+    [event] = AuditEvent.objects.filter(action="webhook.receiver_tls_changed")
+    assert event.details["changed"] == ["key and certificate signing request generated"]

@@ -12,6 +12,7 @@ from environments.views.decorators import environment_page
 
 from ..receiver_auth import (
     ReceiverAuthInvalid,
+    new_client_csr,
     receiver_auth_of,
     remove_client_certificate,
     rotate_client_key,
@@ -31,6 +32,7 @@ _FORM_FIELDS = {
     "oauth_scope": "scope",
     "oauth_resource": "resource",
     "oauth_key_algorithm": "key_algorithm",
+    "client_csr": "new_csr_common_name",
 }
 
 
@@ -62,12 +64,14 @@ def webhook_receiver_auth(request, environment, webhook_id):
 def _apply(webhook, form: ReceiverAuthForm, actor) -> None:
     data = form.cleaned_data
     cert, key, bundle = form.pem("client_cert"), form.pem("client_key"), form.pem("ca_bundle")
-    if bool(cert) != bool(key):
-        raise ReceiverAuthInvalid({"client_key": "upload the certificate and its key together"})
+    if key and not cert:
+        raise ReceiverAuthInvalid({"client_key": "upload the certificate with its key"})
     with transaction.atomic():
         set_receiver_auth(webhook, form.fields_value(), actor)
         if data["rotate_key"]:
             rotate_client_key(webhook, actor)
+        if data["new_csr_common_name"]:
+            new_client_csr(webhook, data["new_csr_common_name"], actor)
         if cert:
             set_client_certificate(webhook, cert, key, actor)
         elif data["remove_client_cert"]:

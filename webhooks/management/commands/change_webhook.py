@@ -83,8 +83,10 @@ class Command(PortalCommand):
             raise CommandError(str(error)) from None
         target.refresh_from_db()
         after = lookups.describe(target)
-        self.report(
-            after,
+        text = (
             f"{'Changed' if after != before else 'Nothing to change: already as given:'} webhook “{target.name}” "
-            f"({target.pk}) in {target.environment.slug}, posting to {target.url}; it sends {sending_policy(target)}.",
+            f"({target.pk}) in {target.environment.slug}, posting to {target.url}; it sends {sending_policy(target)}."
         )
+        if receiver_auth_flags.describe_text(after["receiver_auth"]):
+            text += "\n" + receiver_auth_flags.describe_text(after["receiver_auth"])
+        self.report(after, text)

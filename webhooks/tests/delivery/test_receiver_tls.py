@@ -7,6 +7,10 @@ import ssl
 
 import pytest
 import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from django.db import connection
 
 from conftest import free_port
@@ -15,7 +19,7 @@ from environments.tests.factories import make_environment
 from webhooks.delivery import authorization
 from webhooks.delivery.sending import attempt_delivery
 from webhooks.models import Attempt, Delivery, ReceiverAuth
-from webhooks.receiver_auth import ReceiverAuthInvalid, set_ca_bundle, set_client_certificate
+from webhooks.receiver_auth import ReceiverAuthInvalid, new_client_csr, set_ca_bundle, set_client_certificate
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Receiver
 
@@ -32,13 +36,16 @@ class TLSReceiver(Receiver):
     """A receiver over TLS with a certificate of `server_ca`; with `client_ca`, it requires a client
     certificate issued by that CA."""
 
-    def __init__(self, server_ca: trustme.CA, client_ca: trustme.CA | None = None):
+    def __init__(self, server_ca: trustme.CA, client_ca: trustme.CA | str | None = None):
         super().__init__()
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         server_ca.issue_cert("127.0.0.1").configure_cert(context)
         if client_ca is not None:
             context.verify_mode = ssl.CERT_REQUIRED
-            client_ca.configure_trust(context)
+            if isinstance(client_ca, str):
+                context.load_verify_locations(cadata=client_ca)
+            else:
+                client_ca.configure_trust(context)
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True, do_handshake_on_connect=False)
         self.url = f"https://127.0.0.1:{self.server.server_port}/hooks"
         answer = self.server.finish_request
@@ -136,3 +143,50 @@ def test_a_key_that_is_not_the_certificates_is_refused():
     )
     with pytest.raises(ReceiverAuthInvalid, match="does not belong"):
         set_client_certificate(webhook, cert, other_key)
+
+
+def a_ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A receiver's own client CA, made with cryptography (trustme signs no CSR of ours)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "EHR client CA")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    return key, certificate
+
+
+def signed(csr_pem: str, ca_key, ca_certificate) -> str:
+    csr = x509.load_pem_x509_csr(csr_pem.encode())
+    assert csr.is_signature_valid
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(csr.subject).issuer_name(ca_certificate.subject)
+        .public_key(csr.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1)).not_valid_after(now + datetime.timedelta(days=10))
+        .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_a_key_made_here_with_its_csr_signed_by_the_receivers_ca_authenticates_and_never_leaves():
+    server_ca = trustme.CA()
+    ca_key, ca_certificate = a_ca()
+    ca_pem = ca_certificate.public_bytes(serialization.Encoding.PEM).decode()
+    with TLSReceiver(server_ca, client_ca=ca_pem) as receiver:
+        webhook = make_webhook(make_environment(), receiver.url, event_types=["patients.created"])
+        set_ca_bundle(webhook, server_ca.cert_pem.bytes().decode())
+        csr = new_client_csr(webhook, "webhooks.portal.example.org")
+        assert "PRIVATE KEY" not in csr
+        set_client_certificate(webhook, signed(csr, ca_key, ca_certificate))
+        attempt = send_one(webhook)
+
+    assert attempt.succeeded and len(receiver.requests) == 1
+    auth = ReceiverAuth.objects.get(webhook=webhook)
+    assert auth.cert_subject == "CN=webhooks.portal.example.org" and auth.cert_issuer == "CN=EHR client CA"
+    assert auth.pending_csr == "" and auth.pending_key == "" and auth.client_key
