@@ -33,6 +33,10 @@ Scenarios (their sizes with --smoke are tiny: the test suite runs it so that it 
 - history     delivery history pages (50 rows) through Django with 1 M and 10 M attempts stored.
 - overview    the Overview's health queries and page with 1 M attempts, raw and rolled up per hour.
 - api         token endpoint and Data API reads, requests/s against gunicorn.
+- oauth       the backlog scenario twice over, for a webhook whose receiver demands an OAuth 2.0 token
+              (client_secret_basic, from a real Authlib token endpoint; the receiver checks every token)
+              and for the same webhook without: deliveries/s of each (best of 2 rounds, alternated), and
+              the token fetches (one per expiry: 1).
 - embedded    `make run` itself (scripts/run: SQLite, the embedded broker, the supervised worker and beat):
               8 producers write 2,000 records through the Data API, half while the worker keeps pace, half
               while it is frozen; deliveries/s draining that backlog and live, worker exits, lost and
@@ -87,6 +91,7 @@ SCENARIOS = [
     "receivers",
     "api",
     "embedded",
+    "oauth",
 ]
 
 FULL = {
@@ -384,6 +389,49 @@ BARE_POOLS = [("prefork", 2), ("threads", 16)]
 
 
 # --- Scenarios ----------------------------------------------------------------------------
+
+
+def _backlog_rate(environment, receiver, size, label: str, setup=None) -> float:
+    """Deliveries/s of one webhook draining `size["events"]` changes committed with no worker running."""
+    webhook = fresh_webhook(environment, receiver.url, name=f"bench-{label}")
+    if setup is not None:
+        setup(webhook)
+    purge()
+    receiver.requests.clear()
+    for n in range(size["events"]):
+        change(environment, n, label)
+    with Worker():
+        wait_for(lambda: len(receiver.requests) >= size["events"], timeout=600)
+    return rate_of([request.at for request in receiver.requests])
+
+
+def scenario_oauth(receiver, size) -> dict:
+    from webhooks.receiver_auth import ReceiverAuthFields, set_receiver_auth
+    from webhooks.tests.authorization_server import AuthorizationServer
+    from webhooks.tests.receiver import Receiver
+
+    plain_env, oauth_env = bench_environment("bench-plain"), bench_environment("bench-oauth")
+    with AuthorizationServer() as server, Receiver(judge=server.protects) as protected:
+        server.register("bench", secret="bench-secret")  # noqa: S106 - a throwaway test server
+
+        def with_oauth(webhook) -> None:
+            fields = ReceiverAuthFields("oauth2-secret", server.token_url, "bench", "bench-secret")
+            set_receiver_auth(webhook, fields)
+
+        plain, oauth = [], []
+        for _ in range(2):
+            plain.append(_backlog_rate(plain_env, receiver, size, "plain"))
+            oauth.append(_backlog_rate(oauth_env, protected, size, "oauth", with_oauth))
+        fetches = server.issued
+    ours, without = max(oauth), max(plain)
+    return {
+        "oauth_per_s": round(ours, 1),
+        "plain_per_s": round(without, 1),
+        "token_fetches": fetches,
+        "ratio": round(ours / without, 2) if without else None,
+        "bar": "oauth >= 0.9 x plain, 1 token fetch per expiry",
+        "holds": ours >= 0.9 * without and fetches == 2,  # one per webhook made (each round makes a new one)
+    }
 
 
 def scenario_backlog(receiver, size) -> dict:
@@ -1266,6 +1314,18 @@ def table(results: dict) -> str:
                 "backlog throughput",
                 f"{f['ours_per_s']}/s",
                 f"{f['bare_per_s']}/s",
+                f"{f['ratio']}",
+                f["bar"],
+                yes(f["holds"]),
+            )
+        )
+    if "oauth" in s:
+        f = s["oauth"]
+        rows.append(
+            (
+                f"backlog with OAuth ({f['token_fetches']} token fetches)",
+                f"{f['oauth_per_s']}/s",
+                f"{f['plain_per_s']}/s without",
                 f"{f['ratio']}",
                 f["bar"],
                 yes(f["holds"]),

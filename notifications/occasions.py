@@ -20,7 +20,7 @@ from credentials.models import Credential
 from environments.models import AuditEvent, Environment, WorkerOutage
 from webhooks.bulk_outcomes import Outcomes, covered
 from webhooks.health import last_failure
-from webhooks.models import BulkResend, Delivery, Webhook
+from webhooks.models import BulkResend, Delivery, ReceiverAuth, Webhook
 
 from .models import Kind
 
@@ -45,6 +45,7 @@ def pending(now: datetime.datetime | None = None) -> Iterator[Occasion]:
     yield from failing_webhooks(now)
     yield from disabled_webhooks(now)
     yield from expiring_credentials(now)
+    yield from expiring_client_certificates(now)
     yield from finished_recoveries(now)
     yield from worker_returns(now)
 
@@ -175,6 +176,39 @@ def expiring_credentials(now: datetime.datetime) -> Iterator[Occasion]:
             "the client has moved to it.",
             link,
         )
+
+
+def expiring_client_certificates(now: datetime.datetime) -> Iterator[Occasion]:
+    """Webhooks' TLS client certificates expiring within 14 days (told at 14 and at 3 days), and those that
+    expired lately (nothing is sent with an expired one): told like credentials."""
+    horizon = now + datetime.timedelta(days=max(EXPIRY_WARNINGS_DAYS))
+    auths = ReceiverAuth.objects.filter(cert_not_after__gt=_lookback(now), cert_not_after__lte=horizon).exclude(
+        client_cert=""
+    )
+    for auth in auths.select_related("webhook__environment"):
+        webhook, expires = auth.webhook, auth.cert_not_after
+        environment = webhook.environment
+        assert expires is not None  # filtered on
+        key = f"client-cert-{auth.pk}-{expires.timestamp():.0f}"
+        link = reverse("webhook_detail", args=[environment.slug, webhook.pk]) + "#receiver-auth"
+        named = f"TLS client certificate of webhook “{webhook.name}”"
+        if expires <= now:
+            yield Occasion(
+                Kind.CREDENTIAL_EXPIRY, f"{key}-expired", environment,
+                f"The {named} has expired ({environment.name})",
+                f"The {named} in {environment.name} expired at {expires:%Y-%m-%d %H:%M} UTC: nothing is sent to "
+                "its receiver until a renewed certificate is uploaded on the webhook's page.",
+                link,
+            )  # fmt: skip
+            continue
+        days = next(days for days in EXPIRY_WARNINGS_DAYS if expires <= now + datetime.timedelta(days))
+        yield Occasion(
+            Kind.CREDENTIAL_EXPIRY, f"{key}-{days}d", environment,
+            f"The {named} expires within {days} days ({environment.name})",
+            f"The {named} in {environment.name} ({auth.cert_subject}) expires at {expires:%Y-%m-%d %H:%M} UTC. "
+            "Upload a renewed certificate before then (the receiver must trust its issuer).",
+            link,
+        )  # fmt: skip
 
 
 def finished_recoveries(now: datetime.datetime) -> Iterator[Occasion]:

@@ -221,6 +221,10 @@ class SigningSecret(models.Model):
         return self.retires_at is None or self.retires_at > moment
 
     @property
+    def uses_client_tls(self) -> bool:
+        return bool(self.client_cert or self.ca_bundle)
+
+    @property
     def kid(self) -> str:
         """The key id receivers see in the JWKS: stable, derived from the public key."""
         return "whpk-" + hashlib.sha256(self.public_key.encode()).hexdigest()[:16] if self.public_key else ""
@@ -630,3 +634,108 @@ class ManualSend(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.finished_at is not None
+
+
+# --- Receiver authentication (issue 23): how we prove ourselves to a receiver that demands it ---------------
+
+
+class ReceiverAuth(models.Model):
+    """How a webhook authenticates to its receiver, beyond the signature: an OAuth 2.0 bearer token from the
+    receiver's token endpoint (client credentials, with a client secret or `private_key_jwt`).
+
+    No row, or method `none`: nothing but the signature. Secrets and private keys are encrypted at rest and
+    never shown again. Any change bumps the webhook's `keys_version`: workers reload it and the token cached
+    for the old settings is not used again.
+    """
+
+    class Method(models.TextChoices):
+        NONE = "none", "None: the signature only"
+        OAUTH2_SECRET = "oauth2-secret", "OAuth 2.0 client credentials with a client secret"
+        OAUTH2_JWT = "oauth2-jwt", "OAuth 2.0 client credentials with private_key_jwt"
+
+    class SecretMethod(models.TextChoices):
+        BASIC = "client_secret_basic", "HTTP Basic (client_secret_basic)"
+        POST = "client_secret_post", "In the form (client_secret_post)"
+
+    webhook = models.OneToOneField(Webhook, on_delete=models.CASCADE, related_name="receiver_auth")
+    method = models.CharField(max_length=16, choices=Method.choices, default=Method.NONE)
+    token_url = models.URLField(max_length=2000, blank=True)
+    client_id = models.CharField(max_length=255, blank=True)
+    client_secret = EncryptedTextField(
+        blank=True, default="", reported_as=("receiver_oauth_clients", "receivers' OAuth client secrets")
+    )
+    secret_method = models.CharField(max_length=24, choices=SecretMethod.choices, default=SecretMethod.BASIC)
+    scope = models.CharField(max_length=500, blank=True)
+    # The resource (RFC 8707) the token is for, when the receiver's authorization server asks for one.
+    resource = models.CharField(max_length=2000, blank=True)
+    # private_key_jwt (RFC 7523, SMART Backend Services): a key the portal made; its public half is on the
+    # webhook's page and in the environment's JWKS (`public_jwk`, with its `kid`). A replaced key's public half
+    # stays published until `previous_retires_at`, for receivers that still verify with it.
+    key_algorithm = models.CharField(max_length=8, blank=True)
+    private_key = EncryptedTextField(
+        blank=True, default="", reported_as=("receiver_oauth_keys", "receivers' OAuth private keys")
+    )
+    public_jwk = models.JSONField(default=dict, blank=True)
+    key_created_at = models.DateTimeField(null=True, blank=True)
+    previous_public_jwk = models.JSONField(default=dict, blank=True)
+    previous_retires_at = models.DateTimeField(null=True, blank=True)
+    # Mutual TLS, with any method: the client certificate (PEM, public) and its key (encrypted); what the page
+    # shows of the certificate is kept beside it.
+    client_cert = models.TextField(blank=True)
+    client_key = EncryptedTextField(
+        blank=True, default="", reported_as=("receiver_tls_keys", "receivers' TLS client keys")
+    )
+    cert_subject = models.CharField(max_length=500, blank=True)
+    cert_issuer = models.CharField(max_length=500, blank=True)
+    cert_not_after = models.DateTimeField(null=True, blank=True)
+    # A key the portal made and the CSR (PEM) to have a certificate issued for it: the key becomes `client_key`
+    # when that certificate is uploaded.
+    pending_key = EncryptedTextField(
+        blank=True, default="", reported_as=("receiver_tls_pending_keys", "receivers' TLS keys awaiting a certificate")
+    )
+    pending_csr = models.TextField(blank=True)
+    # The receiver's own CAs (PEM), trusted for this webhook beside the system roots.
+    ca_bundle = models.TextField(blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __repr__(self) -> str:
+        return f"<ReceiverAuth {self.method} of webhook {self.webhook_id}>"
+
+    @property
+    def uses_oauth(self) -> bool:
+        return self.method in (self.Method.OAUTH2_SECRET, self.Method.OAUTH2_JWT)
+
+    @property
+    def uses_client_tls(self) -> bool:
+        return bool(self.client_cert or self.ca_bundle)
+
+    @property
+    def kid(self) -> str:
+        return str(self.public_jwk.get("kid", ""))
+
+    def published_jwks(self, moment) -> list[dict]:
+        """The public keys receivers verify our assertions with: the current one, and the replaced one
+        until it retires."""
+        if self.method != self.Method.OAUTH2_JWT or not self.public_jwk:
+            return []
+        keys = [self.public_jwk]
+        if self.previous_public_jwk and self.previous_retires_at and self.previous_retires_at > moment:
+            keys.append({**self.previous_public_jwk, "expires_at": self.previous_retires_at.isoformat()})
+        return keys
+
+
+class ReceiverToken(models.Model):
+    """The access token a webhook's receiver gave us, shared by every worker: one row per webhook, locked
+    while a token is fetched so that one worker fetches per expiry (webhooks/delivery/authorization.py)."""
+
+    webhook = models.OneToOneField(Webhook, on_delete=models.CASCADE, related_name="receiver_token")
+    # The webhook's keys_version the token was fetched for: settings changed since, the token is not used.
+    keys_version = models.PositiveIntegerField(default=0)
+    token = EncryptedTextField(blank=True, default="", reported_as=("receiver_bearers", "receivers' access tokens"))
+    # When it is fetched again: shortly before the expiry the token endpoint gave.
+    refresh_at = models.DateTimeField(null=True, blank=True)
+    fetched_at = models.DateTimeField(null=True, blank=True)
+    fetches = models.PositiveIntegerField(default=0)
+
+    def __repr__(self) -> str:
+        return f"<ReceiverToken of webhook {self.webhook_id}>"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import erasure, history, jwks, portal, reconciliation, recovery, rotation
+from .views import erasure, history, jwks, portal, receiver_auth, reconciliation, recovery, rotation
 
 urlpatterns = [
     path("e/<slug:slug>/webhooks/", portal.webhook_list, name="webhooks"),
@@ -35,6 +35,11 @@ urlpatterns = [
     path("e/<slug:slug>/webhooks/<id:webhook_id>/delete/", portal.webhook_delete, name="webhook_delete"),
     path("e/<slug:slug>/webhooks/<id:webhook_id>/deliveries/", history.webhook_history, name="webhook_history"),
     path("e/<slug:slug>/deliveries/", history.environment_history, name="deliveries"),
+    path(
+        "e/<slug:slug>/webhooks/<id:webhook_id>/receiver-auth/",
+        receiver_auth.webhook_receiver_auth,
+        name="webhook_receiver_auth",
+    ),
     path("e/<slug:slug>/deliveries/erase/", erasure.erase_payloads, name="erase_payloads"),
     path("e/<slug:slug>/deliveries/reconciliation/", reconciliation.reconciliation_page, name="reconciliation"),
     path("e/<slug:slug>/deliveries/reconciliation.csv", reconciliation.reconciliation_csv, name="reconciliation_csv"),

@@ -89,6 +89,11 @@ def test_rotating_encryption_keys_reencrypts_under_the_new_first_key(settings):
             "credentials": 1,
             "webhook_keys": 0,
             "webhook_headers": 0,
+            "receiver_oauth_clients": 0,
+            "receiver_bearers": 0,
+            "receiver_oauth_keys": 0,
+            "receiver_tls_keys": 0,
+            "receiver_tls_pending_keys": 0,
         }
     with override_settings(FIELD_ENCRYPTION_KEYS=[new_key]):
         assert secrets.decrypt(stored_secret(credential)) == secret

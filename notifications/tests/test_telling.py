@@ -3,6 +3,7 @@
 import datetime
 
 import pytest
+import trustme
 from django.utils import timezone
 
 from credentials.tests.factories import make_client, make_credential
@@ -10,7 +11,9 @@ from environments.tests.factories import grant, make_environment, make_user
 from notifications.models import Kind, Mute, Notice
 from notifications.outbox import scan
 from webhooks.lifecycle import disable_webhook
-from webhooks.models import BulkResend, BulkResendItem
+from webhooks.models import BulkResend, BulkResendItem, ReceiverAuth
+from webhooks.receiver_auth import set_client_certificate
+from webhooks.tests.factories import make_webhook
 
 from .factories import make_failing_webhook
 
@@ -128,6 +131,25 @@ def test_credential_expiry_is_told_at_14_days_at_3_days_and_when_it_expires(env,
     ]
     notice = Notice.objects.filter(kind=Kind.CREDENTIAL_EXPIRY).first()
     assert notice.link == f"/e/clinic/credentials/clients/{client.client_id}/rotation/"
+
+
+def test_a_webhook_client_certificate_expiry_is_told_like_a_credentials(env, people):
+    ca = trustme.CA()
+    issued = ca.issue_cert("webhooks.portal.test", not_after=timezone.now() + 20 * DAY)
+    webhook = make_webhook(env, "http://127.0.0.1:8080/hooks", name="EHR bridge")
+    key_pem = issued.private_key_pem.bytes().decode()
+    set_client_certificate(webhook, issued.cert_chain_pems[0].bytes().decode(), key_pem)
+    expires = ReceiverAuth.objects.get(webhook=webhook).cert_not_after
+
+    for moment in (expires - 15 * DAY, expires - 13 * DAY, expires - 2 * DAY, expires + HOUR, expires + DAY):
+        scan(moment)
+    assert [subject for user, subject in told(Kind.CREDENTIAL_EXPIRY) if user == "director"] == [
+        "The TLS client certificate of webhook “EHR bridge” expires within 14 days (Clinic)",
+        "The TLS client certificate of webhook “EHR bridge” expires within 3 days (Clinic)",
+        "The TLS client certificate of webhook “EHR bridge” has expired (Clinic)",
+    ]
+    assert all(key_pem.splitlines()[1] not in notice.body for notice in Notice.objects.all())
+    assert Notice.objects.first().link == f"/e/clinic/webhooks/{webhook.pk}/#receiver-auth"
 
 
 def test_a_finished_recovery_is_told_by_what_became_of_each_delivery(env, people, mailoutbox):

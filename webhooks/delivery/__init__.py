@@ -30,6 +30,8 @@ The path of one event, top-down (each step names the module that owns it)::
       │                                   POST under one deadline, to an address that passed the checks;
       │                                   an answer slower than the patience is parked, and recorded by
       │                                   the process's recorder thread when it comes
+      │  authorization.post               for a receiver that demands an OAuth 2.0 token: the token (shared
+      │                                   by every worker, fetched once per expiry) inside the same deadline
       │  retry_policy.after_attempt       the delivery's new state: a DeliveryUpdate (succeeded, retrying
       │                                   at the schedule's next step, paced by a 429, or failed)
       │  ledger.record                    the attempts and DeliveryUpdates in one transaction; the lease given
@@ -86,8 +88,8 @@ The ledger's claims, reads, marks, gates and `record` (the only raw SQL of the p
 `Target` and `Claimed`; `inflight`'s pools; `sending.probe` and `Sent`; `queueing.deliver`;
 `bodies.render`, `bodies.payload`; `ledger.next_numbers`; `retry_policy.after_attempt`, `retry_delay`,
 `note_failure`, `probe_interval`, `slow_down`; `signing_keys.keys_at`; `signing.signature_header` and `tampered`;
-`outbound.post` and its address checks; `sending.send_claimed`; `sweeper.sweep` and `webhooks_to_probe`;
-every name starting with an underscore.
+`outbound.post` and its address checks; `authorization`'s settings, tokens and post; `sending.send_claimed`;
+`sweeper.sweep` and `webhooks_to_probe`; every name starting with an underscore.
 
 What the engine uses from outside: the models (`webhooks.models`, `environments.models`), the webhook's
 options (`webhooks.options.OptionValues`), the example records of a preview (`webhooks.examples`), the

@@ -5,7 +5,8 @@ waited for its receiver, five webhooks of one careless user pointed at a
 receiver that hangs for a minute (four slots each) would hold all sixteen, and
 every other environment's deliveries would wait behind them. So a request is
 posted by a thread of this process's I/O pool (WEBHOOK_IO_THREADS, created as
-needed; they touch no database), and the worker thread waits for the answer
+needed; they touch no database, but to fetch a receiver's OAuth token once per expiry, on a
+connection closed at once: see `authorization`), and the worker thread waits for the answer
 WEBHOOK_SEND_PATIENCE_SECONDS at most, and not at all for a webhook already
 failing or slowed down. If the answer has not come by then, the request is
 *parked*: the worker thread goes back to its queue, and when the answer comes

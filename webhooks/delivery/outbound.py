@@ -20,6 +20,7 @@ import itertools
 import os
 import socket
 import ssl
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from urllib3 import PoolManager, Timeout
 from urllib3 import exceptions as urllib3_exceptions
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util.ssl_ import create_urllib3_context
 
 if TYPE_CHECKING:
     from urllib3._base_connection import BaseHTTPConnection
@@ -358,6 +360,64 @@ def _pool_manager(verify_tls: bool) -> PoolManager:
         return manager
 
 
+@dataclass(frozen=True)
+class ClientTLS:
+    """A webhook's own TLS settings: a client certificate and key (mutual TLS), and CAs of the receiver's added
+    to the roots. `version` names them: a change of settings is a new version, and a new pool of connections."""
+
+    webhook_id: int
+    version: int
+    cert_pem: str = ""
+    key_pem: str = ""
+    ca_pem: str = ""
+
+    def __repr__(self) -> str:
+        # Never the key: reprs end up in logs and error reports.
+        return f"<ClientTLS of webhook {self.webhook_id} v{self.version}>"
+
+
+def _tls_context(tls: ClientTLS, verify_tls: bool) -> ssl.SSLContext:
+    context = create_urllib3_context()
+    if verify_tls:
+        context.load_verify_locations(cafile=certifi.where())
+        if tls.ca_pem:
+            context.load_verify_locations(cadata=tls.ca_pem)
+    if tls.cert_pem and tls.key_pem:
+        # The ssl module loads a certificate chain from files only: written for the moment it takes, readable by
+        # this user alone, in a directory removed at once.
+        with tempfile.TemporaryDirectory(prefix="webhook-tls-") as directory:
+            cert_path, key_path = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+            for path, text in ((cert_path, tls.cert_pem), (key_path, tls.key_pem)):
+                with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+                    file.write(text)
+            context.load_cert_chain(cert_path, key_path)
+    return context
+
+
+_tls_managers: dict[tuple[bool, int], tuple[int, PoolManager]] = {}
+
+
+def _tls_pool_manager(verify_tls: bool, tls: ClientTLS) -> PoolManager:
+    """A pool manager of the webhook's own (one per process, webhook and TLS setting; replaced when its TLS
+    settings change): connections with its client certificate, checked against its CAs too."""
+    with _managers_lock:
+        kept = _tls_managers.get((verify_tls, tls.webhook_id))
+        if kept is not None and kept[0] == tls.version:
+            return kept[1]
+    manager = PoolManager(
+        num_pools=4,
+        maxsize=KEPT_ALIVE_PER_HOST,
+        ssl_context=_tls_context(tls, verify_tls),
+        cert_reqs="CERT_REQUIRED" if verify_tls else "CERT_NONE",
+    )
+    manager.pool_classes_by_scheme = {"http": _CheckedHTTPPool, "https": _CheckedHTTPSPool}
+    with _managers_lock:
+        _tls_managers[(verify_tls, tls.webhook_id)] = (tls.version, manager)
+    if kept is not None:
+        kept[1].clear()
+    return manager
+
+
 @dataclass
 class Response:
     """What one request achieved: a status, or an error class with a detail."""
@@ -387,6 +447,12 @@ ERROR_CLASSES = (
     "no_signing_key",
     # Not the receiver's: the worker stopped mid-send, so whether the request arrived is unknown.
     "worker_stopped",
+    # Receivers that demand authentication (webhooks/delivery/authorization.py): the token endpoint or the
+    # receiver refused our credentials; the token endpoint failed or answered something else than a token;
+    # the receiver refused our client certificate.
+    "auth_failed",
+    "token_endpoint_error",
+    "tls_client_cert_rejected",
 )
 
 
@@ -394,6 +460,9 @@ def _error_class(error: Exception) -> tuple[str, str]:
     text = str(error)
     if isinstance(error, BlockedAddress):
         return "blocked_address", text
+    refused_by_peer = _client_certificate_refusal(error)
+    if refused_by_peer:
+        return "tls_client_cert_rejected", refused_by_peer
     if isinstance(error, (urllib3_exceptions.SSLError, ssl.SSLError)):
         return "tls_error", "TLS handshake or certificate verification failed"
     if isinstance(error, urllib3_exceptions.NewConnectionError) and isinstance(
@@ -414,6 +483,34 @@ def _error_class(error: Exception) -> tuple[str, str]:
     return "request_error", error.__class__.__name__
 
 
+# TLS alerts a server sends when it refuses (or misses) the client's certificate (RFC 8446 §6.2).
+_CLIENT_CERT_ALERTS = (
+    "alert certificate required",
+    "alert bad certificate",
+    "alert unknown ca",
+    "alert certificate unknown",
+    "alert certificate expired",
+    "alert certificate revoked",
+    "alert unsupported certificate",
+    "alert access denied",
+)
+
+
+def _client_certificate_refusal(error: BaseException) -> str:
+    """The receiver's TLS alert refusing our client certificate (or asking for one), as a sentence; else ''."""
+    seen: BaseException | None = error
+    while seen is not None:
+        text = str(seen).lower()
+        for alert in _CLIENT_CERT_ALERTS:
+            if alert in text:
+                return (
+                    f"the receiver refused the TLS client certificate (TLS {alert}): upload a certificate the "
+                    "receiver trusts (its issuer, its expiry), or ask the receiver's administrators which it expects"
+                )
+        seen = seen.__context__ or seen.__cause__
+    return ""
+
+
 def _unwrap_blocked(error: Exception) -> Exception:
     # urllib3 wraps exceptions raised while connecting; find ours inside.
     seen: BaseException | None = error
@@ -424,17 +521,40 @@ def _unwrap_blocked(error: Exception) -> Exception:
     return error
 
 
-def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float, verify_tls: bool) -> Response:
+def _excerpt(response: Any, limit: int) -> bytearray:
+    """The first `limit` bytes of the body; a longer body is not read to its end (the connection is closed)."""
+    excerpt = bytearray()
+    while len(excerpt) < limit:
+        chunk = response.read(min(4096, limit - len(excerpt)))
+        if not chunk:
+            return excerpt
+        excerpt.extend(chunk)
+    if response.read(1):
+        response.close()  # more than we record: drop the connection rather than read the rest
+    return excerpt
+
+
+def post(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    timeout: float,
+    verify_tls: bool,
+    body_limit: int | None = None,
+    tls: ClientTLS | None = None,
+) -> Response:
     """POST `body` to `url`; never follows redirects; the whole exchange ends within `timeout` seconds.
 
     Connect, TLS, sending, the response headers and the first
     WEBHOOK_RESPONSE_BODY_MAX_BYTES of the body share one deadline; a longer body
-    is not read to its end (the connection is closed instead of kept alive).
+    is not read to its end (the connection is closed instead of kept alive). `body_limit` reads more of it
+    (a token endpoint's answer, which is never recorded). `tls`: the webhook's client certificate and CAs.
     """
     started = time.monotonic()
     clock = _Clock(started + timeout)
     connect_timeout = min(settings.WEBHOOK_CONNECT_TIMEOUT_SECONDS, timeout)
-    limit = settings.WEBHOOK_RESPONSE_BODY_MAX_BYTES
+    limit = body_limit or settings.WEBHOOK_RESPONSE_BODY_MAX_BYTES
 
     def elapsed() -> int:
         return int((time.monotonic() - started) * 1000)
@@ -442,7 +562,8 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float, veri
     _current.clock = clock
     _watchdog.start(clock)
     try:
-        response = _pool_manager(verify_tls).urlopen(
+        manager = _pool_manager(verify_tls) if tls is None else _tls_pool_manager(verify_tls, tls)
+        response = manager.urlopen(
             "POST",
             url,
             body=body,
@@ -454,16 +575,7 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float, veri
             decode_content=True,
         )
         try:
-            excerpt = bytearray()
-            complete = False
-            while len(excerpt) < limit:
-                chunk = response.read(min(4096, limit - len(excerpt)))
-                if not chunk:
-                    complete = True
-                    break
-                excerpt.extend(chunk)
-            if not complete and response.read(1):
-                response.close()  # more than we record: drop the connection rather than read the rest
+            excerpt = _excerpt(response, limit)
         finally:
             response.release_conn()
         if clock.expired:

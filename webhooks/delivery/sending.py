@@ -41,7 +41,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.utils import timezone
 
 from ..models import Attempt, Delivery, Webhook
-from . import bodies, inflight, ledger, outbound, queueing, retry_policy, signing, signing_keys
+from . import authorization, bodies, inflight, ledger, outbound, queueing, retry_policy, signing, signing_keys
 
 logger = logging.getLogger(__name__)
 
@@ -111,18 +111,37 @@ def request_headers(target: ledger.Target, message_id: str, body: str, now: date
     )
     if keys:
         headers["webhook-signature"] = signing.signature_header(keys, message_id, timestamp, body)
+    auth = authorization.settings_of(target.id, target.keys_version)
+    if auth is not None and auth.uses_oauth:
+        # The token goes in as the request leaves (`_post`); the history keeps that one was sent.
+        headers["Authorization"] = authorization.TOKEN_PLACEHOLDER
     return headers
 
 
 def recorded_headers(headers: dict[str, str], extra_headers: dict[str, str]) -> dict[str, str]:
     """The request headers as the history keeps them: extra header values may be credentials, so not those."""
-    return {name: REDACTED if name in extra_headers else value for name, value in headers.items()}
+    return {
+        name: REDACTED if name in extra_headers and value != authorization.TOKEN_PLACEHOLDER else value
+        for name, value in headers.items()
+    }
 
 
 def _post(target: ledger.Target, body: str, headers: dict[str, str]) -> outbound.Response:
     if "webhook-signature" not in headers:
         return outbound.Response(
             duration_ms=0, error="no_signing_key", error_detail="no active key signs this webhook; nothing was sent"
+        )
+    auth = authorization.settings_of(target.id, target.keys_version)
+    if auth is not None:
+        return authorization.post(
+            target.id,
+            target.keys_version,
+            auth,
+            target.url,
+            body.encode(),
+            headers,
+            timeout=target.timeout_seconds,
+            verify_tls=target.verify_tls,
         )
     return outbound.post(
         target.url, body.encode(), headers, timeout=target.timeout_seconds, verify_tls=target.verify_tls

@@ -12,6 +12,7 @@ from portal.inputs import moment_problem
 from ..configure import signing_secrets_in_use
 from ..models import Webhook
 from ..options import audit_view
+from ..receiver_auth import describe_receiver_auth
 
 # Longer than anything a retention or a report window needs, and far inside what
 # `now - duration` can compute.
@@ -86,4 +87,5 @@ def describe(item: Webhook) -> dict:
             else {}
         ),
         "last_triggered_at": item.last_triggered_at.isoformat() if item.last_triggered_at else None,
+        "receiver_auth": describe_receiver_auth(item),
     }

@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.views.decorators.cache import cache_control
 
 from ..delivery.signing import raw_public_key
-from ..models import SigningSecret, Webhook
+from ..models import ReceiverAuth, SigningSecret, Webhook
 
 
 @cache_control(public=True, max_age=300)
@@ -40,4 +40,13 @@ def webhook_jwks(request, slug):
         for pair in pairs
         if pair.is_signing_at(now)
     ]
-    return JsonResponse({"keys": keys})
+    return JsonResponse({"keys": keys + receiver_auth_keys(slug, now)})
+
+
+def receiver_auth_keys(slug: str, now) -> list[dict]:
+    """The public keys our private_key_jwt assertions are signed with (RS384/ES384, `kid` "rcv-…"): receivers'
+    token endpoints verify them here, as SMART Backend Services has them do. Newest first, no webhook named."""
+    auths = ReceiverAuth.objects.filter(
+        webhook__environment__slug=slug, method=ReceiverAuth.Method.OAUTH2_JWT
+    ).order_by("-key_created_at", "-pk")
+    return [key for auth in auths for key in auth.published_jwks(now)]

@@ -41,6 +41,7 @@ from ..health import health as health_of
 from ..health import last_failure
 from ..lifecycle import pause_webhook, resume_webhook, waive_verification
 from ..models import BulkResend, Delivery, ManualSend, Webhook, WebhookQuerySet
+from ..receiver_auth import receiver_auth_context
 
 # Where a new signing secret waits, encrypted, for the one page view that shows it.
 _SHOW_ONCE_KEY = "webhooks.show_once"
@@ -188,6 +189,7 @@ def _detail_page(request, webhook):
             "bulk_form": BulkResendForm(webhook=webhook),
             "bulk_jobs": [(job, Outcomes.of(job)) for job in webhook.bulk_resends.all()[:5]],
             "bulk_running": webhook.bulk_resends.exclude(state=BulkResend.State.DONE).exists(),
+            **receiver_auth_context(webhook),
         },
     )
 

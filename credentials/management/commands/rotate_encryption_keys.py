@@ -7,7 +7,8 @@ from portal.commands import PortalCommand
 
 class Command(PortalCommand):
     help = (
-        "Re-encrypt every stored secret (client secrets, webhook signing secrets and webhook extra headers) "
+        "Re-encrypt every stored secret (client secrets, webhook signing secrets, webhook extra headers, and "
+        "receivers' OAuth client secrets, private keys and access tokens, and TLS client keys) "
         "under the first of "
         "FIELD_ENCRYPTION_KEYS. Put the new key first, run this, then drop the old key. Safe to run twice."
     )

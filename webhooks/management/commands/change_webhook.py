@@ -1,11 +1,12 @@
 import argparse
 
 from django.core.management.base import CommandError
+from django.db import transaction
 
 from portal.commands import PortalCommand
 from webhooks.configure import WebhookInvalid, fields_of, update_webhook
 from webhooks.lines import sending_policy
-from webhooks.management import lookups
+from webhooks.management import lookups, receiver_auth_flags
 from webhooks.options import OPTIONS, OptionInvalid
 
 
@@ -54,6 +55,7 @@ class Command(PortalCommand):
                     default=unset,
                     help=f"Undo {option.flag}.",
                 )
+        receiver_auth_flags.add_arguments(parser, changing=True)
 
     def handle(self, *args, webhook, **options):
         target = lookups.webhook(webhook)
@@ -79,13 +81,17 @@ class Command(PortalCommand):
                 raise CommandError(f"{option.flag}: {error}") from None
             setattr(fields, option.name, value)
         try:
-            update_webhook(target, fields, actor=self.actor)
+            with transaction.atomic():  # all the changes asked for, or none
+                update_webhook(target, fields, actor=self.actor)
+                receiver_auth_flags.apply(target, options, self.actor)
         except WebhookInvalid as error:
             raise CommandError(str(error)) from None
         target.refresh_from_db()
         after = lookups.describe(target)
-        self.report(
-            after,
+        text = (
             f"{'Changed' if after != before else 'Nothing to change: already as given:'} webhook “{target.name}” "
-            f"({target.pk}) in {target.environment.slug}, posting to {target.url}; it sends {sending_policy(target)}.",
+            f"({target.pk}) in {target.environment.slug}, posting to {target.url}; it sends {sending_policy(target)}."
         )
+        if receiver_auth_flags.describe_text(after["receiver_auth"]):
+            text += "\n" + receiver_auth_flags.describe_text(after["receiver_auth"])
+        self.report(after, text)

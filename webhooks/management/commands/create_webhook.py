@@ -1,10 +1,11 @@
 from django.core.management.base import CommandError
+from django.db import transaction
 
 from credentials.management import lookups as credential_lookups
 from portal.commands import PortalCommand
 from webhooks.configure import WebhookFields, WebhookInvalid, create_webhook
 from webhooks.lines import sending_policy
-from webhooks.management import lookups
+from webhooks.management import lookups, receiver_auth_flags
 from webhooks.options import OPTIONS, OptionInvalid
 
 
@@ -23,6 +24,7 @@ class Command(PortalCommand):
         )
         for option in OPTIONS:  # declared once, in webhooks/options.py
             parser.add_argument(option.flag, dest=option.name, **option.flag_options)
+        receiver_auth_flags.add_arguments(parser, changing=False)
 
     def handle(self, *args, **options):
         environment = credential_lookups.environment(options["environment"])
@@ -42,7 +44,9 @@ class Command(PortalCommand):
                 client_id=options["client"],
                 **values,
             )
-            webhook, secret = create_webhook(environment, fields, actor=self.actor)
+            with transaction.atomic():  # a webhook whose receiver authentication does not hold is not made
+                webhook, secret = create_webhook(environment, fields, actor=self.actor)
+                receiver_auth_flags.apply(webhook, options, self.actor)
         except WebhookInvalid as error:
             raise CommandError(str(error)) from None
         shown = secret if webhook.security_method == "secret" else None
@@ -55,4 +59,6 @@ class Command(PortalCommand):
         described = lookups.describe(webhook)
         for public_key in described.get("public_keys", []):
             text += f"\npublic key: {public_key} (receivers verify v1a signatures with it; it is not a secret)"
+        if receiver_auth_flags.describe_text(described["receiver_auth"]):
+            text += "\n" + receiver_auth_flags.describe_text(described["receiver_auth"])
         self.report({**described, "signing_secret": shown}, text)
