@@ -14,6 +14,7 @@ from credentials import secrets
 from credentials.fields import EncryptedField, encrypted_fields
 from credentials.tests.factories import make_client, make_credential
 from environments.tests.factories import make_environment
+from webhooks.models import ReceiverAuth, ReceiverToken
 from webhooks.tests.factories import make_webhook
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +34,17 @@ def test_rotating_encryption_keys_reencrypts_every_row_of_every_encrypted_field(
     settings.WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.1/32"]
     environment = make_environment()
     make_credential(make_client(environment))
-    make_webhook(environment, "http://127.0.0.1:9999/hooks", extra_headers={"Authorization": "Bearer x"})
+    webhook = make_webhook(environment, "http://127.0.0.1:9999/hooks", extra_headers={"Authorization": "Bearer x"})
+    ReceiverAuth.objects.update_or_create(
+        webhook=webhook,
+        defaults={
+            "client_secret": "receiver secret",
+            "private_key": "jwt private key",
+            "client_key": "tls client key",
+            "pending_key": "next tls client key",
+        },
+    )
+    ReceiverToken.objects.update_or_create(webhook=webhook, defaults={"token": "receiver token"})
     fields = list(encrypted_fields())
     # A new encrypted field needs a row here, so that this test shows it is rotated.
     assert all(stored_tokens(field) for field in fields), [str(field) for field in fields if not stored_tokens(field)]
@@ -55,6 +66,11 @@ def test_the_fields_found_by_type_are_every_secret_kept_by_a_model():
         "credentials.Credential.secret",
         "webhooks.SigningSecret.secret",
         "webhooks.Webhook.extra_headers",
+        "webhooks.ReceiverAuth.client_secret",
+        "webhooks.ReceiverAuth.private_key",
+        "webhooks.ReceiverAuth.client_key",
+        "webhooks.ReceiverAuth.pending_key",
+        "webhooks.ReceiverToken.token",
     }
     # One way to keep a secret: a column meant to hold ciphertext is an encrypted field, never a plain one.
     plain = [
