@@ -100,6 +100,8 @@ INSTALLED_APPS = [
     "dataapi",
     "overview",
     "notifications",
+    # Reads every app's tables for /metrics: nothing imports it.
+    "observability",
 ]
 
 # Called with each new event inside the transaction that writes it (environments/events.py):
@@ -115,6 +117,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # First after security: everything after it (throttles, audit, access records) reads request.client_ip.
     "portal.client_address.ClientAddressMiddleware",
+    # Outside everything that answers a Data API request, so it counts the status that is finally sent.
+    "observability.requests.DataApiRequestsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -339,6 +343,13 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
+
+# --- Observability -----------------------------------------------------------
+
+# /metrics (observability/): readable with `Authorization: Bearer <METRICS_TOKEN>`, or from these networks
+# (CIDR, e.g. 10.0.0.0/8 for a scraper on a private network). With neither, /metrics answers 403.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
 
 # --- OAuth and the Data API -------------------------------------------------
 
