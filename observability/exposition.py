@@ -2,8 +2,12 @@
 
 Series and their labels (the README's Observability section states the cardinality):
 per webhook (`environment`, `webhook` id): condition, failing seconds, waiting, oldest due age, attempts by
-outcome, deliveries by status; per environment: webhooks by condition, attempt errors by class, the
+outcome; per environment: webhooks by condition, deliveries worked on by status, attempt errors by class, the
 duration and delay histograms, tokens; overall: workers, beat's runs (`task`), Data API requests (`status`).
+
+`text` writes the families in Prometheus' text format 0.0.4 as prometheus_client's generate_latest does,
+without its per-sample checks (sorting and validating every label name): with 1,000 webhooks those took
+longer than the queries (190 ms for 12,600 samples against 25 ms here).
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterator
 
+from django.db import connection, transaction
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from . import figures
 
@@ -25,11 +31,46 @@ class DatabaseCollector(Collector):
     """Reads the database at each scrape: figures are the same whichever process is scraped."""
 
     def collect(self) -> Iterator[Metric]:
-        now = timezone.now()
-        hooks = figures.webhooks(now)
-        yield from _webhook_families(hooks)
-        yield from _environment_families(hooks, now)
-        yield from _worker_families(now)
+        """Every family, read in one transaction (one snapshot of the figures)."""
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                # These queries read a few thousand rows each: starting parallel workers for them cost more than
+                # the queries themselves on a busy 2-core host (70 ms of an 80 ms query).
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+            now = timezone.now()
+            hooks = figures.webhooks(now)
+            families = [*_webhook_families(hooks), *_environment_families(hooks, now), *_worker_families(now)]
+        yield from families
+
+
+def text(families: Iterator[Metric]) -> str:
+    """The families in Prometheus' text format 0.0.4 (what generate_latest writes for them)."""
+    lines = []
+    for family in families:
+        name, kind = family.name, family.type
+        if kind == "counter":
+            name = f"{name}_total"
+        lines.append(f"# HELP {name} {family.documentation}")
+        lines.append(f"# TYPE {name} {'histogram' if kind == 'gaugehistogram' else kind}")
+        extra: list[str] = []
+        for sample in family.samples:
+            labels = ",".join(f'{key}="{_escape(value)}"' for key, value in sample.labels.items())
+            line = (
+                f"{sample.name}{{{labels}}} {floatToGoString(sample.value)}"
+                if labels
+                else (f"{sample.name} {floatToGoString(sample.value)}")
+            )
+            (extra if sample.name.endswith(("_gsum", "_gcount")) else lines).append(line)
+        for suffix in ("_gcount", "_gsum") if kind == "gaugehistogram" else ():
+            lines.append(f"# HELP {family.name}{suffix} {family.documentation}")
+            lines.append(f"# TYPE {family.name}{suffix} gauge")
+            lines.extend(line for line in extra if line.startswith(f"{family.name}{suffix}"))
+    return "\n".join(lines) + "\n"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
 def _webhook_families(hooks: list[figures.WebhookFigures]) -> Iterator[Metric]:
@@ -46,10 +87,9 @@ def _webhook_families(hooks: list[figures.WebhookFigures]) -> Iterator[Metric]:
         labels=WEBHOOK,
     )
     attempts = CounterMetricFamily(
-        f"{P}_webhook_attempts", "Attempts made, test sends excepted.", labels=[*WEBHOOK, "outcome"]
-    )
-    deliveries = GaugeMetricFamily(
-        f"{P}_webhook_deliveries", "Deliveries stored, by status.", labels=[*WEBHOOK, "status"]
+        f"{P}_webhook_attempts",
+        "Attempts made since 00:00 UTC (the counter restarts daily), test sends excepted.",
+        labels=[*WEBHOOK, "outcome"],
     )
     for hook in hooks:
         labels = [hook.environment, str(hook.id)]
@@ -59,9 +99,7 @@ def _webhook_families(hooks: list[figures.WebhookFigures]) -> Iterator[Metric]:
         oldest.add_metric(labels, hook.oldest_due_seconds)
         attempts.add_metric([*labels, "succeeded"], hook.attempts_succeeded)
         attempts.add_metric([*labels, "failed"], hook.attempts_failed)
-        for status in ("pending", "retrying", "succeeded", "failed", "discarded"):
-            deliveries.add_metric([*labels, status], hook.deliveries.get(status, 0))
-    yield from (condition, failing, waiting, oldest, attempts, deliveries)
+    yield from (condition, failing, waiting, oldest, attempts)
 
 
 def _environment_families(hooks: list[figures.WebhookFigures], now: datetime.datetime) -> Iterator[Metric]:
@@ -73,14 +111,22 @@ def _environment_families(hooks: list[figures.WebhookFigures], now: datetime.dat
         "Failed attempts in the last 15 minutes, by error class.",
         labels=["environment", "error_class"],
     )
-    for (slug, kind), n in sorted(figures.recent_errors(now).items()):
+    window = figures.recent(now)
+    for (slug, kind), n in sorted(window.errors.items()):
         errors.add_metric([slug, kind], n)
-    yield from (by_condition, errors)
-    yield from _histograms(now)
-    yield from _token_families()
+    deliveries = GaugeMetricFamily(
+        f"{P}_deliveries_window",
+        "Deliveries attempted in the last 15 minutes, by the status they are in now.",
+        labels=["environment", "status"],
+    )
+    for (slug, status), n in sorted(window.deliveries.items()):
+        deliveries.add_metric([slug, status], n)
+    yield from (by_condition, errors, deliveries)
+    yield from _histograms(window)
+    yield from _token_families(now)
 
 
-def _histograms(now: datetime.datetime) -> Iterator[Metric]:
+def _histograms(window: figures.Window) -> Iterator[Metric]:
     duration = GaugeHistogramMetricFamily(
         f"{P}_attempt_duration_seconds", "Attempt durations over the last 15 minutes.", labels=["environment"]
     )
@@ -89,12 +135,12 @@ def _histograms(now: datetime.datetime) -> Iterator[Metric]:
         "From the event's commit to its receipt, over the last 15 minutes.",
         labels=["environment"],
     )
-    for slug, pair in sorted(figures.recent_attempts(now).items()):
-        for family, bounds, histogram in (
-            (duration, figures.DURATION_BUCKETS, pair["duration"]),
-            (delay, figures.DELAY_BUCKETS, pair["delay"]),
-        ):
-            les = [_le(bound) for bound in bounds] + ["+Inf"]
+    for family, bounds, histograms in (
+        (duration, figures.DURATION_BUCKETS, window.duration),
+        (delay, figures.DELAY_BUCKETS, window.delay),
+    ):
+        les = [_le(bound) for bound in bounds] + ["+Inf"]
+        for slug, histogram in sorted(histograms.items()):
             family.add_metric([slug], list(zip(les, histogram.buckets, strict=True)), histogram.total)
     yield from (duration, delay)
 
@@ -103,16 +149,16 @@ def _le(bound: float) -> str:
     return repr(float(bound))
 
 
-def _token_families() -> Iterator[Metric]:
+def _token_families(now: datetime.datetime) -> Iterator[Metric]:
     families = {
         kind: CounterMetricFamily(f"{P}_tokens_{kind}", help_text, labels=["environment"])
         for kind, help_text in (
-            ("issued", "Access tokens issued by the token endpoint."),
+            ("issued", "Access tokens issued by the token endpoint (since 00:00 UTC: restarts daily)."),
             ("failed", "Failed authentications at the token endpoint (throttled ones excepted)."),
             ("throttled", "Token requests refused by the failed-authentication throttle."),
         )
     }
-    for slug, counts in sorted(figures.tokens().items()):
+    for slug, counts in sorted(figures.tokens(now).items()):
         for kind, family in families.items():
             family.add_metric([slug], counts[kind])
     yield from families.values()

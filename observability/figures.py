@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import datetime
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Min, Q, Sum
 from django.utils import timezone
 
 from credentials.models import AccessToken, AuthFailure
-from environments.models import WorkerHeartbeat
+from environments.models import Environment, WorkerHeartbeat
 from environments.workers import silent_after
 from webhooks.models import Attempt, AttemptHour, Delivery, RollupMark, Webhook
 from webhooks.rollup import NAME as ROLLUP
@@ -37,7 +37,7 @@ CONDITION_NAMES = {"healthy": "active"}
 
 @dataclass
 class WebhookFigures:
-    """One webhook now: its condition and queue, and its attempts since it was created."""
+    """One webhook now: its condition and queue, and its attempts today (since 00:00 UTC)."""
 
     id: int
     environment: str
@@ -47,11 +47,10 @@ class WebhookFigures:
     oldest_due_seconds: float = 0.0
     attempts_succeeded: int = 0
     attempts_failed: int = 0
-    deliveries: dict[str, int] = field(default_factory=dict)  # by status
 
 
 def webhooks(now: datetime.datetime | None = None) -> list[WebhookFigures]:
-    """Every webhook with its condition, waiting deliveries, oldest due age, attempts and deliveries by status."""
+    """Every webhook with its condition, waiting deliveries, oldest due age and attempts today by outcome."""
     now = now or timezone.now()
     rows = Webhook.objects.order_by("pk").values_list("pk", "environment__slug", "state", "failing_since")
     figures = {}
@@ -62,12 +61,9 @@ def webhooks(now: datetime.datetime | None = None) -> list[WebhookFigures]:
     for pk, (count, oldest) in waiting(now).items():
         if pk in figures:
             figures[pk].waiting, figures[pk].oldest_due_seconds = count, oldest
-    for pk, (succeeded, failed) in attempt_totals(now).items():
+    for pk, (succeeded, failed) in attempt_totals(now, list(figures)).items():
         if pk in figures:
             figures[pk].attempts_succeeded, figures[pk].attempts_failed = succeeded, failed
-    for pk, status, n in deliveries_by_status():
-        if pk in figures:
-            figures[pk].deliveries[status] = n
     return list(figures.values())
 
 
@@ -89,27 +85,33 @@ def waiting(now: datetime.datetime) -> dict[int, tuple[int, float]]:
     return {pk: (n, (now - due).total_seconds() if due else 0.0) for pk, n, due in rows}
 
 
-def attempt_totals(now: datetime.datetime) -> dict[int, tuple[int, int]]:
-    """Per webhook: (succeeded, failed) attempts ever made, test sends excepted (a counter).
+def counting_since(now: datetime.datetime) -> datetime.datetime:
+    """Where the counters start: 00:00 UTC today. A counter read from rows must not sum an ever-growing table
+    at each scrape; one that restarts daily reads at most a day of them, and Prometheus' rate() and increase()
+    take the drop at midnight for the reset it is."""
+    return now.astimezone(datetime.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
-    The hourly roll-up (webhooks/rollup.py) holds the count up to its mark; the attempts since the mark,
-    a few minutes' worth, are counted from their time index. Roll-up rows pruned make the counter drop,
-    which Prometheus reads as a reset.
+
+def attempt_totals(now: datetime.datetime, webhook_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """Per webhook: (succeeded, failed) attempts since counting_since, test sends excepted (a counter).
+
+    The hourly roll-up (webhooks/rollup.py) holds the count up to its mark, read by webhook and hour on its
+    unique index (the ids are given for that: by hour alone it is a scan of every hour kept); the attempts
+    since the mark, a few minutes' worth, are counted on their time index.
     """
+    since = counting_since(now)
     totals: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for pk, ok, bad in (
-        AttemptHour.objects.values("webhook")
-        .annotate(ok=Sum("succeeded"), bad=Sum("failed"))
-        .values_list("webhook", "ok", "bad")
-    ):
-        totals[pk][0] += ok or 0
-        totals[pk][1] += bad or 0
     mark = RollupMark.objects.filter(name=ROLLUP).values_list("through", flat=True).first()
-    recent = Attempt.objects.exclude(trigger=Attempt.Trigger.TEST)
-    if mark is not None:
-        recent = recent.filter(started_at__gte=mark)
+    if mark is not None and mark > since:
+        hours = AttemptHour.objects.filter(webhook_id__in=webhook_ids, hour__gte=since).values("webhook")
+        for pk, ok, bad in hours.annotate(ok=Sum("succeeded"), bad=Sum("failed")).values_list("webhook", "ok", "bad"):
+            totals[pk][0] += ok or 0
+            totals[pk][1] += bad or 0
+        since = mark
     counted = (
-        recent.values(webhook=F("delivery__webhook_id"))
+        Attempt.objects.filter(started_at__gte=since)
+        .exclude(trigger=Attempt.Trigger.TEST)
+        .values(webhook=F("delivery__webhook_id"))
         .annotate(ok=Count("id", filter=Q(succeeded=True)), bad=Count("id", filter=Q(succeeded=False)))
         .values_list("webhook", "ok", "bad")
         .order_by()
@@ -118,17 +120,6 @@ def attempt_totals(now: datetime.datetime) -> dict[int, tuple[int, int]]:
         totals[pk][0] += ok
         totals[pk][1] += bad
     return {pk: (ok, bad) for pk, (ok, bad) in totals.items()}
-
-
-def deliveries_by_status() -> list[tuple[int, str, int]]:
-    """(webhook id, status, deliveries stored) for every webhook and status, test sends excepted."""
-    return list(
-        Delivery.objects.filter(is_test=False)
-        .values("webhook", "status")
-        .annotate(n=Count("id"))
-        .values_list("webhook", "status", "n")
-        .order_by()
-    )
 
 
 def webhooks_by_condition(figures: list[WebhookFigures]) -> dict[tuple[str, str], int]:
@@ -147,19 +138,59 @@ class Histogram:
     """Cumulative bucket counts (same order as the bounds, then +Inf) and the sum, in seconds."""
 
     buckets: list[int]
-    count: int
-    total: float
+    count: int = 0
+    total: float = 0.0
+
+    def add(self, counts: list[int], total: float) -> None:
+        self.buckets = [mine + theirs for mine, theirs in zip(self.buckets, counts, strict=True)]
+        self.count, self.total = self.buckets[-1], self.total + total
 
 
-def recent_attempts(now: datetime.datetime) -> dict[str, dict[str, Histogram]]:
-    """Per environment over the last WINDOW: `duration` (every attempt) and `delay` (event to receipt, of the
-    attempts that delivered), as histograms. One query, bounded by WINDOW's traffic."""
+@dataclass
+class Window:
+    """The attempts started in the last WINDOW, per environment slug: durations, event-to-receipt delays of
+    those that delivered, failures by error class, and the deliveries whose last attempt it was, by status."""
+
+    duration: dict[str, Histogram]
+    delay: dict[str, Histogram]
+    errors: dict[tuple[str, str], int]  # (slug, error class)
+    deliveries: dict[tuple[str, str], int]  # (slug, status now)
+
+
+def recent(now: datetime.datetime) -> Window:
+    """The last WINDOW's attempts, test sends excepted: one query on the attempts' time index, grouped by the
+    few things the figures split on, each bucket a COUNT(*) FILTER; summed per environment here."""
+    slugs = dict(Environment.objects.values_list("pk", "slug"))
+    window = Window(defaultdict(_durations), defaultdict(_delays), defaultdict(int), defaultdict(int))
+    for row in _recent_rows(now):
+        slug = slugs.get(row["environment"], "")
+        ms = row["ms"] or 0
+        window.duration[slug].add([row[f"d{i}"] for i in range(len(DURATION_BUCKETS))] + [row["n"]], ms / 1000)
+        waited = row["waited"].total_seconds() if row["waited"] else 0.0
+        window.delay[slug].add([row[f"r{i}"] for i in range(len(DELAY_BUCKETS))] + [row["received"]], waited)
+        if not row["succeeded"]:
+            code = row["code"]
+            window.errors[(slug, row["error"] or (f"http_{code // 100}xx" if code else "no_answer"))] += row["n"]
+        if row["last"]:
+            window.deliveries[(slug, row["status"])] += row["last"]
+    return window
+
+
+def _durations() -> Histogram:
+    return Histogram([0] * (len(DURATION_BUCKETS) + 1))
+
+
+def _delays() -> Histogram:
+    return Histogram([0] * (len(DELAY_BUCKETS) + 1))
+
+
+def _recent_rows(now: datetime.datetime) -> list[dict[str, Any]]:
     delay = ExpressionWrapper(F("delivery__delivered_at") - F("delivery__created_at"), output_field=DurationField())
     received = Q(succeeded=True, delivery__delivered_at__isnull=False)
-    aggregates = {
+    buckets = {
         f"d{i}": Count("id", filter=Q(duration_ms__lte=bound * 1000)) for i, bound in enumerate(DURATION_BUCKETS)
     }
-    aggregates |= {
+    buckets |= {
         f"r{i}": Count("id", filter=received & Q(delay__lte=datetime.timedelta(seconds=bound)))
         for i, bound in enumerate(DELAY_BUCKETS)
     }
@@ -167,60 +198,43 @@ def recent_attempts(now: datetime.datetime) -> dict[str, dict[str, Histogram]]:
         Attempt.objects.filter(started_at__gte=now - WINDOW)
         .exclude(trigger=Attempt.Trigger.TEST)
         .annotate(delay=delay)
-        .values(slug=F("delivery__environment__slug"))
+        .values(
+            "succeeded",
+            "error",
+            environment=F("delivery__environment_id"),
+            status=F("delivery__status"),
+            code=F("status_code"),
+        )
         .annotate(
             n=Count("id"),
             ms=Sum("duration_ms"),
             received=Count("id", filter=received),
             waited=Sum("delay", filter=received),
-            **aggregates,
+            # The delivery's last attempt: each delivery is counted once, in the status it is in now.
+            last=Count("id", filter=Q(number=F("delivery__attempt_count"))),
+            **buckets,
         )
         .order_by()
     )
-    result = {}
-    for typed in rows:
-        row: dict[str, Any] = dict(typed)  # keyed by the bucket names built above, which mypy cannot know
-        waited = row["waited"].total_seconds() if row["waited"] else 0.0
-        result[row["slug"]] = {
-            "duration": Histogram(
-                [row[f"d{i}"] for i in range(len(DURATION_BUCKETS))] + [row["n"]], row["n"], (row["ms"] or 0) / 1000
-            ),
-            "delay": Histogram(
-                [row[f"r{i}"] for i in range(len(DELAY_BUCKETS))] + [row["received"]], row["received"], waited
-            ),
-        }
-    return result
+    return [dict(row) for row in rows]
 
 
-def recent_errors(now: datetime.datetime) -> dict[tuple[str, str], int]:
-    """(environment slug, error class) → failed attempts in the last WINDOW. The class is the engine's
-    (`timeout`, `connection_refused`… outbound.ERROR_CLASSES) or the answer's (`http_4xx`, `http_5xx`)."""
-    rows = (
-        Attempt.objects.filter(started_at__gte=now - WINDOW, succeeded=False)
-        .exclude(trigger=Attempt.Trigger.TEST)
-        .values(slug=F("delivery__environment__slug"), kind=F("error"), code=F("status_code"))
-        .annotate(n=Count("id"))
-        .values_list("slug", "kind", "code", "n")
-        .order_by()
-    )
-    counts: dict[tuple[str, str], int] = defaultdict(int)
-    for slug, error, status, n in rows:
-        kind = error or (f"http_{status // 100}xx" if status else "no_answer")
-        counts[(slug, kind)] += n
-    return dict(counts)
-
-
-def tokens() -> dict[str, dict[str, int]]:
-    """Per environment slug, ever: tokens `issued`, authentications `failed` and `throttled` (counters, from the
-    token and failure rows the token endpoint writes; read on their environment indexes)."""
+def tokens(now: datetime.datetime) -> dict[str, dict[str, int]]:
+    """Per environment slug since counting_since: tokens `issued`, authentications `failed` and `throttled`
+    (counters, from the token and failure rows the token endpoint writes; read on their environment indexes)."""
+    since = counting_since(now)
     result: dict[str, dict[str, int]] = defaultdict(lambda: {"issued": 0, "failed": 0, "throttled": 0})
     issued = (
-        AccessToken.objects.values("environment__slug").annotate(n=Count("id")).values_list("environment__slug", "n")
+        AccessToken.objects.filter(issued_at__gte=since)
+        .values("environment__slug")
+        .annotate(n=Count("id"))
+        .values_list("environment__slug", "n")
     )
     for slug, n in issued.order_by():
         result[slug or ""]["issued"] += n
     failures = (
-        AuthFailure.objects.values("environment__slug", "reason")
+        AuthFailure.objects.filter(at__gte=since)
+        .values("environment__slug", "reason")
         .annotate(n=Count("id"))
         .values_list("environment__slug", "reason", "n")
         .order_by()

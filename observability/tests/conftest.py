@@ -19,7 +19,8 @@ def metrics_token(settings):
 
 
 def attempt(delivery: Delivery, *, ok: bool, ms: int, status: int | None = None, error: str = "", ago_s: float = 60):
-    """One attempt row of `delivery`, as the engine records it."""
+    """One attempt row of `delivery`, as the engine records it (its attempt count follows)."""
+    Delivery.objects.filter(pk=delivery.pk).update(attempt_count=delivery.attempt_count + 1)
     return Attempt.objects.create(
         delivery=delivery,
         number=delivery.attempt_count + 1,
