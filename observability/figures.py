@@ -16,13 +16,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Min, Q, Sum
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Q, Sum
 from django.utils import timezone
 
 from credentials.models import AccessToken, AuthFailure
 from environments.models import Environment, WorkerHeartbeat
 from environments.workers import silent_after
-from webhooks.models import Attempt, AttemptHour, Delivery, RollupMark, Webhook
+from webhooks.health import queues
+from webhooks.models import Attempt, AttemptHour, RollupMark, Webhook
 from webhooks.rollup import NAME as ROLLUP
 
 from .models import BeatRun
@@ -58,31 +59,13 @@ def webhooks(now: datetime.datetime | None = None) -> list[WebhookFigures]:
         condition = "failing" if state == Webhook.State.ACTIVE and failing_since else state
         failing = (now - failing_since).total_seconds() if condition == "failing" and failing_since else 0.0
         figures[pk] = WebhookFigures(pk, slug, CONDITION_NAMES.get(condition, condition), failing)
-    for pk, (count, oldest) in waiting(now).items():
+    for pk, queue in queues(now=now).items():
         if pk in figures:
-            figures[pk].waiting, figures[pk].oldest_due_seconds = count, oldest
+            figures[pk].waiting, figures[pk].oldest_due_seconds = queue.waiting, queue.oldest_due_seconds
     for pk, (succeeded, failed) in attempt_totals(now, list(figures)).items():
         if pk in figures:
             figures[pk].attempts_succeeded, figures[pk].attempts_failed = succeeded, failed
     return list(figures.values())
-
-
-def waiting(now: datetime.datetime) -> dict[int, tuple[int, float]]:
-    """Per webhook: deliveries waiting (pending or retrying), and how long the longest-due of them has been due.
-
-    Due means its next attempt time has passed; only an active webhook's are due (a paused or unverified
-    one keeps its deliveries on purpose). Reads the partial index of waiting deliveries only.
-    """
-    rows = (
-        Delivery.objects.filter(status__in=Delivery.WAITING, is_test=False)
-        .values("webhook")
-        .annotate(
-            n=Count("id"),
-            due=Min("next_attempt_at", filter=Q(next_attempt_at__lte=now, webhook__state=Webhook.State.ACTIVE)),
-        )
-        .values_list("webhook", "n", "due")
-    )
-    return {pk: (n, (now - due).total_seconds() if due else 0.0) for pk, n, due in rows}
 
 
 def counting_since(now: datetime.datetime) -> datetime.datetime:
