@@ -13,6 +13,7 @@ longer than the queries (190 ms for 12,600 samples against 25 ms here).
 from __future__ import annotations
 
 import datetime
+import math
 from collections.abc import Iterator
 
 from django.db import connection, transaction
@@ -57,9 +58,9 @@ def text(families: Iterator[Metric]) -> str:
         for sample in family.samples:
             labels = ",".join(f'{key}="{_escape(value)}"' for key, value in sample.labels.items())
             line = (
-                f"{sample.name}{{{labels}}} {floatToGoString(sample.value)}"
+                f"{sample.name}{{{labels}}} {_number(sample.value)}"
                 if labels
-                else (f"{sample.name} {floatToGoString(sample.value)}")
+                else (f"{sample.name} {_number(sample.value)}")
             )
             (extra if sample.name.endswith(("_gsum", "_gcount")) else lines).append(line)
         for suffix in ("_gcount", "_gsum") if kind == "gaugehistogram" else ():
@@ -70,7 +71,17 @@ def text(families: Iterator[Metric]) -> str:
 
 
 def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    # Slugs and ids need none: look before replacing (a third of the scrape's Python time went here).
+    if "\\" in value or "\n" in value or '"' in value:
+        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return value
+
+
+def _number(value: float) -> str:
+    """Counts as integers (`12`, not `12.0`); anything else as prometheus_client writes it."""
+    if math.isfinite(value) and value == int(value) and abs(value) < 2**53:
+        return str(int(value))
+    return floatToGoString(value)
 
 
 def _webhook_families(hooks: list[figures.WebhookFigures]) -> Iterator[Metric]:
