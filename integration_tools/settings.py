@@ -119,6 +119,8 @@ MIDDLEWARE = [
     "portal.client_address.ClientAddressMiddleware",
     # Outside everything that answers a Data API request, so it counts the status that is finally sent.
     "observability.requests.DataApiRequestsMiddleware",
+    # Every log line of a request carries its request id and environment (LOG_FORMAT=json writes them).
+    "observability.request_ids.RequestLogContextMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -345,6 +347,22 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
+# LOG_FORMAT=json: one JSON object per line, with the correlation fields of the request, task, command or
+# delivery it is about (portal/log_context.py); plain text otherwise.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    _refuse_to_start(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
+LOGGING["filters"]["correlation"] = {"()": "portal.log_context.CorrelationFilter"}
+LOGGING["handlers"]["console"]["filters"] = ["correlation"]
+if LOG_FORMAT == "json":
+    LOGGING["formatters"]["json"] = {
+        "()": "pythonjsonlogger.json.JsonFormatter",
+        "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+    }
+    LOGGING["handlers"]["console"]["formatter"] = "json"
+# Celery's worker replaces the root logger's handlers unless told not to: with JSON its lines go through ours.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
 
 # --- Observability -----------------------------------------------------------
 

@@ -7,4 +7,4 @@ class ObservabilityConfig(AppConfig):
 
     def ready(self) -> None:
         # Beat's publishes are noted wherever beat runs (its own process, or a worker's --beat).
-        from . import beat  # noqa: F401
+        from . import beat, tasks_context  # noqa: F401

@@ -40,6 +40,8 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
+from portal import log_context
+
 from ..models import Attempt, Delivery, Webhook
 from . import bodies, inflight, ledger, outbound, queueing, retry_policy, signing, signing_keys
 
@@ -169,6 +171,13 @@ def send_claimed(
         if time.monotonic() > start_none_after:
             unsent = [each.id for each in claimed[index:]]
             break
+        # Whatever is logged from here on is about this delivery (its correlation fields).
+        log_context.bind_delivery(
+            webhook_id=target.id,
+            delivery_id=delivery.id,
+            message_id=delivery.message_id,
+            environment_id=target.environment_id,
+        )
         prepared = ahead.pop(delivery.id, None)
         now = prepared[2] if prepared else at or timezone.now()
         body, headers = prepared[:2] if prepared else _request(target, delivery, events, now, tamper)
