@@ -106,7 +106,8 @@ INSTALLED_APPS = [
 
 # Called with each new event inside the transaction that writes it (environments/events.py):
 # the webhooks' fan-out writes each subscribed webhook's delivery atomically with the change.
-EVENT_LISTENERS = ["webhooks.delivery.fanout.fan_out"]
+# (observability.tracing.fan_out is that fan-out in a trace span: a no-op span unless tracing is on.)
+EVENT_LISTENERS = ["observability.tracing.fan_out"]
 # Asked before a credential is invalidated (credentials/services.py): each names what still uses it.
 CREDENTIAL_IN_USE_CHECKS = ["webhooks.configure.webhooks_signing_with"]
 # Asked before event data past the payload retention is erased (environments/outbox.py): each gives the
@@ -121,6 +122,8 @@ MIDDLEWARE = [
     "observability.requests.DataApiRequestsMiddleware",
     # Every log line of a request carries its request id and environment (LOG_FORMAT=json writes them).
     "observability.request_ids.RequestLogContextMiddleware",
+    # A trace span per request when OTEL_EXPORTER_OTLP_ENDPOINT is set (observability/tracing.py).
+    "observability.tracing.TracingMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

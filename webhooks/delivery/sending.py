@@ -40,7 +40,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
-from portal import log_context
+from portal import log_context, tracing
 
 from ..models import Attempt, Delivery, Webhook
 from . import bodies, inflight, ledger, outbound, queueing, retry_policy, signing, signing_keys
@@ -185,7 +185,10 @@ def send_claimed(
             unsent, gate_closed = [each.id for each in claimed[index:]], True
             break
         meanwhile = _meanwhile(target, claimed[index + 1 :], events, now, tamper, may_park, ahead, outcomes)
+        span = tracing.start_post(target.id, delivery.id)  # a no-op unless tracing is on (OTEL_EXPORTER_OTLP_ENDPOINT)
+        headers = {**headers, **tracing.headers_for(span)}  # `traceparent`: a receiver that traces joins the trace
         result, slow = _answer(target, body, headers, start_none_after, may_park, meanwhile)
+        tracing.end_post(span, result)
         outcomes.settle()  # the previous answer, if nothing settled it meanwhile
         if slow is not None:
             unsent, parked = [each.id for each in claimed[index + 1 :]], True
