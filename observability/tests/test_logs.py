@@ -83,3 +83,23 @@ def test_a_worker_s_delivery_lines_carry_the_task_webhook_and_delivery(start_wor
     text = worker.log_path.read_text()
     assert webhook.plain_secret not in text and "Lovelace" not in text  # no secret, no payload
     print(json.dumps(line))  # shown with -s: what an operator's log search gets
+
+
+@pytest.mark.django_db
+def test_a_command_s_lines_carry_its_name_run_and_environment(json_lines):
+    from django.core.management import call_command
+
+    from portal import log_context
+
+    make_environment("clinic")
+    with pytest.raises(SystemExit):  # 1: no worker runs here (the command's alert for cron)
+        call_command(
+            "integration_health", "--environment", "clinic", "--json", stdout=io.StringIO(), stderr=io.StringIO()
+        )
+    # What the command bound is what its lines (and those of what it called) carry.
+    fields = log_context.current()
+    assert fields["command"] == "integration_health" and fields["environment"] == "clinic"
+    assert len(fields["run_id"]) == 12
+    logging.getLogger("observability.test").info("done")
+    [line] = json_lines()
+    assert line["command"] == "integration_health" and line["run_id"] == fields["run_id"]
