@@ -29,20 +29,71 @@ WEBHOOK = ["environment", "webhook"]
 
 
 class DatabaseCollector(Collector):
-    """Reads the database at each scrape: figures are the same whichever process is scraped."""
+    """Reads the database at each collect: figures are the same whichever process is asked. For a
+    prometheus_client registry; /metrics itself uses `scrape`, which writes the same faster."""
 
     def collect(self) -> Iterator[Metric]:
-        """Every family, read in one transaction (one snapshot of the figures)."""
-        with transaction.atomic():
-            if connection.vendor == "postgresql":
-                # These queries read a few thousand rows each: starting parallel workers for them cost more than
-                # the queries themselves on a busy 2-core host (70 ms of an 80 ms query).
-                with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
-            now = timezone.now()
-            hooks = figures.webhooks(now)
-            families = [*_webhook_families(hooks), *_environment_families(hooks, now), *_worker_families(now)]
+        hooks, families = _read()
+        yield from _webhook_families(hooks)
         yield from families
+
+
+def scrape() -> str:
+    """Every figure in the text format. The per-webhook series (most of them: 6 per webhook) are written
+    straight from the figures, without a prometheus_client sample object each (40 ms at 1,000 webhooks)."""
+    hooks, families = _read()
+    return webhook_text(hooks) + text(iter(families))
+
+
+def _read() -> tuple[list[figures.WebhookFigures], list[Metric]]:
+    """The webhooks' figures and every other family, read in one transaction (one snapshot)."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # These queries read a few thousand rows each: starting parallel workers for them cost more than
+            # the queries themselves on a busy 2-core host (70 ms of an 80 ms query).
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        now = timezone.now()
+        hooks = figures.webhooks(now)
+        return hooks, [*_environment_families(hooks, now), *_worker_families(now)]
+
+
+WEBHOOK_SERIES = (
+    ("webhook_condition", "gauge", "1 for the webhook's current condition."),
+    ("webhook_failing_seconds", "gauge", "How long the webhook has been failing (0 if not)."),
+    ("webhook_deliveries_waiting", "gauge", "Deliveries pending or retrying."),
+    ("webhook_oldest_due_seconds", "gauge", "How long the longest-due waiting delivery has been due (0 if none)."),
+    (
+        "webhook_attempts_total",
+        "counter",
+        "Attempts made since 00:00 UTC (the counter restarts daily), test sends excepted.",
+    ),
+)
+
+
+def webhook_text(hooks: list[figures.WebhookFigures]) -> str:
+    """The per-webhook families in the text format (the same series as `_webhook_families`)."""
+    out: dict[str, list[str]] = {
+        name: [f"# HELP {P}_{name} {help_text}", f"# TYPE {P}_{name} {kind}"]
+        for name, kind, help_text in WEBHOOK_SERIES
+    }
+    for hook in hooks:
+        labels = f'environment="{_escape(hook.environment)}",webhook="{hook.id}"'
+        out["webhook_condition"].append(f'{P}_webhook_condition{{{labels},condition="{hook.condition}"}} 1')
+        out["webhook_failing_seconds"].append(
+            f"{P}_webhook_failing_seconds{{{labels}}} {_number(hook.failing_seconds)}"
+        )
+        out["webhook_deliveries_waiting"].append(f"{P}_webhook_deliveries_waiting{{{labels}}} {hook.waiting}")
+        out["webhook_oldest_due_seconds"].append(
+            f"{P}_webhook_oldest_due_seconds{{{labels}}} {_number(hook.oldest_due_seconds)}"
+        )
+        out["webhook_attempts_total"].append(
+            f'{P}_webhook_attempts_total{{{labels},outcome="succeeded"}} {hook.attempts_succeeded}'
+        )
+        out["webhook_attempts_total"].append(
+            f'{P}_webhook_attempts_total{{{labels},outcome="failed"}} {hook.attempts_failed}'
+        )
+    return "".join(line + "\n" for lines in out.values() for line in lines)
 
 
 def text(families: Iterator[Metric]) -> str:

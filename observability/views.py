@@ -7,7 +7,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from . import access, requests
-from .exposition import DatabaseCollector, text
+from .exposition import scrape
 
 
 @require_GET
@@ -20,6 +20,6 @@ def metrics(request: HttpRequest) -> HttpResponse:
         if refused.status == 401:
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    body = text(DatabaseCollector().collect()).encode() + generate_latest(requests.registry())
+    body = scrape().encode() + generate_latest(requests.registry())
     # The text format 0.0.4: what every Prometheus 2.x reads (Debian's included).
     return HttpResponse(body, content_type=CONTENT_TYPE_PLAIN_0_0_4)
