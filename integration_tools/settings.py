@@ -100,11 +100,14 @@ INSTALLED_APPS = [
     "dataapi",
     "overview",
     "notifications",
+    # Reads every app's tables for /metrics: nothing imports it.
+    "observability",
 ]
 
 # Called with each new event inside the transaction that writes it (environments/events.py):
 # the webhooks' fan-out writes each subscribed webhook's delivery atomically with the change.
-EVENT_LISTENERS = ["webhooks.delivery.fanout.fan_out"]
+# (observability.tracing.fan_out is that fan-out in a trace span: a no-op span unless tracing is on.)
+EVENT_LISTENERS = ["observability.tracing.fan_out"]
 # Asked before a credential is invalidated (credentials/services.py): each names what still uses it.
 CREDENTIAL_IN_USE_CHECKS = ["webhooks.configure.webhooks_signing_with"]
 # Asked before event data past the payload retention is erased (environments/outbox.py): each gives the
@@ -115,6 +118,12 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # First after security: everything after it (throttles, audit, access records) reads request.client_ip.
     "portal.client_address.ClientAddressMiddleware",
+    # Outside everything that answers a Data API request, so it counts the status that is finally sent.
+    "observability.requests.DataApiRequestsMiddleware",
+    # Every log line of a request carries its request id and environment (LOG_FORMAT=json writes them).
+    "observability.request_ids.RequestLogContextMiddleware",
+    # A trace span per request when OTEL_EXPORTER_OTLP_ENDPOINT is set (observability/tracing.py).
+    "observability.tracing.TracingMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -292,6 +301,8 @@ CSRF_COOKIE_SAMESITE = "Lax"
 
 if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # A scraper inside the deployment's own network (docker-compose's Prometheus) reads /metrics over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
@@ -339,6 +350,29 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
+# LOG_FORMAT=json: one JSON object per line, with the correlation fields of the request, task, command or
+# delivery it is about (portal/log_context.py); plain text otherwise.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    _refuse_to_start(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
+LOGGING["filters"]["correlation"] = {"()": "portal.log_context.CorrelationFilter"}
+LOGGING["handlers"]["console"]["filters"] = ["correlation"]
+if LOG_FORMAT == "json":
+    LOGGING["formatters"]["json"] = {
+        "()": "pythonjsonlogger.json.JsonFormatter",
+        "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+    }
+    LOGGING["handlers"]["console"]["formatter"] = "json"
+# Celery's worker replaces the root logger's handlers unless told not to: with JSON its lines go through ours.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
+
+# --- Observability -----------------------------------------------------------
+
+# /metrics (observability/): readable with `Authorization: Bearer <METRICS_TOKEN>`, or from these networks
+# (CIDR, e.g. 10.0.0.0/8 for a scraper on a private network). With neither, /metrics answers 403.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
 
 # --- OAuth and the Data API -------------------------------------------------
 

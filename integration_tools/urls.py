@@ -5,6 +5,7 @@ from django.urls import include, path
 
 from credentials.views import oauth
 from dataapi.api import api
+from observability.views import metrics
 
 urlpatterns = [
     path(
@@ -16,6 +17,7 @@ urlpatterns = [
     path("oauth/token", oauth.token, name="oauth_token"),
     path("oauth/revoke", oauth.revoke, name="oauth_revoke"),
     path("api/v1/", api.urls),
+    path("metrics", metrics, name="metrics"),
     path("", include("credentials.urls")),
     path("", include("webhooks.urls")),
     path("", include("overview.urls")),

@@ -1,10 +1,12 @@
 """The shape every Integration Tools command shares: `--json` for scripts, one line on error."""
 
 import json
+import uuid
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from . import log_context
 from .actor import Actor
 
 
@@ -38,6 +40,8 @@ class PortalCommand(BaseCommand):
         self.options_json = options.get("as_json", False)
         name = type(self).__module__.rsplit(".", 1)[-1]  # Django finds a command by its module's name
         self.actor = Actor.for_command(name, label=None if self.audit_as_command else "system")
+        # Every line the command logs says which command and which run of it.
+        log_context.start(command=name, run_id=uuid.uuid4().hex[:12], environment=options.get("environment"))
         try:
             return super().execute(*args, **options)
         except (CommandError, KeyboardInterrupt, SystemExit):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from django.db.models import BooleanField, Case, Count, DurationField, ExpressionWrapper, F, Q, When
+from django.db.models import BooleanField, Case, Count, DurationField, ExpressionWrapper, F, Min, Q, When
 from django.utils import timezone
 
 from environments.models import Environment
@@ -23,6 +23,7 @@ class WebhookHealth:
     waiting: int
     p50_delay_ms: int | None
     p95_delay_ms: int | None
+    oldest_due_seconds: float = 0.0
 
 
 def last_failure(webhook: Webhook) -> Attempt | None:
@@ -67,7 +68,7 @@ def health(
             failed=Count("id", filter=Q(status=Delivery.Status.FAILED) | Q(status=Delivery.Status.RETRYING)),
         )
     }
-    waiting = _waiting(webhooks)
+    queue = queues(webhooks)
     report = []
     for each in webhooks:
         row = counts.get(each.pk, {})
@@ -78,9 +79,10 @@ def health(
                 deliveries=row.get("total", 0),
                 succeeded=row.get("succeeded", 0),
                 failed=row.get("failed", 0),
-                waiting=waiting.get(each.pk, 0),
+                waiting=queue.get(each.pk, Queue()).waiting,
                 p50_delay_ms=_percentile(delays, 0.5),
                 p95_delay_ms=_percentile(delays, 0.95),
+                oldest_due_seconds=queue.get(each.pk, Queue()).oldest_due_seconds,
             )
         )
     return report
@@ -147,14 +149,39 @@ def summaries(environment: Environment, now: datetime.datetime | None = None) ->
     return result
 
 
+@dataclass(frozen=True)
+class Queue:
+    """A webhook's deliveries waiting (pending or retrying), and how long the longest-due of them has been due."""
+
+    waiting: int = 0
+    oldest_due_seconds: float = 0.0
+
+
+def queues(webhooks=None, now: datetime.datetime | None = None) -> dict[int, Queue]:
+    """Per webhook id (of `webhooks`, or every one): its Queue. The Overview, `integration_health` and /metrics
+    all read this one, so the three never disagree.
+
+    Due means the next attempt time has passed; only an active webhook's are due (a paused or unverified one
+    keeps its deliveries on purpose). Reads the partial index of waiting deliveries only.
+    """
+    now = now or timezone.now()
+    waiting = Delivery.objects.filter(status__in=Delivery.WAITING, is_test=False)
+    if webhooks is not None:
+        waiting = waiting.filter(webhook__in=webhooks)
+    rows = (
+        waiting.values("webhook")
+        .annotate(
+            n=Count("id"),
+            due=Min("next_attempt_at", filter=Q(next_attempt_at__lte=now, webhook__state=Webhook.State.ACTIVE)),
+        )
+        .values_list("webhook", "n", "due")
+    )
+    return {pk: Queue(n, (now - due).total_seconds() if due else 0.0) for pk, n, due in rows}
+
+
 def _waiting(webhooks) -> dict[int, int]:
     """Deliveries waiting (pending or retrying) per webhook."""
-    return dict(
-        Delivery.objects.filter(webhook__in=webhooks, status__in=Delivery.WAITING, is_test=False)
-        .values("webhook")
-        .annotate(n=Count("id"))
-        .values_list("webhook", "n")
-    )
+    return {pk: queue.waiting for pk, queue in queues(webhooks).items()}
 
 
 def _rate(hours: list[Hour]) -> float | None:

@@ -94,7 +94,8 @@ The ledger's claims, reads, marks, gates and `record` (the only raw SQL of the p
 What the engine uses from outside: the models (`webhooks.models`, `environments.models`), the webhook's
 options (`webhooks.options.OptionValues`), the example records of a preview (`webhooks.examples`), the
 credentials a webhook signs with (`credentials.models`; their secrets decrypt as they are read), and the
-webhook's lifecycle (`webhooks.lifecycle`) to disable a failing webhook. It imports
+webhook's lifecycle (`webhooks.lifecycle`) to disable a failing webhook, and `portal.log_context` for the
+correlation fields of its log lines (the delivery being sent). It imports
 no feature (bulk re-sends, sends by hand, rotation, erasure, health…): those call the engine, and the
 periodic task runs their sweeps after the engine's own.
 """

@@ -40,6 +40,8 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
+from portal import log_context, tracing
+
 from ..models import Attempt, Delivery, Webhook
 from . import authorization, bodies, inflight, ledger, outbound, queueing, retry_policy, signing, signing_keys
 
@@ -188,13 +190,23 @@ def send_claimed(
         if time.monotonic() > start_none_after:
             unsent = [each.id for each in claimed[index:]]
             break
+        # Whatever is logged from here on is about this delivery (its correlation fields).
+        log_context.bind_delivery(
+            webhook_id=target.id,
+            delivery_id=delivery.id,
+            message_id=delivery.message_id,
+            environment_id=target.environment_id,
+        )
         prepared = ahead.pop(delivery.id, None)
         body, headers, now = prepared or _prepare(target, delivery, events, at, tamper, trigger)
         if prepared is None and not ledger.mark_sending(delivery.id, target.id, now, target.max_per_second):
             unsent, gate_closed = [each.id for each in claimed[index:]], True
             break
         meanwhile = _meanwhile(target, claimed[index + 1 :], events, now, tamper, may_park, ahead, outcomes)
+        span = tracing.start_post(target.id, delivery.id)  # a no-op unless tracing is on (OTEL_EXPORTER_OTLP_ENDPOINT)
+        headers = {**headers, **tracing.headers_for(span)}  # `traceparent`: a receiver that traces joins the trace
         result, slow = _answer(target, body, headers, start_none_after, may_park, meanwhile)
+        tracing.end_post(span, result)
         outcomes.settle()  # the previous answer, if nothing settled it meanwhile
         if slow is not None:
             unsent, parked = [each.id for each in claimed[index + 1 :]], True

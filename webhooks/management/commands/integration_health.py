@@ -50,6 +50,7 @@ class Command(PortalCommand):
                 "succeeded": row.succeeded,
                 "failed": row.failed,
                 "waiting": row.waiting,
+                "oldest_due_seconds": round(row.oldest_due_seconds, 1),
                 "p50_delay_ms": row.p50_delay_ms,
                 "p95_delay_ms": row.p95_delay_ms,
             }
