@@ -88,7 +88,9 @@ def measure(
                 for name in trees:
                     send = _creator(urls[name], slug, tokens[(name, variant)])
                     samples[name][variant].append(_load(send, load, ok=201))
-    return _figures(samples, threads=threads, workers=workers, rounds=rounds, seconds=seconds)
+    figures = _figures(samples, threads=threads, workers=workers, rounds=rounds, seconds=seconds)
+    figures["sequencer"] = sequencer
+    return figures
 
 
 def _prepare(trees: dict[str, Path], env_for, receiver_url: str) -> dict[str, dict[str, list[str]]]:

@@ -1122,7 +1122,15 @@ def scenario_api_writes(receiver, size, database_url: str) -> dict:
         return {**os.environ, **production_env(f"{database_url}_writes_{name}"), "PGAPPNAME": f"bench-{name}"}
 
     try:
-        figures = measure(trees, env_for, receiver.url, seconds=size["writes_seconds"])
+        figures = measure(
+            trees,
+            env_for,
+            receiver.url,
+            seconds=size["writes_seconds"],
+            rounds=int(os.environ.get("BENCH_WRITES_ROUNDS", "2")),
+            # 0: without beat's sequencer beside the writers (to tell its cost from the write's own).
+            sequencer=os.environ.get("BENCH_WRITES_SEQUENCER", "1") != "0",
+        )
     finally:
         purge()  # the fan-out's queued tasks: no worker ran to take them
         for name in trees:
