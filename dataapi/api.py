@@ -28,6 +28,7 @@ from pydantic import BeforeValidator, ConfigDict, Field
 
 from credentials.models import AccessToken
 from credentials.oauth import BearerError, resolve_bearer
+from environments import stream
 from environments.models import Environment, Record
 from environments.records import (
     DuplicateExternalId,
@@ -39,17 +40,12 @@ from environments.records import (
 )
 from portal import inputs
 
+from .errors import ERRORS, ApiError
+from .feed import ChangesPage, changes_listing
+from .feed import router as feed_router
 from .openapi import environment_document
 
 logger = logging.getLogger(__name__)
-
-
-class ApiError(Exception):
-    """An error the API reports as `{"error": {"code", "message", "details"}}`."""
-
-    def __init__(self, status: int, code: str, message: str, details: Any = None):
-        self.status, self.code, self.message, self.details = status, code, message, details
-        super().__init__(message)
 
 
 class JsonBodyParser(Parser):
@@ -89,6 +85,7 @@ api = NinjaAPI(
     parser=JsonBodyParser(),
     auth=BearerToken(),
 )
+api.add_router("", feed_router)
 
 
 # --- Schemas ------------------------------------------------------------------
@@ -116,6 +113,10 @@ class RecordOut(Schema):
 class RecordPage(Schema):
     data: list[RecordOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+    stream_position: str = Field(
+        description="The environment's stream position when this page was read: keep the first page's, and after "
+        "the last page read `changes?since=` it (or the events feed `after=` it) to have every later change"
+    )
 
 
 class RecordCreate(Schema):
@@ -130,19 +131,6 @@ class RecordPatch(Schema):
     fields: dict[str, Any] = Field(default_factory=dict, description="Fields to change; null clears a field")
 
 
-class ErrorBody(Schema):
-    code: str
-    message: str
-    details: Any = None
-
-
-class ErrorOut(Schema):
-    error: ErrorBody
-
-
-ERRORS = {code: ErrorOut for code in (400, 401, 403, 404, 409, 413, 415)}
-
-
 # --- Endpoints ------------------------------------------------------------------
 
 
@@ -153,11 +141,16 @@ def list_records(
     data_type: str,
     limit: int = Query(50, ge=1, le=settings.API_PAGE_SIZE_MAX),
     cursor: str | None = None,
-    updated_since: IsoDateTime | None = Query(None, description="Only records updated at or after this"),
+    updated_since: IsoDateTime | None = Query(
+        None,
+        description="Only records updated at or after this. A write's time is taken when it starts, not when it "
+        "commits, so this can skip a late commit: to stay in sync, use `stream_position` and `changes?since=`",
+    ),
     external_id: str | None = None,
 ):
-    """Records in (updated_at, id) order, so a sync that pages to the end misses nothing written meanwhile."""
+    """Records in (updated_at, id) order, with the stream position to read changes after (see `changes`)."""
     env = _authorize(request, environment, data_type, "read")
+    position = stream.current_position(env)  # before the records are read: nothing after it is missed
     records = Record.objects.filter(environment=env, data_type=data_type)
     if updated_since is not None:
         records = records.filter(updated_at__gte=_in_utc(updated_since))
@@ -168,7 +161,11 @@ def list_records(
         records = records.filter(Q(updated_at__gt=after_time) | Q(updated_at=after_time, id__gt=after_id))
     page = list(records.order_by("updated_at", "id")[: limit + 1])
     next_cursor = _encode_cursor(page[limit - 1]) if len(page) > limit else None
-    return {"data": [record_representation(r) for r in page[:limit]], "next_cursor": next_cursor}
+    return {
+        "data": [record_representation(r) for r in page[:limit]],
+        "next_cursor": next_cursor,
+        "stream_position": str(position),
+    }
 
 
 @api.post("/{environment}/{data_type}/", response={201: RecordOut, **ERRORS}, summary="Create a record")
@@ -181,6 +178,23 @@ def create(request, environment: str, data_type: str, body: RecordCreate):
     except DuplicateExternalId as error:
         raise ApiError(409, "duplicate_external_id", str(error), {"external_id": error.external_id}) from None
     return Status(201, record_representation(record))
+
+
+@api.get(
+    "/{environment}/{data_type}/changes",
+    response={200: ChangesPage, **ERRORS, 410: ERRORS[400]},
+    summary="List the records changed after a position",
+)
+def changes(
+    request,
+    environment: str,
+    data_type: str,
+    since: str = Query(..., description="A position: `stream_position` of a full listing, or a `next_since`"),
+    limit: int = Query(50, ge=1, le=settings.API_PAGE_SIZE_MAX),
+):
+    """Each record changed after `since` once, at its latest change (position order); deleted ones as tombstones.
+    Declared before the record routes so that `changes` is never read as a record id."""
+    return changes_listing(request.auth, environment, data_type, since, limit)
 
 
 @api.get("/{environment}/{data_type}/{record_id}", response={200: RecordOut, **ERRORS}, summary="Read a record")

@@ -94,7 +94,15 @@ def environment_document(base: dict, environment: Environment, scopes: list[str]
             )
             item["delete"] = operation("delete", f"Delete a {data_type} record", ("204", None), params=[record_id])
         paths[f"/api/v1/{environment.slug}/{data_type}/"] = collection
+        if can_read:
+            paths[f"/api/v1/{environment.slug}/{data_type}/changes"] = {
+                "get": _bound(base, "/api/v1/{environment}/{data_type}/changes", f"changes_{data_type}", [data_type])
+            }
         paths[f"/api/v1/{environment.slug}/{data_type}/{{record_id}}"] = item
+
+    if any(f"{name}:read" in scopes for name in environment.data_types):
+        paths[f"/api/v1/{environment.slug}/events"] = {"get": _bound(base, "/api/v1/{environment}/events", "events")}
+        schemas.update({name: copy.deepcopy(base["components"]["schemas"][name]) for name in _STREAM_SCHEMAS})
 
     return {
         "openapi": base["openapi"],
@@ -107,6 +115,20 @@ def environment_document(base: dict, environment: Environment, scopes: list[str]
         "paths": paths,
         "components": {"schemas": schemas, "securitySchemes": copy.deepcopy(base["components"]["securitySchemes"])},
     }
+
+
+# The components the events feed and the changes listing refer to, the same in every environment.
+_STREAM_SCHEMAS = ("EventPage", "EventOut", "ChangesPage", "ChangeOut", "RecordNow")
+
+
+def _bound(base: dict, path: str, operation_id: str, tags: list[str] | None = None) -> dict[str, Any]:
+    """The global document's GET `path` for this environment: its path parameters filled in, so dropped."""
+    operation = copy.deepcopy(base["paths"][path]["get"])
+    operation["parameters"] = [parameter for parameter in operation["parameters"] if parameter["in"] != "path"]
+    operation["operationId"] = operation_id
+    if tags:
+        operation["tags"] = tags
+    return operation
 
 
 def _operation(
@@ -174,10 +196,11 @@ def _data_type_schemas(name: str, data_type: str, fields: dict[str, dict]) -> di
         },
         f"{name}Page": {
             "type": "object",
-            "required": ["data", "next_cursor"],
+            "required": ["data", "next_cursor", "stream_position"],
             "properties": {
                 "data": {"type": "array", "items": {"$ref": f"#/components/schemas/{name}Record"}},
                 "next_cursor": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+                "stream_position": {"type": "string"},
             },
         },
         f"{name}Create": {

@@ -94,10 +94,19 @@ def _schema_problems(document: Any):
         yield from _data_type_problems(name, definition)
 
 
+# Names the Data API needs for its own paths under /api/v1/<environment>/ (the events feed, the webhooks'
+# numbered events, the OpenAPI document): no data type can take them.
+RESERVED_DATA_TYPE_NAMES = frozenset({"events", "webhooks", "openapi", "changes", "stream", "status"})
+
+
 def _data_type_problems(name: str, definition: Any):
     if not NAME_PATTERN.match(name):
         yield SchemaProblem(
             name, None, "the name must start with a lowercase letter and use only a-z, 0-9 and _ (63 at most)"
+        )
+    elif name in RESERVED_DATA_TYPE_NAMES:
+        yield SchemaProblem(
+            name, None, f"“{name}” is reserved for the Data API's own paths; choose another name for this data type"
         )
     if not isinstance(definition, dict):
         yield SchemaProblem(name, None, 'the definition must be an object with a "fields" key')

@@ -24,11 +24,12 @@ from __future__ import annotations
 import datetime
 import json
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 
 from .models import Environment, Event, EventStream
 
@@ -97,6 +98,14 @@ def head(environment_id: int) -> int:
     """The last position given: every event at or below it is committed and placed."""
     last = EventStream.objects.filter(environment_id=environment_id).values_list("last_position", flat=True).first()
     return last or 0
+
+
+def current_position(environment: Environment) -> int:
+    """The head after placing what has committed: a full listing read after this misses nothing the stream
+    holds up to it, and everything committed later comes after it."""
+    if has_unpositioned(environment.pk):
+        assign_positions(environment.pk)
+    return head(environment.pk)
 
 
 def pruned_through(environment_id: int) -> int:
@@ -172,6 +181,62 @@ def _event_json(slug: str, position: int, uid, event_type: str, occurred_at: dat
         f'{{"id":"evt_{uid.hex}","type":{json.dumps(event_type)},"timestamp":"{timestamp}",'
         f'"environment":{json.dumps(slug)},"position":{position},"data":{json.dumps(data, separators=(",", ":"))}}}'
     )
+
+
+@dataclass(frozen=True)
+class Change:
+    """A record's latest change in a range of positions: its position, and whether it deleted the record."""
+
+    position: int
+    record_id: uuid.UUID
+    deleted: bool
+    external_id: str | None
+
+
+@dataclass(frozen=True)
+class Changes:
+    changes: list[Change]
+    next_position: int
+    has_more: bool
+
+
+def changes(environment: Environment, data_type: str, since: int, limit: int) -> Changes:
+    """The records of `data_type` changed after position `since`, each once at its latest change, in position
+    order, at most `limit`. Places waiting events first; raises CursorExpired when changes after `since` were
+    pruned."""
+    if has_unpositioned(environment.pk):
+        assign_positions(environment.pk)
+    top = head(environment.pk)
+    pruned = pruned_through(environment.pk)
+    if since < pruned:
+        raise CursorExpired(since, pruned)
+    latest = list(
+        Event.objects.filter(
+            environment_id=environment.pk,
+            position__gt=since,
+            position__lte=top,
+            type__startswith=f"{data_type}.",
+            record_id__isnull=False,
+        )
+        .values("record_id")
+        .annotate(last=Max("position"))
+        .order_by("last")
+        .values_list("last", flat=True)[: limit + 1]
+    )
+    has_more = len(latest) > limit
+    positions = latest[:limit]
+    rows = Event.objects.filter(environment_id=environment.pk, position__in=positions).order_by("position")
+    found = [
+        Change(position, record_id, event_type.endswith(".deleted"), _external_id(data))
+        for position, record_id, event_type, data in rows.values_list("position", "record_id", "type", "data")
+        if position is not None and record_id is not None  # as filtered above: this says so to the type checker
+    ]
+    return Changes(found, found[-1].position if has_more else max(top, since), has_more)
+
+
+def _external_id(data: object) -> str | None:
+    value = data.get("external_id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def wait_for_events(

@@ -20,16 +20,6 @@ pytestmark = pytest.mark.django_db
 ADA = {"first_name": "Ada", "last_name": "Lovelace"}
 
 
-@pytest.fixture(scope="module")
-def openapi_document(django_db_blocker):
-    from django.test import Client
-
-    with django_db_blocker.unblock():
-        response = Client().get("/api/v1/openapi.json", HTTP_HOST="localhost")
-    assert response.status_code == 200
-    return response.json()
-
-
 class Api:
     """A Data API caller holding a token, that checks every response against the OpenAPI document."""
 
