@@ -13,13 +13,14 @@ import threading
 import time
 
 import requests
-from django.conf import settings
 from django.db import transaction
 
 from benchmarks.api_throughput import serve, token
 
 # Events written per transaction while filling the stream.
 INSERT_CHUNK = 10_000
+# gunicorn worker processes, as api_throughput (production's docker-compose runs 3, sync workers as here).
+WORKERS = 2
 
 
 def measure(base_dir, env: dict, *, events: int, trials: int, idle_wait: float) -> dict:
@@ -35,9 +36,12 @@ def measure(base_dir, env: dict, *, events: int, trials: int, idle_wait: float) 
     placed = time.perf_counter()
     wake_environment, wake_client = _environment("bench-feed-wake")
     limit = page_max()
-    with serve(base_dir, env, workers=2) as url:
+    others = [_environment("bench-feed-wake")[1] for _ in range(WORKERS)]
+    with serve(base_dir, env, workers=WORKERS) as url:
+        _warm_up(url, stream_environment.slug, token(url, *stream_client))
         reading = read_all(url, stream_environment.slug, token(url, *stream_client), limit, events)
         wake = wake_trials(url, wake_environment, token(url, *wake_client), trials)
+        blocked = beside_long_polls(url, wake_environment.slug, [token(url, *client) for client in others], idle_wait)
         idle = idle_poll(url, wake_environment.slug, token(url, *wake_client), idle_wait) if idle_wait else None
     reading["in_process"] = in_process_pages(stream_environment, limit)
     read_holds = reading["events"] == events and reading["events_per_s"] >= 20_000
@@ -49,6 +53,7 @@ def measure(base_dir, env: dict, *, events: int, trials: int, idle_wait: float) 
         "read": reading,
         "wake": wake,
         "idle_poll": idle,
+        "beside_long_polls": blocked,
         "bar": "read >= 20,000 events/s; long-poll wake p99 <= 100 ms after the commit",
         "read_holds": read_holds,
         "wake_holds": wake_holds,
@@ -58,7 +63,9 @@ def measure(base_dir, env: dict, *, events: int, trials: int, idle_wait: float) 
 
 def page_max() -> int:
     """The most events one page of the feed may hold."""
-    return getattr(settings, "EVENTS_PAGE_SIZE_MAX", None) or settings.API_PAGE_SIZE_MAX
+    from dataapi.feed import MAX_EVENTS_PER_PAGE
+
+    return MAX_EVENTS_PER_PAGE
 
 
 def _environment(slug: str):
@@ -107,6 +114,14 @@ def _get(session: requests.Session, url: str, slug: str, params: dict, timeout: 
     if response.status_code != 200:
         raise RuntimeError(f"events feed answered {response.status_code}: {response.text[:500]}")
     return response
+
+
+def _warm_up(url: str, slug: str, access_token: str) -> None:
+    """A few small reads first, so that no gunicorn worker's first request (imports, connection) is timed."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {access_token}"
+    for _ in range(2 * WORKERS):
+        _get(session, url, slug, {"limit": 1})
 
 
 def read_all(url: str, slug: str, access_token: str, limit: int, expected: int) -> dict:
@@ -209,6 +224,30 @@ def _head_cursor(session: requests.Session, url: str, slug: str) -> str | None:
         params["after"] = body["next_cursor"]
         if not body["events"]:
             return body["next_cursor"]
+
+
+def beside_long_polls(url: str, slug: str, access_tokens: list[str], wait: float) -> dict:
+    """One long-poll per gunicorn worker (each of its own client, as the feed allows), waiting with nothing
+    written; meanwhile another request (a feed read without wait): how long it takes to be answered."""
+    wait = wait or 2.0
+    polls = []
+    for access_token in access_tokens:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {access_token}"
+        cursor = _head_cursor(session, url, slug)
+        params = {"after": cursor, "wait": wait}
+        polls.append(threading.Thread(target=_get, args=(session, url, slug, params), kwargs={"timeout": wait + 30}))
+    for poll in polls:
+        poll.start()
+    time.sleep(0.5)  # the polls are waiting now
+    other = requests.Session()
+    other.headers["Authorization"] = f"Bearer {access_tokens[0]}"
+    started = time.perf_counter()
+    _get(other, url, slug, {"limit": 1}, timeout=wait + 30)
+    answered = time.perf_counter() - started
+    for poll in polls:
+        poll.join(timeout=wait + 30)
+    return {"long_polls": len(polls), "wait_s": wait, "other_request_answered_after_s": round(answered, 2)}
 
 
 def idle_poll(url: str, slug: str, access_token: str, wait: float) -> dict:
