@@ -130,13 +130,19 @@ def read_all(url: str, slug: str, access_token: str, limit: int, expected: int) 
     session.headers["Authorization"] = f"Bearer {access_token}"
     params: dict = {"limit": limit}
     pages: list[float] = []
+    parsing: list[float] = []
     sizes: list[int] = []
+    size_bytes: list[int] = []
     positions: list[int] = []
     started = time.perf_counter()
     while len(positions) < expected:
         before = time.perf_counter()
-        body = _get(session, url, slug, params).json()
+        response = _get(session, url, slug, params)
+        arrived = time.perf_counter()
+        body = response.json()
         pages.append((time.perf_counter() - before) * 1000)
+        parsing.append((time.perf_counter() - arrived) * 1000)
+        size_bytes.append(len(response.content))
         if not body["events"]:
             break
         sizes.append(len(body["events"]))
@@ -154,7 +160,21 @@ def read_all(url: str, slug: str, access_token: str, limit: int, expected: int) 
         "seconds": round(elapsed, 2),
         "events_per_s": round(len(positions) / elapsed, 1) if elapsed else None,
         "page_ms": _percentiles(pages),
+        # Of a page's time: the client's parsing of the body, and what one request of a single event takes (the
+        # fixed cost of a request: HTTP, authentication, middleware, the stream's small queries).
+        "client_parse_ms": _percentiles(parsing),
+        "page_bytes": round(statistics.median(size_bytes)) if size_bytes else None,
+        "one_event_request_ms": _one_event_requests(session, url, slug),
     }
+
+
+def _one_event_requests(session: requests.Session, url: str, slug: str, count: int = 20) -> dict:
+    times = []
+    for n in range(count):
+        before = time.perf_counter()
+        _get(session, url, slug, {"limit": 1, "after": n})
+        times.append((time.perf_counter() - before) * 1000)
+    return _percentiles(times)
 
 
 def in_process_pages(environment, limit: int, pages: int = 50) -> dict:
