@@ -18,4 +18,6 @@ RUN SECRET_KEY=build-only-not-secret-build-only-not-secret-build-only \
 
 USER portal
 EXPOSE 8000
-CMD ["gunicorn", "integration_tools.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+# Threads, not sync workers: a long-poll of the events feed waits on a thread, and at most
+# EVENTS_LONG_POLLS_PER_PROCESS of each process's 8 wait at once, so the others serve everyone else.
+CMD ["gunicorn", "integration_tools.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--worker-class", "gthread", "--threads", "8", "--access-logfile", "-"]

@@ -41,9 +41,10 @@ from environments.records import (
 from portal import inputs
 
 from .errors import ERRORS, ApiError
-from .feed import ChangesPage, changes_listing
+from .feed import POSITION_PATTERN, ChangesPage, changes_listing
 from .feed import router as feed_router
 from .openapi import environment_document
+from .webhook_events import router as webhook_events_router
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ api = NinjaAPI(
     auth=BearerToken(),
 )
 api.add_router("", feed_router)
+api.add_router("", webhook_events_router)  # a webhook's numbered events and status, for the client it serves
 
 
 # --- Schemas ------------------------------------------------------------------
@@ -189,7 +191,11 @@ def changes(
     request,
     environment: str,
     data_type: str,
-    since: str = Query(..., description="A position: `stream_position` of a full listing, or a `next_since`"),
+    since: str = Query(
+        ...,
+        description="A position: `stream_position` of a full listing, or a `next_since`",
+        pattern=POSITION_PATTERN,
+    ),
     limit: int = Query(50, ge=1, le=settings.API_PAGE_SIZE_MAX),
 ):
     """Each record changed after `since` once, at its latest change (position order); deleted ones as tombstones.

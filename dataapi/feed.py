@@ -37,6 +37,9 @@ from .errors import ERRORS, ApiError
 router = Router(tags=["events"])
 
 MAX_EVENTS_PER_PAGE = 1000
+# What a cursor of the stream looks like: a position, a whole number (the document says so; anything else is
+# a 400 naming the parameter).
+POSITION_PATTERN = "^[0-9]{1,18}$"
 
 
 class EventOut(Schema):
@@ -85,7 +88,11 @@ class ChangesPage(Schema):
 def events(
     request,
     environment: str,
-    after: str | None = Query(None, description="A `next_cursor` (or a position); omit to start at the oldest kept"),
+    after: str | None = Query(
+        None,
+        description="A `next_cursor` (or a position); omit to start at the oldest kept",
+        pattern=POSITION_PATTERN,
+    ),
     limit: int = Query(100, ge=1, le=MAX_EVENTS_PER_PAGE),
     wait: float = Query(0, ge=0, le=settings.EVENTS_WAIT_MAX_SECONDS, description="Long-poll: seconds to wait"),
 ):
@@ -93,7 +100,7 @@ def events(
     token: AccessToken = request.auth
     env = _environment(token, environment)
     readable = _readable(token, env)
-    position = _position(after, "after")
+    position = None if after is None or after == "" else _position(after, "after")
     with _long_poll_slot(token.client_id, wait) as may_wait:
         try:
             page = stream.wait_for_events(env, position, limit, readable, wait if may_wait else 0)
@@ -192,27 +199,24 @@ def _expired(error: stream.CursorExpired) -> ApiError:
     )
 
 
-_slots = threading.BoundedSemaphore(settings.EVENTS_LONG_POLLS_PER_PROCESS)
 _waiting_clients: set[int] = set()
 _waiting_lock = threading.Lock()
 
 
 @contextlib.contextmanager
 def _long_poll_slot(client_id: int, wait: float) -> Iterator[bool]:
-    """Whether this request may wait: a free slot of this process, and no other long-poll of its client."""
+    """Whether this request may wait: fewer than EVENTS_LONG_POLLS_PER_PROCESS wait in this process, and no
+    other long-poll of its client does."""
     if wait <= 0:
         yield False
         return
     with _waiting_lock:
-        if client_id in _waiting_clients or not _slots.acquire(blocking=False):
-            taken = False
-        else:
+        taken = client_id not in _waiting_clients and len(_waiting_clients) < settings.EVENTS_LONG_POLLS_PER_PROCESS
+        if taken:
             _waiting_clients.add(client_id)
-            taken = True
     try:
         yield taken
     finally:
         if taken:
             with _waiting_lock:
                 _waiting_clients.discard(client_id)
-            _slots.release()

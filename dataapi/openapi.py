@@ -94,15 +94,8 @@ def environment_document(base: dict, environment: Environment, scopes: list[str]
             )
             item["delete"] = operation("delete", f"Delete a {data_type} record", ("204", None), params=[record_id])
         paths[f"/api/v1/{environment.slug}/{data_type}/"] = collection
-        if can_read:
-            paths[f"/api/v1/{environment.slug}/{data_type}/changes"] = {
-                "get": _bound(base, "/api/v1/{environment}/{data_type}/changes", f"changes_{data_type}", [data_type])
-            }
         paths[f"/api/v1/{environment.slug}/{data_type}/{{record_id}}"] = item
-
-    if any(f"{name}:read" in scopes for name in environment.data_types):
-        paths[f"/api/v1/{environment.slug}/events"] = {"get": _bound(base, "/api/v1/{environment}/events", "events")}
-        schemas.update({name: copy.deepcopy(base["components"]["schemas"][name]) for name in _STREAM_SCHEMAS})
+    _add_stream_paths(base, environment, scopes, paths, schemas)
 
     return {
         "openapi": base["openapi"],
@@ -119,6 +112,20 @@ def environment_document(base: dict, environment: Environment, scopes: list[str]
 
 # The components the events feed and the changes listing refer to, the same in every environment.
 _STREAM_SCHEMAS = ("EventPage", "EventOut", "ChangesPage", "ChangeOut", "RecordNow")
+
+
+def _add_stream_paths(
+    base: dict, environment: Environment, scopes: list[str], paths: dict[str, Any], schemas: dict[str, Any]
+) -> None:
+    """The changes listing of each data type the token reads, and the events feed if it reads any."""
+    readable = [name for name in environment.data_types if f"{name}:read" in scopes]
+    for data_type in readable:
+        paths[f"/api/v1/{environment.slug}/{data_type}/changes"] = {
+            "get": _bound(base, "/api/v1/{environment}/{data_type}/changes", f"changes_{data_type}", [data_type])
+        }
+    if readable:
+        paths[f"/api/v1/{environment.slug}/events"] = {"get": _bound(base, "/api/v1/{environment}/events", "events")}
+        schemas.update({name: copy.deepcopy(base["components"]["schemas"][name]) for name in _STREAM_SCHEMAS})
 
 
 def _bound(base: dict, path: str, operation_id: str, tags: list[str] | None = None) -> dict[str, Any]:

@@ -20,3 +20,12 @@ def sequence_streams() -> int:
     from .stream import sequence_all
 
     return sequence_all()
+
+
+@shared_task(name="environments.retention", ignore_result=True)
+def apply_event_retention() -> None:
+    """Hourly: erase event data past each environment's payload retention, prune streams past their event
+    retention, and drop test events nothing references (environments/outbox.py)."""
+    from .outbox import apply_retention
+
+    apply_retention()

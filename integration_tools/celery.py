@@ -33,7 +33,13 @@ def schedule_periodic_tasks(sender: Celery, **kwargs) -> None:
     sender.add_periodic_task(
         settings.EVENT_SEQUENCE_SECONDS, sender.signature("environments.sequence"), name="place events in streams"
     )
+    sender.add_periodic_task(
+        settings.WEBHOOK_HEARTBEAT_SCAN_SECONDS,
+        sender.signature("webhooks.heartbeats"),
+        name="send heartbeats to quiet webhooks",
+    )
     sender.add_periodic_task(24 * 3600, sender.signature("webhooks.prune"), name="prune old deliveries")
+    sender.add_periodic_task(3600, sender.signature("environments.retention"), name="prune and erase old events")
     sender.add_periodic_task(300, sender.signature("webhooks.roll_up"), name="count attempts per hour")
     sender.add_periodic_task(
         settings.NOTIFICATIONS_SCAN_SECONDS, sender.signature("notifications.scan"), name="tell people what happened"

@@ -107,6 +107,9 @@ INSTALLED_APPS = [
 EVENT_LISTENERS = ["webhooks.delivery.fanout.fan_out"]
 # Asked before a credential is invalidated (credentials/services.py): each names what still uses it.
 CREDENTIAL_IN_USE_CHECKS = ["webhooks.configure.webhooks_signing_with"]
+# Asked before event data past the payload retention is erased (environments/outbox.py): each gives the
+# events still to be sent, which keep their data.
+EVENT_DATA_HOLDS = ["webhooks.erasure.events_still_to_send"]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -217,6 +220,7 @@ EVENT_SEQUENCE_SECONDS = env.float("EVENT_SEQUENCE_SECONDS", default=2.0)
 EVENTS_WAIT_MAX_SECONDS = 30
 EVENTS_LONG_POLLS_PER_PROCESS = env.int("EVENTS_LONG_POLLS_PER_PROCESS", default=4)
 # How many days events stay in the stream by default (an environment may set its own): longer than deliveries.
+# An event a delivery still references stays until that delivery is pruned (environments/outbox.py).
 EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=120)
 
 # How often the worker reports that it is alive (shown on the Overview page).
@@ -401,6 +405,9 @@ WEBHOOK_SECRET_GRACE_HOURS = env.int("WEBHOOK_SECRET_GRACE_HOURS", default=24)
 # last enqueue is older than WEBHOOK_REQUEUE_AFTER_SECONDS (a lost task, a flushed Redis, a crash).
 WEBHOOK_SWEEP_SECONDS = env.float("WEBHOOK_SWEEP_SECONDS", default=5)
 WEBHOOK_REQUEUE_AFTER_SECONDS = env.float("WEBHOOK_REQUEUE_AFTER_SECONDS", default=60)
+# How often the beat looks for quiet webhooks that asked for heartbeats (webhooks/heartbeats.py): a
+# heartbeat goes out at most this long after its webhook's minutes have passed.
+WEBHOOK_HEARTBEAT_SCAN_SECONDS = env.float("WEBHOOK_HEARTBEAT_SCAN_SECONDS", default=30)
 # A worker sending a delivery holds it for the webhook's timeout plus one second plus this margin; a worker
 # killed mid-send gives it up when that lease ends.
 WEBHOOK_LEASE_MARGIN_SECONDS = env.float("WEBHOOK_LEASE_MARGIN_SECONDS", default=30)

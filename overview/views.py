@@ -65,7 +65,8 @@ def overview(request, environment):
             "recent_audit": recent_audit,
             "workers": worker_status(now),
             "waiting_total": sum(summary.waiting for summary in webhooks),
-            "event_count": environment.events.count(),
+            # Test sends' events are not changes of the environment's data.
+            "event_count": environment.events.filter(is_test=False).count(),
             "access": _access_health(environment),
             "webhook_health": webhooks,
             "attention": [summary for summary in webhooks if summary.next_action],

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import ngettext
 
-from credentials.models import Credential
+from credentials.models import Client, Credential
 from environments.audit import audited, record_audit
 from environments.models import Environment
 from portal.actor import SYSTEM_ACTOR, Actor
@@ -55,6 +55,7 @@ class WebhookFields(options.OptionValues):
         event_types: list[str],
         security_method: str = Webhook.SecurityMethod.SIGNING_SECRET,
         signing_credential_ids: list[str] | None = None,
+        client_id: str | None = None,
         **option_values: Any,
     ):
         unknown = set(option_values) - set(options.OPTION_NAMES)
@@ -66,6 +67,9 @@ class WebhookFields(options.OptionValues):
         self.event_types = list(event_types)
         self.security_method = security_method
         self.signing_credential_ids = list(signing_credential_ids or [])
+        # The API client it serves, by its OAuth client_id (None: none); `client` is that client once checked.
+        self.client_id = client_id or None
+        self.client: Client | None = None
 
 
 def selectable_credentials(environment: Environment):
@@ -111,6 +115,9 @@ def _validate(environment: Environment, fields: WebhookFields, webhook: Webhook 
         elif invalid:
             errors["signing_credentials"] = "only active credentials of this environment's clients can sign"
         credentials = [selectable[credential_id] for credential_id in chosen if credential_id in selectable]
+    fields.client, problem = _served_client(environment, fields.client_id)
+    if problem:
+        errors["client"] = problem
     for option in options.OPTIONS:
         stored = getattr(webhook, option.name) if webhook is not None else None
         setattr(fields, option.name, option.keep(getattr(fields, option.name), stored))
@@ -124,6 +131,16 @@ def _validate(environment: Environment, fields: WebhookFields, webhook: Webhook 
     return credentials
 
 
+def _served_client(environment: Environment, client_id: str | None) -> tuple[Client | None, str | None]:
+    """The client a webhook serves, by its client_id: one of the webhook's own environment, or a problem."""
+    if not client_id:
+        return None, None
+    client = Client.objects.filter(environment=environment, client_id=client_id).first()
+    if client is None:
+        return None, f"{environment.name} has no API client “{client_id[:64]}”"
+    return client, None
+
+
 def _settings_of(webhook: Webhook) -> dict:
     """What an audit event records of a webhook's configuration (no keys)."""
     return {
@@ -131,6 +148,7 @@ def _settings_of(webhook: Webhook) -> dict:
         "url": webhook.url,
         "event_types": list(webhook.event_types),
         "security_method": webhook.security_method,
+        "client": webhook.client.client_id if webhook.client else None,
         **options.audit_view(webhook),
     }
 
@@ -157,6 +175,7 @@ def _apply(webhook: Webhook, fields: WebhookFields) -> None:
     webhook.url = fields.url
     webhook.event_types = fields.event_types
     webhook.security_method = fields.security_method
+    webhook.client = fields.client
     for name in options.OPTION_NAMES:
         setattr(webhook, name, getattr(fields, name))
 
@@ -281,6 +300,7 @@ def fields_of(webhook: Webhook) -> WebhookFields:
         event_types=list(webhook.event_types),
         security_method=webhook.security_method,
         signing_credential_ids=[str(pk) for pk in webhook.signing_credentials.values_list("pk", flat=True)],
+        client_id=webhook.client.client_id if webhook.client else None,
         **{name: copy.copy(getattr(webhook, name)) for name in options.OPTION_NAMES},
     )
 

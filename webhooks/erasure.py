@@ -4,6 +4,9 @@ Erasing a delivery keeps its ids, times, status codes and event types, and remov
 what carried data: its request body, every attempt's response body, and the data of
 its events once no delivery still needs them (the outbox row keeps its id, type
 and time). Waiting deliveries are never erased: they still have to be sent.
+Events are the environments app's: `environments/outbox.py` erases the data of
+every event past the payload retention, delivered or not, except those this
+module names as still to be sent (`events_still_to_send`).
 Work goes in small batches, each its own short transaction, so the sending path
 is never held up for long.
 """
@@ -17,6 +20,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
+from environments import outbox
 from environments.audit import audited, record_audit
 from environments.models import Environment, Event
 from portal.actor import SYSTEM_ACTOR, Actor
@@ -201,12 +205,23 @@ def _erase_batch(ids: list[int]) -> int:
         )
         ids = list(Delivery.objects.filter(pk__in=ids, payload_erased_at=now).values_list("pk", flat=True))
         Attempt.objects.filter(delivery_id__in=ids).update(response_body="")
-        # An event's data goes once no delivery that still keeps a payload carries it.
+        # An event's data goes once no delivery that still keeps a payload carries it (the environment's
+        # payload retention erases the rest: environments/outbox.py).
         kept = DeliveryEvent.objects.filter(event=OuterRef("pk"), delivery__payload_erased_at__isnull=True)
-        Event.objects.filter(pk__in=DeliveryEvent.objects.filter(delivery_id__in=ids).values("event_id")).exclude(
-            Exists(kept)
-        ).update(data={})
+        outbox.erase_data(
+            Event.objects.filter(pk__in=DeliveryEvent.objects.filter(delivery_id__in=ids).values("event_id")).exclude(
+                Exists(kept)
+            )
+        )
     return len(ids)
+
+
+def events_still_to_send(environment_id: int) -> QuerySet[DeliveryEvent, dict]:
+    """The events a waiting delivery of the environment still has to send: they keep their data past the
+    payload retention (named in settings.EVENT_DATA_HOLDS, asked by environments/outbox.py)."""
+    return DeliveryEvent.objects.filter(
+        delivery__environment_id=environment_id, delivery__status__in=Delivery.WAITING
+    ).values("event_id")
 
 
 def apply_payload_retention(now: datetime.datetime | None = None) -> int:

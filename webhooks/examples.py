@@ -22,6 +22,8 @@ _EXAMPLE_VALUES = {
 
 EXAMPLE_EVENT_UID = uuid.UUID("5f0c3b2a-9d8e-4f7a-8b6c-1d2e3f4a5b6c")
 EXAMPLE_OCCURRED_AT = datetime.datetime(2026, 1, 15, 9, 30, 0, 123456, tzinfo=datetime.UTC)
+# Every event a webhook sends carries its number in the webhook's sequence: an example shows one.
+EXAMPLE_SEQUENCE = 42
 
 
 def example_payload(environment: Environment, event_type: str) -> str:
@@ -29,7 +31,7 @@ def example_payload(environment: Environment, event_type: str) -> str:
     event = event_payload(
         EXAMPLE_EVENT_UID, event_type, EXAMPLE_OCCURRED_AT, environment.slug, example_data(environment, event_type)
     )
-    return json.dumps(event, indent=2)
+    return json.dumps({**event, "sequence": EXAMPLE_SEQUENCE}, indent=2)
 
 
 def example_data(environment: Environment, event_type: str) -> dict:

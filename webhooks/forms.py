@@ -10,6 +10,7 @@ from portal.inputs import EARLIEST_YEAR, LATEST_YEAR, validate_moment
 
 from .bulk import RECOVER, STATUS_CHOICES, Selection
 from .configure import WebhookFields, WebhookInvalid, selectable_credentials
+from .delivery.bodies import HEARTBEAT_EVENT_TYPE
 from .erasure import Scope, ScopeError, find_delivery
 from .examples import example_payload
 from .models import Delivery, Webhook
@@ -58,6 +59,13 @@ class WebhookForm(PortalForm):
         help_text="With the credentials method: each selected active credential signs every request.",
     )
 
+    client = forms.ChoiceField(
+        required=False,
+        label="API client it serves",
+        help_text="That client's token reads this webhook's numbered events and status through the Data API "
+        "(/api/v1/<environment>/webhooks/<id>/events), to fill a gap it detects.",
+    )
+
     # Says the field chooser was on the page, so that no box ticked means "no field", not "not asked".
     payload_fields_shown = forms.CharField(widget=forms.HiddenInput, initial="1", required=False)
 
@@ -86,6 +94,11 @@ class WebhookForm(PortalForm):
             name: example_payload(environment, name) for name in environment.event_types
         }
         self._payload_field_choices(environment)
+        self.fields["client"].choices = [("", "None")] + [
+            (client.client_id, f"{client.name} ({client.client_id})") for client in environment.clients.all()
+        ]
+        # A post without it (a page opened before it existed, a script) keeps the client the webhook serves.
+        self.client_not_posted = self.is_bound and "client" not in self.data
         # Only the credentials method signs with credentials: the field shows with that choice.
         self.fields["signing_credentials"].shown_when = f"security_method={Webhook.SecurityMethod.CREDENTIALS}"
         self.fields["signing_credentials"].choices = [
@@ -142,6 +155,7 @@ class WebhookForm(PortalForm):
             event_types=data["event_types"],
             security_method=data["security_method"],
             signing_credential_ids=data.get("signing_credentials", []),
+            client_id=self.initial.get("client") if self.client_not_posted else data.get("client"),
             **values,
         )
 
@@ -159,6 +173,7 @@ def initial_of(fields: WebhookFields) -> dict:
         "event_types": fields.event_types,
         "security_method": fields.security_method,
         "signing_credentials": fields.signing_credential_ids,
+        "client": fields.client_id or "",
         **{option.name: option.to_form(getattr(fields, option.name)) for option in OPTIONS},
     }
 
@@ -228,7 +243,7 @@ class HistoryFilterForm(PortalForm):
 
     def __init__(self, data, *, environment):
         super().__init__(data)
-        types = [*environment.event_types, "webhook.test"]
+        types = [*environment.event_types, "webhook.test", HEARTBEAT_EVENT_TYPE]
         self.fields["event_type"].choices = [("", "Any event type")] + [(name, name) for name in types]
 
 

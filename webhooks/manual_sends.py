@@ -32,18 +32,21 @@ PICKUP_SECONDS = 30
 
 def new_test_delivery(webhook: Webhook, event_type: str, data: dict, *, body: str = "") -> Delivery:
     """A delivery marked as a test, carrying one new event; `body` fixes the exact bytes it sends."""
-    event = Event.objects.create(environment=webhook.environment, type=event_type, data=data, is_test=True)
-    delivery = Delivery.objects.create(
-        webhook=webhook,
-        environment=webhook.environment,
-        message_id=new_message_id(),
-        event_count=1,
-        event_types=event_type,
-        is_test=True,
-        next_attempt_at=None,
-        body=body,
-    )
-    DeliveryEvent.objects.create(delivery=delivery, event=event)
+    # One transaction: a test event nothing references is pruned (environments/outbox.py), so it is never
+    # seen without its delivery.
+    with transaction.atomic():
+        event = Event.objects.create(environment=webhook.environment, type=event_type, data=data, is_test=True)
+        delivery = Delivery.objects.create(
+            webhook=webhook,
+            environment=webhook.environment,
+            message_id=new_message_id(),
+            event_count=1,
+            event_types=event_type,
+            is_test=True,
+            next_attempt_at=None,
+            body=body,
+        )
+        DeliveryEvent.objects.create(delivery=delivery, event=event)
     return delivery
 
 

@@ -117,6 +117,14 @@ class Webhook(models.Model):
     wake_up_at = models.DateTimeField(null=True, blank=True)
     # Bumped whenever the keys that sign change: workers cache decrypted keys per (webhook, version).
     keys_version = models.PositiveIntegerField(default=0)
+    # The API client it serves: that client's token reads this webhook's numbered events and status
+    # (`dataapi/webhook_events.py`). Of the webhook's own environment (`configure` checks it).
+    client = models.ForeignKey(
+        "credentials.Client", null=True, blank=True, on_delete=models.SET_NULL, related_name="webhooks_served"
+    )
+    # Heartbeats (webhooks/heartbeats.py): when nothing was sent for this many minutes, a `webhook.heartbeat`
+    # goes out; None: off.
+    heartbeat_minutes = models.PositiveSmallIntegerField(null=True, blank=True)
 
     objects = WebhookQuerySet.as_manager()
 
@@ -164,6 +172,21 @@ class Webhook(models.Model):
         if self.condition != "failing":
             return None
         return self.failing_since + datetime.timedelta(days=settings.WEBHOOK_DISABLE_AFTER_FAILING_DAYS)
+
+
+class WebhookSequence(models.Model):
+    """The last number a webhook gave an event it sends (see `delivery/fanout.py`: numbered deliveries).
+
+    A table of its own, not a column of Webhook: the fan-out holds this row locked from numbering an event
+    to its commit, and the workers, which write Webhook rows all the time (health, rate gate), must not
+    wait on writers.
+    """
+
+    webhook = models.OneToOneField(Webhook, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    last = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.webhook_id} at {self.last}"
 
 
 class SigningSecret(models.Model):
@@ -296,6 +319,9 @@ class Delivery(models.Model):
     # Distinct event types carried, space-separated: shown in lists and filtered on.
     event_types = models.CharField(max_length=500, blank=True)
     is_test = models.BooleanField(default=False)
+    # A heartbeat (webhooks/heartbeats.py): sent as tests are (`is_test` is set too), outside lines, retries
+    # and the webhook's health; the history shows it as a heartbeat.
+    is_heartbeat = models.BooleanField(default=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(default=timezone.now)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -370,14 +396,31 @@ class Delivery(models.Model):
 
 
 class DeliveryEvent(models.Model):
-    """The events a delivery carries, in order."""
+    """The events a delivery carries, in order, each with its number in its webhook's sequence.
+
+    `sequence` is given at fan-out from the webhook's `WebhookSequence`, contiguously from 1, in commit
+    order (tests and heartbeats have none); `webhook` repeats the delivery's, so that an event is found by
+    (webhook, sequence).
+    """
 
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="+")
     event = models.ForeignKey("environments.Event", on_delete=models.PROTECT, related_name="+")
+    # The unique constraint's index serves lookups by webhook: no index of the foreign key's own.
+    webhook = models.ForeignKey(
+        Webhook, null=True, blank=True, on_delete=models.CASCADE, db_index=False, related_name="+"
+    )
+    sequence = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.UniqueConstraint(fields=["delivery", "event"], name="unique_delivery_event")]
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "event"], name="unique_delivery_event"),
+            models.UniqueConstraint(
+                fields=["webhook", "sequence"],
+                condition=models.Q(sequence__isnull=False),
+                name="delivery_event_sequence",
+            ),
+        ]
 
 
 class Attempt(models.Model):
@@ -388,6 +431,7 @@ class Attempt(models.Model):
         RESEND = "resend", "Manual re-send"
         TEST = "test", "Test"
         PROBE = "probe", "Probe (is the failing receiver back?)"
+        HEARTBEAT = "heartbeat", "Heartbeat"
 
     # The error of an attempt whose worker stopped mid-send (see `delivery.ledger.record_interrupted`).
     OUTCOME_UNKNOWN = "worker_stopped"

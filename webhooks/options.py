@@ -121,6 +121,27 @@ def _rate_flag(text: str) -> float:
         raise argparse.ArgumentTypeError(f"a number of requests per second, or none, not {text[:40]!r}") from None
 
 
+HEARTBEAT_MINUTES_MAX = 1440
+
+
+def _check_heartbeat(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= HEARTBEAT_MINUTES_MAX:
+        return f"between 1 and {HEARTBEAT_MINUTES_MAX} minutes, or none (no heartbeats)"
+    return None
+
+
+def _minutes_flag(text: str) -> int | None:
+    """`--heartbeat-minutes 15`, or `none` (no heartbeats)."""
+    if text.strip().lower() in ("none", "off"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number of minutes, or none, not {text[:40]!r}") from None
+
+
 def describe_policy(values: OptionValues) -> str:
     """How a webhook sends, in one sentence: “in order per record, at most 4 at a time, 10/s”."""
     orders: dict[str, str] = {
@@ -358,6 +379,23 @@ class OptionValues:
                 "help": "Requests per second at most (0 or none: no limit).",
             },
             from_flag=lambda rate: rate or None,
+        )
+    )
+
+    heartbeat_minutes: int | None = declare(
+        Option(
+            label="Heartbeat every (minutes)",
+            help="When nothing was sent for this long, send a signed webhook.heartbeat carrying the last number "
+            "sent, so the receiver can tell quiet from broken (1 to 1440). Leave blank for none.",
+            default=lambda: None,
+            check=_check_heartbeat,
+            form_field=lambda: forms.IntegerField(required=False, min_value=1, max_value=HEARTBEAT_MINUTES_MAX),
+            flag="--heartbeat-minutes",
+            flag_options={
+                "type": _minutes_flag,
+                "default": None,
+                "help": "Send a webhook.heartbeat after this many quiet minutes, 1 to 1440 (none: no heartbeats).",
+            },
         )
     )
 

@@ -111,7 +111,10 @@ def hourly(webhook_ids: list[int], since: datetime.datetime, now: datetime.datet
 
 
 def _counts(since: datetime.datetime, until: datetime.datetime):
-    attempts = Attempt.objects.filter(started_at__gte=since, started_at__lt=until).exclude(trigger=Attempt.Trigger.TEST)
+    # Tests and heartbeats say nothing of how the webhook's deliveries fare.
+    attempts = Attempt.objects.filter(started_at__gte=since, started_at__lt=until).exclude(
+        trigger__in=[Attempt.Trigger.TEST, Attempt.Trigger.HEARTBEAT]
+    )
     return (
         attempts.annotate(hour=TruncHour("started_at", tzinfo=datetime.UTC))
         .values("hour", webhook=F("delivery__webhook_id"))

@@ -9,7 +9,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from . import bulk, carry_out, erasure, manual_sends, retention, rollup
+from . import bulk, carry_out, erasure, heartbeats, manual_sends, retention, rollup
 from .delivery import queueing, sending, sweeper
 
 
@@ -74,3 +74,16 @@ def prune_old_deliveries() -> None:
 def roll_up_attempts() -> None:
     """Count closed hours of attempts per webhook, for the Overview (see rollup.py)."""
     rollup.roll_up()
+
+
+@shared_task(name="webhooks.heartbeats", ignore_result=True)
+def send_heartbeats() -> None:
+    """Every WEBHOOK_HEARTBEAT_SCAN_SECONDS: a heartbeat to each webhook that asked for them and was sent
+    nothing for that long (see heartbeats.py)."""
+    heartbeats.scan()
+
+
+@shared_task(name=heartbeats.SEND_TASK, ignore_result=True)
+def send_heartbeat(delivery_id: int) -> None:
+    """Send one heartbeat, once: never retried."""
+    heartbeats.send(delivery_id)

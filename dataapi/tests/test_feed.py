@@ -68,10 +68,11 @@ def test_a_bad_cursor_is_a_400_and_a_pruned_one_a_410_that_says_to_resync(client
     bad = api.call("get", "/api/v1/clinic/events?after=yesterday")
     gone = api.call("get", "/api/v1/clinic/events?after=1")
 
-    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_cursor"
+    assert bad.status_code == 400 and bad.json()["error"]["details"][0]["location"] == "query.after"
     assert gone.status_code == 410
     assert gone.json()["error"]["code"] == "cursor_expired" and "resync" in gone.json()["error"]["message"]
     assert len(api.call("get", "/api/v1/clinic/events?after=2").json()["events"]) == 1
+    assert len(api.call("get", "/api/v1/clinic/events").json()["events"]) == 1, "no cursor: from the oldest kept"
 
 
 def test_another_environments_feed_is_not_found(client, env, openapi_document):

@@ -7,8 +7,10 @@ The path of one event, top-down (each step names the module that owns it)::
       ▼
     fanout.fan_out(event)                 the event's listener, still inside that transaction:
       │                                   one Delivery per webhook that opted into the event type (or the
-      │                                   event joins a batch not yet sent); when a sending slot is free,
-      │                                   the delivery is leased and its body rendered (bodies) right here
+      │                                   event joins a batch not yet sent), the event numbered in each
+      │                                   webhook's sequence (ledger.next_numbers, see below); when a sending
+      │                                   slot is free, the delivery is leased and its body rendered (bodies)
+      │                                   right here
       ▼  on commit
     queueing.deliver(delivery_id)         a Celery task by name; if the broker loses it, the database
       │                                   still says the delivery is due (see the sweeper)
@@ -43,6 +45,21 @@ The path of one event, top-down (each step names the module that owns it)::
                                           failing webhooks are probed (sweeper.probe) so their return is seen
                                           in seconds
 
+Numbered deliveries
+-------------------
+Each webhook numbers the events it sends, contiguously from 1; every event a body carries has its number as
+`"sequence"` (a batch, each event's own), on every path that renders one (`bodies.payload`). The number is
+stored on `DeliveryEvent.sequence` and given at fan-out, in the writing transaction, from the webhook's row
+of `WebhookSequence` (`UPDATE … SET last = last + 1 RETURNING last`, in `ledger.next_numbers`). What it rests
+on: that row stays locked until the writer commits, so a writer that rolls back gives its number back (no
+gap) and the next writer of the same webhook waits for the commit (numbers in commit order, and a reader
+never sees 43 before 42). Its cost: writers that feed one webhook serialise from their fan-out to their
+commit. The counter is a table of its own, not a column of Webhook, because the workers write Webhook rows
+all the time (health, rate gate) and must not wait on writers. One event's counters are locked in webhook
+id order. Test sends and heartbeats have no number; re-sends keep theirs (they send the same delivery).
+The client a webhook serves reads its events by number and its status (`webhooks/numbering.py`,
+`dataapi/webhook_events.py`); heartbeats (`webhooks/heartbeats.py`) carry the last number sent.
+
 Seams: what the rest of the product may call
 --------------------------------------------
 The product's modules use nothing else of it (webhooks/tests/test_engine_seams.py holds them to this
@@ -56,7 +73,8 @@ list; tests and benchmarks look inside too):
   `attempt_delivery(busy_raises=True)` raises, and `ledger.lease_seconds` (how long a lease lasts)
 - `retry_policy.make_waiting_due` ("retry now")
 - `sweeper.run`, `sweeper.probe` (the periodic sweep and the probe task)
-- `bodies.preview`, `bodies.body_of` (what a delivery would send, or sends)
+- `bodies.preview`, `bodies.body_of` (what a delivery would send, or sends), `bodies.numbered_payload` (one
+  event with its number, as a webhook's bodies carry it), `bodies.HEARTBEAT_EVENT_TYPE`
 - `signing.new_signing_secret`, `signing.new_key_pair`, `signing.raw_public_key` (the JWKS page),
   `signing.SELF_TEST_MARKER`
 - `outbound.check_url`, `outbound.InvalidDestination` (where a webhook may point), `outbound.ERROR_CLASSES`
@@ -66,8 +84,8 @@ What only the engine calls
 --------------------------
 The ledger's claims, reads, marks, gates and `record` (the only raw SQL of the product), `DeliveryUpdate`,
 `Target` and `Claimed`; `inflight`'s pools; `sending.probe` and `Sent`; `queueing.deliver`;
-`bodies.render`; `retry_policy.after_attempt`, `retry_delay`, `note_failure`, `probe_interval`,
-`slow_down`; `signing_keys.keys_at`; `signing.signature_header` and `tampered`;
+`bodies.render`, `bodies.payload`; `ledger.next_numbers`; `retry_policy.after_attempt`, `retry_delay`,
+`note_failure`, `probe_interval`, `slow_down`; `signing_keys.keys_at`; `signing.signature_header` and `tampered`;
 `outbound.post` and its address checks; `sending.send_claimed`; `sweeper.sweep` and `webhooks_to_probe`;
 every name starting with an underscore.
 

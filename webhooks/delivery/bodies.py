@@ -1,4 +1,9 @@
-"""What a webhook request carries: one event, or `{"events": [...]}` when the webhook batches."""
+"""What a webhook request carries: one event, or `{"events": [...]}` when the webhook batches.
+
+Every event of a real change carries `"sequence"`, its number in the webhook's sequence (see `fanout.py`),
+whichever path renders it: the fan-out, a worker (`render` from `ledger.events_of`), a re-send, or the
+webhook's events endpoint (`payload`, in `dataapi/webhook_events.py`).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from ..models import Webhook
 from . import ledger
 
 THIN_FIELDS = ("id", "data_type", "external_id")
+# A heartbeat's event (webhooks/heartbeats.py): no record's data, so neither thin nor trimmed.
+HEARTBEAT_EVENT_TYPE = "webhook.heartbeat"
 
 
 class Shape(Protocol):
@@ -29,21 +36,35 @@ def render(events: list[ledger.EventRow], shape: Shape) -> str:
     whether it is built from an event just written (the fan-out) or one read
     back from the database (whose JSON type keeps keys in an order of its own).
     """
-    payloads = []
-    for event in events:
-        data = _sorted_keys(event.data)
-        if shape.payload_format == Webhook.PayloadFormat.THIN:
-            data = {key: data[key] for key in THIN_FIELDS if key in data}
-        else:
-            data = minimum_necessary(data, shape.payload_fields)
-        payloads.append(event_payload(event.uid, event.type, event.occurred_at, event.environment_slug, data))
+    payloads = [payload(event, shape) for event in events]
     body = payloads[0] if len(payloads) == 1 and shape.max_events_per_request == 1 else {"events": payloads}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
-def event_row(event: Event) -> ledger.EventRow:
+def payload(event: ledger.EventRow, shape: Shape) -> dict:
+    """One event as this webhook's bodies carry it: its format, its chosen fields, and its number."""
+    data = _sorted_keys(event.data)
+    if event.type == HEARTBEAT_EVENT_TYPE:
+        pass
+    elif shape.payload_format == Webhook.PayloadFormat.THIN:
+        data = {key: data[key] for key in THIN_FIELDS if key in data}
+    else:
+        data = minimum_necessary(data, shape.payload_fields)
+    shaped = event_payload(event.uid, event.type, event.occurred_at, event.environment_slug, data)
+    if event.sequence is not None:
+        shaped["sequence"] = event.sequence
+    return shaped
+
+
+def numbered_payload(event: Event, sequence: int, shape: Shape) -> dict:
+    """An event as this webhook's bodies carry it, with its number (its events endpoint; `event.environment`
+    should be loaded with it)."""
+    return payload(event_row(event, sequence), shape)
+
+
+def event_row(event: Event, sequence: int | None = None) -> ledger.EventRow:
     """What a body is built from, taken from an event in hand rather than read back."""
-    return ledger.EventRow(event.uid, event.type, event.occurred_at, event.environment.slug, event.data)
+    return ledger.EventRow(event.uid, event.type, event.occurred_at, event.environment.slug, event.data, sequence)
 
 
 def _sorted_keys(value: Any) -> Any:
@@ -87,5 +108,6 @@ def preview(webhook: Webhook, event_type: str) -> str:
         occurred_at=examples.EXAMPLE_OCCURRED_AT,
         environment_slug=environment.slug,
         data=examples.example_data(environment, event_type),
+        sequence=examples.EXAMPLE_SEQUENCE,
     )
     return render([event], webhook)

@@ -19,6 +19,21 @@ for due deliveries after they record, send it (`ledger.record`). Each such
 task drains what else is due after its own delivery, so a transaction that
 writes many records queues at most one per slot of each webhook, and asks
 about a webhook's slots once, not per record.
+
+Numbered deliveries: each webhook numbers the events it sends, contiguously
+from 1, and each event carries its number as `"sequence"` (stored on
+`DeliveryEvent.sequence`). The number is taken here, in the event's own
+transaction, from the webhook's counter row (`WebhookSequence`, a table of its
+own so that the workers' writes to Webhook rows never wait on it) with
+`ledger.next_numbers`, which keeps the row locked until the transaction ends.
+That is what the number rests on: a writer that rolls back gives its number
+back (no gap), and the next writer of the same webhook waits until this one
+commits (numbers in commit order). Its cost: writers that feed one webhook
+serialise from their fan-out to their commit. One event's counters are locked
+in webhook id order; a transaction writing several events may still take two
+webhooks' counters in either order, and PostgreSQL then ends one of two such
+writers as a deadlock (the writer may try again). Test sends never come here:
+they have no number.
 """
 
 from __future__ import annotations
@@ -54,13 +69,15 @@ def fan_out(event: Event) -> None:
     now = timezone.now()
     after_commit = _AfterCommit.of_this_transaction()
     line = event.record_id or Delivery.SHARED_LINE
+    numbers = ledger.next_numbers(webhook.pk for webhook in webhooks)
     for webhook in webhooks:
         if _orders_across_records(webhook, line):
             ledger.hold_commit_order(webhook.pk)
+        sequence = numbers[webhook.pk]
         delivery = _open_batch(webhook, event, line) if webhook.max_events_per_request > 1 else None
         if delivery is None:
-            delivery = _new_delivery(webhook, event, line, now, after_commit)
-        DeliveryEvent.objects.create(delivery=delivery, event=event)
+            delivery = _new_delivery(webhook, event, sequence, line, now, after_commit)
+        DeliveryEvent.objects.create(delivery=delivery, event=event, webhook=webhook, sequence=sequence)
 
 
 def _orders_across_records(webhook: Webhook, line: uuid.UUID) -> bool:
@@ -134,7 +151,12 @@ class _AfterCommit:
 
 
 def _new_delivery(
-    webhook: Webhook, event: Event, line: uuid.UUID, now: datetime.datetime, after_commit: _AfterCommit
+    webhook: Webhook,
+    event: Event,
+    sequence: int,
+    line: uuid.UUID,
+    now: datetime.datetime,
+    after_commit: _AfterCommit,
 ) -> Delivery:
     active = webhook.state == Webhook.State.ACTIVE
     lease = {}
@@ -152,7 +174,7 @@ def _new_delivery(
             "leased_until": now + datetime.timedelta(seconds=seconds),
             "lease_owner": Delivery.FAN_OUT_LEASE_MARK + uuid.uuid4().hex[:30],
             # Frozen now, as a sent delivery's body is: its task needs to read nothing else.
-            "body": bodies.render([bodies.event_row(event)], webhook),
+            "body": bodies.render([bodies.event_row(event, sequence)], webhook),
         }
     delivery = Delivery.objects.create(
         webhook=webhook,

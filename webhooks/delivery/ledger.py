@@ -34,7 +34,7 @@ from psycopg import pq as psycopg_pq
 
 from environments.models import Environment, Event
 
-from ..models import Attempt, Delivery, DeliveryEvent, Webhook
+from ..models import Attempt, Delivery, DeliveryEvent, Webhook, WebhookSequence
 from ..options import OPTION_NAMES, OptionValues
 
 # A row as a cursor hands it back.
@@ -64,6 +64,7 @@ ATTEMPT = _table(Attempt)
 DELIVERY_EVENT = _table(DeliveryEvent)
 EVENT = _table(Event)
 ENVIRONMENT = _table(Environment)
+SEQUENCE = _table(WebhookSequence)
 
 # The predicates, each the twin of a `DeliveryQuerySet` method. `%(now)s` is the moment.
 DUE_SQL = f"status IN ({_quoted(Delivery.WAITING)}) AND next_attempt_at <= %(now)s"
@@ -596,12 +597,17 @@ class EventRow:
     occurred_at: datetime.datetime
     environment_slug: str
     data: dict
+    # Its number in the webhook's sequence (None for tests and heartbeats, which have none).
+    sequence: int | None = None
 
 
+# A delivery's events in their webhook's order: by number (a batch's numbers follow the order they joined
+# it), then by id (tests and heartbeats, unnumbered, carry one event).
 _EVENTS_SQL = (
-    f"SELECT de.delivery_id, e.uid, e.type, e.occurred_at, env.slug, e.data FROM {DELIVERY_EVENT} de"  # noqa: S608
+    f"SELECT de.delivery_id, e.uid, e.type, e.occurred_at, env.slug, e.data, de.sequence"  # noqa: S608
+    f" FROM {DELIVERY_EVENT} de"
     f" JOIN {EVENT} e ON e.id = de.event_id JOIN {ENVIRONMENT} env ON env.id = e.environment_id"
-    " WHERE de.delivery_id IN ({ids}) ORDER BY de.delivery_id, e.id"
+    " WHERE de.delivery_id IN ({ids}) ORDER BY de.delivery_id, de.sequence, e.id"
 )
 
 
@@ -616,10 +622,36 @@ def events_of(delivery_ids: list[int]) -> dict[int, list[EventRow]]:
 
 def _events_from(delivery_ids: list[int], rows: Iterable[Row]) -> dict[int, list[EventRow]]:
     events: dict[int, list[EventRow]] = {delivery_id: [] for delivery_id in delivery_ids}
-    for delivery_id, uid, event_type, occurred_at, slug, data in rows:
+    for delivery_id, uid, event_type, occurred_at, slug, data, sequence in rows:
         uid = uid if isinstance(uid, uuid.UUID) else uuid.UUID(uid)
-        events[delivery_id].append(EventRow(uid, event_type, from_db_time(occurred_at), slug, _json(data)))
+        events[delivery_id].append(EventRow(uid, event_type, from_db_time(occurred_at), slug, _json(data), sequence))
     return events
+
+
+# Take the next number of each webhook: one statement, its rows in webhook id order, so that two writers
+# lock the counters they share in the same order. A webhook without a counter row yet starts at 1.
+_NEXT_NUMBER_SQL = (
+    f"INSERT INTO {SEQUENCE} ({_column(WebhookSequence, 'webhook')}, last) VALUES {{values}}"  # noqa: S608
+    f" ON CONFLICT ({_column(WebhookSequence, 'webhook')}) DO UPDATE SET last = {SEQUENCE}.last + 1"
+    f" RETURNING {_column(WebhookSequence, 'webhook')}, last"
+)
+
+
+def next_numbers(webhook_ids: Iterable[int]) -> dict[int, int]:
+    """The next number of each of these webhooks' sequences, taken in the caller's transaction.
+
+    Each counter row stays locked until that transaction ends: a writer that
+    rolls back gives its number back, and the next writer of the webhook waits
+    for this one's commit, so numbers are gapless and in commit order per
+    webhook. That wait is the cost: writers feeding one webhook serialise from
+    their fan-out to their commit. Rows are locked in webhook id order.
+    """
+    ordered = sorted(set(webhook_ids))
+    if not ordered:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(_NEXT_NUMBER_SQL.format(values=", ".join(["(%s, 1)"] * len(ordered))), ordered)
+        return {webhook_id: last for webhook_id, last in cursor.fetchall()}
 
 
 _ATTEMPT_COLUMNS = [
@@ -673,16 +705,41 @@ def _attempt_rows(attempts: list[Attempt]) -> tuple[str, list]:
     return sql, values
 
 
-def _delivery_updates(updates: dict[int, DeliveryUpdate]) -> tuple[str, list[list]]:
-    assignments = ", ".join(f"{_column(Delivery, name)} = %s" for name in DELIVERY_UPDATE_COLUMNS)
-    sql = (
-        f"UPDATE {DELIVERY} SET {assignments}, leased_until = NULL, lease_owner = '', sending_since = NULL"  # noqa: S608
-        " WHERE id = %s"
-    )
+# The SQL types of `DeliveryUpdate`'s columns, so that a VALUES list of them (NULLs too) needs no guessing.
+_DELIVERY_UPDATE_TYPES = {
+    "status": "text",
+    "body": "text",
+    "attempt_count": "integer",
+    "probes": "integer",
+    "last_attempt_at": "timestamptz",
+    "last_status_code": "integer",
+    "last_error": "text",
+    "last_duration_ms": "integer",
+    "next_attempt_at": "timestamptz",
+    "enqueued_at": "timestamptz",
+    "delivered_at": "timestamptz",
+}
+_RELEASED = "leased_until = NULL, lease_owner = '', sending_since = NULL"
+
+
+def _delivery_updates(updates: dict[int, DeliveryUpdate]) -> tuple[str, list, bool]:
+    """The statement that writes each delivery's new state and gives its lease back: on PostgreSQL one UPDATE
+    from a VALUES list (a batch's fifty updates one by one took most of its recording), else one per delivery.
+    Returns (sql, params, whether params are rows for executemany)."""
     rows = [
         [_value(getattr(update, name)) for name in DELIVERY_UPDATE_COLUMNS] + [pk] for pk, update in updates.items()
     ]
-    return sql, rows
+    if connection.vendor != "postgresql":
+        assignments = ", ".join(f"{_column(Delivery, name)} = %s" for name in DELIVERY_UPDATE_COLUMNS)
+        return f"UPDATE {DELIVERY} SET {assignments}, {_RELEASED} WHERE id = %s", rows, True  # noqa: S608
+    typed = ", ".join(f"%s::{_DELIVERY_UPDATE_TYPES[name]}" for name in DELIVERY_UPDATE_COLUMNS) + ", %s::bigint"
+    names = ", ".join([*DELIVERY_UPDATE_COLUMNS, "id"])
+    assignments = ", ".join(f"{_column(Delivery, name)} = v.{name}" for name in DELIVERY_UPDATE_COLUMNS)
+    sql = (
+        f"UPDATE {DELIVERY} AS d SET {assignments}, {_RELEASED}"  # noqa: S608
+        f" FROM (VALUES {', '.join([f'({typed})'] * len(rows))}) AS v({names}) WHERE d.id = v.id"
+    )
+    return sql, [value for row in rows for value in row], False
 
 
 def _release_sql(delivery_ids: list[int]) -> str:
@@ -723,15 +780,17 @@ class Recorded:
     more_due: bool  # it has due deliveries that no one is sending
 
 
-def _success_sql() -> list[str]:
-    return [
-        # Whichever batch clears `failing_since` is the one that saw the recovery.
-        f"UPDATE {WEBHOOK} SET last_triggered_at = %(now)s, failing_since = NULL"  # noqa: S608
-        " WHERE id = %(webhook)s AND failing_since IS NOT NULL RETURNING id",
-        # At most once a second otherwise: under load every batch would queue on this row's lock.
-        f"UPDATE {WEBHOOK} SET last_triggered_at = %(now)s WHERE id = %(webhook)s"  # noqa: S608
-        " AND (last_triggered_at IS NULL OR last_triggered_at < %(second_ago)s)",
-    ]
+# Whichever batch clears `failing_since` is the one that saw the recovery.
+_RECOVERED_SQL = (
+    f"UPDATE {WEBHOOK} SET last_triggered_at = %(now)s, failing_since = NULL"  # noqa: S608
+    " WHERE id = %(webhook)s AND failing_since IS NOT NULL RETURNING id"
+)
+# When a request was last sent to the webhook, whatever it was (a heartbeat's clock: webhooks/heartbeats.py).
+# At most once a second: under load every batch would queue on this row's lock.
+_SENT_SQL = (
+    f"UPDATE {WEBHOOK} SET last_triggered_at = %(now)s WHERE id = %(webhook)s"  # noqa: S608
+    " AND (last_triggered_at IS NULL OR last_triggered_at < %(second_ago)s)"
+)
 
 
 def _commit_then_look(
@@ -769,9 +828,10 @@ def record(
     again: bool = False,
 ) -> Recorded:
     """In one transaction: insert a batch's attempts (one statement), write each delivery's new state and
-    give its lease back (one statement), give back the leases of deliveries left unsent, and note on the
-    webhook that it answered when `succeeded`. Then, once that has committed, look whether more of its
-    deliveries are due.
+    give its lease back (one statement), give back the leases of deliveries left unsent, note on the
+    webhook that it answered when `succeeded` (a real delivery's success), and when a request was last sent
+    to it (any attempt, tests and heartbeats too: `last_triggered_at`, to the second). Then, once that has
+    committed, look whether more of its deliveries are due.
 
     Looking only after the commit is what lets the fan-out leave a new delivery to the webhook's
     senders when all its slots are taken (`slots_taken`): either this look sees that delivery, or
@@ -795,8 +855,7 @@ def record(
         sql, values = _attempt_rows(attempts)
         statements.append((sql, values, False))
     if updates:
-        sql, rows = _delivery_updates(updates)
-        statements.append((sql, rows, True))
+        statements.append(_delivery_updates(updates))
     if unsent:
         statements.append((_release_sql(unsent), unsent, False))
     webhook_params = {
@@ -806,7 +865,9 @@ def record(
     }
     first_webhook_statement = len(statements)
     if succeeded:
-        statements += [(sql, webhook_params, False) for sql in _success_sql()]
+        statements.append((_RECOVERED_SQL, webhook_params, False))
+    if attempts:
+        statements.append((_SENT_SQL, webhook_params, False))
     results, more_due = _commit_then_look(statements, webhook_params)
     # Rows come back in the order of the VALUES list (PostgreSQL and SQLite alike).
     for attempt, (pk,) in zip(attempts, results[0] if attempts else [], strict=True):

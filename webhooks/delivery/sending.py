@@ -161,23 +161,22 @@ def send_claimed(
     _record_interrupted(claimed, at or timezone.now())
     if events is None:
         events = ledger.events_of([each.id for each in claimed if not each.body])
-    attempts: list[Attempt] = []
-    updates: dict[int, ledger.DeliveryUpdate] = {}
-    countdowns: dict[int, float] = {}
+    outcomes = _Outcomes(target, trigger, triggered_by)
+    ahead: dict[int, tuple[str, dict[str, str], datetime.datetime]] = {}
     unsent: list[int] = []
     gate_closed = parked = False
-    marked_ahead: int | None = None
     for index, delivery in enumerate(claimed):
         if time.monotonic() > start_none_after:
             unsent = [each.id for each in claimed[index:]]
             break
-        now = at or timezone.now()
-        body, headers = _request(target, delivery, events, now, tamper)
-        if delivery.id != marked_ahead and not ledger.mark_sending(delivery.id, target.id, now, target.max_per_second):
+        prepared = ahead.pop(delivery.id, None)
+        body, headers, now = prepared or _prepare(target, delivery, events, at, tamper, trigger)
+        if prepared is None and not ledger.mark_sending(delivery.id, target.id, now, target.max_per_second):
             unsent, gate_closed = [each.id for each in claimed[index:]], True
             break
-        marked_ahead, mark_ahead = _mark_ahead(target, claimed[index + 1 :], now, may_park)
-        result, slow = _answer(target, body, headers, start_none_after, may_park, mark_ahead)
+        meanwhile = _meanwhile(target, claimed[index + 1 :], events, now, tamper, may_park, ahead, outcomes)
+        result, slow = _answer(target, body, headers, start_none_after, may_park, meanwhile)
+        outcomes.settle()  # the previous answer, if nothing settled it meanwhile
         if slow is not None:
             unsent, parked = [each.id for each in claimed[index + 1 :]], True
             inflight.park(
@@ -187,29 +186,89 @@ def send_claimed(
         if result is None:  # too late to start within the lease: it goes back, unsent
             unsent = [each.id for each in claimed[index:]]
             break
-        attempts.append(_attempt(target, delivery, trigger, triggered_by, now, headers, result))
-        updates[delivery.id], countdown = retry_policy.after_attempt(delivery, trigger, result, now, body)
-        if countdown is not None:
-            countdowns[delivery.id] = countdown
+        outcomes.answered(delivery, now, headers, body, result)
         if not result.succeeded:
             unsent = [each.id for each in claimed[index + 1 :]]
             break
-    recorded = _record_batch(target, claimed, attempts, updates, unsent, countdowns, at)
+    outcomes.settle()
+    recorded = _record_batch(target, claimed, outcomes.attempts, outcomes.updates, unsent, outcomes.countdowns, at)
     if gate_closed:
         _wake_up_when_gate_opens(_with_gate(target), timezone.now())
-    return Sent(attempts, recorded.more_due and not gate_closed, parked)
+    return Sent(outcomes.attempts, recorded.more_due and not gate_closed, parked)
 
 
-def _mark_ahead(
-    target: ledger.Target, rest: list[ledger.Claimed], now: datetime.datetime, may_park: bool
-) -> tuple[int | None, Callable[[], object] | None]:
-    """In a worker, the next of the batch is marked while this request is out (not when paced: its moment is
-    its own), so the mark's round trip costs no time between two requests. If it is not sent after all, it
-    goes back with the rest, its mark cleared. Returns its id and the mark to make, or (None, None)."""
-    if not rest or target.max_per_second or not (may_park and inflight.enabled()):
-        return None, None
-    following = rest[0].id
-    return following, functools.partial(ledger.mark_sending, following, target.id, now, None)
+def _prepare(
+    target: ledger.Target,
+    delivery: ledger.Claimed,
+    events: dict[int, list[ledger.EventRow]],
+    at: datetime.datetime | None,
+    tamper: bool,
+    trigger: str,
+) -> tuple[str, dict[str, str], datetime.datetime]:
+    """A request prepared now (not while the previous one was out): its body, headers and moment."""
+    now = at or timezone.now()
+    body, headers = _request(target, delivery, events, now, tamper, heartbeat=trigger == Attempt.Trigger.HEARTBEAT)
+    return body, headers, now
+
+
+@dataclass
+class _Outcomes:
+    """What a batch's answers come to: each answer is settled (its attempt row, the delivery's next state)
+    while the next request is out when it can be, so that work is not between two requests."""
+
+    target: ledger.Target
+    trigger: str
+    triggered_by: str
+    attempts: list[Attempt] = dataclasses.field(default_factory=list)
+    updates: dict[int, ledger.DeliveryUpdate] = dataclasses.field(default_factory=dict)
+    countdowns: dict[int, float] = dataclasses.field(default_factory=dict)
+    pending: tuple[ledger.Claimed, datetime.datetime, dict[str, str], str, outbound.Response] | None = None
+
+    def answered(
+        self,
+        delivery: ledger.Claimed,
+        now: datetime.datetime,
+        headers: dict[str, str],
+        body: str,
+        result: outbound.Response,
+    ) -> None:
+        self.settle()
+        self.pending = (delivery, now, headers, body, result)
+
+    def settle(self) -> None:
+        if self.pending is None:
+            return
+        delivery, now, headers, body, result = self.pending
+        self.pending = None
+        self.attempts.append(_attempt(self.target, delivery, self.trigger, self.triggered_by, now, headers, result))
+        self.updates[delivery.id], countdown = retry_policy.after_attempt(delivery, self.trigger, result, now, body)
+        if countdown is not None:
+            self.countdowns[delivery.id] = countdown
+
+
+def _meanwhile(
+    target: ledger.Target,
+    rest: list[ledger.Claimed],
+    events: dict[int, list[ledger.EventRow]],
+    now: datetime.datetime,
+    tamper: bool,
+    may_park: bool,
+    ahead: dict[int, tuple[str, dict[str, str], datetime.datetime]],
+    outcomes: _Outcomes,
+) -> Callable[[], object] | None:
+    """In a worker, what is done while a request is out: the previous answer is settled, and the next of the
+    batch is prepared and marked (not when paced: its moment is its own), so none of it costs time between two
+    requests. If the next is not sent after all, it goes back with the rest, its mark cleared."""
+    if not (may_park and inflight.enabled()):
+        return None
+    following = rest[0] if rest and not target.max_per_second else None
+
+    def meanwhile() -> None:
+        outcomes.settle()
+        if following is not None and ledger.mark_sending(following.id, target.id, now, None):
+            ahead[following.id] = (*_request(target, following, events, now, tamper), now)
+
+    return meanwhile
 
 
 def _request(
@@ -218,11 +277,15 @@ def _request(
     events: dict[int, list[ledger.EventRow]],
     now: datetime.datetime,
     tamper: bool,
+    *,
+    heartbeat: bool = False,
 ) -> tuple[str, dict[str, str]]:
-    """The body and headers of one delivery's request (its body frozen once sent, rendered until then)."""
+    """The body and headers of one delivery's request (its body frozen once sent, rendered until then).
+
+    A heartbeat is sent as a test is, but is no test: it carries no `webhook-test` header."""
     body = delivery.body or bodies.render(events[delivery.id], target)
     headers = request_headers(target, delivery.message_id, body, now)
-    if delivery.is_test:
+    if delivery.is_test and not heartbeat:
         headers["webhook-test"] = "true"  # a receiver can tell a test from a real change before acting
     if tamper and delivery.is_test:
         # The signature self-test: the body changes after signing; a verifying receiver must refuse it.
@@ -422,7 +485,8 @@ def _after_recording(
 
 # --- What the tasks call ------------------------------------------------------------
 
-MANUAL_TRIGGERS = (Attempt.Trigger.RESEND, Attempt.Trigger.TEST, Attempt.Trigger.PROBE)
+# Sent whatever the schedule (a heartbeat too: it has none, and is never retried).
+MANUAL_TRIGGERS = (Attempt.Trigger.RESEND, Attempt.Trigger.TEST, Attempt.Trigger.PROBE, Attempt.Trigger.HEARTBEAT)
 
 
 def _lease_one(

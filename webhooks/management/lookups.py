@@ -77,6 +77,8 @@ def describe(item: Webhook) -> dict:
         "event_types": item.event_types,
         "security_method": item.security_method,
         "signing_credential_ids": [str(pk) for pk in item.signing_credentials.values_list("pk", flat=True)],
+        # The API client it serves (its client_id), whose token reads its numbered events and status.
+        "client": item.client.client_id if item.client else None,
         **audit_view(item),
         **(
             {"public_keys": [key.public_key for key in signing_secrets_in_use(item)]}

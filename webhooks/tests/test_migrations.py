@@ -60,3 +60,44 @@ def test_a_recovery_running_at_the_upgrade_gets_the_deliveries_it_had_not_reache
     ]
     assert not Item.objects.filter(job_id=finished.pk).exists()
     assert set(Item.objects.values_list("outcome", flat=True)) == {""}  # each waits for its outcome
+
+
+BEFORE_NUMBERS = [("webhooks", "0014_sending_policy_and_lines"), ("environments", "0007_event_stream")]
+AFTER_NUMBERS = [("webhooks", "0015_numbered_deliveries_and_heartbeats")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_events_delivered_before_numbering_are_numbered_per_webhook_and_the_counters_go_on_from_there(
+    back_to_latest_after,
+):
+    executor = MigrationExecutor(connection)
+    executor.migrate(BEFORE_NUMBERS)
+    apps = executor.loader.project_state(BEFORE_NUMBERS).apps
+    Configuration = apps.get_model("environments", "Configuration")
+    environment = apps.get_model("environments", "Environment").objects.create(
+        name="Clinic", slug="clinic", configuration=Configuration.objects.create(name="Clinic")
+    )
+    Webhook, Delivery = apps.get_model("webhooks", "Webhook"), apps.get_model("webhooks", "Delivery")
+    Event, DeliveryEvent = apps.get_model("environments", "Event"), apps.get_model("webhooks", "DeliveryEvent")
+    ehr, lab, quiet = (Webhook.objects.create(environment=environment, name=name, url=f"https://{name}.example/h")
+                       for name in ("ehr", "lab", "quiet"))  # fmt: skip
+    carried = []
+    for index, (webhook, is_test, events) in enumerate(
+        [(ehr, False, 1), (lab, False, 1), (ehr, True, 1), (ehr, False, 2), (lab, False, 1)]
+    ):
+        delivery = Delivery.objects.create(
+            webhook=webhook, environment=environment, message_id=f"msg_{index}", is_test=is_test
+        )
+        for _ in range(events):
+            event = Event.objects.create(environment=environment, type="patients.created", is_test=is_test)
+            carried.append(DeliveryEvent.objects.create(delivery=delivery, event=event).pk)
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(AFTER_NUMBERS)
+    apps = executor.loader.project_state(AFTER_NUMBERS).apps
+    numbered = apps.get_model("webhooks", "DeliveryEvent").objects.order_by("id")
+    assert [(row.webhook_id, row.sequence) for row in numbered] == [
+        (ehr.pk, 1), (lab.pk, 1), (ehr.pk, None), (ehr.pk, 2), (ehr.pk, 3), (lab.pk, 2),
+    ]  # fmt: skip
+    counters = apps.get_model("webhooks", "WebhookSequence").objects.values_list("webhook_id", "last")
+    assert dict(counters) == {ehr.pk: 3, lab.pk: 2, quiet.pk: 0}

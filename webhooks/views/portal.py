@@ -19,7 +19,7 @@ from environments.views.decorators import environment_page
 from environments.workers import silence
 from portal.converters import row_id
 
-from .. import bulk, lines, manual, manual_sends, self_test, verification
+from .. import bulk, lines, manual, manual_sends, numbering, self_test, verification
 from ..bulk_outcomes import Outcomes, covered
 from ..configure import (
     WebhookError,
@@ -180,6 +180,7 @@ def _detail_page(request, webhook):
             # A receiver's 429 Retry-After: slowed down, which is not failing.
             "slowed_until": webhook.slowed_until if webhook.slowed_until and webhook.slowed_until > now else None,
             # One more than shown, to say whether there are more.
+            "numbered": numbering.progress(webhook.pk),
             "held_lines": held[: lines.HELD_LINES_SHOWN],
             "more_held": len(held) > lines.HELD_LINES_SHOWN,
             "rotate_form": RotateSecretForm(),

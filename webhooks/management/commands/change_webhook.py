@@ -30,6 +30,11 @@ class Command(PortalCommand):
         parser.add_argument(
             "--credential", action="append", default=unset, help="Credential id to sign with (repeat: the whole list)."
         )
+        parser.add_argument(
+            "--client",
+            default=unset,
+            help='client_id of the API client it serves (reads its numbered events); --client "" serves none.',
+        )
         for option in OPTIONS:  # declared once, in webhooks/options.py
             flag_options = {**option.flag_options, "default": unset}
             if option.flag_options.get("type") is int:
@@ -54,7 +59,7 @@ class Command(PortalCommand):
         target = lookups.webhook(webhook)
         fields = fields_of(target)
         before = lookups.describe(target)
-        for name, given in (("name", "name"), ("url", "url"), ("security_method", "security")):
+        for name, given in (("name", "name"), ("url", "url"), ("security_method", "security"), ("client_id", "client")):
             if given in options:
                 setattr(fields, name, options[given])
         if "events" in options:

@@ -18,6 +18,9 @@ class Command(PortalCommand):
         parser.add_argument("--events", required=True, help="Comma-separated event types, e.g. patients.created.")
         parser.add_argument("--security", choices=["secret", "credentials", "ed25519"], default="secret")
         parser.add_argument("--credential", action="append", default=[], help="Credential id to sign with (repeat).")
+        parser.add_argument(
+            "--client", default=None, help="client_id of the API client it serves (reads its numbered events)."
+        )
         for option in OPTIONS:  # declared once, in webhooks/options.py
             parser.add_argument(option.flag, dest=option.name, **option.flag_options)
 
@@ -36,6 +39,7 @@ class Command(PortalCommand):
                 event_types=[name.strip() for name in options["events"].split(",") if name.strip()],
                 security_method=options["security"],
                 signing_credential_ids=options["credential"],
+                client_id=options["client"],
                 **values,
             )
             webhook, secret = create_webhook(environment, fields, actor=self.actor)
