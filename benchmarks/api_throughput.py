@@ -70,10 +70,13 @@ def measure(database_url: str, *, seconds: float = 10.0, threads: int = 8, worke
 
 
 @contextlib.contextmanager
-def serve(tree: Path, env: dict, *, workers: int = 2, timeout: int | None = None) -> Iterator[str]:
+def serve(
+    tree: Path, env: dict, *, workers: int = 2, threads: int | None = None, timeout: int | None = None
+) -> Iterator[str]:
     """gunicorn serving the checkout at `tree` with `env` as production does (DEBUG off, no query log, no debug
-    pages; plain HTTP on loopback); yields its URL, and stops it on the way out. `timeout` is gunicorn's
-    worker timeout (its default, 30 s, when None)."""
+    pages; plain HTTP on loopback); yields its URL, and stops it on the way out. With `threads`, gthread
+    workers of that many threads (as docker-compose runs the portal), else sync workers. `timeout` is
+    gunicorn's worker timeout (its default, 30 s, when None)."""
     from cryptography.fernet import Fernet
 
     env = {
@@ -88,6 +91,8 @@ def serve(tree: Path, env: dict, *, workers: int = 2, timeout: int | None = None
     port = _free_port()
     gunicorn = [str(Path(sys.executable).parent / "gunicorn"), "integration_tools.wsgi"]
     gunicorn += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning"]
+    if threads:
+        gunicorn += ["--worker-class", "gthread", "--threads", str(threads)]
     if timeout is not None:
         gunicorn += ["--timeout", str(timeout)]
     server = subprocess.Popen(gunicorn, cwd=tree, env=env)

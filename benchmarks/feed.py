@@ -2,7 +2,8 @@
 soon a long-poll wakes after a commit.
 
 Runs inside bench.py's process (Django set up on the run's database); the portal is this checkout under gunicorn
-(2 workers, production settings, gunicorn's default worker timeout as in production) on that same database.
+(2 gthread workers of 8 threads as docker-compose runs it, production settings, gunicorn's default
+worker timeout as in production) on that same database.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from benchmarks.api_throughput import serve, token
 
 # Events written per transaction while filling the stream.
 INSERT_CHUNK = 10_000
-# gunicorn worker processes, as api_throughput (production's docker-compose runs 3, sync workers as here).
+# gunicorn worker processes, as api_throughput, each with production's threads (docker-compose: gthread, 8).
 WORKERS = 2
+THREADS = 8
 
 
 def measure(base_dir, env: dict, *, events: int, trials: int, idle_wait: float) -> dict:
@@ -43,7 +45,7 @@ def measure(base_dir, env: dict, *, events: int, trials: int, idle_wait: float) 
     wake_environment, wake_client = _environment("bench-feed-wake")
     limit = page_max()
     others = [_environment("bench-feed-wake")[1] for _ in range(WORKERS)]
-    with serve(base_dir, env, workers=WORKERS) as url:
+    with serve(base_dir, env, workers=WORKERS, threads=THREADS) as url:
         _warm_up(url, stream_environment.slug, token(url, *stream_client))
         reading = read_all(url, stream_environment.slug, token(url, *stream_client), limit, events)
         wake = wake_trials(url, wake_environment, token(url, *wake_client), trials)
