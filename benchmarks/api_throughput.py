@@ -9,6 +9,7 @@ Prints figures; asserts nothing.
 """
 
 import argparse
+import contextlib
 import os
 import socket
 import statistics
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
@@ -52,13 +54,35 @@ def measure(database_url: str, *, seconds: float = 10.0, threads: int = 8, worke
     env = {**os.environ, "DATABASE_URL": database_url, "DEBUG": "1", "LOG_LEVEL": "WARNING"}
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=BASE_DIR, env=env, check=True)
     client_id, secret = _setup(env)
-    # Serve as production does: DEBUG off (no query log, no debug pages), plain HTTP on loopback.
+    load = argparse.Namespace(seconds=seconds, threads=threads)
+    with serve(BASE_DIR, env, workers=workers) as url:
+        token_result = _load(
+            lambda s: s.post(
+                f"{url}/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret), timeout=10
+            ),
+            load,
+        )
+        headers = {"Authorization": f"Bearer {token(url, client_id, secret)}"}
+        read_result = _load(
+            lambda s: s.get(f"{url}/api/v1/bench/patients/?limit=50", headers=headers, timeout=10), load
+        )
+    return {"gunicorn_workers": workers, "client_threads": threads, "token": token_result, "read": read_result}
+
+
+@contextlib.contextmanager
+def serve(
+    tree: Path, env: dict, *, workers: int = 2, threads: int | None = None, timeout: int | None = None
+) -> Iterator[str]:
+    """gunicorn serving the checkout at `tree` with `env` as production does (DEBUG off, no query log, no debug
+    pages; plain HTTP on loopback); yields its URL, and stops it on the way out. With `threads`, gthread
+    workers of that many threads (as docker-compose runs the portal), else sync workers. `timeout` is
+    gunicorn's worker timeout (its default, 30 s, when None)."""
     from cryptography.fernet import Fernet
 
     env = {
         **env,
         "DEBUG": "0",
-        "SECRET_KEY": "bench-only-" + "x" * 50,
+        "SECRET_KEY": env.get("SECRET_KEY") or "bench-only-" + "x" * 50,
         "FIELD_ENCRYPTION_KEYS": env.get("FIELD_ENCRYPTION_KEYS") or Fernet.generate_key().decode(),
         "SECURE_SSL_REDIRECT": "0",
         "ALLOWED_HOSTS": "127.0.0.1",
@@ -67,31 +91,32 @@ def measure(database_url: str, *, seconds: float = 10.0, threads: int = 8, worke
     port = _free_port()
     gunicorn = [str(Path(sys.executable).parent / "gunicorn"), "integration_tools.wsgi"]
     gunicorn += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning"]
-    server = subprocess.Popen(gunicorn, cwd=BASE_DIR, env=env)
+    if threads:
+        gunicorn += ["--worker-class", "gthread", "--threads", str(threads)]
+    if timeout is not None:
+        gunicorn += ["--timeout", str(timeout)]
+    server = subprocess.Popen(gunicorn, cwd=tree, env=env)
     url = f"http://127.0.0.1:{port}"
-    load = argparse.Namespace(seconds=seconds, threads=threads)
     try:
         _wait(url)
-        token_result = _load(
-            lambda s: s.post(
-                f"{url}/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret), timeout=10
-            ),
-            load,
-        )
-        token = requests.post(
-            f"{url}/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret), timeout=10
-        ).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
-        read_result = _load(
-            lambda s: s.get(f"{url}/api/v1/bench/patients/?limit=50", headers=headers, timeout=10), load
-        )
+        yield url
     finally:
         server.terminate()
         server.wait(timeout=10)
-    return {"gunicorn_workers": workers, "client_threads": threads, "token": token_result, "read": read_result}
 
 
-def _load(send, args) -> dict:
+def token(url: str, client_id: str, secret: str) -> str:
+    """A client-credentials access token from the portal at `url`."""
+    response = requests.post(
+        f"{url}/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret), timeout=10
+    )
+    response.raise_for_status()
+    return response.json()["access_token"]
+
+
+def _load(send, args, ok: int = 200) -> dict:
+    """Call send(session) from args.threads threads for args.seconds: requests/s, latency (ms), answers other
+    than `ok`."""
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
@@ -104,7 +129,7 @@ def _load(send, args) -> dict:
             started = time.perf_counter()
             response = send(session)
             local.append((time.perf_counter() - started) * 1000)
-            if response.status_code != 200:
+            if response.status_code != ok:
                 local_errors += 1
         with lock:
             latencies.extend(local)

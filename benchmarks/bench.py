@@ -37,12 +37,18 @@ Scenarios (their sizes with --smoke are tiny: the test suite runs it so that it 
               (client_secret_basic, from a real Authlib token endpoint; the receiver checks every token)
               and for the same webhook without: deliveries/s of each (best of 2 rounds, alternated), and
               the token fetches (one per expiry: 1).
+- api_writes  Data API creates/s, 8 concurrent writers against gunicorn (2 workers), with a webhook subscribed
+              to the created events (no worker runs) and without; beside the same measurement of the checkout
+              at BENCH_BASELINE_TREE (its own gunicorn and database), alternating baseline / this tree twice.
+- feed        the events feed against gunicorn: N events read by cursor (events/s, pages of the most the
+              endpoint allows), and a long-poll's wake-up after a commit (30 trials).
 - embedded    `make run` itself (scripts/run: SQLite, the embedded broker, the supervised worker and beat):
               8 producers write 2,000 records through the Data API, half while the worker keeps pace, half
               while it is frozen; deliveries/s draining that backlog and live, worker exits, lost and
               duplicated deliveries, and "database is locked" errors on its console.
 
-Each run creates its own PostgreSQL database (dropped at the end) and uses Redis database 14.
+Each run creates its own PostgreSQL databases (BENCH_DATABASE_PREFIX..., dropped at the end) and uses Redis
+database 14 (BENCH_BROKER_URL).
 Everything talks to 127.0.0.1 and every loop is bounded. Prints one table and writes
 var/bench/latest.json (or --json FILE). Figures, not assertions.
 """
@@ -73,6 +79,10 @@ sys.path.insert(0, str(BASE_DIR))
 from benchmarks.database import drop_database, ensure_database  # noqa: E402 - needs the path above
 
 POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+# The run's databases are named <prefix>_<time>_<pid>[_<suffix>], and dropped at the end.
+DATABASE_PREFIX = os.environ.get("BENCH_DATABASE_PREFIX", "integration_tools_bench")
+# Another checkout to measure beside this one where a bar compares with "today's" (api_writes): a path.
+BASELINE_TREE = os.environ.get("BENCH_BASELINE_TREE")
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
 SCENARIOS = [
     "backlog",
@@ -91,6 +101,8 @@ SCENARIOS = [
     "metrics",
     "receivers",
     "api",
+    "api_writes",
+    "feed",
     "embedded",
     "oauth",
 ]
@@ -113,6 +125,10 @@ FULL = {
     "receiver_renders": 20_000,
     "erase_deliveries": 100_000,
     "api_seconds": 10.0,
+    "writes_seconds": 10.0,
+    "feed_events": 100_000,
+    "feed_trials": 30,
+    "feed_idle_wait": 30.0,
     "embedded_events": 2000,
     "embedded_bursts": 5,
     "many_bad": 20,
@@ -146,6 +162,10 @@ SMOKE = {
     "receiver_renders": 200,
     "erase_deliveries": 1_000,
     "api_seconds": 1.0,
+    "writes_seconds": 2.0,
+    "feed_events": 5_000,
+    "feed_trials": 5,
+    "feed_idle_wait": 0.0,
     "embedded_events": 80,
     "embedded_bursts": 2,
     "many_bad": 20,
@@ -1151,6 +1171,47 @@ def scenario_api(size, database_url: str) -> dict:
     return measure(database_url, seconds=size["api_seconds"])
 
 
+def scenario_api_writes(receiver, size, database_url: str) -> dict:
+    """Creates/s through the Data API, this checkout beside the baseline's (BENCH_BASELINE_TREE) when given."""
+    from benchmarks.api_writes import measure
+
+    trees = {"new": BASE_DIR}
+    if BASELINE_TREE:
+        trees = {"base": Path(BASELINE_TREE).resolve(), **trees}
+
+    def env_for(name: str) -> dict[str, str]:
+        return {**os.environ, **production_env(f"{database_url}_writes_{name}"), "PGAPPNAME": f"bench-{name}"}
+
+    try:
+        figures = measure(
+            trees,
+            env_for,
+            receiver.url,
+            seconds=size["writes_seconds"],
+            rounds=int(os.environ.get("BENCH_WRITES_ROUNDS", "2")),
+            # 0: without beat's sequencer beside the writers (to tell its cost from the write's own).
+            sequencer=os.environ.get("BENCH_WRITES_SEQUENCER", "1") != "0",
+        )
+    finally:
+        purge()  # the fan-out's queued tasks: no worker ran to take them
+        for name in trees:
+            drop_database(env_for(name)["DATABASE_URL"])
+    figures["trees"] = {name: str(tree) for name, tree in trees.items()}
+    return figures
+
+
+def scenario_feed(size) -> dict:
+    from benchmarks.feed import measure
+
+    return measure(
+        BASE_DIR,
+        {**os.environ},
+        events=size["feed_events"],
+        trials=size["feed_trials"],
+        idle_wait=size["feed_idle_wait"],
+    )
+
+
 def scenario_embedded(size) -> dict:
     """`make run` itself under the soak of its test: `scripts/run` on a fresh folder (SQLite, the embedded
     broker, the supervised worker and beat), 8 producers writing records through the Data API at once.
@@ -1252,7 +1313,7 @@ def main(argv: list[str] | None = None) -> dict:
     size = SMOKE if args.smoke else FULL
 
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S")
-    database_url = f"{POSTGRES}/integration_tools_bench_{stamp}_{os.getpid()}"
+    database_url = f"{POSTGRES}/{DATABASE_PREFIX}_{stamp}_{os.getpid()}"
     ensure_database(database_url)
     os.environ.update(production_env(database_url))
     os.environ["PGAPPNAME"] = "bench-main"
@@ -1281,6 +1342,7 @@ def main(argv: list[str] | None = None) -> dict:
         with Receiver() as receiver:
             for name in chosen:
                 started = time.monotonic()
+                load_before = os.getloadavg()
                 print(f"… {name}", flush=True)
                 if name == "history":
                     figures = scenario_history(size)
@@ -1292,6 +1354,10 @@ def main(argv: list[str] | None = None) -> dict:
                     figures = scenario_receivers(size)
                 elif name == "api":
                     figures = scenario_api(size, database_url)
+                elif name == "api_writes":
+                    figures = scenario_api_writes(receiver, size, database_url)
+                elif name == "feed":
+                    figures = scenario_feed(size)
                 elif name == "embedded":
                     figures = scenario_embedded(size)
                 elif name == "db_cut":
@@ -1299,6 +1365,8 @@ def main(argv: list[str] | None = None) -> dict:
                 else:
                     figures = globals()[f"scenario_{name}"](receiver, size)
                 figures["seconds"] = round(time.monotonic() - started, 1)
+                # The machine may be shared: its load before and after, beside each scenario's figures.
+                figures["load_average"] = {"before": load_before, "after": os.getloadavg()}
                 results["scenarios"][name] = figures
     finally:
         from django.db import connections
@@ -1550,6 +1618,44 @@ def table(results: dict) -> str:
         f = s["api"]
         rows.append(("token endpoint", f"{f['token']['rps']} req/s", "", "", "", ""))
         rows.append(("Data API read (50 rows)", f"{f['read']['rps']} req/s", "", "", "", ""))
+    if "api_writes" in s:
+        f = s["api_writes"]
+        for variant, label in (("webhook", "a webhook subscribed"), ("no_webhook", "no webhook")):
+            base = f"{f['base'][variant]['rps']}/s" if "base" in f else ""
+            rows.append(
+                (
+                    f"Data API creates, 8 writers, {label}",
+                    f"{f['new'][variant]['rps']}/s (baseline {base or 'not measured'})",
+                    "",
+                    f"{f['ratio'][variant]}" if f["ratio"] else "",
+                    ">= 0.9 x baseline",
+                    yes(f["holds"]),
+                )
+            )
+    if "feed" in s:
+        f = s["feed"]
+        rows.append(
+            (
+                f"events feed: read {f['events']:,} by cursor",
+                f"{f['read']['events_per_s']} events/s (pages of {f['read']['limit']}, "
+                f"p50 {f['read']['page_ms']['p50']} ms a page)",
+                "",
+                "",
+                ">= 20,000 events/s",
+                yes(f["read_holds"]),
+            )
+        )
+        wake = f["wake"]["ms"]
+        rows.append(
+            (
+                "events feed: long-poll wake after a commit",
+                f"p50 {wake['p50']} / p99 {wake['p99']} / max {wake['max']} ms ({f['wake']['lost']} missed)",
+                "",
+                "",
+                "p99 <= 100 ms",
+                yes(f["wake_holds"]),
+            )
+        )
     if "embedded" in s:
         f = s["embedded"]
         rows.append(

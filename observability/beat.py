@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from celery import current_app
 from celery.signals import before_task_publish
 from django.utils import timezone
 
@@ -16,10 +17,9 @@ logger = logging.getLogger(__name__)
 
 
 def periodic_task_names() -> set[str]:
-    """The task names beat sends (its schedule, registered in integration_tools/celery.py)."""
-    from integration_tools.celery import app
-
-    return {entry["task"] for entry in (app.conf.beat_schedule or {}).values()}
+    """The task names beat sends (its schedule, registered in integration_tools/celery.py, read from the
+    current app so that this app does not import the project's)."""
+    return {entry["task"] for entry in (current_app.conf.beat_schedule or {}).values()}
 
 
 @before_task_publish.connect

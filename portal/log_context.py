@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 _fields: ContextVar[dict[str, str]] = ContextVar("log_fields", default={})  # noqa: B039 - replaced, never mutated
-_slugs: dict[int, str] = {}
 # Attributes a record never carries to the output, whoever passed them in `extra`.
 SECRET_WORDS = ("authorization", "token", "secret", "password", "header", "payload", "body", "cookie")
 
@@ -45,25 +44,9 @@ def scope(**fields: object) -> Iterator[None]:
         _fields.reset(token)
 
 
-def bind_delivery(*, webhook_id: int, delivery_id: int, message_id: str, environment_id: int) -> None:
+def bind_delivery(*, webhook_id: int, delivery_id: int, message_id: str, environment: str) -> None:
     """The fields of delivery work: the webhook, the delivery, its `webhook-id` header and the environment."""
-    bind(
-        webhook_id=webhook_id,
-        delivery_id=delivery_id,
-        environment=environment_slug(environment_id),
-        **{"webhook-id": message_id},
-    )
-
-
-def environment_slug(environment_id: int) -> str:
-    """An environment's slug, read once per process (slugs do not change)."""
-    if environment_id not in _slugs:
-        from environments.models import Environment
-
-        _slugs[environment_id] = (
-            Environment.objects.filter(pk=environment_id).values_list("slug", flat=True).first() or ""
-        )
-    return _slugs[environment_id]
+    bind(webhook_id=webhook_id, delivery_id=delivery_id, environment=environment, **{"webhook-id": message_id})
 
 
 class CorrelationFilter(logging.Filter):

@@ -30,6 +30,11 @@ def test_every_scenario_runs_and_reports_its_figures_beside_the_bare_task(tmp_pa
     assert scenarios["kill9"]["lost"] == scenarios["kill9"]["unrecorded"] == 0 and len(scenarios["kill9"]["kills"]) == 2
     assert scenarios["ordered"]["record"]["out_of_order"] == 0 and scenarios["ordered"]["record"]["complete"]
     assert scenarios["strict"]["most_at_once"] == 1 and scenarios["strict"]["complete"]
+    writes = scenarios["api_writes"]["new"]
+    assert writes["webhook"]["rps"] > 0 and writes["webhook"]["errors"] == writes["no_webhook"]["errors"] == 0
+    feed = scenarios["feed"]
+    assert feed["read"]["events"] == feed["read"]["distinct"] == feed["events"] and feed["read"]["in_order"]
+    assert feed["wake"]["lost"] == 0
     assert scenarios["embedded"]["received"] == scenarios["embedded"]["written"] == scenarios["embedded"]["records"]
     assert scenarios["embedded"]["lost"] == scenarios["embedded"]["worker_exits"] == 0
     assert scenarios["embedded"]["lock_errors"] == 0

@@ -40,6 +40,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
+from environments.models import Environment
 from portal import log_context, tracing
 
 from ..models import Attempt, Delivery, Webhook
@@ -195,7 +196,7 @@ def send_claimed(
             webhook_id=target.id,
             delivery_id=delivery.id,
             message_id=delivery.message_id,
-            environment_id=target.environment_id,
+            environment=_environment_slug(target.environment_id),
         )
         prepared = ahead.pop(delivery.id, None)
         body, headers, now = prepared or _prepare(target, delivery, events, at, tamper, trigger)
@@ -226,6 +227,17 @@ def send_claimed(
     if gate_closed:
         _wake_up_when_gate_opens(_with_gate(target), timezone.now())
     return Sent(outcomes.attempts, recorded.more_due and not gate_closed, parked)
+
+
+_slugs: dict[int, str] = {}
+
+
+def _environment_slug(environment_id: int) -> str:
+    """An environment's slug for the log lines of delivery work, read once per process (slugs do not change)."""
+    if environment_id not in _slugs:
+        found = Environment.objects.filter(pk=environment_id).values_list("slug", flat=True).first()
+        _slugs[environment_id] = found or ""
+    return _slugs[environment_id]
 
 
 def _prepare(
