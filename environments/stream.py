@@ -21,7 +21,6 @@ row lock, so they keep their order.
 
 from __future__ import annotations
 
-import datetime
 import json
 import time
 import uuid
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 
 from django.db import connection, transaction
 from django.db.models import Max, Q, TextField
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 
 from .models import Environment, Event, EventStream
@@ -155,12 +155,25 @@ def read(environment: Environment, after: int | None, limit: int, data_types: It
     if after < pruned:
         raise CursorExpired(after, pruned)
     rows = _rows(environment.pk, after, top, limit, None if data_types is None else sorted(set(data_types)))
-    events = [_event_json(environment.slug, *row) for row in rows]
+    slug = json.dumps(environment.slug)
+    events = [_event_json(slug, *row) for row in rows]
     next_position = rows[-1][0] if len(rows) == limit else max(top, after)
     return Page(events, next_position)
 
 
+# On PostgreSQL the id and the time are written as text by the database, as `event_payload` writes them
+# (`evt_` + the uid's hex; ISO 8601 in UTC with a Z, microseconds only when there are any): turning each
+# row's time into a datetime and back was the largest cost of a page after its data.
+_PG_UID_HEX = "replace(environments_event.uid::text, '-', '')"
+_PG_TIMESTAMP = (
+    "to_char(environments_event.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+    " || CASE WHEN date_part('microseconds', environments_event.occurred_at)::bigint %% 1000000 = 0 THEN ''"
+    " ELSE to_char(environments_event.occurred_at AT TIME ZONE 'UTC', '.US') END || 'Z'"
+)
+
+
 def _rows(environment_id: int, after: int, top: int, limit: int, data_types: list[str] | None) -> list[tuple]:
+    """(position, uid hex, type, timestamp text, data JSON text) of each event read."""
     events = Event.objects.filter(environment_id=environment_id, position__gt=after, position__lte=top)
     if data_types is not None:
         if not data_types:
@@ -168,8 +181,17 @@ def _rows(environment_id: int, after: int, top: int, limit: int, data_types: lis
         prefixes = [f"{name}." for name in data_types]
         events = events.filter(_type_in(prefixes))
     # The data as the database's JSON text: parsing it only to write it out again was most of a read's time.
-    events = events.annotate(data_text=Cast("data", output_field=TextField()))
-    return list(events.order_by("position").values_list("position", "uid", "type", "occurred_at", "data_text")[:limit])
+    events = events.annotate(data_text=Cast("data", output_field=TextField())).order_by("position")
+    if connection.vendor == "postgresql":
+        # Constant SQL, no parameters: nothing of the request reaches it.
+        events = events.annotate(uid_hex=RawSQL(_PG_UID_HEX, []), stamp=RawSQL(_PG_TIMESTAMP, []))  # noqa: S611
+        return list(events.values_list("position", "uid_hex", "type", "stamp", "data_text")[:limit])
+    return [
+        (position, uid.hex, event_type, occurred_at.isoformat().replace("+00:00", "Z"), data)
+        for position, uid, event_type, occurred_at, data in events.values_list(
+            "position", "uid", "type", "occurred_at", "data_text"
+        )[:limit]
+    ]
 
 
 def _type_in(prefixes: list[str]) -> Q:
@@ -179,12 +201,11 @@ def _type_in(prefixes: list[str]) -> Q:
     return condition
 
 
-def _event_json(slug: str, position: int, uid, event_type: str, occurred_at: datetime.datetime, data: str) -> str:
+def _event_json(slug: str, position: int, uid_hex: str, event_type: str, timestamp: str, data: str) -> str:
     # Built as text: the feed's speed is mostly this, and the shape is fixed (event_payload's, plus position).
-    timestamp = occurred_at.isoformat().replace("+00:00", "Z")
     return (
-        f'{{"id":"evt_{uid.hex}","type":{json.dumps(event_type)},"timestamp":"{timestamp}",'
-        f'"environment":{json.dumps(slug)},"position":{position},"data":{data}}}'
+        f'{{"id":"evt_{uid_hex}","type":{json.dumps(event_type)},"timestamp":"{timestamp}",'
+        f'"environment":{slug},"position":{position},"data":{data}}}'
     )
 
 

@@ -199,3 +199,25 @@ def test_no_reader_misses_or_repeats_an_event_however_writers_and_readers_interl
         assert sorted(reader) == written, "a reader missed or repeated an event"
     positions = list(Event.objects.filter(environment=environment).order_by("position").values_list("id", flat=True))
     assert len(positions) == len(written)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_read_event_has_the_id_and_timestamp_a_webhook_body_gives_it_with_or_without_microseconds():
+    import datetime
+
+    from environments.models import event_payload
+
+    environment = make_environment("clinic")
+    for n in range(2):
+        create_record(environment, "patients", {**PATIENT, "first_name": f"P{n}"})
+    whole_second = Event.objects.order_by("id").last()
+    Event.objects.filter(pk=whole_second.pk).update(
+        occurred_at=datetime.datetime(2026, 12, 6, 10, 0, 0, tzinfo=datetime.UTC)
+    )
+
+    read = [json.loads(text) for text in stream.read(environment, 0, 10).events]
+
+    for event, shown in zip(Event.objects.order_by("position"), read, strict=True):
+        expected = event_payload(event.uid, event.type, event.occurred_at, environment.slug, event.data)
+        assert {key: shown[key] for key in expected} == expected
+    assert read[1]["timestamp"] == "2026-12-06T10:00:00Z"
