@@ -69,14 +69,18 @@ def fan_out(event: Event) -> None:
     now = timezone.now()
     after_commit = _AfterCommit.of_this_transaction()
     line = event.record_id or Delivery.SHARED_LINE
-    numbers = ledger.next_numbers(webhook.pk for webhook in webhooks)
     for webhook in webhooks:
         if _orders_across_records(webhook, line):
-            ledger.hold_commit_order(webhook.pk)
+            ledger.hold_commit_order(webhook.pk)  # first: what may be leased depends on older commits
+    # Whether each may be leased is asked before the numbers are taken: a number's lock is held until the
+    # commit, and writers feeding the webhook wait on it, so as little as possible comes after it.
+    leased = {webhook.pk for webhook in webhooks if _may_lease(webhook, line, now, after_commit)}
+    numbers = ledger.next_numbers(webhook.pk for webhook in webhooks)
+    for webhook in webhooks:
         sequence = numbers[webhook.pk]
         delivery = _open_batch(webhook, event, line) if webhook.max_events_per_request > 1 else None
         if delivery is None:
-            delivery = _new_delivery(webhook, event, sequence, line, now, after_commit)
+            delivery = _new_delivery(webhook, event, sequence, line, now, after_commit, webhook.pk in leased)
         DeliveryEvent.objects.create(delivery=delivery, event=event, webhook=webhook, sequence=sequence)
 
 
@@ -150,6 +154,19 @@ class _AfterCommit:
                     queueing.deliver(delivery_id)
 
 
+def _may_lease(webhook: Webhook, line: uuid.UUID, now: datetime.datetime, after_commit: _AfterCommit) -> bool:
+    """Whether the new delivery is leased here, in the event's transaction (see the module's docstring)."""
+    return (
+        webhook.state == Webhook.State.ACTIVE
+        and webhook.failing_since is None
+        and webhook.max_events_per_request == 1
+        # Paced webhooks are sent by their tasks, which take their moment from the gate.
+        and webhook.max_per_second is None
+        and (webhook.slowed_until is None or webhook.slowed_until <= now)
+        and after_commit.may_lease(webhook, line, now)
+    )
+
+
 def _new_delivery(
     webhook: Webhook,
     event: Event,
@@ -157,18 +174,11 @@ def _new_delivery(
     line: uuid.UUID,
     now: datetime.datetime,
     after_commit: _AfterCommit,
+    leased: bool,
 ) -> Delivery:
     active = webhook.state == Webhook.State.ACTIVE
     lease = {}
-    if (
-        active
-        and webhook.failing_since is None
-        and webhook.max_events_per_request == 1
-        # Paced webhooks are sent by their tasks, which take their moment from the gate.
-        and webhook.max_per_second is None
-        and (webhook.slowed_until is None or webhook.slowed_until <= now)
-        and after_commit.may_lease(webhook, line, now)
-    ):
+    if leased:
         seconds = ledger.lease_seconds(webhook.timeout_seconds, settings.WEBHOOK_LEASE_MARGIN_SECONDS)
         lease = {
             "leased_until": now + datetime.timedelta(seconds=seconds),
