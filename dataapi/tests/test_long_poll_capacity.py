@@ -1,5 +1,6 @@
 """Long-polls of the events feed never take the web tier: gunicorn as docker-compose runs it, one process."""
 
+import shlex
 import subprocess
 import sys
 import threading
@@ -20,6 +21,9 @@ from environments.tests.factories import make_environment
 def production_web_command(port: int) -> list[str]:
     """docker-compose's web command, bound to loopback and cut to one process: the tightest case."""
     command = yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text())["services"]["web"]["command"]
+    if command[:2] == ["sh", "-c"]:  # a shell line that prepares the metrics folder, then execs gunicorn
+        command = shlex.split(command[2].split("exec ", 1)[1])
+    assert command[0] == "gunicorn", command
     command = [str(Path(sys.executable).parent / "gunicorn"), *command[1:]]
     command[command.index("--bind") + 1] = f"127.0.0.1:{port}"
     command[command.index("--workers") + 1] = "1"
