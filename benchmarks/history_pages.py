@@ -67,10 +67,11 @@ def _seed(connection, webhook, deliveries: int) -> None:
         cursor.execute(
             """
             INSERT INTO webhooks_delivery (webhook_id, environment_id, message_id, event_count, event_types, is_test,
+                is_heartbeat,
                 status, created_at, body, attempt_count, last_attempt_at, last_status_code, last_error,
                 last_duration_ms, delivered_at, lease_owner, probes)
             SELECT %s, %s, 'msg_' || md5(%s || g), 1,
-                CASE WHEN g %% 3 = 0 THEN 'patients.updated' ELSE 'patients.created' END, false,
+                CASE WHEN g %% 3 = 0 THEN 'patients.updated' ELSE 'patients.created' END, false, false,
                 CASE WHEN g %% 10 = 0 THEN 'failed' ELSE 'succeeded' END,
                 now() - (g || ' seconds')::interval, '{"id":"evt_seed"}', 2, now() - (g || ' seconds')::interval,
                 CASE WHEN g %% 10 = 0 THEN 503 ELSE 200 END, '', (g::bigint * 7919) %% 900 + 5,

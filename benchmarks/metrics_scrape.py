@@ -80,10 +80,11 @@ def _seed(connection, ids: list[int], deliveries: int) -> None:
             WITH hooks AS (SELECT array_agg(id ORDER BY id) AS id, array_agg(environment_id ORDER BY id) AS env
                            FROM webhooks_webhook WHERE id = ANY(%s))
             INSERT INTO webhooks_delivery (webhook_id, environment_id, message_id, event_count, event_types, is_test,
+                is_heartbeat,
                 status, created_at, body, attempt_count, last_attempt_at, last_status_code, last_error,
                 last_duration_ms, delivered_at, lease_owner, probes)
             SELECT hooks.id[1 + g %% cardinality(hooks.id)], hooks.env[1 + g %% cardinality(hooks.id)],
-                'msg_' || md5(%s || g), 1, 'patients.created', false,
+                'msg_' || md5(%s || g), 1, 'patients.created', false, false,
                 CASE WHEN g %% 10 = 0 THEN 'failed' ELSE 'succeeded' END,
                 now() - (g || ' seconds')::interval, '{}', 2, now() - (g || ' seconds')::interval,
                 CASE WHEN g %% 10 = 0 THEN 503 ELSE 200 END, '', (g::bigint * 7919) %% 900 + 5,
@@ -108,9 +109,10 @@ def _seed(connection, ids: list[int], deliveries: int) -> None:
         cursor.execute(
             """
             INSERT INTO webhooks_delivery (webhook_id, environment_id, message_id, event_count, event_types, is_test,
+                is_heartbeat,
                 status, created_at, next_attempt_at, body, attempt_count, last_status_code, last_error,
                 last_duration_ms, lease_owner, probes)
-            SELECT id, environment_id, 'msg_' || md5('waiting' || id), 1, 'patients.created', false, 'pending',
+            SELECT id, environment_id, 'msg_' || md5('waiting' || id), 1, 'patients.created', false, false, 'pending',
                 now() - interval '1 minute', now() - interval '1 minute', '', 0, NULL, '', 0, '', 0
             FROM webhooks_webhook WHERE id = ANY(%s)
             """,

@@ -105,8 +105,12 @@ def test_an_unknown_host_is_refused_without_a_stack_trace(gunicorn):
 
 def test_compose_runs_every_process_the_product_needs():
     services = COMPOSE["services"]
-    assert set(services) == {"postgres", "redis", "migrate", "web", "worker", "beat"}
-    assert services["web"]["command"][0] == "gunicorn"
+    default = {name for name, service in services.items() if "profiles" not in service}
+    assert default == {"postgres", "redis", "migrate", "web", "worker", "beat"}
+    observing = {name for name, service in services.items() if "observability" in service.get("profiles", [])}
+    assert observing == {"prometheus", "grafana"}
+    web = services["web"]["command"]  # a shell line that empties the metrics folder, then execs gunicorn
+    assert web[:2] == ["sh", "-c"] and web[2].split("exec ", 1)[1].startswith("gunicorn ")
     assert services["worker"]["command"][:4] == ["celery", "-A", "integration_tools", "worker"]
     assert services["beat"]["command"][:4] == ["celery", "-A", "integration_tools", "beat"]
     assert services["migrate"]["command"] == ["python", "manage.py", "migrate", "--noinput"]
