@@ -193,6 +193,36 @@ def celery_worker_process(start_worker):
     return start_worker()
 
 
+@contextlib.contextmanager
+def gunicorn_serving(arguments: list[str], log_path: Path):
+    """The portal under gunicorn (its arguments after the app, bound to a free loopback port) against the test
+    database; yields its base URL once /healthz answers, and stops it after."""
+    import requests
+
+    port = free_port()
+    log = open(log_path, "w")  # noqa: SIM115 - closed below
+    command = [str(Path(sys.executable).parent / "gunicorn"), "integration_tools.wsgi", *arguments]
+    command += ["--bind", f"127.0.0.1:{port}"]
+    process = subprocess.Popen(
+        command, cwd=BASE_DIR, env=subprocess_env(**WORKER_TEST_ENV), stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def ready():
+        try:
+            return requests.get(f"{url}/healthz", timeout=5).ok
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_for(ready, timeout=60, message="gunicorn to answer")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        log.close()
+
+
 def wait_for(predicate, *, timeout: float, interval: float = 0.1, message: str = "condition"):
     """Poll `predicate` until it returns a truthy value, for at most `timeout` seconds."""
     deadline = time.monotonic() + timeout

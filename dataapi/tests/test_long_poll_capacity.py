@@ -1,61 +1,37 @@
 """Long-polls of the events feed never take the web tier: gunicorn as docker-compose runs it, one process."""
 
 import shlex
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
 import yaml
 
-from conftest import BASE_DIR, WORKER_TEST_ENV, free_port, subprocess_env, wait_for
+from conftest import BASE_DIR, gunicorn_serving
 from credentials.oauth import issue_token
 from credentials.tests.factories import make_client, make_credential
 from environments.records import create_record
 from environments.tests.factories import make_environment
 
 
-def production_web_command(port: int) -> list[str]:
-    """docker-compose's web command, bound to loopback and cut to one process: the tightest case."""
+def production_web_arguments() -> list[str]:
+    """docker-compose's web command's gunicorn arguments, cut to one process (the tightest case), unbound."""
     command = yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text())["services"]["web"]["command"]
     if command[:2] == ["sh", "-c"]:  # a shell line that prepares the metrics folder, then execs gunicorn
         command = shlex.split(command[2].split("exec ", 1)[1])
-    assert command[0] == "gunicorn", command
-    command = [str(Path(sys.executable).parent / "gunicorn"), *command[1:]]
-    command[command.index("--bind") + 1] = f"127.0.0.1:{port}"
-    command[command.index("--workers") + 1] = "1"
-    return command
+    assert command[:2] == ["gunicorn", "integration_tools.wsgi"], command
+    arguments = command[2:]
+    bind = arguments.index("--bind")
+    del arguments[bind : bind + 2]
+    arguments[arguments.index("--workers") + 1] = "1"
+    return arguments
 
 
 @pytest.fixture
 def portal(transactional_db, tmp_path):
-    port = free_port()
-    log = open(tmp_path / "gunicorn.log", "w")  # noqa: SIM115 - closed at teardown
-    process = subprocess.Popen(
-        production_web_command(port),
-        cwd=BASE_DIR,
-        env=subprocess_env(**WORKER_TEST_ENV),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def ready():
-        try:
-            return requests.get(f"{url}/healthz", timeout=5).ok
-        except requests.RequestException:
-            return False
-
-    try:
-        wait_for(ready, timeout=60, message="gunicorn to answer")
+    with gunicorn_serving(production_web_arguments(), tmp_path / "gunicorn.log") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
 
 
 def token_of_a_new_client(environment) -> str:

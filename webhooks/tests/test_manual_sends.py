@@ -3,16 +3,13 @@ worker: a receiver that hangs holds no web worker, and a busy webhook lock is ne
 pending for ever."""
 
 import statistics
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import BASE_DIR, WORKER_TEST_ENV, free_port, log_in_over_http, subprocess_env, wait_for
+from conftest import gunicorn_serving, log_in_over_http, wait_for
 from credentials.tests.factories import make_client, make_credential
 from environments.records import create_record
 from environments.tests.browser import log_in
@@ -108,28 +105,8 @@ def test_a_test_send_whose_task_was_lost_is_still_sent(env, client, director, st
 @pytest.fixture
 def portal_under_gunicorn(transactional_db, tmp_path):
     """The portal served by gunicorn with 2 sync workers and its 30 s worker timeout, as in production."""
-    port = free_port()
-    log = open(tmp_path / "gunicorn.log", "w")  # noqa: SIM115 - closed at teardown
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "integration_tools.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--timeout", "30"],
-        cwd=BASE_DIR, env=subprocess_env(**WORKER_TEST_ENV), stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-
-    def ready():
-        try:
-            return requests.get(f"{url}/healthz", timeout=5).ok
-        except requests.RequestException:
-            return False
-
-    try:
-        wait_for(ready, timeout=60, message="gunicorn to answer")
+    with gunicorn_serving(["--workers", "2", "--timeout", "30"], tmp_path / "gunicorn.log") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
 
 
 # How long the receiver hangs: the webhook's whole timeout.
