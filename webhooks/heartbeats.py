@@ -23,13 +23,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from environments.models import Event
-
 from . import numbering
 from .delivery import queueing, sending
 from .delivery.bodies import HEARTBEAT_EVENT_TYPE
-from .delivery.fanout import new_message_id
-from .models import Attempt, Delivery, DeliveryEvent, Webhook
+from .manual_sends import new_test_delivery
+from .models import Attempt, Delivery, Webhook
 
 SEND_TASK = "webhooks.heartbeat"
 # A heartbeat no worker took up within this long (its task lost, or every slot busy: then events flow) is
@@ -57,21 +55,7 @@ def new_heartbeat(webhook: Webhook, now: datetime.datetime) -> Delivery:
     """A heartbeat delivery of this webhook, carrying one new `webhook.heartbeat` event; queued on commit."""
     data = {"last_sequence": numbering.last_sent(webhook.pk), "heartbeat_minutes": webhook.heartbeat_minutes}
     with transaction.atomic():
-        event = Event.objects.create(
-            environment=webhook.environment, type=HEARTBEAT_EVENT_TYPE, data=data, occurred_at=now, is_test=True
-        )
-        delivery = Delivery.objects.create(
-            webhook=webhook,
-            environment=webhook.environment,
-            message_id=new_message_id(),
-            event_count=1,
-            event_types=HEARTBEAT_EVENT_TYPE,
-            is_test=True,
-            is_heartbeat=True,
-            created_at=now,
-            next_attempt_at=None,
-        )
-        DeliveryEvent.objects.create(delivery=delivery, event=event)
+        delivery = new_test_delivery(webhook, HEARTBEAT_EVENT_TYPE, data, heartbeat=True, at=now)
         transaction.on_commit(lambda: queueing.queue(SEND_TASK, delivery.pk), robust=True)
     return delivery
 

@@ -30,12 +30,24 @@ VERIFICATION_EVENT_TYPE = "webhook.verification"
 PICKUP_SECONDS = 30
 
 
-def new_test_delivery(webhook: Webhook, event_type: str, data: dict, *, body: str = "") -> Delivery:
-    """A delivery marked as a test, carrying one new event; `body` fixes the exact bytes it sends."""
+def new_test_delivery(
+    webhook: Webhook,
+    event_type: str,
+    data: dict,
+    *,
+    body: str = "",
+    heartbeat: bool = False,
+    at: datetime.datetime | None = None,
+) -> Delivery:
+    """A delivery marked as a test (or a heartbeat, which is sent as one), carrying one new event out of the
+    stream; `body` fixes the exact bytes it sends, `at` its moment."""
+    at = at or timezone.now()
     # One transaction: a test event nothing references is pruned (environments/outbox.py), so it is never
     # seen without its delivery.
     with transaction.atomic():
-        event = Event.objects.create(environment=webhook.environment, type=event_type, data=data, is_test=True)
+        event = Event.objects.create(
+            environment=webhook.environment, type=event_type, data=data, occurred_at=at, is_test=True
+        )
         delivery = Delivery.objects.create(
             webhook=webhook,
             environment=webhook.environment,
@@ -43,6 +55,8 @@ def new_test_delivery(webhook: Webhook, event_type: str, data: dict, *, body: st
             event_count=1,
             event_types=event_type,
             is_test=True,
+            is_heartbeat=heartbeat,
+            created_at=at,
             next_attempt_at=None,
             body=body,
         )
