@@ -99,6 +99,7 @@ SCENARIOS = [
     "history",
     "overview",
     "metrics",
+    "metrics_cost",
     "receivers",
     "api",
     "api_writes",
@@ -122,6 +123,7 @@ FULL = {
     "history": [1_000_000, 10_000_000],
     "overview": 1_000_000,
     "metrics": (1_000, 1_000_000),
+    "metrics_cost_rounds": 3,
     "receiver_renders": 20_000,
     "erase_deliveries": 100_000,
     "api_seconds": 10.0,
@@ -159,6 +161,7 @@ SMOKE = {
     "history": [2_000],
     "overview": 2_000,
     "metrics": (20, 2_000),
+    "metrics_cost_rounds": 1,
     "receiver_renders": 200,
     "erase_deliveries": 1_000,
     "api_seconds": 1.0,
@@ -1159,6 +1162,61 @@ def scenario_metrics(size) -> dict:
     return {**figures, "worst_median_ms": worst, "bar": "< 100 ms", "holds": worst < 100}
 
 
+def _backlog_rate(environment, receiver, size, scraped: bool) -> tuple[float, int]:
+    """One backlog drained by a fresh worker, with or without a scraper process reading /metrics each
+    second meanwhile; the receiver's rate and how many scrapes were made."""
+    purge()
+    receiver.requests.clear()
+    for n in range(size["events"]):
+        change(environment, n, "M")
+    scraper = None
+    if scraped:
+        scraper = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.metrics_scraper"],
+            cwd=BASE_DIR,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PGAPPNAME": "bench-scraper"},
+        )
+        # Its start-up (Django's setup) is not a scrape's cost: the worker starts once it has scraped once.
+        if scraper.stdout.readline().strip() != "ready":
+            raise RuntimeError("the scraper did not start")
+    try:
+        with Worker():
+            wait_for(lambda: len(receiver.requests) >= size["events"], timeout=600)
+    finally:
+        scrapes = 0
+        if scraper:
+            out, _ = scraper.communicate("", timeout=60)
+            scrapes = int(out.split()[0]) - 1 if out.strip() else 0  # the first was before the drain
+    return rate_of([request.at for request in receiver.requests]), scrapes
+
+
+def scenario_metrics_cost(receiver, size) -> dict:
+    """Backlog throughput with /metrics scraped every second (15 x Prometheus' default interval) against none,
+    rounds alternating so a noisy machine weighs on both alike (issue 24's bar: metrics cost < 3 %)."""
+    environment = bench_environment("bench")
+    fresh_webhook(environment, receiver.url)
+    off, on, scrapes = [], [], 0
+    for _ in range(size["metrics_cost_rounds"]):
+        off.append(_backlog_rate(environment, receiver, size, scraped=False)[0])
+        rate, made = _backlog_rate(environment, receiver, size, scraped=True)
+        on.append(rate)
+        scrapes += made
+    without, with_ = statistics.median(off), statistics.median(on)
+    cost = (without - with_) / without * 100 if without else 0.0
+    return {
+        "without_per_s": round(without, 1),
+        "with_per_s": round(with_, 1),
+        "rounds": {"without": [round(r, 1) for r in off], "with": [round(r, 1) for r in on]},
+        "scrapes": scrapes,
+        "cost_percent": round(cost, 1),
+        "bar": "< 3 %",
+        "holds": cost < 3,
+    }
+
+
 def scenario_receivers(size) -> dict:
     from benchmarks.receiver_costs import measure
 
@@ -1585,6 +1643,18 @@ def table(results: dict) -> str:
                 f"scrape {f['scrape_ms']['median']} ms ({f['series']:,} series)",
                 "",
                 "",
+                f["bar"],
+                yes(f["holds"]),
+            )
+        )
+    if "metrics_cost" in s:
+        f = s["metrics_cost"]
+        rows.append(
+            (
+                "backlog with /metrics scraped each second",
+                f"{f['with_per_s']}/s",
+                f"{f['without_per_s']}/s unscraped",
+                f"cost {f['cost_percent']} %",
                 f["bar"],
                 yes(f["holds"]),
             )

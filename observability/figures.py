@@ -62,7 +62,7 @@ def webhooks(now: datetime.datetime | None = None) -> list[WebhookFigures]:
     for pk, queue in queues(now=now).items():
         if pk in figures:
             figures[pk].waiting, figures[pk].oldest_due_seconds = queue.waiting, queue.oldest_due_seconds
-    for pk, (succeeded, failed) in attempt_totals(now, list(figures)).items():
+    for pk, (succeeded, failed) in attempt_totals(now).items():
         if pk in figures:
             figures[pk].attempts_succeeded, figures[pk].attempts_failed = succeeded, failed
     return list(figures.values())
@@ -75,18 +75,18 @@ def counting_since(now: datetime.datetime) -> datetime.datetime:
     return now.astimezone(datetime.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def attempt_totals(now: datetime.datetime, webhook_ids: list[int]) -> dict[int, tuple[int, int]]:
+def attempt_totals(now: datetime.datetime) -> dict[int, tuple[int, int]]:
     """Per webhook: (succeeded, failed) attempts since counting_since, test sends excepted (a counter).
 
-    The hourly roll-up (webhooks/rollup.py) holds the count up to its mark, read by webhook and hour on its
-    unique index (the ids are given for that: by hour alone it is a scan of every hour kept); the attempts
-    since the mark, a few minutes' worth, are counted on their time index.
+    The hourly roll-up (webhooks/rollup.py) holds the count up to its mark, read by hour on an index that
+    holds the counts (an index-only scan of today's hours); the attempts since the mark, a few minutes'
+    worth, are counted on their time index.
     """
     since = counting_since(now)
     totals: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     mark = RollupMark.objects.filter(name=ROLLUP).values_list("through", flat=True).first()
     if mark is not None and mark > since:
-        hours = AttemptHour.objects.filter(webhook_id__in=webhook_ids, hour__gte=since).values("webhook")
+        hours = AttemptHour.objects.filter(hour__gte=since).values("webhook")
         for pk, ok, bad in hours.annotate(ok=Sum("succeeded"), bad=Sum("failed")).values_list("webhook", "ok", "bad"):
             totals[pk][0] += ok or 0
             totals[pk][1] += bad or 0

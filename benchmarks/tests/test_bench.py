@@ -38,5 +38,6 @@ def test_every_scenario_runs_and_reports_its_figures_beside_the_bare_task(tmp_pa
     assert scenarios["embedded"]["received"] == scenarios["embedded"]["written"] == scenarios["embedded"]["records"]
     assert scenarios["embedded"]["lost"] == scenarios["embedded"]["worker_exits"] == 0
     assert scenarios["embedded"]["lock_errors"] == 0
+    assert scenarios["metrics_cost"]["with_per_s"] > 0 and scenarios["metrics_cost"]["without_per_s"] > 0
     # One table, a row per figure, each with its bar.
     assert "| backlog throughput" in completed.stdout and "| make run defaults" in completed.stdout
