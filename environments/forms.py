@@ -48,8 +48,9 @@ class PublishForm(PortalForm):
 
     accept_invalid_records = forms.BooleanField(
         required=False,
-        label="Publish anyway: the records counted above stay as they are and fail the new schema",
-        help_text="A PATCH can still change them one field at a time; fields it sends must fit the new schema.",
+        label="Publish anyway: integrators get the breaking changes named above",
+        help_text="Records left invalid stay as they are; a PATCH can still change them one field at a time, "
+        "and the fields it sends must fit the new schema.",
     )
 
     def __init__(self, *args, configuration: Configuration, confirming: bool = False, **kwargs):

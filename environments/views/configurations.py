@@ -13,7 +13,10 @@ from ..configurations import (
 )
 from ..forms import ConfigurationForm, DraftForm, EnvironmentForm, PublishForm
 from ..models import Configuration, ConfigurationVersion
+from ..publish_impact import records_left_invalid
+from ..publish_preview import breaking_for, preview_publish
 from ..schema import SchemaInvalid, publish_problems
+from ..schema_diff import with_record_counts
 from .decorators import admin_page
 
 
@@ -97,13 +100,13 @@ def version_detail(request, slug, number):
         configuration=configuration,
         confirming="accept_invalid_records" in request.POST,
     )
-    impact = None
+    impact, breaking = None, []
     if request.method == "POST":
         if request.POST.get("action") == "save" and draft_form is not None and draft_form.is_valid():
             if _saved(request, version, draft_form):
                 return redirect("version_detail", slug=slug, number=number)
         elif publishing and publish_form.is_valid():
-            published, publish_form, impact = _published(request, version, publish_form)
+            published, publish_form, impact, breaking = _published(request, version, publish_form)
             if published:
                 return redirect("version_detail", slug=slug, number=number)
     return render(
@@ -115,6 +118,8 @@ def version_detail(request, slug, number):
             "draft_form": draft_form,
             "publish_form": publish_form,
             "impact": impact,
+            "breaking": breaking,
+            "preview": preview_publish(version, configuration.environments.select_related("published_version")),
             "publish_problems": publish_problems(version.schema) if version.is_draft else [],
             "schema_text": DraftForm.initial_text(version.schema),
             "running_on": version.environments.all(),
@@ -142,27 +147,30 @@ def _saved(request, version, draft_form) -> bool:
 
 def _published(request, version, publish_form):
     """Publish the version to the chosen environments. Returns whether it was published, the form to show
-    (asking for confirmation when records would be left invalid) and that impact, if any."""
+    (asking for confirmation when a change breaks integrators or leaves records invalid), and, when
+    asking, the records left invalid and the breaking changes to name."""
+    environments = publish_form.cleaned_data["environments"]
+    confirmed = publish_form.cleaned_data.get("accept_invalid_records", False)
+    breaking = breaking_for(version, environments)
+    if breaking and not confirmed and not publish_problems(version.schema):
+        confirm = PublishForm(request.POST, configuration=version.configuration, confirming=True)
+        impact = records_left_invalid(version.schema, environments)
+        return False, confirm, impact, with_record_counts(breaking, impact)
     try:
-        publish_version(
-            version,
-            publish_form.cleaned_data["environments"],
-            accept_invalid_records=publish_form.cleaned_data.get("accept_invalid_records", False),
-            actor=request.actor,
-        )
+        publish_version(version, environments, accept_invalid_records=confirmed, actor=request.actor)
     except RecordsLeftInvalid as error:
         confirm = PublishForm(request.POST, configuration=version.configuration, confirming=True)
-        return False, confirm, error.impact
+        return False, confirm, error.impact, with_record_counts(breaking, error.impact)
     except SchemaInvalid as error:
         for problem in error.problems:
             publish_form.add_error(None, f"Cannot publish: {problem}")
-        return False, publish_form, None
+        return False, publish_form, None, []
     except ConfigurationError as error:
         publish_form.add_error(None, f"Cannot publish: {error}")
-        return False, publish_form, None
-    names = ", ".join(e.name for e in publish_form.cleaned_data["environments"])
+        return False, publish_form, None, []
+    names = ", ".join(e.name for e in environments)
     messages.success(request, f"Version {version.number} published to {names}.")
-    return True, publish_form, None
+    return True, publish_form, None, []
 
 
 def _report_saved(request, version) -> None:
