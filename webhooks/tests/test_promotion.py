@@ -1,6 +1,5 @@
 """Promoting an integration from Test to Live: a reviewable draft, new secrets, Live's verification, audited."""
 
-import copy
 import io
 import json
 
@@ -8,48 +7,15 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from credentials.tests.factories import make_client
-from environments.configurations import publish_version, save_draft
-from environments.demo import DEMO_SCHEMA
 from environments.models import AuditEvent
 from environments.tests.factories import make_environment
 from webhooks.models import ManualSend, Webhook
 from webhooks.promotion import PromotionRefused, plan_lines, plan_promotion, promote
 from webhooks.tests.factories import carried_out, make_webhook
-from webhooks.tests.receiver import Answer, Receiver
+from webhooks.tests.promotion_data import answering_the_challenge, integration
+from webhooks.tests.receiver import Receiver
 
 pytestmark = pytest.mark.django_db
-
-
-def answering_the_challenge(body: bytes, headers: dict) -> Answer:
-    event = json.loads(body)
-    return Answer(status=200, body=json.dumps({"challenge": event["data"].get("challenge", "")}).encode())
-
-
-@pytest.fixture
-def test_and_live():
-    """Live runs version 1 of the clinic's schema; Test already runs version 2, which adds visits and a nickname."""
-    live = make_environment("live-clinic", kind="live")
-    test = make_environment("test-clinic", configuration=live.configuration)
-    newer = copy.deepcopy(DEMO_SCHEMA)
-    newer["data_types"]["patients"]["fields"]["nickname"] = {"type": "string"}
-    newer["data_types"]["visits"] = {"fields": {"when": {"type": "datetime"}}}
-    publish_version(save_draft(live.configuration, newer), [test])
-    test.refresh_from_db()
-    return test, live
-
-
-def integration(test, url: str) -> Webhook:
-    app = make_client(test, name="Care app", scopes=["patients:read", "visits:read"])
-    return make_webhook(
-        test,
-        url,
-        name="Care receiver",
-        event_types=["patients.created", "patients.updated", "visits.created"],
-        payload_fields={"patients": ["first_name", "nickname"]},
-        extra_headers={"X-Team": "care-ops"},
-        client_id=app.client_id,
-    )
 
 
 def test_the_draft_says_what_will_be_created_and_what_differs_and_writes_nothing(test_and_live):
