@@ -23,7 +23,17 @@ class EnvironmentForm(PortalForm):
 
 class DraftForm(PortalForm):
     schema = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 24, "spellcheck": "false", "class": "code"}),
+        # A plain textarea with a line-number gutter (static/js/schema_editor.js): no library to vendor, and it
+        # stays a textarea for screen readers, the keyboard and form posts.
+        widget=forms.Textarea(
+            attrs={
+                "rows": 24,
+                "spellcheck": "false",
+                "class": "code schema-editor",
+                "wrap": "off",
+                "data-line-numbers": "",
+            }
+        ),
         help_text='JSON: {"data_types": {"patients": {"fields": {...}}, "workers": {...}}}',
     )
     note = forms.CharField(max_length=200, required=False, help_text="What changed, for the version list.")

@@ -35,6 +35,24 @@ def test_a_draft_says_what_stops_it_and_a_breaking_publish_waits_for_a_confirmat
     assert 'data type "workers": the built-in data type is missing' in problems.inner_text()
     assert fits(page, width)
 
+    # The editor: monospace, numbered lines; a check on demand points at the line and field, saving nothing.
+    editor = page.get_by_role("textbox", name="Schema")
+    assert "monospace" in editor.evaluate("area => getComputedStyle(area).fontFamily")
+    with_bad_field = json.loads(json.dumps(DEMO_SCHEMA))
+    with_bad_field["data_types"]["patients"]["fields"]["age"] = {"type": "int"}
+    text = json.dumps(with_bad_field, indent=2)
+    age_line = text[: text.index('"age"')].count("\n") + 1
+    editor.fill(text)
+    page.get_by_role("button", name="Check without saving").click()
+    problems = page.get_by_role("region", name="This draft cannot be published yet")
+    assert "Checked, not saved." in problems.inner_text()
+    assert f'Line {age_line}: data type "patients", field "age": unknown type "int"' in problems.inner_text()
+    assert f"! {age_line}" in page.locator(".editor .gutter").inner_text()
+    problems.get_by_role("link", name=f"Line {age_line}").click()
+    selected = editor.evaluate("area => area.value.slice(area.selectionStart, area.selectionEnd)")
+    assert selected.strip() == '"age": {'
+    assert fits(page, width)
+
     stricter = json.loads(json.dumps(DEMO_SCHEMA))
     stricter["data_types"]["patients"]["fields"]["status"]["choices"] = ["active"]
     stricter["data_types"]["patients"]["fields"]["nickname"] = {"type": "string"}
