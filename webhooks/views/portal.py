@@ -80,6 +80,8 @@ def webhook_list(request, environment):
             "columns": COLUMNS,
             "condition": condition if condition in CONDITIONS else "",
             "condition_counts": [(name, counts[name]) for name in CONDITIONS],
+            # With none at all, a search box and state filters only stand in the way of the first one.
+            "has_webhooks": environment.webhooks.exists(),
             "extra_query": f"&state={condition}" if condition in CONDITIONS else "",
             # The event catalog: each event type's example beside the JSON Schema of its body.
             "examples": [(e.event_type, e.example, e.schema) for e in event_schemas.catalog(environment)],
