@@ -29,6 +29,14 @@ def test_a_checkbox_sits_on_its_labels_line_and_the_search_button_beside_its_inp
     assert abs(middle(box) - middle(label)) < box["height"]  # one line, not one above the other
     assert label["x"] > box["x"]
 
+    # "Fields in full payloads": while every field of a data type goes, its single fields are folded away,
+    # so the keyboard passes two stops per data type (the box and the fold), not one per field.
+    groups = page.locator("#id_payload_fields")
+    reachable = "g => [...g.querySelectorAll('input, button, summary')].filter(e => e.checkVisibility()).length"
+    assert groups.evaluate(reachable) == 2 * len(env.data_types)
+    groups.get_by_text("Or only some fields of Patients").click()
+    assert groups.get_by_label("first_name").first.is_visible()
+
     page.goto("/e/clinic/webhooks/")
     field = page.get_by_role("searchbox", name="Search").bounding_box()
     button = page.get_by_role("button", name="Search", exact=True).bounding_box()
