@@ -57,6 +57,15 @@ def _name(name: str, model, what: str) -> str:
     return name
 
 
+def _refuse_taken_name(environment: Environment, name: str, client: Client | None = None) -> None:
+    """CredentialError if another client of the environment has this name in any case: "Lab app" and
+    "lab app" side by side would be told apart by nobody."""
+    others = Client.objects.filter(environment=environment, name__iexact=name).exclude(pk=getattr(client, "pk", None))
+    taken = others.values_list("name", flat=True).first()
+    if taken:
+        raise CredentialError(f"{environment.name} already has a client named “{taken}”")
+
+
 def _reason(reason: str, model, field: str) -> str:
     """The reason, trimmed, if its column can hold it; else CredentialError saying why."""
     reason = reason.strip()
@@ -74,6 +83,7 @@ def create_client(environment: Environment, name: str, scopes: list[str], *, act
     unknown = unknown_scopes(environment, scopes)
     if unknown:
         raise CredentialError(f"unknown scope(s) for {environment.slug}: {', '.join(unknown)}")
+    _refuse_taken_name(environment, name)
     try:
         with transaction.atomic():
             client = Client.objects.create(
@@ -98,6 +108,7 @@ def create_client(environment: Environment, name: str, scopes: list[str], *, act
 def rename_client(client: Client, name: str, *, actor: Actor = SYSTEM_ACTOR) -> None:
     """Give a client a new name (unique in its environment); its client_id and credentials do not change."""
     name = _name(name, Client, "client")
+    _refuse_taken_name(client.environment, name, client)
     old = client.name
     try:
         with audited(

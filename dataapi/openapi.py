@@ -14,42 +14,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from environments.json_schema import NO_NUL, field_schema
 from environments.models import Environment
-from portal.inputs import MAX_INTEGER, MIN_INTEGER
-
-# A string the server stores: any text without NUL, the one character PostgreSQL refuses.
-NO_NUL = "^[^\\x00]*$"
-
-_FORMATS = {"date": "date", "datetime": "date-time", "email": "email"}
-
-
-def field_schema(spec: dict) -> dict[str, Any]:
-    """The JSON Schema of one field of the published schema (see `environments.schema`)."""
-    kind = spec["type"]
-    schema: dict[str, Any]
-    if kind in ("string", "text"):
-        schema = {"type": "string", "pattern": NO_NUL}
-        if "max_length" in spec:
-            schema["maxLength"] = spec["max_length"]
-    elif kind == "integer":
-        schema = {
-            "type": "integer",
-            "format": "int64",
-            "minimum": spec.get("minimum", MIN_INTEGER),
-            "maximum": spec.get("maximum", MAX_INTEGER),
-        }
-    elif kind == "number":
-        schema = {"type": "number", "format": "double"}
-        schema.update({bound: spec[bound] for bound in ("minimum", "maximum") if bound in spec})
-    elif kind == "boolean":
-        schema = {"type": "boolean"}
-    elif kind == "choice":
-        schema = {"type": "string", "enum": list(spec["choices"])}
-    else:
-        schema = {"type": "string", "format": _FORMATS[kind]}
-    if spec.get("label"):
-        schema["title"] = spec["label"]
-    return schema
+from webhooks import event_schemas
 
 
 def environment_document(base: dict, environment: Environment, scopes: list[str]) -> dict[str, Any]:
@@ -106,6 +73,9 @@ def environment_document(base: dict, environment: Environment, scopes: list[str]
             f"{environment.slug} for the scopes of the token that asked for it.",
         },
         "paths": paths,
+        # The event catalog, per webhook and honouring each one's chosen fields.
+        "webhooks": event_schemas.openapi_webhooks(environment),
+        "jsonSchemaDialect": event_schemas.DIALECT,
         "components": {"schemas": schemas, "securitySchemes": copy.deepcopy(base["components"]["securitySchemes"])},
     }
 

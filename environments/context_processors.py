@@ -14,7 +14,8 @@ def portal(request):
         environments, getattr(request, "last_environment_id", None)
     )
     return {
-        "switchable_environments": environments,
+        # A switcher with one option switches nothing: shown only when there is somewhere else to go.
+        "switchable_environments": environments if len(environments) > 1 else [],
         "current_environment": current,
         "current_role": getattr(request, "role", None),
         "user_is_admin": is_admin(request.user),

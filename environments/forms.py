@@ -23,7 +23,17 @@ class EnvironmentForm(PortalForm):
 
 class DraftForm(PortalForm):
     schema = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 24, "spellcheck": "false", "class": "code"}),
+        # A plain textarea with a line-number gutter (static/js/schema_editor.js): no library to vendor, and it
+        # stays a textarea for screen readers, the keyboard and form posts.
+        widget=forms.Textarea(
+            attrs={
+                "rows": 24,
+                "spellcheck": "false",
+                "class": "code schema-editor",
+                "wrap": "off",
+                "data-line-numbers": "",
+            }
+        ),
         help_text='JSON: {"data_types": {"patients": {"fields": {...}}, "workers": {...}}}',
     )
     note = forms.CharField(max_length=200, required=False, help_text="What changed, for the version list.")
@@ -48,8 +58,9 @@ class PublishForm(PortalForm):
 
     accept_invalid_records = forms.BooleanField(
         required=False,
-        label="Publish anyway: the records counted above stay as they are and fail the new schema",
-        help_text="A PATCH can still change them one field at a time; fields it sends must fit the new schema.",
+        label="Publish anyway: integrators get the breaking changes named above",
+        help_text="Records left invalid stay as they are; a PATCH can still change them one field at a time, "
+        "and the fields it sends must fit the new schema.",
     )
 
     def __init__(self, *args, configuration: Configuration, confirming: bool = False, **kwargs):

@@ -79,6 +79,13 @@ def selectable_credentials(environment: Environment):
     return [credential for credential in candidates.select_related("client") if credential.state_at(now) == "active"]
 
 
+def _name_taken(environment: Environment, name: str, webhook: Webhook | None) -> str | None:
+    """The name of another webhook of the environment that `name` matches, ignoring case: "Lab receiver" and
+    "lab receiver" side by side would be told apart by nobody."""
+    others = Webhook.objects.filter(environment=environment, name__iexact=name).exclude(pk=getattr(webhook, "pk", None))
+    return others.values_list("name", flat=True).first()
+
+
 def _validate(environment: Environment, fields: WebhookFields, webhook: Webhook | None = None) -> list[Credential]:
     errors: dict[str, str] = {}
     fields.name = fields.name.strip()
@@ -86,8 +93,8 @@ def _validate(environment: Environment, fields: WebhookFields, webhook: Webhook 
         errors["name"] = "a webhook needs a name"
     elif len(fields.name) > 100:
         errors["name"] = "at most 100 characters"
-    elif Webhook.objects.filter(environment=environment, name=fields.name).exclude(pk=getattr(webhook, "pk", None)):
-        errors["name"] = f"{environment.name} already has a webhook named “{fields.name}”"
+    elif taken := _name_taken(environment, fields.name, webhook):
+        errors["name"] = f"{environment.name} already has a webhook named “{taken}”"
     fields.url = fields.url.strip()
     if len(fields.url) > 2000:
         errors["url"] = "at most 2000 characters"

@@ -35,6 +35,12 @@ class EventTypesWidget(forms.CheckboxSelectMultiple):
         return context
 
 
+class PayloadFieldsWidget(forms.CheckboxSelectMultiple):
+    """Per data type: "every field" first, its single fields folded away under it (few Tab stops)."""
+
+    template_name = "webhooks/widgets/payload_fields.html"
+
+
 class WebhookForm(PortalForm):
     name = forms.CharField(max_length=100)
     url = forms.CharField(
@@ -111,7 +117,7 @@ class WebhookForm(PortalForm):
         data_types = environment.schema.get("data_types", {})
         self.data_type_names = list(data_types)
         field = self.fields["payload_fields"]
-        field.widget = EventTypesWidget()
+        field.widget = PayloadFieldsWidget()
         field.choices = [
             (
                 spec.get("label", data_type),

@@ -1,11 +1,12 @@
 from django.urls import path
 
-from .views import erasure, history, jwks, portal, receiver_auth, reconciliation, recovery, rotation
+from .views import erasure, history, jwks, portal, promotion, receiver_auth, reconciliation, recovery, rotation
 
 urlpatterns = [
     path("e/<slug:slug>/webhooks/", portal.webhook_list, name="webhooks"),
     path("e/<slug:slug>/webhooks/jwks.json", jwks.webhook_jwks, name="webhook_jwks"),
     path("e/<slug:slug>/webhooks/new/", portal.webhook_new, name="webhook_new"),
+    path("e/<slug:slug>/webhooks/promote/", promotion.promote_integration, name="promote_integration"),
     path("e/<slug:slug>/webhooks/<id:webhook_id>/", portal.webhook_detail, name="webhook_detail"),
     path("e/<slug:slug>/webhooks/<id:webhook_id>/edit/", portal.webhook_edit, name="webhook_edit"),
     path("e/<slug:slug>/webhooks/<id:webhook_id>/secret/", portal.webhook_secret, name="webhook_secret"),

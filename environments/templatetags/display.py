@@ -35,6 +35,12 @@ def pretty_json(text: str) -> str:
         return text
 
 
+@register.filter
+def json_block(value) -> str:
+    """A JSON value (a schema) indented for reading."""
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
 # Longer texts (a 2,000-character URL in an audit event) show cut to their first CUT_TO characters, whole on demand.
 LONG_TEXT = 160
 CUT_TO = 100

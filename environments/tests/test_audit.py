@@ -144,3 +144,16 @@ def test_the_csv_export_neutralises_every_formula_start(client, start):
     rows = list(csv.DictReader(io.StringIO(content)))
     label = next(row["target"] for row in rows if row["action"] == "user.created")
     assert label == f'\'{start}HYPERLINK("http://x")'
+
+
+def test_the_ip_column_shows_where_an_api_client_called_from(client):
+    from credentials.oauth import issue_token
+    from credentials.tests.factories import make_client, make_credential
+
+    env = make_environment("clinic")
+    api_client = make_client(env, scopes=["patients:read"])
+    credential, _ = make_credential(api_client)
+    issue_token(api_client, credential, None, ip="203.0.113.9")
+    client.force_login(make_user("root", admin=True))
+    page = client.get("/audit/?action=token.issued").content.decode()
+    assert "<td>203.0.113.9</td>" in page

@@ -25,8 +25,8 @@ def test_a_user_sees_only_the_environments_granted_to_them(client):
     client.force_login(user)
 
     page = client.get("/e/clinic/").content.decode()
-    assert 'value="clinic"' in page
-    assert 'value="lab"' not in page
+    assert '<p class="nav-heading">Clinic</p>' in page
+    assert 'value="lab"' not in page and "/e/lab/" not in page
     for section in SECTIONS:
         assert client.get(f"/e/clinic/{section}").status_code == 200
         assert client.get(f"/e/{lab.slug}/{section}").status_code == 404

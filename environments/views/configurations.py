@@ -1,5 +1,7 @@
 """Configurations (Admins): versions, drafts, publishing; and creating environments."""
 
+import re
+
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 
@@ -13,7 +15,11 @@ from ..configurations import (
 )
 from ..forms import ConfigurationForm, DraftForm, EnvironmentForm, PublishForm
 from ..models import Configuration, ConfigurationVersion
+from ..publish_impact import records_left_invalid
+from ..publish_preview import breaking_for, preview_publish
 from ..schema import SchemaInvalid, publish_problems
+from ..schema_diff import with_record_counts
+from ..schema_lines import located_problems
 from .decorators import admin_page
 
 
@@ -85,25 +91,26 @@ def version_detail(request, slug, number):
         ConfigurationVersion.objects.select_related("configuration"), configuration__slug=slug, number=number
     )
     configuration = version.configuration
+    action = request.POST.get("action")
     draft_form = None
     if version.is_draft:
         draft_form = DraftForm(
-            request.POST if request.POST.get("action") == "save" else None,
+            request.POST if action in ("save", "check") else None,
             initial={"schema": DraftForm.initial_text(version.schema), "note": version.note},
         )
-    publishing = request.POST.get("action") == "publish"
+    publishing = action == "publish"
     publish_form = PublishForm(
         request.POST if publishing else None,
         configuration=configuration,
         confirming="accept_invalid_records" in request.POST,
     )
-    impact = None
+    impact, breaking = None, []
     if request.method == "POST":
-        if request.POST.get("action") == "save" and draft_form is not None and draft_form.is_valid():
+        if action == "save" and draft_form is not None and draft_form.is_valid():
             if _saved(request, version, draft_form):
                 return redirect("version_detail", slug=slug, number=number)
         elif publishing and publish_form.is_valid():
-            published, publish_form, impact = _published(request, version, publish_form)
+            published, publish_form, impact, breaking = _published(request, version, publish_form)
             if published:
                 return redirect("version_detail", slug=slug, number=number)
     return render(
@@ -115,12 +122,40 @@ def version_detail(request, slug, number):
             "draft_form": draft_form,
             "publish_form": publish_form,
             "impact": impact,
-            "publish_problems": publish_problems(version.schema) if version.is_draft else [],
-            "schema_text": DraftForm.initial_text(version.schema),
+            "breaking": breaking,
+            "preview": preview_publish(version, configuration.environments.select_related("published_version")),
+            **_editor_context(version, draft_form, checking=action == "check"),
             "running_on": version.environments.all(),
             "section": "configurations",
         },
     )
+
+
+def _editor_context(version, draft_form, *, checking: bool) -> dict:
+    """The schema's text and every problem at its line: of the text just checked (nothing saved), or of the
+    saved draft. `checked` says a check was asked for, so the page can say it found nothing."""
+    saved_text = DraftForm.initial_text(version.schema)
+    located = []
+    if checking and draft_form is not None and draft_form.is_valid():
+        located = located_problems(draft_form.data["schema"], draft_form.cleaned_data["schema"])
+    elif version.is_draft and not (draft_form is not None and draft_form.is_bound):
+        located = located_problems(saved_text, version.schema)
+    lines = sorted({each.line for each in located} | set(_syntax_error_lines(draft_form)))
+    return {
+        "schema_text": saved_text,
+        "publish_problems": located,
+        "problem_lines": ",".join(map(str, lines)),
+        "checked": checking and draft_form is not None and draft_form.is_valid(),
+    }
+
+
+def _syntax_error_lines(draft_form) -> list[int]:
+    """The line a JSON syntax error is at, from its message (`... at line 3, column 5`)."""
+    if draft_form is None or not draft_form.is_bound:
+        return []
+    return [
+        int(found) for error in draft_form.errors.get("schema", []) for found in re.findall(r"at line (\d+)", error)
+    ]
 
 
 def _saved(request, version, draft_form) -> bool:
@@ -142,27 +177,30 @@ def _saved(request, version, draft_form) -> bool:
 
 def _published(request, version, publish_form):
     """Publish the version to the chosen environments. Returns whether it was published, the form to show
-    (asking for confirmation when records would be left invalid) and that impact, if any."""
+    (asking for confirmation when a change breaks integrators or leaves records invalid), and, when
+    asking, the records left invalid and the breaking changes to name."""
+    environments = publish_form.cleaned_data["environments"]
+    confirmed = publish_form.cleaned_data.get("accept_invalid_records", False)
+    breaking = breaking_for(version, environments)
+    if breaking and not confirmed and not publish_problems(version.schema):
+        confirm = PublishForm(request.POST, configuration=version.configuration, confirming=True)
+        impact = records_left_invalid(version.schema, environments)
+        return False, confirm, impact, with_record_counts(breaking, impact)
     try:
-        publish_version(
-            version,
-            publish_form.cleaned_data["environments"],
-            accept_invalid_records=publish_form.cleaned_data.get("accept_invalid_records", False),
-            actor=request.actor,
-        )
+        publish_version(version, environments, accept_invalid_records=confirmed, actor=request.actor)
     except RecordsLeftInvalid as error:
         confirm = PublishForm(request.POST, configuration=version.configuration, confirming=True)
-        return False, confirm, error.impact
+        return False, confirm, error.impact, with_record_counts(breaking, error.impact)
     except SchemaInvalid as error:
         for problem in error.problems:
             publish_form.add_error(None, f"Cannot publish: {problem}")
-        return False, publish_form, None
+        return False, publish_form, None, []
     except ConfigurationError as error:
         publish_form.add_error(None, f"Cannot publish: {error}")
-        return False, publish_form, None
-    names = ", ".join(e.name for e in publish_form.cleaned_data["environments"])
+        return False, publish_form, None, []
+    names = ", ".join(e.name for e in environments)
     messages.success(request, f"Version {version.number} published to {names}.")
-    return True, publish_form, None
+    return True, publish_form, None, []
 
 
 def _report_saved(request, version) -> None:

@@ -4,7 +4,8 @@ from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import urlencode
+from django.utils.html import format_html
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
 from environments.views.decorators import environment_page
@@ -165,6 +166,19 @@ def delivery_resend(request, environment, delivery_id):
         messages.error(request, sentence(error))
         return redirect("delivery_detail", environment.slug, delivery.pk)
     page = reverse("delivery_detail", args=[environment.slug, delivery.pk])
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        # Sent from the history list: stay on it, with a link to where the result will show.
+        messages.success(
+            request,
+            format_html(
+                'Re-send of {} asked for. <a href="{}?{}">Watch its result</a>.',
+                delivery.message_id,
+                page,
+                urlencode({"resend": send.pk}),
+            ),
+        )
+        return redirect(back)
     return redirect(f"{page}?{urlencode({'resend': send.pk})}")
 
 

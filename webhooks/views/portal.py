@@ -19,7 +19,7 @@ from environments.views.decorators import environment_page
 from environments.workers import silence
 from portal.converters import row_id
 
-from .. import bulk, lines, manual, manual_sends, numbering, self_test, verification
+from .. import bulk, event_schemas, lines, manual, manual_sends, numbering, self_test, verification
 from ..bulk_outcomes import Outcomes, covered
 from ..configure import (
     WebhookError,
@@ -35,7 +35,6 @@ from ..configure import (
     update_webhook,
 )
 from ..delivery import bodies
-from ..examples import example_payload
 from ..forms import BulkResendForm, ResumeForm, RotateSecretForm, WebhookForm, initial_of
 from ..health import health as health_of
 from ..health import last_failure
@@ -81,8 +80,12 @@ def webhook_list(request, environment):
             "columns": COLUMNS,
             "condition": condition if condition in CONDITIONS else "",
             "condition_counts": [(name, counts[name]) for name in CONDITIONS],
+            # With none at all, a search box and state filters only stand in the way of the first one.
+            "has_webhooks": environment.webhooks.exists(),
             "extra_query": f"&state={condition}" if condition in CONDITIONS else "",
-            "examples": [(name, example_payload(environment, name)) for name in environment.event_types],
+            # The event catalog: each event type's example beside the JSON Schema of its body.
+            "examples": [(e.event_type, e.example, e.schema) for e in event_schemas.catalog(environment)],
+            "catalog_version": event_schemas.catalog_version(environment),
         },
     )
 
@@ -175,7 +178,10 @@ def _detail_page(request, webhook):
             "verification": verification,
             "test_types": manual.test_types(webhook),
             # Built by the code that builds real bodies, with this webhook's format and chosen fields.
-            "example_payloads": [(name, bodies.preview(webhook, name)) for name in webhook.event_types],
+            "example_payloads": [
+                (name, bodies.preview(webhook, name), event_schemas.event_schema(webhook.environment, name, webhook))
+                for name in webhook.event_types
+            ],
             "last_failure": failure,
             "sending_policy": lines.sending_policy(webhook),
             # A receiver's 429 Retry-After: slowed down, which is not failing.
