@@ -131,13 +131,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    # Which second factor verified the session (django-otp), then the gate: ended, idle and too-old sessions
-    # are refused, and a person must pass (or enrol) their second factor before any other page.
-    "django_otp.middleware.OTPMiddleware",
-    "people.gate.SessionGateMiddleware",
     "environments.preferences.PreferenceMiddleware",
     "integration_tools.request_guard.RequestGuardMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Which second factor verified the session (django-otp), then the gate (after messages: it says why it
+    # signs out): ended, idle and too-old sessions are refused, and a person must pass (or enrol) their second
+    # factor before any other page.
+    "django_otp.middleware.OTPMiddleware",
+    "people.gate.SessionGateMiddleware",
     "environments.views.errors.PortalNotFoundMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",

@@ -131,6 +131,19 @@ def verify_second_factor(request: HttpRequest, code: str) -> Device | None:
     return None
 
 
+def second_factor_wait(user: User) -> int:
+    """Seconds until the person's factors take a code again after wrong ones (django-otp doubles the wait
+    with each wrong code); 0 when they take one now."""
+    from django.utils import timezone
+
+    waits = [0]
+    for device in [*TotpFactor.objects.filter(user=user), *RecoveryCodes.objects.filter(user=user)]:
+        allowed, data = device.verify_is_allowed()
+        if not allowed and data and data.get("locked_until"):
+            waits.append(int((data["locked_until"] - timezone.now()).total_seconds()) + 1)
+    return max(waits)
+
+
 def _replace_recovery_codes(user: User) -> list[str]:
     RecoveryCodes.objects.filter(user=user).delete()
     device = RecoveryCodes.objects.create(user=user, name="Recovery codes")

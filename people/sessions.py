@@ -39,6 +39,12 @@ def open_session(sender, request: HttpRequest, user: User, **kwargs) -> None:
     )
 
 
+def rekey(old_key: str | None, new_key: str | None) -> None:
+    """The same browser's session under the new key Django gave it (a password change cycles the key)."""
+    if old_key and new_key and old_key != new_key:
+        OpenSession.objects.filter(session_key=old_key).update(session_key=new_key)
+
+
 def end_session(user: User, session_key: str) -> bool:
     """End one of `user`'s sessions (from any browser); False when it is not theirs or already over."""
     ended = OpenSession.objects.filter(user=user, session_key=session_key).delete()[0] > 0

@@ -86,7 +86,9 @@ class PasswordChange(auth_views.PasswordChangeView):
     extra_context = {"title": "Change your password", "section": "account"}
 
     def form_valid(self, form):
-        response = super().form_valid(form)
+        old_key = self.request.session.session_key
+        response = super().form_valid(form)  # gives this session a new key (update_session_auth_hash)
+        sessions.rekey(old_key, self.request.session.session_key)
         ended = sessions.end_all_sessions(self.request.user, keep=self.request.session.session_key)
         record_audit(
             Actor.from_request(self.request),

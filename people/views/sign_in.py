@@ -12,7 +12,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from portal.actor import Actor
 
 from .. import sign_in
-from ..factors import verify_second_factor
+from ..factors import second_factor_wait, verify_second_factor
 
 
 class PortalLoginView(auth_views.LoginView):
@@ -62,6 +62,13 @@ def verify(request):
                 )
             return redirect(target)
         sign_in.summarise_failure(actor, "sign_in.second_factor_failed", request.user.get_username(), "failures")
-        messages.error(request, "That code did not work. Enter the code your app shows now, or a recovery code.")
+        wait = second_factor_wait(request.user)
+        messages.error(
+            request,
+            f"That code did not work. Wait {wait} second{'s' if wait != 1 else ''}, then enter the code your app "
+            "shows now, or a recovery code."
+            if wait
+            else "That code did not work. Enter the code your app shows now, or a recovery code.",
+        )
         return redirect(f"{request.path}?{request.GET.urlencode()}")
     return render(request, "people/verify.html", {"title": "Second step", "next": target})
