@@ -67,9 +67,11 @@ def person(request, user_id: int):
     person = get_object_or_404(get_user_model(), pk=user_id)
     if request.method == "POST":
         try:
-            _change(request.actor, person, request.POST)
+            done = _change(request.actor, person, request.POST)
         except ValueError as error:
             messages.error(request, f"Nothing was changed: {error}")
+        else:
+            messages.success(request, done)
         return redirect("person", user_id=person.pk)
     grants = {grant.environment_id: grant.role for grant in Grant.objects.filter(user=person)}
     return render(
@@ -86,24 +88,30 @@ def person(request, user_id: int):
     )
 
 
-def _change(actor: Actor, person, form) -> None:
-    action = form.get("action", "")
+def _change(actor: Actor, person, form) -> str:
+    """Carry out the button pressed on a person's page; the sentence that says what was done."""
+    action, name = form.get("action", ""), person.get_username()
     if action == "deactivate":
         directory.deactivate(actor, person)
-    elif action == "reactivate":
+        return f"{name} is deactivated and signed out everywhere."
+    if action == "reactivate":
         directory.reactivate(actor, person)
-    elif action == "reset_factors":
+        return f"{name} is active again."
+    if action == "reset_factors":
         factors.reset_factors(actor, person)
-    elif action == "make_admin":
+        return f"{name}'s second factor is reset: they set up a new one at their next sign-in."
+    if action == "make_admin":
         directory.grant_role(actor, person, ADMIN)
-    elif action == "remove_admin":
+        return f"{name} is an Admin."
+    if action == "remove_admin":
         directory.revoke_role(actor, person)
-    elif action == "set_role":
+        return f"{name} is no longer an Admin."
+    if action == "set_role":
         environment = get_object_or_404(Environment, slug=form.get("environment", ""))
         role = form.get("role", "")
         if role:
             directory.grant_role(actor, person, role, environment)
-        else:
-            directory.revoke_role(actor, person, environment)
-    else:
-        raise ValueError("Unknown action.")
+            return f"{name} is {ROLE_LABELS[role]} in {environment.name}."
+        directory.revoke_role(actor, person, environment)
+        return f"{name} has no access to {environment.name}."
+    raise ValueError("Unknown action.")
