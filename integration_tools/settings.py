@@ -270,6 +270,9 @@ LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=9
 LOGIN_MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS = env.int("LOGIN_MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS", default=5)
 LOGIN_MAX_FAILURES_PER_IP = env.int("LOGIN_MAX_FAILURES_PER_IP", default=30)
 LOGIN_MAX_FAILURES_PER_ACCOUNT = env.int("LOGIN_MAX_FAILURES_PER_ACCOUNT", default=20)
+# Viewers see delivery payloads and response bodies (each view audited, people/patient_data.py); off shows
+# them metadata only (ids, times, status codes, event types).
+VIEWERS_SEE_PAYLOADS = env.bool("VIEWERS_SEE_PAYLOADS", default=True)
 # How long an invitation's link works.
 INVITATION_VALID_HOURS = env.int("INVITATION_VALID_HOURS", default=72)
 LOGIN_REDIRECT_URL = "home"

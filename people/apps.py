@@ -6,4 +6,6 @@ class PeopleConfig(AppConfig):
     verbose_name = "People and sign-in"
 
     def ready(self):
-        from . import checks  # noqa: F401 - registers the deploy check on MFA_REQUIRED
+        # The deploy check on MFA_REQUIRED, and the receiver that records each sign-in's session (user_logged_in),
+        # connected before anything signs in (a test client's force_login, too).
+        from . import checks, sessions  # noqa: F401

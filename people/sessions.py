@@ -26,9 +26,12 @@ SEEN_EVERY = datetime.timedelta(seconds=30)
 
 @receiver(user_logged_in)
 def open_session(sender, request: HttpRequest, user: User, **kwargs) -> None:
-    """Record the browser that just signed in (login has already given the session its new key)."""
-    if request is None or not request.session.session_key:
+    """Record the browser that just signed in."""
+    if request is None:
         return
+    if not request.session.session_key:
+        # Signing in over another person's session flushes it: the new session has no key until saved.
+        request.session.save()
     OpenSession.objects.update_or_create(
         session_key=request.session.session_key,
         defaults={
