@@ -7,6 +7,7 @@ import dataclasses
 import datetime
 import hashlib
 import secrets
+from typing import TYPE_CHECKING, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -25,6 +26,9 @@ from portal.inputs import username_problem
 from .directory import create_person, grant_role
 from .models import Invitation
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 def invite(
     actor: Actor, *, email: str, username: str, role: str, environment: Environment | None, base_url: str
@@ -40,7 +44,7 @@ def invite(
             username=username,
             token_hash=_hash(token),
             roles={"role": role, "environment": environment.slug if environment else None},
-            invited_by=actor.user,
+            invited_by=cast("User | None", actor.user),
             expires_at=timezone.now() + datetime.timedelta(hours=hours),
         )
         record_audit(

@@ -9,7 +9,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.contrib.auth.signals import user_logged_in
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.dispatch import receiver
 from django.http import HttpRequest
 
@@ -40,6 +40,13 @@ def open_session(sender, request: HttpRequest, user: User, **kwargs) -> None:
             "user_agent": request.META.get("HTTP_USER_AGENT", "")[:512],
         },
     )
+
+
+@receiver(user_logged_out)
+def close_session(sender, request: HttpRequest, user, **kwargs) -> None:
+    """Signing out removes the browser from its person's list."""
+    if request is not None and request.session.session_key:
+        OpenSession.objects.filter(session_key=request.session.session_key).delete()
 
 
 def rekey(old_key: str | None, new_key: str | None) -> None:

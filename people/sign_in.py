@@ -19,17 +19,20 @@ the 1st, 10th, 100th... failure of an account from an address in a window, so gu
 from __future__ import annotations
 
 import datetime
-import math
+from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db import transaction
 from django.utils import timezone
 
 from environments.audit import record_audit
 from portal.actor import Actor
+from portal.throttling import hold_keys, wait_after
 
 from .models import FailureTally, SignInAttempt
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 _LOCK_NAMESPACE = 4713  # advisory locks: webhooks use 4711, the token endpoint 4712
 
@@ -41,11 +44,7 @@ def normalised(username: str) -> str:
 def hold(username: str, ip: str | None) -> None:
     """Lock the address, then the account, until the transaction ends, so the limits are exact under
     concurrency (the fifth failure is the last let through, never the sixth)."""
-    if connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        for key in (f"ip:{ip}", f"account:{username}"):
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_LOCK_NAMESPACE, key])
+    hold_keys(_LOCK_NAMESPACE, (f"ip:{ip}", f"account:{username}"))
 
 
 def throttle_delay(username: str, ip: str | None) -> int:
@@ -60,19 +59,11 @@ def throttle_delay(username: str, ip: str | None) -> int:
     ]
     if from_here.exists():
         limits.append((failures.filter(username=username), settings.LOGIN_MAX_FAILURES_PER_ACCOUNT))
-    return max(_delay(counted, limit, window, now) for counted, limit in limits)
+    return max(wait_after(counted, limit, window, now) for counted, limit in limits)
 
 
-def _delay(failures: QuerySet[SignInAttempt], limit: int, window: datetime.timedelta, now: datetime.datetime) -> int:
-    recent = list(failures.order_by("-at").values_list("at", flat=True)[:limit])
-    if len(recent) < limit:
-        return 0
-    return max(1, math.ceil((recent[-1] + window - now).total_seconds()))
-
-
-def record_success(actor: Actor) -> None:
-    """A person signed in with their password: one attempt row and one audit event."""
-    user = actor.user
+def record_success(actor: Actor, user: User) -> None:
+    """`user` signed in with their password (`actor`: them, from where): one attempt row and one audit event."""
     SignInAttempt.objects.create(
         username=normalised(user.get_username()),
         user=user,

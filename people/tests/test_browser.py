@@ -45,6 +45,12 @@ def second_step(page, code: str) -> None:
     page.get_by_role("button", name="Continue").click()
 
 
+def found(pattern: str, text: str, group: int = 0) -> str:
+    match = re.search(pattern, text)
+    assert match, f"{pattern} not in {text[:500]}"
+    return match.group(group)
+
+
 def fits(page, width: int) -> bool:
     return page.evaluate("document.documentElement.scrollWidth") <= width
 
@@ -68,7 +74,7 @@ def test_invite_accept_enrol_sign_in_with_each_factor_and_an_admin_resets_them(
     invite.get_by_label("Environment").select_option(label="Clinic")
     invite.get_by_role("button", name="Send invitation").click()
     admin.get_by_text("Invitation sent to dana@example.org").wait_for()
-    link = re.search(r"http://\S+/invitations/\S+/", mailoutbox[-1].body).group(0)
+    link = found(r"http://\S+/invitations/\S+/", mailoutbox[-1].body)
 
     # Dana, on a phone-sized screen, chooses a password: Django's validators speak first.
     dana = browser_page(390)
@@ -141,7 +147,7 @@ def test_password_reset_by_email_and_a_deactivated_persons_session_refused(brows
     eve.get_by_label("Email").fill("eve@example.org")
     eve.get_by_role("button", name="Send the link").click()
     eve.get_by_text("Check your e-mail").wait_for()
-    link = re.search(r"http://\S+/password-reset/\S+/", mailoutbox[-1].body).group(0)
+    link = found(r"http://\S+/password-reset/\S+/", mailoutbox[-1].body)
     eve.goto(link)
     eve.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
     eve.get_by_label("New password confirmation").fill(NEW_PASSWORD)
@@ -172,7 +178,7 @@ def test_fifty_wrong_passwords_from_one_address_do_not_stop_the_real_person_from
     statuses = []
     for _ in range(50):
         form = attacker.get(f"{live_server.url}/login/", headers={"X-Forwarded-For": "203.0.113.9"}).text
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
+        token = found(r'name="csrfmiddlewaretoken" value="([^"]+)"', form, group=1)
         answer = attacker.post(
             f"{live_server.url}/login/",
             data={"csrfmiddlewaretoken": token, "username": "ana", "password": "guess"},

@@ -3,6 +3,7 @@
 import datetime
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
@@ -44,30 +45,27 @@ def test_an_invitation_names_what_is_wrong_and_invites_nobody(client):
     assert not Invitation.objects.exists()
 
 
-def test_an_invitation_link_works_once_and_not_after_it_expires(client, mailoutbox):
-    root = make_user("root", admin=True)
+def invited(username: str, mailoutbox) -> str:
+    """Invite `username` as an Admin (by Admin root); the path of the link their e-mail carries."""
+    inviter = get_user_model().objects.filter(username="root").first() or make_user("root", admin=True)
     invite(
-        Actor.for_user(root),
-        email="dana@example.org",
-        username="dana",
+        Actor.for_user(inviter),
+        email=f"{username}@example.org",
+        username=username,
         role="admin",
         environment=None,
         base_url="http://portal.example.org",
     )
-    link = mailoutbox[-1].body.split("http://portal.example.org")[1].split()[0]
+    return mailoutbox[-1].body.split("http://portal.example.org")[1].split()[0]
+
+
+def test_an_invitation_link_works_once_and_not_after_it_expires(client, mailoutbox):
+    link = invited("dana", mailoutbox)
     good = "a-long-enough-passphrase-7"
     assert client.post(link, {"password": good, "password_again": good}).status_code == 302
     assert client.get(link).status_code == 404
-    invite(
-        Actor.for_user(root),
-        email="eli@example.org",
-        username="eli",
-        role="admin",
-        environment=None,
-        base_url="http://portal.example.org",
-    )
+    late = invited("eli", mailoutbox)
     Invitation.objects.filter(username="eli").update(expires_at=timezone.now() - datetime.timedelta(seconds=1))
-    late = mailoutbox[-1].body.split("http://portal.example.org")[1].split()[0]
     assert "has been used already or has expired" in client.get(late).content.decode()
     assert AuditEvent.objects.filter(action="user.invited").count() == 2
 

@@ -40,6 +40,8 @@ def test_sign_out_everywhere_else_keeps_this_browser(client_class):
     browsers[0].post(reverse("security"), {"action": "end_others"})
     assert browsers[0].get(reverse("home")).status_code == 200
     assert all(b.get(reverse("home")).url.startswith("/login/") for b in browsers[1:])
+    browsers[0].post(reverse("logout"))
+    assert not OpenSession.objects.exists()
 
 
 def test_an_idle_session_is_signed_out_with_the_reason(client_class, settings):

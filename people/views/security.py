@@ -89,11 +89,12 @@ class PasswordChange(auth_views.PasswordChangeView):
         old_key = self.request.session.session_key
         response = super().form_valid(form)  # gives this session a new key (update_session_auth_hash)
         sessions.rekey(old_key, self.request.session.session_key)
-        ended = sessions.end_all_sessions(self.request.user, keep=self.request.session.session_key)
+        user = form.user  # the signed-in person whose password changed
+        ended = sessions.end_all_sessions(user, keep=self.request.session.session_key)
         record_audit(
             Actor.from_request(self.request),
             "user.password_changed",
-            target=self.request.user,
+            target=user,
             details={"sessions_ended": ended},
         )
         messages.success(self.request, "Your password is changed; every other session was signed out.")

@@ -32,7 +32,7 @@ class PortalLoginView(auth_views.LoginView):
                 form = self.get_form()
                 if form.is_valid():
                     response = self.form_valid(form)
-                    sign_in.record_success(Actor.from_request(request))
+                    sign_in.record_success(Actor.from_request(request), form.get_user())
                     return response
                 sign_in.record_failure(username, actor)
                 return self.form_invalid(form)

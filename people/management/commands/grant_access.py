@@ -42,7 +42,7 @@ class Command(PortalCommand):
                 except ValueError as error:
                     raise CommandError(str(error)[0].lower() + str(error)[1:].rstrip(".")) from None
             grant_role(self.actor, user, role, env)
-        where = "all environments" if role == ADMIN else env.slug
+        where = env.slug if env is not None else "all environments"
         text = f"{username} is {ROLE_LABELS[role]} in {where}."
         if password:
             text += f"\nCreated {username} with password: {password}  (shown once)"
