@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from environments.audit import record_audit
+from portal import throttling
 from portal.actor import Actor
 
 from . import secrets, throttle
@@ -191,8 +192,14 @@ def _record_failure(
 ) -> None:
     environment = client.environment if client else None
     with transaction.atomic():
-        AuthFailure.objects.create(client_id=client_id[:64], ip=ip, reason=reason, environment=environment)
-        details = {"client_id": client_id[:64], "reason": reason, "ip": ip}
+        failure = AuthFailure.objects.create(client_id=client_id[:64], ip=ip, reason=reason, environment=environment)
+        # Summarised: the raw failures stay in AuthFailure (the throttle and the Overview count them); the
+        # audit trail gets the 1st, 10th, 100th... of a window per client_id, address and reason, with the count.
+        start = throttling.window_start(failure.at, settings.OAUTH_FAILURE_WINDOW_SECONDS)
+        so_far = AuthFailure.objects.filter(client_id=client_id[:64], ip=ip, reason=reason, at__gte=start).count()
+        if not throttling.worth_an_audit_row(so_far):
+            return
+        details = {"client_id": client_id[:64], "reason": reason, "ip": ip, "in_window_so_far": so_far}
         if credential is not None:
             details["credential"] = credential.name
         actor = _client_actor(client, ip) if client else Actor.for_client(f"unknown client {client_id[:64]!r}", ip=ip)

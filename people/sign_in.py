@@ -26,6 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from environments.audit import record_audit
+from portal import throttling
 from portal.actor import Actor
 from portal.throttling import hold_keys, wait_after
 
@@ -89,14 +90,14 @@ def summarise_failure(actor: Actor, action: str, label: str, counter: str) -> in
     """Count one more failure for (`action`, `label`, address) in the current window; the audit trail gets a
     row at the 1st, 10th, 100th... of the window, so a flood of failures writes a handful of rows.
     Returns the count so far."""
-    window_start = _window_start(timezone.now())
+    window_start = throttling.window_start(timezone.now(), settings.LOGIN_FAILURE_WINDOW_SECONDS)
     with transaction.atomic():
         tally, _ = FailureTally.objects.select_for_update().get_or_create(
             action=action, label=label[:255], ip=actor.ip, window_start=window_start
         )
         tally.count += 1
         tally.save(update_fields=["count"])
-        if _is_power_of_ten(tally.count):
+        if throttling.worth_an_audit_row(tally.count):
             record_audit(
                 actor,
                 action,
@@ -104,17 +105,6 @@ def summarise_failure(actor: Actor, action: str, label: str, counter: str) -> in
                 details={counter: 1, "in_window_so_far": tally.count, "window_started": window_start.isoformat()},
             )
     return tally.count
-
-
-def _is_power_of_ten(n: int) -> bool:
-    while n % 10 == 0 and n > 1:
-        n //= 10
-    return n == 1
-
-
-def _window_start(now: datetime.datetime) -> datetime.datetime:
-    seconds = settings.LOGIN_FAILURE_WINDOW_SECONDS
-    return datetime.datetime.fromtimestamp(now.timestamp() // seconds * seconds, tz=datetime.UTC)
 
 
 def recent_sign_ins(user, limit: int = 20) -> list[SignInAttempt]:

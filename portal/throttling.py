@@ -31,3 +31,17 @@ def wait_after(failures: QuerySet, limit: int, window: datetime.timedelta, now: 
         return 0
     # Allowed again once the oldest of the last `limit` failures leaves the window.
     return max(1, math.ceil((recent[-1] + window - now).total_seconds()))
+
+
+def window_start(now: datetime.datetime, seconds: int) -> datetime.datetime:
+    """The start of the fixed window of `seconds` (aligned to the epoch) that holds `now`."""
+    return datetime.datetime.fromtimestamp(now.timestamp() // seconds * seconds, tz=datetime.UTC)
+
+
+def worth_an_audit_row(count: int) -> bool:
+    """Whether the `count`th repeated failure of a window gets its own audit row: the 1st, 10th, 100th...
+
+    So a flood of failures writes a handful of rows (each with the count so far), never one each."""
+    while count % 10 == 0 and count > 1:
+        count //= 10
+    return count == 1
