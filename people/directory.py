@@ -15,7 +15,7 @@ from environments.models import Environment, Grant
 from portal.actor import Actor
 from portal.inputs import username_problem
 
-from .factors import has_second_factor
+from .models import TotpFactor
 from .sessions import end_all_sessions
 
 if TYPE_CHECKING:
@@ -103,11 +103,12 @@ def people_visible_to(viewer: User) -> list[PersonRow]:
     roles: dict[int, list[tuple[str, str]]] = {}
     for grant in grants:
         roles.setdefault(grant.user_id, []).append((grant.environment.name, grant.get_role_display()))
+    enrolled = set(TotpFactor.objects.filter(confirmed=True).values_list("user_id", flat=True))
     return [
         PersonRow(
             user=person,
             roles=([("All environments", "Admin")] if person.is_superuser else []) + roles.get(person.pk, []),
-            has_mfa=has_second_factor(person),
+            has_mfa=person.pk in enrolled,
         )
         for person in people
     ]

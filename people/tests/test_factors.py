@@ -2,6 +2,7 @@
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
 from django.urls import reverse
 
@@ -91,3 +92,14 @@ def test_check_deploy_warns_when_mfa_is_off(settings, capsys):
     settings.MFA_REQUIRED = "admins"
     assert mfa_required() == []
     call_command("check", "--deploy", "--tag", "security", "--fail-level", "CRITICAL")
+
+
+def test_reset_factors_by_command_for_an_admin_locked_out_of_the_portal(capsys):
+    root = make_user("root", admin=True)
+    enrol(root)
+    call_command("reset_factors", "root")
+    assert "root's second factors are removed" in capsys.readouterr().out
+    assert not TotpFactor.objects.filter(user=root).exists()
+    assert AuditEvent.objects.get(action="user.mfa_reset").actor_label == "manage.py reset_factors"
+    with pytest.raises(CommandError, match='no user "nobody"'):
+        call_command("reset_factors", "nobody")
