@@ -119,6 +119,10 @@ def test_invite_accept_enrol_sign_in_with_each_factor_and_an_admin_resets_them(
     row.get_by_role("link", name="dana").click()
     admin.get_by_role("button", name="Reset second factor").click()
     admin.get_by_text("dana's second factor is reset").wait_for()
+    admin.set_viewport_size({"width": 390, "height": 900})
+    assert fits(admin, 390), "the person page at 390 px"
+    admin.goto("/people/")
+    assert fits(admin, 390), "the People page at 390 px"
     dana.goto("/account/")
     dana.wait_for_url("**/login/**")
     sign_in(dana, "dana", NEW_PASSWORD)
