@@ -6,6 +6,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.urls import reverse
 
+from conftest import manage_py
 from environments.models import AuditEvent
 from environments.tests.factories import PASSWORD, make_user
 from people.factors import reset_factors
@@ -103,3 +104,11 @@ def test_reset_factors_by_command_for_an_admin_locked_out_of_the_portal(capsys):
     assert AuditEvent.objects.get(action="user.mfa_reset").actor_label == "manage.py reset_factors"
     with pytest.raises(CommandError, match='no user "nobody"'):
         call_command("reset_factors", "nobody")
+
+
+def test_a_misspelt_mfa_setting_stops_start_up_with_one_line():
+    result = manage_py("check", MFA_REQUIRED="admin")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Integration Tools cannot start: MFA_REQUIRED must be admins, everyone or off, not 'admin'"
+    ]
