@@ -64,7 +64,11 @@ def authenticate_client(client_id: str, client_secret: str, *, ip: str | None) -
 def _authenticate(client_id: str, client_secret: str, ip: str | None) -> tuple[Client, Credential] | OAuthError:
     retry_after = throttle.throttle_delay(client_id, ip)
     client = Client.objects.select_related("environment").filter(client_id=client_id).first()
-    if retry_after:
+    # An address this client obtained a token from lately keeps its allowance: its secret is still checked
+    # (one SHA-256 compare), so the real client behind a shared address is never refused while someone
+    # there guesses. Guessing a 256-bit secret gains nothing from it; only wrong secrets get 429.
+    allowance = bool(retry_after) and _recently_succeeded(client, ip)
+    if retry_after and not allowance:
         # Attach the client when it exists, so its environment's health view counts the throttling.
         _record_failure(client_id, ip, AuthFailure.Reason.THROTTLED, client)
         return OAuthError(
@@ -82,6 +86,11 @@ def _authenticate(client_id: str, client_secret: str, ip: str | None) -> tuple[C
     for candidate in client.credentials.all():
         if secrets.matches(client_secret, candidate.secret_digest):
             credential = candidate
+    if credential is None and allowance:
+        _record_failure(client_id, ip, AuthFailure.Reason.THROTTLED, client)
+        return OAuthError(
+            "slow_down", "too many failed authentications; try again later", status=429, retry_after=retry_after
+        )
     if credential is None:
         return _fail(client_id, ip, AuthFailure.Reason.BAD_SECRET, client)
     if client.disabled_at is not None:
@@ -89,6 +98,14 @@ def _authenticate(client_id: str, client_secret: str, ip: str | None) -> tuple[C
     if credential.state_at(now) != Credential.State.ACTIVE:
         return _fail(client_id, ip, AuthFailure.Reason.INACTIVE_CREDENTIAL, client, credential=credential)
     return client, credential
+
+
+def _recently_succeeded(client: Client | None, ip: str | None) -> bool:
+    """Whether `client` obtained a token from `ip` within OAUTH_SUCCESS_ALLOWANCE_HOURS."""
+    if client is None or ip is None:
+        return False
+    since = timezone.now() - datetime.timedelta(hours=settings.OAUTH_SUCCESS_ALLOWANCE_HOURS)
+    return AccessToken.objects.filter(client=client, issued_ip=ip, issued_at__gte=since).exists()
 
 
 def issue_token(client: Client, credential: Credential, scope: str | None, *, ip: str | None) -> IssuedToken:

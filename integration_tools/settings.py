@@ -413,6 +413,9 @@ OAUTH_FAILURE_WINDOW_SECONDS = env.int("OAUTH_FAILURE_WINDOW_SECONDS", default=3
 OAUTH_MAX_FAILURES_PER_CLIENT = env.int("OAUTH_MAX_FAILURES_PER_CLIENT", default=10)
 OAUTH_MAX_FAILURES_PER_IP = env.int("OAUTH_MAX_FAILURES_PER_IP", default=30)
 OAUTH_MAX_FAILURES_PER_CLIENT_TOTAL = env.int("OAUTH_MAX_FAILURES_PER_CLIENT_TOTAL", default=100)
+# An address the client obtained a token from within this many hours is never refused a right secret, however
+# many wrong ones come from it (a real client behind the same NAT or proxy as someone guessing).
+OAUTH_SUCCESS_ALLOWANCE_HOURS = env.int("OAUTH_SUCCESS_ALLOWANCE_HOURS", default=24)
 # Request bodies larger than this get 413 from the Data API.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=256 * 1024)
 # The most records one page of the Data API lists (`limit`); the default is 50.

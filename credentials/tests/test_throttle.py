@@ -64,6 +64,20 @@ def test_a_flood_of_bad_token_requests_adds_a_few_audit_rows_each_with_its_count
     ]
 
 
+def test_a_client_that_got_a_token_from_an_address_keeps_getting_them_while_someone_there_guesses(client, app):
+    api_client, secret = app
+    assert token_from(client, REAL_CLIENT, api_client.client_id, secret) == 200
+    # Someone behind the same address (a shared NAT, the same proxy) guesses: wrong secrets are refused...
+    statuses = {token_from(client, REAL_CLIENT, api_client.client_id, "guess") for _ in range(40)}
+    assert statuses == {401, 429}
+    # ...and the real client, whose secret is right, is not.
+    assert token_from(client, REAL_CLIENT, api_client.client_id, secret) == 200
+    # An address that never obtained a token has no such allowance.
+    for _ in range(10):
+        token_from(client, ATTACKER, api_client.client_id, "guess")
+    assert token_from(client, ATTACKER, api_client.client_id, secret) == 429
+
+
 def test_the_limit_per_client_and_address_lets_exactly_the_limit_through(client, app, settings):
     settings.OAUTH_MAX_FAILURES_PER_CLIENT = 10
     api_client, _ = app
