@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from environments.audit import record_audit
+from portal import throttling
 from portal.actor import Actor
 
 from . import secrets, throttle
@@ -63,7 +64,11 @@ def authenticate_client(client_id: str, client_secret: str, *, ip: str | None) -
 def _authenticate(client_id: str, client_secret: str, ip: str | None) -> tuple[Client, Credential] | OAuthError:
     retry_after = throttle.throttle_delay(client_id, ip)
     client = Client.objects.select_related("environment").filter(client_id=client_id).first()
-    if retry_after:
+    # An address this client obtained a token from lately keeps its allowance: its secret is still checked
+    # (one SHA-256 compare), so the real client behind a shared address is never refused while someone
+    # there guesses. Guessing a 256-bit secret gains nothing from it; only wrong secrets get 429.
+    allowance = bool(retry_after) and _recently_succeeded(client, ip)
+    if retry_after and not allowance:
         # Attach the client when it exists, so its environment's health view counts the throttling.
         _record_failure(client_id, ip, AuthFailure.Reason.THROTTLED, client)
         return OAuthError(
@@ -81,6 +86,11 @@ def _authenticate(client_id: str, client_secret: str, ip: str | None) -> tuple[C
     for candidate in client.credentials.all():
         if secrets.matches(client_secret, candidate.secret_digest):
             credential = candidate
+    if credential is None and allowance:
+        _record_failure(client_id, ip, AuthFailure.Reason.THROTTLED, client)
+        return OAuthError(
+            "slow_down", "too many failed authentications; try again later", status=429, retry_after=retry_after
+        )
     if credential is None:
         return _fail(client_id, ip, AuthFailure.Reason.BAD_SECRET, client)
     if client.disabled_at is not None:
@@ -88,6 +98,14 @@ def _authenticate(client_id: str, client_secret: str, ip: str | None) -> tuple[C
     if credential.state_at(now) != Credential.State.ACTIVE:
         return _fail(client_id, ip, AuthFailure.Reason.INACTIVE_CREDENTIAL, client, credential=credential)
     return client, credential
+
+
+def _recently_succeeded(client: Client | None, ip: str | None) -> bool:
+    """Whether `client` obtained a token from `ip` within OAUTH_SUCCESS_ALLOWANCE_HOURS."""
+    if client is None or ip is None:
+        return False
+    since = timezone.now() - datetime.timedelta(hours=settings.OAUTH_SUCCESS_ALLOWANCE_HOURS)
+    return AccessToken.objects.filter(client=client, issued_ip=ip, issued_at__gte=since).exists()
 
 
 def issue_token(client: Client, credential: Credential, scope: str | None, *, ip: str | None) -> IssuedToken:
@@ -191,8 +209,14 @@ def _record_failure(
 ) -> None:
     environment = client.environment if client else None
     with transaction.atomic():
-        AuthFailure.objects.create(client_id=client_id[:64], ip=ip, reason=reason, environment=environment)
-        details = {"client_id": client_id[:64], "reason": reason, "ip": ip}
+        failure = AuthFailure.objects.create(client_id=client_id[:64], ip=ip, reason=reason, environment=environment)
+        # Summarised: the raw failures stay in AuthFailure (the throttle and the Overview count them); the
+        # audit trail gets the 1st, 10th, 100th... of a window per client_id, address and reason, with the count.
+        start = throttling.window_start(failure.at, settings.OAUTH_FAILURE_WINDOW_SECONDS)
+        so_far = AuthFailure.objects.filter(client_id=client_id[:64], ip=ip, reason=reason, at__gte=start).count()
+        if not throttling.worth_an_audit_row(so_far):
+            return
+        details = {"client_id": client_id[:64], "reason": reason, "ip": ip, "in_window_so_far": so_far}
         if credential is not None:
             details["credential"] = credential.name
         actor = _client_actor(client, ip) if client else Actor.for_client(f"unknown client {client_id[:64]!r}", ip=ip)

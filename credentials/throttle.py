@@ -22,12 +22,11 @@ concurrency: the tenth failure is the last one let through, never the eleventh.
 from __future__ import annotations
 
 import datetime
-import math
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import QuerySet
 from django.utils import timezone
+
+from portal.throttling import hold_keys, wait_after
 
 from .models import AuthFailure
 
@@ -36,16 +35,8 @@ _LOCK_NAMESPACE = 4712
 
 
 def hold(client_id: str, ip: str | None) -> None:
-    """Lock the address, then the client_id, until the current transaction ends.
-
-    Always in that order, so two requests never wait on each other in a circle.
-    SQLite needs nothing: its transactions here are IMMEDIATE, one writer at a time.
-    """
-    if connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        for key in (f"ip:{ip}", f"client:{client_id[:64]}"):
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_LOCK_NAMESPACE, key])
+    """Lock the address, then the client_id, until the current transaction ends (`portal.throttling`)."""
+    hold_keys(_LOCK_NAMESPACE, (f"ip:{ip}", f"client:{client_id[:64]}"))
 
 
 def throttle_delay(client_id: str, ip: str | None) -> int:
@@ -56,20 +47,12 @@ def throttle_delay(client_id: str, ip: str | None) -> int:
     client_id = client_id[:64]
     from_here = failures.filter(client_id=client_id, ip=ip)
     delay = max(
-        _delay(from_here, settings.OAUTH_MAX_FAILURES_PER_CLIENT, window, now),
-        _delay(failures.filter(ip=ip), settings.OAUTH_MAX_FAILURES_PER_IP, window, now),
+        wait_after(from_here, settings.OAUTH_MAX_FAILURES_PER_CLIENT, window, now),
+        wait_after(failures.filter(ip=ip), settings.OAUTH_MAX_FAILURES_PER_IP, window, now),
     )
     if from_here.exists():
         delay = max(
             delay,
-            _delay(failures.filter(client_id=client_id), settings.OAUTH_MAX_FAILURES_PER_CLIENT_TOTAL, window, now),
+            wait_after(failures.filter(client_id=client_id), settings.OAUTH_MAX_FAILURES_PER_CLIENT_TOTAL, window, now),
         )
     return delay
-
-
-def _delay(failures: QuerySet[AuthFailure], limit: int, window: datetime.timedelta, now: datetime.datetime) -> int:
-    recent = list(failures.order_by("-at").values_list("at", flat=True)[:limit])
-    if len(recent) < limit:
-        return 0
-    # Allowed again once the oldest of the last `limit` failures leaves the window.
-    return max(1, math.ceil((recent[-1] + window - now).total_seconds()))

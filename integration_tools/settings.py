@@ -102,6 +102,8 @@ INSTALLED_APPS = [
     "notifications",
     # Reads every app's tables for /metrics: nothing imports it.
     "observability",
+    # People and sign-in (second factors on django-otp): reads environments and credentials, imported by none.
+    "people",
 ]
 
 # Called with each new event inside the transaction that writes it (environments/events.py):
@@ -132,6 +134,11 @@ MIDDLEWARE = [
     "environments.preferences.PreferenceMiddleware",
     "integration_tools.request_guard.RequestGuardMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Which second factor verified the session (django-otp), then the gate (after messages: it says why it
+    # signs out): ended, idle and too-old sessions are refused, and a person must pass (or enrol) their second
+    # factor before any other page.
+    "django_otp.middleware.OTPMiddleware",
+    "people.gate.SessionGateMiddleware",
     "environments.views.errors.PortalNotFoundMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -246,6 +253,28 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+# Who must sign in with a second factor (people/factors.py): "admins", "everyone" or "off". A person it covers
+# enrols an authenticator app at their next sign-in. Production defaults to admins; `check --deploy` warns on off.
+MFA_REQUIRED = env.str("MFA_REQUIRED", default="off" if DEBUG else "admins")
+if MFA_REQUIRED not in ("admins", "everyone", "off"):
+    _refuse_to_start(f"MFA_REQUIRED must be admins, everyone or off, not {MFA_REQUIRED!r}")
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Integration Tools")
+# A session unused this long is signed out; none lasts longer than SESSION_MAX_HOURS (people/sessions.py).
+SESSION_IDLE_MINUTES = env.int("SESSION_IDLE_MINUTES", default=30)
+SESSION_MAX_HOURS = env.int("SESSION_MAX_HOURS", default=12)
+SESSION_COOKIE_AGE = SESSION_MAX_HOURS * 3600
+# The sign-in throttle (people/sign_in.py), the token endpoint's design: failures allowed within the window per
+# (account, address), per address, and per account over all addresses (which then refuses only addresses that
+# have failed for it). An address that has not failed is never refused.
+LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=900)
+LOGIN_MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS = env.int("LOGIN_MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS", default=5)
+LOGIN_MAX_FAILURES_PER_IP = env.int("LOGIN_MAX_FAILURES_PER_IP", default=30)
+LOGIN_MAX_FAILURES_PER_ACCOUNT = env.int("LOGIN_MAX_FAILURES_PER_ACCOUNT", default=20)
+# Viewers see delivery payloads and response bodies (each view audited, people/patient_data.py); off shows
+# them metadata only (ids, times, status codes, event types).
+VIEWERS_SEE_PAYLOADS = env.bool("VIEWERS_SEE_PAYLOADS", default=True)
+# How long an invitation's link works.
+INVITATION_VALID_HOURS = env.int("INVITATION_VALID_HOURS", default=72)
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -384,6 +413,9 @@ OAUTH_FAILURE_WINDOW_SECONDS = env.int("OAUTH_FAILURE_WINDOW_SECONDS", default=3
 OAUTH_MAX_FAILURES_PER_CLIENT = env.int("OAUTH_MAX_FAILURES_PER_CLIENT", default=10)
 OAUTH_MAX_FAILURES_PER_IP = env.int("OAUTH_MAX_FAILURES_PER_IP", default=30)
 OAUTH_MAX_FAILURES_PER_CLIENT_TOTAL = env.int("OAUTH_MAX_FAILURES_PER_CLIENT_TOTAL", default=100)
+# An address the client obtained a token from within this many hours is never refused a right secret, however
+# many wrong ones come from it (a real client behind the same NAT or proxy as someone guessing).
+OAUTH_SUCCESS_ALLOWANCE_HOURS = env.int("OAUTH_SUCCESS_ALLOWANCE_HOURS", default=24)
 # Request bodies larger than this get 413 from the Data API.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=256 * 1024)
 # The most records one page of the Data API lists (`limit`); the default is 50.

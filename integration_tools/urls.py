@@ -8,11 +8,8 @@ from dataapi.api import api
 from observability.views import metrics
 
 urlpatterns = [
-    path(
-        "login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
+    # Sign-in, second factors, own password and security, invitations and the People page.
+    path("", include("people.urls")),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("oauth/token", oauth.token, name="oauth_token"),
     path("oauth/revoke", oauth.revoke, name="oauth_revoke"),

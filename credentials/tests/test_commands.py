@@ -94,6 +94,7 @@ def test_rotating_encryption_keys_reencrypts_under_the_new_first_key(settings):
             "receiver_oauth_keys": 0,
             "receiver_tls_keys": 0,
             "receiver_tls_pending_keys": 0,
+            "totp_factors": 0,
         }
     with override_settings(FIELD_ENCRYPTION_KEYS=[new_key]):
         assert secrets.decrypt(stored_secret(credential)) == secret

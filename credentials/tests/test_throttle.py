@@ -9,6 +9,7 @@ import requests
 
 from credentials.models import AccessToken, AuthFailure
 from credentials.tests.factories import form_post, make_client, make_credential
+from environments.models import AuditEvent
 from environments.tests.factories import make_environment
 
 GRANT = {"grant_type": "client_credentials"}
@@ -41,6 +42,40 @@ def test_wrong_secrets_from_one_address_do_not_lock_the_real_client_out(client, 
     assert token_from(client, ATTACKER, api_client.client_id, secret) == 429
     assert token_from(client, REAL_CLIENT, api_client.client_id, secret) == 200
     assert AccessToken.objects.filter(issued_ip=REAL_CLIENT).count() == 1
+
+
+def test_a_flood_of_bad_token_requests_adds_a_few_audit_rows_each_with_its_count(client, app, settings):
+    # Windows are fixed (aligned to the epoch): a day-long one keeps the test's few seconds inside one.
+    settings.OAUTH_FAILURE_WINDOW_SECONDS = 86400
+    api_client, secret = app
+    for _ in range(110):
+        token_from(client, ATTACKER, api_client.client_id, "guess")
+    assert token_from(client, REAL_CLIENT, api_client.client_id, secret) == 200
+    # Every failure is still counted (the throttle and the Overview read these)...
+    assert AuthFailure.objects.filter(ip=ATTACKER).count() == 110
+    # ...and the trail has the 1st and 10th wrong secret, then the 1st, 10th and 100th refusal of the window.
+    rows = AuditEvent.objects.filter(action="client.authentication_failed", ip=ATTACKER).order_by("id")
+    assert [(row.details["reason"], row.details["in_window_so_far"]) for row in rows] == [
+        ("bad_secret", 1),
+        ("bad_secret", 10),
+        ("throttled", 1),
+        ("throttled", 10),
+        ("throttled", 100),
+    ]
+
+
+def test_a_client_that_got_a_token_from_an_address_keeps_getting_them_while_someone_there_guesses(client, app):
+    api_client, secret = app
+    assert token_from(client, REAL_CLIENT, api_client.client_id, secret) == 200
+    # Someone behind the same address (a shared NAT, the same proxy) guesses: wrong secrets are refused...
+    statuses = {token_from(client, REAL_CLIENT, api_client.client_id, "guess") for _ in range(40)}
+    assert statuses == {401, 429}
+    # ...and the real client, whose secret is right, is not.
+    assert token_from(client, REAL_CLIENT, api_client.client_id, secret) == 200
+    # An address that never obtained a token has no such allowance.
+    for _ in range(10):
+        token_from(client, ATTACKER, api_client.client_id, "guess")
+    assert token_from(client, ATTACKER, api_client.client_id, secret) == 429
 
 
 def test_the_limit_per_client_and_address_lets_exactly_the_limit_through(client, app, settings):

@@ -9,6 +9,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
 from environments.views.decorators import environment_page
+from people import patient_data
 from portal.converters import row_id
 
 from .. import bulk, lines, manual, manual_sends
@@ -129,6 +130,9 @@ def delivery_detail(request, environment, delivery_id):
     events = list(delivery.events.order_by("id"))
     resend = manual_sends.shown(delivery.webhook, ManualSend.Kind.RESEND, row_id(request.GET.get("resend", "")))
     may_resend = request.role != "viewer" and delivery.status != Delivery.Status.PENDING
+    payload_shown = patient_data.may_see_payloads(request.role)
+    if payload_shown and not delivery.payload_erased_at:
+        patient_data.record_view(request.actor, delivery, environment, "request and response bodies")
     return render(
         request,
         "webhooks/delivery.html",
@@ -141,8 +145,9 @@ def delivery_detail(request, environment, delivery_id):
             "resend": resend if resend is not None and resend.delivery_id == delivery.pk else None,
             # What a re-send would do to the order of an ordered webhook's line: said before, confirmed by a tick.
             "out_of_order": lines.resend_out_of_order(delivery) if may_resend else "",
+            "payload_shown": payload_shown,
             "body": ""
-            if delivery.payload_erased_at
+            if delivery.payload_erased_at or not payload_shown
             else delivery.body or bodies.body_of(delivery.pk, delivery.webhook),
         },
     )

@@ -5,10 +5,9 @@ from django.core.management.base import CommandError
 from django.db import transaction
 
 from environments.access import ADMIN, ROLE_LABELS
-from environments.audit import record_audit
-from environments.models import Environment, Grant
+from environments.models import Environment
+from people.directory import create_person, grant_role
 from portal.commands import PortalCommand
-from portal.inputs import username_problem
 
 
 class Command(PortalCommand):
@@ -23,34 +22,27 @@ class Command(PortalCommand):
         )
 
     def handle(self, *args, username, role, environment, create, **options):
-        User = get_user_model()
+        # The People page's functions (people/directory.py): the same checks and audit events.
         password = None
+        env = None
+        if role != ADMIN:
+            if not environment:
+                raise CommandError(f"--environment is required for the {role} role")
+            env = Environment.objects.filter(slug=environment).first()
+            if env is None:
+                raise CommandError(f"unknown environment: {environment}")
         with transaction.atomic():
-            user = User.objects.filter(username=username).first()
+            user = get_user_model().objects.filter(username=username).first()
             if user is None:
                 if not create:
                     raise CommandError(f'no user "{username}"; add --create to create it')
-                problem = username_problem(username)
-                if problem:
-                    raise CommandError(f"the username {problem}")
                 password = secrets.token_urlsafe(12)
-                user = User.objects.create_user(username, password=password)
-                record_audit(self.actor, "user.created", target=user)
-            if role == ADMIN:
-                user.is_superuser = True
-                user.is_staff = True
-                user.save(update_fields=["is_superuser", "is_staff"])
-                record_audit(self.actor, "user.role_granted", target=user, details={"role": ADMIN})
-                where = "all environments"
-            else:
-                if not environment:
-                    raise CommandError(f"--environment is required for the {role} role")
-                env = Environment.objects.filter(slug=environment).first()
-                if env is None:
-                    raise CommandError(f"unknown environment: {environment}")
-                Grant.objects.update_or_create(user=user, environment=env, defaults={"role": role})
-                record_audit(self.actor, "user.role_granted", target=user, environment=env, details={"role": role})
-                where = env.slug
+                try:
+                    user = create_person(self.actor, username, password=password)
+                except ValueError as error:
+                    raise CommandError(str(error)[0].lower() + str(error)[1:].rstrip(".")) from None
+            grant_role(self.actor, user, role, env)
+        where = env.slug if env is not None else "all environments"
         text = f"{username} is {ROLE_LABELS[role]} in {where}."
         if password:
             text += f"\nCreated {username} with password: {password}  (shown once)"

@@ -1,0 +1,47 @@
+"""What the failure throttles share (the token endpoint's, credentials/throttle.py, and sign-in's,
+people/sign_in.py): exact counts under concurrency, and the wait a limit imposes."""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections.abc import Iterable
+
+from django.db import connection
+from django.db.models import QuerySet
+
+
+def hold_keys(namespace: int, keys: Iterable[str]) -> None:
+    """Take PostgreSQL advisory locks on `keys`, in the order given, until the current transaction ends.
+
+    Callers always give them in one order (address first), so two requests never wait on each other in a
+    circle. SQLite needs nothing: its transactions here are IMMEDIATE, one writer at a time.
+    """
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for key in keys:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [namespace, key])
+
+
+def wait_after(failures: QuerySet, limit: int, window: datetime.timedelta, now: datetime.datetime) -> int:
+    """Seconds until fewer than `limit` of `failures` (rows with an `at` time) lie in the window; 0 if now."""
+    recent = list(failures.order_by("-at").values_list("at", flat=True)[:limit])
+    if len(recent) < limit:
+        return 0
+    # Allowed again once the oldest of the last `limit` failures leaves the window.
+    return max(1, math.ceil((recent[-1] + window - now).total_seconds()))
+
+
+def window_start(now: datetime.datetime, seconds: int) -> datetime.datetime:
+    """The start of the fixed window of `seconds` (aligned to the epoch) that holds `now`."""
+    return datetime.datetime.fromtimestamp(now.timestamp() // seconds * seconds, tz=datetime.UTC)
+
+
+def worth_an_audit_row(count: int) -> bool:
+    """Whether the `count`th repeated failure of a window gets its own audit row: the 1st, 10th, 100th...
+
+    So a flood of failures writes a handful of rows (each with the count so far), never one each."""
+    while count % 10 == 0 and count > 1:
+        count //= 10
+    return count == 1
