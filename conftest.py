@@ -194,9 +194,10 @@ def celery_worker_process(start_worker):
 
 
 @contextlib.contextmanager
-def gunicorn_serving(arguments: list[str], log_path: Path):
+def gunicorn_serving(arguments: list[str], log_path: Path, **extra_env: str):
     """The portal under gunicorn (its arguments after the app, bound to a free loopback port) against the test
-    database; yields its base URL once /healthz answers, and stops it after."""
+    database (or `extra_env`'s DATABASE_URL, broker...); yields its base URL once /healthz answers, and stops it
+    after."""
     import requests
 
     port = free_port()
@@ -204,7 +205,11 @@ def gunicorn_serving(arguments: list[str], log_path: Path):
     command = [str(Path(sys.executable).parent / "gunicorn"), "integration_tools.wsgi", *arguments]
     command += ["--bind", f"127.0.0.1:{port}"]
     process = subprocess.Popen(
-        command, cwd=BASE_DIR, env=subprocess_env(**WORKER_TEST_ENV), stdout=log, stderr=subprocess.STDOUT
+        command,
+        cwd=BASE_DIR,
+        env=subprocess_env(**WORKER_TEST_ENV, **extra_env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
 
