@@ -181,6 +181,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+# Behind PgBouncer in transaction mode each transaction may get a different server connection, so nothing may
+# outlive one: no server-side cursors (a `.iterator()` would open one and read it in later transactions).
+# Locks are transaction-scoped advisory locks and settings are `SET LOCAL` throughout the code already; Django's
+# psycopg cursors bind on the client, so no prepared statement is left on a server connection either.
+DATABASE_POOLER = env.str("DATABASE_POOLER", default="")
+if DATABASE_POOLER not in ("", "pgbouncer"):
+    _refuse_to_start(f"DATABASE_POOLER must be empty or 'pgbouncer', not {DATABASE_POOLER!r}")
+if DATABASE_POOLER == "pgbouncer":
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Celery -----------------------------------------------------------------
