@@ -151,16 +151,17 @@ def start_worker(transactional_db, tmp_path):
     app.control.purge()
     started = []
 
-    def start(*, beat: bool = True, ready: bool = True, **extra_env: str) -> subprocess.Popen:
+    def start(
+        *, beat: bool = True, ready: bool = True, prefix: tuple[str, ...] = (), **extra_env: str
+    ) -> subprocess.Popen:
         """Start a worker; unless `ready=False`, return once it takes tasks (so a test's timings measure
-        delivery, not the worker's start)."""
+        delivery, not the worker's start). `prefix` runs it through another command (`ip netns exec NAME`)."""
         index = len(started)
-        env = subprocess_env(
-            **WORKER_TEST_ENV, CELERY_BEAT_SCHEDULE_FILENAME=str(tmp_path / f"beat-{index}"), **extra_env
-        )
+        beat_file = str(tmp_path / f"beat-{index}")
+        env = subprocess_env(**{**WORKER_TEST_ENV, "CELERY_BEAT_SCHEDULE_FILENAME": beat_file, **extra_env})
         log_path = tmp_path / f"worker-{index}.log"
         log = open(log_path, "w")  # noqa: SIM115 - closed at teardown
-        command = [sys.executable, "-m", "celery", "-A", "integration_tools", "worker"]
+        command = [*prefix, sys.executable, "-m", "celery", "-A", "integration_tools", "worker"]
         command += ["--beat"] if beat else []
         command += ["--loglevel=INFO", "--without-gossip", "--without-mingle"]
         command += ["--hostname", f"test-{os.getpid()}-{index}@%h"]
@@ -207,7 +208,7 @@ def gunicorn_serving(arguments: list[str], log_path: Path, **extra_env: str):
     process = subprocess.Popen(
         command,
         cwd=BASE_DIR,
-        env=subprocess_env(**WORKER_TEST_ENV, **extra_env),
+        env=subprocess_env(**{**WORKER_TEST_ENV, **extra_env}),
         stdout=log,
         stderr=subprocess.STDOUT,
     )
