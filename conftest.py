@@ -117,6 +117,8 @@ WORKER_TEST_ENV = {
     "WEBHOOK_SWEEP_SECONDS": "1",
     "WEBHOOK_REQUEUE_AFTER_SECONDS": "2",
     "WEBHOOK_LEASE_MARGIN_SECONDS": "1",
+    # A worker started after a killed one (which could not give the beat lease up) takes beat over in seconds.
+    "BEAT_LEASE_SECONDS": "3",
 }
 
 

@@ -233,6 +233,10 @@ CELERY_TIMEZONE = "UTC"
 # PostgreSQL connection costs more than a whole delivery. Connections are still dropped when broken
 # or older than DB_CONN_MAX_AGE (see integration_tools/celery.py), and recycled every 2 x this many tasks.
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
+# Beat may run on every worker host: only the one holding the database's lease sends (integration_tools/beat.py),
+# and another takes over within 1⅓ leases of the holder's last renewal.
+CELERY_BEAT_SCHEDULER = "integration_tools.beat:LeasedScheduler"
+BEAT_LEASE_SECONDS = env.float("BEAT_LEASE_SECONDS", default=30.0)
 CELERY_BEAT_SCHEDULE_FILENAME = env.str("CELERY_BEAT_SCHEDULE_FILENAME", default=str(VAR_DIR / "celerybeat-schedule"))
 
 # The event stream (environments/stream.py): how often beat places events nobody has read yet, and how long
