@@ -216,7 +216,7 @@ if CELERY_BROKER_URL.startswith("embedded://"):
 elif CELERY_BROKER_URL.startswith("sentinel://"):
     # Redis behind Sentinel: the URL lists the sentinels (`sentinel://h1:26379;sentinel://h2:26379/0`) and
     # they name the master of this group; after a failover the worker and the web ask them again.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"master_name": env.str("CELERY_BROKER_MASTER_NAME", default="mymaster")}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"master_name": env.str("CELERY_BROKER_MASTER_NAME", default="") or "mymaster"}
 # A worker's threads take tasks; waiting on receivers is left to its I/O threads (WEBHOOK_IO_THREADS),
 # so a receiver that hangs holds none of these. `make run`, docker-compose, the tests and the
 # benchmark all take these from here.

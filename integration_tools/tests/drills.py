@@ -41,6 +41,22 @@ class Figures:
         )
 
 
+def start_two_workers(start_worker, **env) -> list:
+    """Two workers, each with beat as on separate hosts (one beat holds the lease), started side by side: the
+    drill waits for the slower, not the sum."""
+    first = start_worker(ready=False, **env)
+    second = start_worker(**env)
+    wait_for(lambda: " ready." in first.log_path.read_text(), timeout=60, message="the first worker to be ready")
+    assert first.poll() is None, first.log_path.read_text()[-2000:]
+    return [first, second]
+
+
+def exited(workers) -> list[str]:
+    """The last line of each worker that has exited on its own (a supervisor would restart it)."""
+    gone = [worker for worker in workers if worker.poll() is not None]
+    return [worker.log_path.read_text().strip().splitlines()[-1][:200] for worker in gone]
+
+
 def data_api_session(base_url: str, environment) -> requests.Session:
     """A session holding a bearer token for `environment`, obtained from the portal at `base_url`."""
     api_client = make_client(environment)

@@ -16,6 +16,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from conftest import wait_for
 from environments.records import create_record
 from environments.tests.factories import make_environment
 from integration_tools.tests.drills import assert_nothing_lost, drain_and_tally
@@ -64,8 +65,9 @@ def test_a_host_cut_off_mid_burst_loses_nothing_and_the_cap_holds(start_worker):
             environment, receiver.url, event_types=["patients.created"], timeout_seconds=2, max_in_flight=CAP
         )
         env = _worker_env(database.port, redis.port)
-        start_worker(prefix=host_a.command_prefix, **env)
+        first = start_worker(ready=False, prefix=host_a.command_prefix, **env)
         start_worker(beat=False, prefix=host_b.command_prefix, **env)
+        wait_for(lambda: " ready." in first.log_path.read_text(), timeout=60, message="host a's worker to be ready")
         ids, cut = [], {}
         started = time.monotonic()
         for n in range(BURST):
