@@ -51,12 +51,6 @@ def start_two_workers(start_worker, **env) -> list:
     return [first, second]
 
 
-def exited(workers) -> list[str]:
-    """The last line of each worker that has exited on its own (a supervisor would restart it)."""
-    gone = [worker for worker in workers if worker.poll() is not None]
-    return [worker.log_path.read_text().strip().splitlines()[-1][:200] for worker in gone]
-
-
 def data_api_session(base_url: str, environment) -> requests.Session:
     """A session holding a bearer token for `environment`, obtained from the portal at `base_url`."""
     api_client = make_client(environment)
@@ -94,14 +88,34 @@ def events_received(receiver) -> collections.Counter:
     return collections.Counter(json.loads(request.body)["data"]["id"] for request in list(receiver.requests))
 
 
-def drain_and_tally(name: str, webhook, receiver, record_ids: list[str], started: float, *, timeout: float):
-    """Wait until every delivery of `webhook` succeeded, then count what the receiver got against what was
-    recorded; the figures, also printed for the CI log."""
+class Supervisor:
+    """Restarts a worker that exits on its own, as docker-compose's `restart: unless-stopped` or systemd would;
+    keeps the last line each one wrote."""
+
+    def __init__(self, start_worker, workers: list, **env: str):
+        self.start_worker, self.workers, self.env = start_worker, workers, env
+        self.restarts: list[str] = []
+
+    def tend(self, *args) -> None:
+        for index, worker in enumerate(self.workers):
+            if worker.poll() is not None:
+                self.restarts.append(worker.log_path.read_text().strip().splitlines()[-1][:200])
+                self.workers[index] = self.start_worker(ready=False, **self.env)
+
+
+def drain_and_tally(
+    name: str, webhook, receiver, record_ids: list[str], started: float, *, timeout: float, tend=lambda: None
+):
+    """Wait until every delivery of `webhook` succeeded (calling `tend()` meanwhile), then count what the
+    receiver got against what was recorded; the figures, also printed for the CI log."""
+
+    def drained() -> bool:
+        tend()
+        waiting = Delivery.objects.filter(webhook=webhook).exclude(status=Delivery.Status.SUCCEEDED).exists()
+        return not waiting and Delivery.objects.filter(webhook=webhook).count() >= len(record_ids)
+
     wait_for(
-        lambda: (
-            not Delivery.objects.filter(webhook=webhook).exclude(status=Delivery.Status.SUCCEEDED).exists()
-            and Delivery.objects.filter(webhook=webhook).count() >= len(record_ids)
-        ),
+        drained,
         timeout=timeout,
         interval=0.2,
         message=f"{name}: every delivery to succeed",

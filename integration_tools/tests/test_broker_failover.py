@@ -23,10 +23,10 @@ from conftest import gunicorn_serving, wait_for
 from environments.records import create_record
 from environments.tests.factories import make_environment
 from integration_tools.tests.drills import (
+    Supervisor,
     assert_nothing_lost,
     data_api_session,
     drain_and_tally,
-    exited,
     start_two_workers,
     write_burst,
 )
@@ -120,12 +120,13 @@ def test_losing_the_redis_master_mid_burst_loses_no_delivery(start_worker, tmp_p
     with sentinel_group(tmp_path) as group, Receiver(default=Answer(delay=0.01)) as receiver:
         receiver.server.handle_error = lambda request, client_address: None
         webhook = make_webhook(environment, receiver.url, event_types=["patients.created"])
-        workers = start_two_workers(start_worker, **broker)
+        supervisor = Supervisor(start_worker, start_two_workers(start_worker, **broker), **broker)
         with gunicorn_serving(["--workers", "2"], tmp_path / "gunicorn.log", **broker) as url:
             session = data_api_session(url, environment)
             killed = {}
 
             def kill_master_a_third_in(n: int) -> None:
+                supervisor.tend()
                 if not killed and len(receiver.requests) >= BURST // 3:
                     group["master"].kill()
                     killed["at"] = time.monotonic()
@@ -139,10 +140,12 @@ def test_losing_the_redis_master_mid_burst_loses_no_delivery(start_worker, tmp_p
             assert killed, "the burst ended before a third of it reached the receiver: the master was never killed"
             wait_for(lambda: _master_port() == REPLICA_PORT, timeout=30, message="Sentinel to promote the replica")
             promoted_after = killed.get("promoted", time.monotonic()) - killed["at"]
-            figures = drain_and_tally("sentinel failover", webhook, receiver, ids, started, timeout=90)
-            gone = exited(workers)
+            figures = drain_and_tally(
+                "sentinel failover", webhook, receiver, ids, started, timeout=90, tend=supervisor.tend
+            )
     print(f"DRILL sentinel failover: master killed after {killed['after_requests']} requests; ", end="")
-    print(f"replica promoted {promoted_after:.1f} s later; workers that exited meanwhile: {len(gone)} {gone}")
+    print(f"replica promoted {promoted_after:.1f} s later; workers restarted: {len(supervisor.restarts)} ", end="")
+    print(supervisor.restarts)
     assert_nothing_lost(figures)
 
 
