@@ -117,6 +117,8 @@ WORKER_TEST_ENV = {
     "WEBHOOK_SWEEP_SECONDS": "1",
     "WEBHOOK_REQUEUE_AFTER_SECONDS": "2",
     "WEBHOOK_LEASE_MARGIN_SECONDS": "1",
+    # A worker started after a killed one (which could not give the beat lease up) takes beat over in seconds.
+    "BEAT_LEASE_SECONDS": "3",
 }
 
 
@@ -151,16 +153,17 @@ def start_worker(transactional_db, tmp_path):
     app.control.purge()
     started = []
 
-    def start(*, beat: bool = True, ready: bool = True, **extra_env: str) -> subprocess.Popen:
+    def start(
+        *, beat: bool = True, ready: bool = True, prefix: tuple[str, ...] = (), **extra_env: str
+    ) -> subprocess.Popen:
         """Start a worker; unless `ready=False`, return once it takes tasks (so a test's timings measure
-        delivery, not the worker's start)."""
+        delivery, not the worker's start). `prefix` runs it through another command (`ip netns exec NAME`)."""
         index = len(started)
-        env = subprocess_env(
-            **WORKER_TEST_ENV, CELERY_BEAT_SCHEDULE_FILENAME=str(tmp_path / f"beat-{index}"), **extra_env
-        )
+        beat_file = str(tmp_path / f"beat-{index}")
+        env = subprocess_env(**{**WORKER_TEST_ENV, "CELERY_BEAT_SCHEDULE_FILENAME": beat_file, **extra_env})
         log_path = tmp_path / f"worker-{index}.log"
         log = open(log_path, "w")  # noqa: SIM115 - closed at teardown
-        command = [sys.executable, "-m", "celery", "-A", "integration_tools", "worker"]
+        command = [*prefix, sys.executable, "-m", "celery", "-A", "integration_tools", "worker"]
         command += ["--beat"] if beat else []
         command += ["--loglevel=INFO", "--without-gossip", "--without-mingle"]
         command += ["--hostname", f"test-{os.getpid()}-{index}@%h"]
@@ -194,9 +197,10 @@ def celery_worker_process(start_worker):
 
 
 @contextlib.contextmanager
-def gunicorn_serving(arguments: list[str], log_path: Path):
+def gunicorn_serving(arguments: list[str], log_path: Path, **extra_env: str):
     """The portal under gunicorn (its arguments after the app, bound to a free loopback port) against the test
-    database; yields its base URL once /healthz answers, and stops it after."""
+    database (or `extra_env`'s DATABASE_URL, broker...); yields its base URL once /healthz answers, and stops it
+    after."""
     import requests
 
     port = free_port()
@@ -204,7 +208,11 @@ def gunicorn_serving(arguments: list[str], log_path: Path):
     command = [str(Path(sys.executable).parent / "gunicorn"), "integration_tools.wsgi", *arguments]
     command += ["--bind", f"127.0.0.1:{port}"]
     process = subprocess.Popen(
-        command, cwd=BASE_DIR, env=subprocess_env(**WORKER_TEST_ENV), stdout=log, stderr=subprocess.STDOUT
+        command,
+        cwd=BASE_DIR,
+        env=subprocess_env(**{**WORKER_TEST_ENV, **extra_env}),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
 

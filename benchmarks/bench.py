@@ -243,7 +243,8 @@ class Worker:
             command,
             cwd=BASE_DIR,
             # The worker's database connections carry their own name, so db_cut can find them.
-            env={**os.environ, "PGAPPNAME": "bench-worker", **(env or {})},
+            # A beat started after a killed one takes the beat lease over in seconds (kill9), not 40 s.
+            env={**os.environ, "PGAPPNAME": "bench-worker", "BEAT_LEASE_SECONDS": "3", **(env or {})},
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -339,3 +339,14 @@ class Preference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.time_zone}"
+
+
+class BeatLease(models.Model):
+    """Which Celery beat sends the periodic tasks: one row, held by one beat at a time however many run (one
+    per worker host), renewed on each of its ticks and taken over by another once it runs out."""
+
+    holder = models.CharField(max_length=255)
+    until = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"beat lease held by {self.holder} until {self.until:%H:%M:%S}"

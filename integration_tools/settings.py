@@ -188,6 +188,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+# Behind PgBouncer in transaction mode each transaction may get a different server connection, so nothing may
+# outlive one: no server-side cursors (a `.iterator()` would open one and read it in later transactions).
+# Locks are transaction-scoped advisory locks and settings are `SET LOCAL` throughout the code already; Django's
+# psycopg cursors bind on the client, so no prepared statement is left on a server connection either.
+DATABASE_POOLER = env.str("DATABASE_POOLER", default="")
+if DATABASE_POOLER not in ("", "pgbouncer"):
+    _refuse_to_start(f"DATABASE_POOLER must be empty or 'pgbouncer', not {DATABASE_POOLER!r}")
+if DATABASE_POOLER == "pgbouncer":
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Celery -----------------------------------------------------------------
@@ -211,6 +220,10 @@ if CELERY_BROKER_URL.startswith("embedded://"):
         # kombu polls the folder once a second by default: a delivery would wait up to that long.
         "polling_interval": env.float("CELERY_BROKER_POLLING_INTERVAL", default=0.02),
     }
+elif CELERY_BROKER_URL.startswith("sentinel://"):
+    # Redis behind Sentinel: the URL lists the sentinels (`sentinel://h1:26379;sentinel://h2:26379/0`) and
+    # they name the master of this group; after a failover the worker and the web ask them again.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"master_name": env.str("CELERY_BROKER_MASTER_NAME", default="") or "mymaster"}
 # A worker's threads take tasks; waiting on receivers is left to its I/O threads (WEBHOOK_IO_THREADS),
 # so a receiver that hangs holds none of these. `make run`, docker-compose, the tests and the
 # benchmark all take these from here.
@@ -227,6 +240,10 @@ CELERY_TIMEZONE = "UTC"
 # PostgreSQL connection costs more than a whole delivery. Connections are still dropped when broken
 # or older than DB_CONN_MAX_AGE (see integration_tools/celery.py), and recycled every 2 x this many tasks.
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
+# Beat may run on every worker host: only the one holding the database's lease sends (integration_tools/beat.py),
+# and another takes over within 1⅓ leases of the holder's last renewal.
+CELERY_BEAT_SCHEDULER = "integration_tools.beat:LeasedScheduler"
+BEAT_LEASE_SECONDS = env.float("BEAT_LEASE_SECONDS", default=30.0)
 CELERY_BEAT_SCHEDULE_FILENAME = env.str("CELERY_BEAT_SCHEDULE_FILENAME", default=str(VAR_DIR / "celerybeat-schedule"))
 
 # The event stream (environments/stream.py): how often beat places events nobody has read yet, and how long

@@ -15,6 +15,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float  # time.time() when the body was read
+    peer: str = ""  # the sender's address
 
     @property
     def text(self) -> str:
@@ -36,7 +37,7 @@ class Receiver:
     receiver answers `default` (200 "ok").
     """
 
-    def __init__(self, default: Answer | None = None, judge=None):
+    def __init__(self, default: Answer | None = None, judge=None, host: str = "127.0.0.1"):
         self.requests: list[Received] = []
         self.default = default or Answer()
         # judge(body, headers) -> Answer: a receiver with its own logic (e.g. one that verifies signatures).
@@ -64,7 +65,9 @@ class Receiver:
                     answer = receiver._answers.popleft() if receiver._answers else receiver.default
                     if receiver.judge is not None:
                         answer = receiver.judge(body, dict(self.headers))
-                    receiver.requests.append(Received(self.path, dict(self.headers), body, time.time()))
+                    receiver.requests.append(
+                        Received(self.path, dict(self.headers), body, time.time(), self.client_address[0])
+                    )
                 try:
                     if answer.delay:
                         time.sleep(answer.delay)
@@ -82,9 +85,9 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
+        self.url = f"http://{host}:{self.server.server_port}/hooks"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def answer(self, status: int = 200, *, headers: dict | None = None, body: bytes = b"", delay: float = 0.0):
