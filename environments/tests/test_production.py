@@ -109,6 +109,8 @@ def test_compose_runs_every_process_the_product_needs():
     assert default == {"postgres", "redis", "migrate", "web", "worker", "beat"}
     observing = {name for name, service in services.items() if "observability" in service.get("profiles", [])}
     assert observing == {"prometheus", "grafana"}
+    pooled = {name for name, service in services.items() if "pgbouncer" in service.get("profiles", [])}
+    assert pooled == {"pgbouncer"}
     web = services["web"]["command"]  # a shell line that empties the metrics folder, then execs gunicorn
     assert web[:2] == ["sh", "-c"] and web[2].split("exec ", 1)[1].startswith("gunicorn ")
     assert services["worker"]["command"][:4] == ["celery", "-A", "integration_tools", "worker"]
@@ -119,6 +121,22 @@ def test_compose_runs_every_process_the_product_needs():
         assert "healthcheck" in services[name], name
     for name in ("web", "worker", "beat"):
         assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+
+
+def test_compose_can_put_pgbouncer_in_transaction_mode_between_the_portal_and_postgres():
+    services = COMPOSE["services"]
+    pgbouncer = services["pgbouncer"]["environment"]
+    assert pgbouncer["POOL_MODE"] == "transaction" and pgbouncer["DB_HOST"] == "postgres"
+    assert pgbouncer["DB_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    for name in ("web", "worker", "beat"):
+        env = services[name]["environment"]
+        assert "@${DATABASE_HOST:-postgres}:${DATABASE_PORT:-5432}/portal" in env["DATABASE_URL"], name
+        assert env["DATABASE_POOLER"] == "${DATABASE_POOLER:-}", name
+    # Migrations run straight on PostgreSQL, never through the pooler.
+    migrate = services["migrate"]["environment"]
+    assert migrate["DATABASE_URL"].endswith("@postgres:5432/portal") and migrate["DATABASE_POOLER"] == ""
+    # Workers can be scaled: nothing pins one container name or host port.
+    assert "container_name" not in services["worker"] and "ports" not in services["worker"]
 
 
 def test_compose_commits_no_secrets():
