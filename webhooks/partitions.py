@@ -34,7 +34,7 @@ TABLE = "webhooks_attempt"
 _NAME = re.compile(rf"^{TABLE}_p(\d{{4}})_(\d{{2}})$")
 # One beat at a time makes or drops partitions (transaction-scoped: fine behind PgBouncer).
 _LOCK = 2_025_017
-_WAITING = ("pending", "retrying")
+_WAITING = ["pending", "retrying"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +84,8 @@ def partitions(connection=default_connection) -> list[Partition]:
         return []
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass",
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = %s::regclass",
             [TABLE],
         )
         names = [row[0] for row in cursor.fetchall()]
@@ -168,7 +169,7 @@ def drop_expired(older_than: datetime.timedelta, now: datetime.datetime | None =
             cursor.execute(f"DROP TABLE {partition.name}")
         result.dropped.append(partition.name)
     if result.dropped or result.kept_for_waiting:
-        logger.info("attempt partitions dropped: %s; kept for waiting deliveries: %s", result.dropped, result.kept_for_waiting)
+        logger.info("attempt months dropped: %s; kept for waiting: %s", result.dropped, result.kept_for_waiting)
     return result
 
 
@@ -176,8 +177,8 @@ def _holds_waiting(name: str) -> bool:
     # From the few waiting deliveries (their partial index) into the month's (delivery, number) index.
     with default_connection.cursor() as cursor:
         cursor.execute(
-            f"""SELECT EXISTS (SELECT 1 FROM webhooks_delivery d WHERE d.status IN %s
-                AND EXISTS (SELECT 1 FROM {name} a WHERE a.delivery_id = d.id))""",
+            f"""SELECT EXISTS (SELECT 1 FROM webhooks_delivery d WHERE d.status = ANY(%s)
+                AND EXISTS (SELECT 1 FROM {name} a WHERE a.delivery_id = d.id))""",  # noqa: S608 - our own names
             [_WAITING],
         )
         return cursor.fetchone()[0]
@@ -189,7 +190,7 @@ def _forget_manual_sends_of(name: str) -> None:
     with default_connection.cursor() as cursor:
         for column in ("attempt_id", "altered_attempt_id"):
             cursor.execute(
-                f"UPDATE webhooks_manualsend SET {column} = NULL WHERE {column} IN (SELECT id FROM {name})"
+                f"UPDATE webhooks_manualsend SET {column} = NULL WHERE {column} IN (SELECT id FROM {name})"  # noqa: S608
             )
 
 

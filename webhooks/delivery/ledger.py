@@ -655,8 +655,8 @@ def next_numbers(webhook_ids: Iterable[int]) -> dict[int, int]:
 
 
 _ATTEMPT_COLUMNS = [
-    "delivery_id", "webhook_id", "number", "trigger", "started_at", "duration_ms", "url", "request_headers", "status_code",
-    "response_headers", "response_body", "error", "error_detail", "succeeded", "triggered_by",
+    "delivery_id", "webhook_id", "number", "trigger", "started_at", "duration_ms", "url", "request_headers",
+    "status_code", "response_headers", "response_body", "error", "error_detail", "succeeded", "triggered_by",
 ]  # fmt: skip
 _JSON_COLUMNS = {"request_headers", "response_headers"}
 
