@@ -6,9 +6,9 @@ N changes are committed through the same code the portal and Data API call (each
 of one webhook, no worker running), then one production-configured Celery worker sends them to a local
 receiver answering 200. For each phase: rows inserted and updated (pg_stat_user_tables of the run's own
 database), database growth (pg_database_size), WAL bytes (pg_current_wal_lsn before and after: the whole
-cluster's, so an upper bound on a shared machine), transactions committed (pg_stat_database), the producer's statements
-(counted in this process; the worker's are not countable without pg_stat_statements preloaded), and CPU-ms
-of the worker's processes and of the database backends serving this database (from /proc).
+cluster's, so an upper bound on a shared machine), transactions committed (pg_stat_database), the
+producer's statements (counted in this process; the worker's are not countable without pg_stat_statements
+preloaded), and CPU-ms of the worker's processes and of the database backends serving this database (/proc).
 """
 
 from __future__ import annotations
@@ -108,48 +108,60 @@ def _difference(before: dict, after: dict, count: int) -> dict:
 
 
 def measure(receiver, deliveries: int) -> dict:
-    """Commit `deliveries` changes while one worker delivers them; the whole cost per delivery, and the
-    producer's own share (statements, CPU) counted in this process."""
+    """Commit `deliveries` changes, then deliver them as a backlog with one worker; each phase per delivery."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
 
     from environments.models import Environment
     from environments.tests.factories import make_environment
-    from webhooks.models import Attempt
+    from webhooks.delivery import queueing
+    from webhooks.models import Attempt, Delivery
 
     environment = Environment.objects.filter(slug="capacity").first() or make_environment("capacity")
     webhook = fresh_webhook(environment, receiver.url)
     purge()
     receiver.requests.clear()
 
-    # The worker is ready and idle before the first change: its start-up is not counted, its sending all is.
+    # Producing: what the portal or the Data API does for each change (record, event, fan-out to a delivery).
+    before = _snapshot()
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
+    with CaptureQueriesContext(connection) as produced:
+        for n in range(deliveries):
+            change(environment, n, "C")
+    after_cpu = resource.getrusage(resource.RUSAGE_SELF)
+    produce = _difference(before, _snapshot(), deliveries)
+    produce["producer_cpu_ms"] = round(
+        (after_cpu.ru_utime + after_cpu.ru_stime - cpu.ru_utime - cpu.ru_stime) * 1000 / deliveries, 2
+    )
+    produce["statements"] = round(len(produced.captured_queries) / deliveries, 2)
+
+    # Delivering: the deliveries wait as a backlog while the worker starts (its start-up is not counted), then
+    # are all due at once and drained through the webhook's sending slots.
+    Delivery.objects.filter(webhook=webhook).update(
+        next_attempt_at=timezone.now() + datetime.timedelta(hours=1), leased_until=None, lease_owner=""
+    )
+    purge()
     with Worker() as worker:
         worker.wait_ready()
         before = _snapshot(worker)
         started = time.monotonic()
-        cpu = resource.getrusage(resource.RUSAGE_SELF)
-        with CaptureQueriesContext(connection) as produced:
-            for n in range(deliveries):
-                change(environment, n, "C")
-        after_cpu = resource.getrusage(resource.RUSAGE_SELF)
+        Delivery.objects.filter(webhook=webhook).update(next_attempt_at=timezone.now())
+        queueing.drain(webhook.pk, copies=webhook.max_in_flight)
         wait_for(lambda: Attempt.objects.filter(webhook=webhook).count() >= deliveries, timeout=900, interval=0.2)
         seconds = time.monotonic() - started
-        total = _difference(before, _snapshot(worker), deliveries)
-    total["seconds"] = round(seconds, 1)
+        deliver = _difference(before, _snapshot(worker), deliveries)
+    deliver["seconds"] = round(seconds, 1)
     with connection.cursor() as cursor:
         cursor.execute("SELECT avg(pg_column_size(a.*)) FROM webhooks_attempt a WHERE webhook_id = %s", [webhook.pk])
         attempt_row = float(cursor.fetchone()[0])
         cursor.execute("SELECT avg(pg_column_size(d.*)) FROM webhooks_delivery d WHERE webhook_id = %s", [webhook.pk])
         delivery_row = float(cursor.fetchone()[0])
-    producer = {
-        "cpu_ms": round((after_cpu.ru_utime + after_cpu.ru_stime - cpu.ru_utime - cpu.ru_stime) * 1000 / deliveries, 2),
-        "statements": round(len(produced.captured_queries) / deliveries, 2),
-    }
 
     return {
         "deliveries": deliveries,
-        "per_delivery": total,
-        "statements_and_producer": producer,
+        "produce": produce,
+        "deliver": deliver,
         "row_bytes": {"attempt": round(attempt_row), "delivery": round(delivery_row)},
     }
 
