@@ -1,8 +1,8 @@
 """Attempts carry their webhook, and on PostgreSQL the attempts table becomes partitioned by month.
 
-The conversion copies the table under a lock (README, Production: stop workers first; about a minute per
-10 M attempts on 2 cores, `benchmarks/partitions.py`). On SQLite the table stays plain and the webhook is
-filled in place.
+The conversion copies the table under a lock (README, Production: stop workers first; 155 s for 10 M
+attempts on a loaded 2-core VM, `benchmarks/partitions.py`). On SQLite the table stays plain and the
+webhook is filled in place.
 """
 
 import django.db.models.deletion
