@@ -28,6 +28,17 @@ def unpartition(apps, schema_editor):
     to_plain(schema_editor.connection)
 
 
+def _attempt_named_without_constraint():
+    return models.ForeignKey(
+        blank=True,
+        db_constraint=False,
+        null=True,
+        on_delete=django.db.models.deletion.SET_NULL,
+        related_name="+",
+        to="webhooks.attempt",
+    )
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("webhooks", "0016_receiver_auth"),
@@ -48,26 +59,12 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name="manualsend",
             name="attempt",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="+",
-                to="webhooks.attempt",
-            ),
+            field=_attempt_named_without_constraint(),
         ),
         migrations.AlterField(
             model_name="manualsend",
             name="altered_attempt",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="+",
-                to="webhooks.attempt",
-            ),
+            field=_attempt_named_without_constraint(),
         ),
         migrations.RunPython(fill_and_partition, unpartition),
         migrations.AlterField(

@@ -67,6 +67,18 @@ def test_a_recovery_running_at_the_upgrade_gets_the_deliveries_it_had_not_reache
     assert set(Item.objects.values_list("outcome", flat=True)) == {""}  # each waits for its outcome
 
 
+def _a_clinic_at(targets):
+    """Migrate to `targets`; their models, and an environment made with them."""
+    executor = MigrationExecutor(connection)
+    executor.migrate(targets)
+    apps = executor.loader.project_state(targets).apps
+    Configuration = apps.get_model("environments", "Configuration")
+    environment = apps.get_model("environments", "Environment").objects.create(
+        name="Clinic", slug="clinic", configuration=Configuration.objects.create(name="Clinic")
+    )
+    return apps, environment
+
+
 BEFORE_NUMBERS = [("webhooks", "0014_sending_policy_and_lines"), ("environments", "0007_event_stream")]
 AFTER_NUMBERS = [("webhooks", "0015_numbered_deliveries_and_heartbeats")]
 
@@ -75,13 +87,7 @@ AFTER_NUMBERS = [("webhooks", "0015_numbered_deliveries_and_heartbeats")]
 def test_the_events_delivered_before_numbering_are_numbered_per_webhook_and_the_counters_go_on_from_there(
     back_to_latest_after,
 ):
-    executor = MigrationExecutor(connection)
-    executor.migrate(BEFORE_NUMBERS)
-    apps = executor.loader.project_state(BEFORE_NUMBERS).apps
-    Configuration = apps.get_model("environments", "Configuration")
-    environment = apps.get_model("environments", "Environment").objects.create(
-        name="Clinic", slug="clinic", configuration=Configuration.objects.create(name="Clinic")
-    )
+    apps, environment = _a_clinic_at(BEFORE_NUMBERS)
     Webhook, Delivery = apps.get_model("webhooks", "Webhook"), apps.get_model("webhooks", "Delivery")
     Event, DeliveryEvent = apps.get_model("environments", "Event"), apps.get_model("webhooks", "DeliveryEvent")
     ehr, lab, quiet = (Webhook.objects.create(environment=environment, name=name, url=f"https://{name}.example/h")
@@ -116,13 +122,7 @@ AFTER_PARTITIONS = [("webhooks", "0017_partitioned_attempts")]
 def test_the_attempts_table_becomes_monthly_partitions_keeping_every_attempt_its_id_and_what_names_it(
     back_to_latest_after,
 ):
-    executor = MigrationExecutor(connection)
-    executor.migrate(BEFORE_PARTITIONS)
-    apps = executor.loader.project_state(BEFORE_PARTITIONS).apps
-    Configuration = apps.get_model("environments", "Configuration")
-    environment = apps.get_model("environments", "Environment").objects.create(
-        name="Clinic", slug="clinic", configuration=Configuration.objects.create(name="Clinic")
-    )
+    apps, environment = _a_clinic_at(BEFORE_PARTITIONS)
     Webhook, Delivery = apps.get_model("webhooks", "Webhook"), apps.get_model("webhooks", "Delivery")
     Attempt, ManualSend = apps.get_model("webhooks", "Attempt"), apps.get_model("webhooks", "ManualSend")
     webhook = Webhook.objects.create(environment=environment, name="EHR", url="https://ehr.example/hook")
