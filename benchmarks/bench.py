@@ -32,6 +32,10 @@ Scenarios (their sizes with --smoke are tiny: the test suite runs it so that it 
               loop to the same receiver over one kept-alive connection), and the most requests at once.
 - history     delivery history pages (50 rows) through Django with 1 M and 10 M attempts stored.
 - overview    the Overview's health queries and page with 1 M attempts, raw and rolled up per hour.
+- partitions  attempts in monthly partitions: history pages and the Overview with 10 M attempts over 12 months
+              (BENCH_PARTITION_ATTEMPTS sets another size); a month of 1 M attempts deleted in batches of
+              5,000 against the same month dropped (detached concurrently, then dropped); and migration
+              0017's conversion of every attempt seeded, both ways.
 - api         token endpoint and Data API reads, requests/s against gunicorn.
 - oauth       the backlog scenario twice over, for a webhook whose receiver demands an OAuth 2.0 token
               (client_secret_basic, from a real Authlib token endpoint; the receiver checks every token)
@@ -98,6 +102,7 @@ SCENARIOS = [
     "strict",
     "history",
     "overview",
+    "partitions",
     "metrics",
     "metrics_cost",
     "receivers",
@@ -122,6 +127,7 @@ FULL = {
     "memory_deliveries": 100_000,
     "history": [1_000_000, 10_000_000],
     "overview": 1_000_000,
+    "partitions": (int(os.environ.get("BENCH_PARTITION_ATTEMPTS", 10_000_000)), 1_000_000, True),
     "metrics": (1_000, 1_000_000),
     "metrics_cost_rounds": 3,
     "receiver_renders": 20_000,
@@ -160,6 +166,7 @@ SMOKE = {
     "memory_deliveries": 200,
     "history": [2_000],
     "overview": 2_000,
+    "partitions": (2_000, 2_000, True),
     "metrics": (20, 2_000),
     "metrics_cost_rounds": 1,
     "receiver_renders": 200,
@@ -1156,6 +1163,50 @@ def scenario_overview(size) -> dict:
     return {**figures, "worst_median_ms": worst, "bar": "< 100 ms", "holds": worst < 100}
 
 
+def scenario_partitions(size) -> dict:
+    from benchmarks.partitions import measure
+
+    attempts, month_attempts, convert = size["partitions"]
+    figures = measure(attempts, month_attempts, convert)
+    worst = max([page["median_ms"] for page in figures["pages"].values()] + [figures["overview_page"]["median_ms"]])
+    pages_hold = worst < 100
+    return {
+        **figures,
+        "worst_median_ms": worst,
+        "bar": "< 100 ms; drop < 1 s",
+        "holds": pages_hold and figures["month"]["holds"],
+    }
+
+
+def _partition_rows(s: dict) -> list[tuple]:
+    if "partitions" not in s:
+        return []
+    f = s["partitions"]
+    month = f["month"]
+    rows = [
+        (
+            f"history and Overview, {f['attempts']:,} attempts, {f['months']} partitions",
+            f"worst median {f['worst_median_ms']} ms",
+            "",
+            "",
+            "< 100 ms",
+            "yes" if f["worst_median_ms"] < 100 else "no",
+        ),
+        (
+            f"a month of {month['attempts']:,} attempts gone",
+            f"drop {month['drop_s']} s",
+            f"batched DELETE {month['batched_delete_s']} s",
+            "",
+            "< 1 s",
+            "yes" if month["holds"] else "no",
+        ),
+    ]
+    if "conversion" in f:
+        c = f["conversion"]
+        rows.append((f"migration 0017, {c['attempts']:,} attempts", f"{c['to_partitioned_s']} s", "", "", "", ""))
+    return rows
+
+
 def scenario_metrics(size) -> dict:
     """GET /metrics with 1,000 webhooks and 1 M attempts stored (issue 24's bar: a scrape < 100 ms)."""
     from benchmarks.metrics_scrape import measure
@@ -1410,6 +1461,8 @@ def main(argv: list[str] | None = None) -> dict:
                     figures = scenario_history(size)
                 elif name == "overview":
                     figures = scenario_overview(size)
+                elif name == "partitions":
+                    figures = scenario_partitions(size)
                 elif name == "metrics":
                     figures = scenario_metrics(size)
                 elif name == "receivers":
@@ -1639,6 +1692,7 @@ def table(results: dict) -> str:
                 yes(f["holds"]),
             )
         )
+    rows.extend(_partition_rows(s))
     if "metrics" in s:
         f = s["metrics"]
         rows.append(

@@ -9,29 +9,36 @@ import uuid
 
 def measure(target_attempts: int) -> dict:
     """Seed the bench-history webhook up to `target_attempts` attempts, then time its pages (median of 5, max)."""
-    from django.contrib.auth import get_user_model
     from django.db import connection
-    from django.test import Client
 
     from environments.models import Environment
     from environments.tests.factories import make_environment
-    from webhooks.history import encode_cursor
-    from webhooks.models import Attempt, Delivery, Webhook
+    from webhooks.models import Attempt, Webhook
     from webhooks.tests.factories import make_webhook
 
     environment = Environment.objects.filter(slug="bench-history").first() or make_environment("bench-history")
     webhook = Webhook.objects.filter(environment=environment).first() or make_webhook(
         environment, "http://127.0.0.1:9999/hooks", event_types=["patients.created", "patients.updated"]
     )
-    have = Attempt.objects.filter(delivery__webhook=webhook).count()
+    have = Attempt.objects.filter(webhook=webhook).count()
     seeded_in = 0.0
     if have < target_attempts:
         started = time.monotonic()
         _seed(connection, webhook, (target_attempts - have) // 2)
         seeded_in = time.monotonic() - started
-    attempts = Attempt.objects.filter(delivery__webhook=webhook).count()
-    deliveries = Delivery.objects.filter(webhook=webhook).count()
+    attempts = Attempt.objects.filter(webhook=webhook).count()
+    return {"attempts": attempts, "seeded_in_s": round(seeded_in, 1), "pages": time_pages(environment, webhook)}
 
+
+def time_pages(environment, webhook) -> dict:
+    """Median and max of 5 loads (after one to warm caches) of each history page of `webhook` and its environment."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from webhooks.history import encode_cursor
+    from webhooks.models import Delivery
+
+    deliveries = Delivery.objects.filter(webhook=webhook).count()
     User = get_user_model()
     admin = User.objects.filter(username="bench-admin").first() or User.objects.create_superuser("bench-admin")
     client = Client()
@@ -58,11 +65,21 @@ def measure(target_attempts: int) -> dict:
                 raise RuntimeError(f"{url} answered {response.status_code}")
         timings = timings[1:]  # the first warms caches
         figures[name] = {"median_ms": round(statistics.median(timings), 1), "max_ms": round(max(timings), 1)}
-    return {"attempts": attempts, "seeded_in_s": round(seeded_in, 1), "pages": figures}
+    return figures
 
 
-def _seed(connection, webhook, deliveries: int) -> None:
-    """Insert deliveries with two attempts each, straight in SQL (the ORM would take an hour)."""
+def _seed(connection, webhook, deliveries: int, *, every_s: float = 1.0, ending_ago_s: float = 0.0) -> None:
+    """Insert deliveries with two attempts each, straight in SQL (the ORM would take an hour): one delivery
+    every `every_s` seconds going back from `ending_ago_s` seconds ago, in the attempt partitions they need."""
+    import datetime
+
+    from django.utils import timezone
+
+    from webhooks.partitions import create_months
+
+    if connection.vendor == "postgresql":
+        newest = timezone.now() - datetime.timedelta(seconds=ending_ago_s)
+        create_months(newest - datetime.timedelta(seconds=every_s * (deliveries + 1)), newest, connection)
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -70,21 +87,30 @@ def _seed(connection, webhook, deliveries: int) -> None:
                 is_heartbeat,
                 status, created_at, body, attempt_count, last_attempt_at, last_status_code, last_error,
                 last_duration_ms, delivered_at, lease_owner, probes)
-            SELECT %s, %s, 'msg_' || md5(%s || g), 1,
+            SELECT %(webhook)s, %(environment)s, 'msg_' || md5(%(salt)s || g), 1,
                 CASE WHEN g %% 3 = 0 THEN 'patients.updated' ELSE 'patients.created' END, false, false,
                 CASE WHEN g %% 10 = 0 THEN 'failed' ELSE 'succeeded' END,
-                now() - (g || ' seconds')::interval, '{"id":"evt_seed"}', 2, now() - (g || ' seconds')::interval,
+                t.at, '{"id":"evt_seed"}', 2, t.at,
                 CASE WHEN g %% 10 = 0 THEN 503 ELSE 200 END, '', (g::bigint * 7919) %% 900 + 5,
-                CASE WHEN g %% 10 = 0 THEN NULL ELSE now() - (g || ' seconds')::interval END, '', 0
-            FROM generate_series(1, %s) AS g
+                CASE WHEN g %% 10 = 0 THEN NULL ELSE t.at END, '', 0
+            FROM generate_series(1, %(deliveries)s) AS g,
+                LATERAL (SELECT now() - (%(ago)s + g * %(every)s) * interval '1 second' AS at) AS t
             """,
-            [webhook.pk, webhook.environment_id, uuid.uuid4().hex, deliveries],
+            {
+                "webhook": webhook.pk,
+                "environment": webhook.environment_id,
+                "salt": uuid.uuid4().hex,
+                "deliveries": deliveries,
+                "ago": ending_ago_s,
+                "every": every_s,
+            },
         )
         cursor.execute(
             """
-            INSERT INTO webhooks_attempt (delivery_id, number, trigger, started_at, duration_ms, url, request_headers,
-                status_code, response_headers, response_body, error, error_detail, succeeded, triggered_by)
-            SELECT d.id, n.n, 'scheduled', d.created_at, d.last_duration_ms,
+            INSERT INTO webhooks_attempt (delivery_id, webhook_id, number, trigger, started_at, duration_ms, url,
+                request_headers, status_code, response_headers, response_body, error, error_detail, succeeded,
+                triggered_by)
+            SELECT d.id, d.webhook_id, n.n, 'scheduled', d.created_at, d.last_duration_ms,
                 'http://127.0.0.1:9999/hooks', '{"webhook-id": "seed"}',
                 CASE WHEN n.n = 1 THEN 500 ELSE d.last_status_code END,
                 '{}', 'seed', '', '', n.n = 2 AND d.last_status_code = 200, ''

@@ -74,6 +74,14 @@ def _webhooks(count: int) -> list[int]:
 def _seed(connection, ids: list[int], deliveries: int) -> None:
     """Deliveries one a second going back (a tenth failed), two attempts each, the webhooks taking turns;
     and one waiting delivery per webhook, due a minute ago. Straight in SQL."""
+    import datetime
+
+    from django.utils import timezone
+
+    from webhooks.partitions import create_months
+
+    if connection.vendor == "postgresql":
+        create_months(timezone.now() - datetime.timedelta(seconds=deliveries + 1), timezone.now(), connection)
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -96,9 +104,11 @@ def _seed(connection, ids: list[int], deliveries: int) -> None:
         )
         cursor.execute(
             """
-            INSERT INTO webhooks_attempt (delivery_id, number, trigger, started_at, duration_ms, url, request_headers,
-                status_code, response_headers, response_body, error, error_detail, succeeded, triggered_by)
-            SELECT d.id, n.n, 'scheduled', d.created_at, d.last_duration_ms, 'http://127.0.0.1:9999/hooks', '{}',
+            INSERT INTO webhooks_attempt (delivery_id, webhook_id, number, trigger, started_at, duration_ms, url,
+                request_headers, status_code, response_headers, response_body, error, error_detail, succeeded,
+                triggered_by)
+            SELECT d.id, d.webhook_id, n.n, 'scheduled', d.created_at, d.last_duration_ms,
+                'http://127.0.0.1:9999/hooks', '{}',
                 CASE WHEN n.n = 1 THEN 500 ELSE d.last_status_code END, '{}', '', '', '', n.n = 2
                 AND d.last_status_code = 200, ''
             FROM webhooks_delivery d CROSS JOIN (VALUES (1), (2)) AS n(n)

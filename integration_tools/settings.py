@@ -495,4 +495,6 @@ WEBHOOK_HEARTBEAT_SCAN_SECONDS = env.float("WEBHOOK_HEARTBEAT_SCAN_SECONDS", def
 # killed mid-send gives it up when that lease ends.
 WEBHOOK_LEASE_MARGIN_SECONDS = env.float("WEBHOOK_LEASE_MARGIN_SECONDS", default=30)
 DELIVERY_RETENTION_DAYS = env.int("DELIVERY_RETENTION_DAYS", default=90)
+# Months of attempt partitions made ahead of the current one (PostgreSQL; webhooks/partitions.py).
+ATTEMPT_PARTITIONS_AHEAD = env.int("ATTEMPT_PARTITIONS_AHEAD", default=3)
 DELIVERY_PAGE_SIZE = env.int("DELIVERY_PAGE_SIZE", default=50)

@@ -94,9 +94,9 @@ def attempt_totals(now: datetime.datetime) -> dict[int, tuple[int, int]]:
     counted = (
         Attempt.objects.filter(started_at__gte=since)
         .exclude(trigger=Attempt.Trigger.TEST)
-        .values(webhook=F("delivery__webhook_id"))
+        .values("webhook_id")
         .annotate(ok=Count("id", filter=Q(succeeded=True)), bad=Count("id", filter=Q(succeeded=False)))
-        .values_list("webhook", "ok", "bad")
+        .values_list("webhook_id", "ok", "bad")
         .order_by()
     )
     for pk, ok, bad in counted:

@@ -428,7 +428,11 @@ class DeliveryEvent(models.Model):
 
 
 class Attempt(models.Model):
-    """One HTTP request made for a delivery and what came back."""
+    """One HTTP request made for a delivery and what came back.
+
+    On PostgreSQL the table is partitioned by month of `started_at` (`webhooks/partitions.py`): the database's
+    key is (id, started_at), `id` stays unique by its sequence, and retention drops whole months.
+    """
 
     class Trigger(models.TextChoices):
         SCHEDULED = "scheduled", "Scheduled"
@@ -441,6 +445,8 @@ class Attempt(models.Model):
     OUTCOME_UNKNOWN = "worker_stopped"
 
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    # The delivery's, repeated: a webhook's attempts are read by (webhook, time) without reading its deliveries.
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, db_index=False, related_name="+")
     number = models.PositiveSmallIntegerField()
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
     started_at = models.DateTimeField()
@@ -461,6 +467,7 @@ class Attempt(models.Model):
             models.Index(fields=["delivery", "number"], name="attempt_by_delivery"),
             # The hourly roll-up reads attempts by time.
             models.Index(fields=["started_at"], name="attempt_by_time"),
+            models.Index(fields=["webhook", "started_at"], name="attempt_by_webhook"),
         ]
 
     def __str__(self) -> str:
@@ -618,8 +625,14 @@ class ManualSend(models.Model):
     # While in the future, one worker is carrying it out and no other may.
     leased_until = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    attempt = models.ForeignKey(Attempt, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    altered_attempt = models.ForeignKey(Attempt, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # No database constraint: none can point into the partitioned attempts table by id alone. Retention clears
+    # these before it drops a month (`partitions.drop_expired`), as Django does when an attempt is deleted.
+    attempt = models.ForeignKey(
+        Attempt, on_delete=models.SET_NULL, null=True, blank=True, db_constraint=False, related_name="+"
+    )
+    altered_attempt = models.ForeignKey(
+        Attempt, on_delete=models.SET_NULL, null=True, blank=True, db_constraint=False, related_name="+"
+    )
     passed = models.BooleanField(null=True, blank=True)
     # The outcome in one sentence (a self-test's verdict, a verification's result).
     result = models.CharField(max_length=500, blank=True)

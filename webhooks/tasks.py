@@ -9,7 +9,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from . import bulk, carry_out, erasure, heartbeats, manual_sends, retention, rollup
+from . import bulk, carry_out, erasure, heartbeats, manual_sends, partitions, retention, rollup
 from .delivery import queueing, sending, sweeper
 
 
@@ -64,10 +64,18 @@ def verify_webhook_asked_before_upgrade(webhook_id: int) -> None:
 
 @shared_task(name="webhooks.prune", ignore_result=True)
 def prune_old_deliveries() -> None:
-    """Daily retention: payloads past their environment's payload retention are erased, then finished
-    deliveries older than DELIVERY_RETENTION_DAYS go."""
+    """Daily retention: payloads past their environment's payload retention are erased, then months of attempts
+    older than DELIVERY_RETENTION_DAYS are dropped whole (PostgreSQL), then finished deliveries that old go."""
     erasure.apply_payload_retention()
-    retention.prune_deliveries(datetime.timedelta(days=settings.DELIVERY_RETENTION_DAYS))
+    older_than = datetime.timedelta(days=settings.DELIVERY_RETENTION_DAYS)
+    partitions.drop_expired(older_than)
+    retention.prune_deliveries(older_than)
+
+
+@shared_task(name="webhooks.partitions", ignore_result=True)
+def make_attempt_partitions() -> None:
+    """Daily: make the months of attempt partitions ATTEMPT_PARTITIONS_AHEAD ahead (PostgreSQL)."""
+    partitions.ensure_ahead()
 
 
 @shared_task(name="webhooks.roll_up", ignore_result=True)

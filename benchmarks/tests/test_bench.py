@@ -39,5 +39,8 @@ def test_every_scenario_runs_and_reports_its_figures_beside_the_bare_task(tmp_pa
     assert scenarios["embedded"]["lost"] == scenarios["embedded"]["worker_exits"] == 0
     assert scenarios["embedded"]["lock_errors"] == 0
     assert scenarios["metrics_cost"]["with_per_s"] > 0 and scenarios["metrics_cost"]["without_per_s"] > 0
+    month = scenarios["partitions"]["month"]
+    assert month["attempts"] == 2_000 and len(month["dropped"]) == 1
+    assert scenarios["partitions"]["conversion"]["attempts"] >= scenarios["partitions"]["attempts"]
     # One table, a row per figure, each with its bar.
     assert "| backlog throughput" in completed.stdout and "| make run defaults" in completed.stdout

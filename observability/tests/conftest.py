@@ -23,6 +23,7 @@ def attempt(delivery: Delivery, *, ok: bool, ms: int, status: int | None = None,
     Delivery.objects.filter(pk=delivery.pk).update(attempt_count=delivery.attempt_count + 1)
     return Attempt.objects.create(
         delivery=delivery,
+        webhook_id=delivery.webhook_id,
         number=delivery.attempt_count + 1,
         trigger=Attempt.Trigger.SCHEDULED,
         started_at=timezone.now() - datetime.timedelta(seconds=ago_s),

@@ -33,6 +33,7 @@ def seed_attempt(webhook, *, hours_ago: float, ok: bool, delay_ms: int | None = 
     )
     Attempt.objects.create(
         delivery=delivery,
+        webhook=webhook,
         number=1,
         trigger=Attempt.Trigger.SCHEDULED,
         started_at=created,

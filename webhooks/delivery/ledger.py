@@ -655,8 +655,8 @@ def next_numbers(webhook_ids: Iterable[int]) -> dict[int, int]:
 
 
 _ATTEMPT_COLUMNS = [
-    "delivery_id", "number", "trigger", "started_at", "duration_ms", "url", "request_headers", "status_code",
-    "response_headers", "response_body", "error", "error_detail", "succeeded", "triggered_by",
+    "delivery_id", "webhook_id", "number", "trigger", "started_at", "duration_ms", "url", "request_headers",
+    "status_code", "response_headers", "response_body", "error", "error_detail", "succeeded", "triggered_by",
 ]  # fmt: skip
 _JSON_COLUMNS = {"request_headers", "response_headers"}
 
@@ -691,7 +691,8 @@ def _value(value: Any) -> Any:
 
 
 def _attempt_rows(attempts: list[Attempt]) -> tuple[str, list]:
-    columns = [_column(Attempt, "delivery") if name == "delivery_id" else name for name in _ATTEMPT_COLUMNS]
+    related = {"delivery_id": _column(Attempt, "delivery"), "webhook_id": _column(Attempt, "webhook")}
+    columns = [related.get(name, name) for name in _ATTEMPT_COLUMNS]
     values = []
     for attempt in attempts:
         for name in _ATTEMPT_COLUMNS:
@@ -971,13 +972,14 @@ def record_interrupted(now: datetime.datetime, delivery_ids: list[int] | None = 
         rows = list(
             marked.select_for_update(of=("self",))
             .select_related("webhook")
-            .values_list("pk", "attempt_count", "probes", "sending_since", "webhook__url")[:500]
+            .values_list("pk", "attempt_count", "probes", "sending_since", "webhook_id", "webhook__url")[:500]
         )
         attempts = []
-        for pk, attempt_count, probes, since, url in rows:
+        for pk, attempt_count, probes, since, webhook_id, url in rows:
             attempts.append(
                 Attempt(
                     delivery_id=pk,
+                    webhook_id=webhook_id,
                     number=attempt_count + 1,
                     trigger=Attempt.Trigger.SCHEDULED,
                     started_at=since or now,

@@ -445,6 +445,7 @@ def _attempt(
     """The history's row for one request sent (not yet saved: a batch's rows are written together)."""
     return Attempt(
         delivery_id=delivery.id,
+        webhook_id=target.id,
         number=delivery.attempt_count + 1,
         trigger=trigger,
         started_at=started_at,

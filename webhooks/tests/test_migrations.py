@@ -1,8 +1,13 @@
 """Upgrading keeps work in flight: a recovery running when the new engine arrives carries on where it was."""
 
+import datetime
+
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+from webhooks import partitions
 
 BEFORE = [("webhooks", "0010_manual_sends")]
 AFTER = [("webhooks", "0011_bulk_resend_outcomes")]
@@ -62,6 +67,18 @@ def test_a_recovery_running_at_the_upgrade_gets_the_deliveries_it_had_not_reache
     assert set(Item.objects.values_list("outcome", flat=True)) == {""}  # each waits for its outcome
 
 
+def _a_clinic_at(targets):
+    """Migrate to `targets`; their models, and an environment made with them."""
+    executor = MigrationExecutor(connection)
+    executor.migrate(targets)
+    apps = executor.loader.project_state(targets).apps
+    Configuration = apps.get_model("environments", "Configuration")
+    environment = apps.get_model("environments", "Environment").objects.create(
+        name="Clinic", slug="clinic", configuration=Configuration.objects.create(name="Clinic")
+    )
+    return apps, environment
+
+
 BEFORE_NUMBERS = [("webhooks", "0014_sending_policy_and_lines"), ("environments", "0007_event_stream")]
 AFTER_NUMBERS = [("webhooks", "0015_numbered_deliveries_and_heartbeats")]
 
@@ -70,13 +87,7 @@ AFTER_NUMBERS = [("webhooks", "0015_numbered_deliveries_and_heartbeats")]
 def test_the_events_delivered_before_numbering_are_numbered_per_webhook_and_the_counters_go_on_from_there(
     back_to_latest_after,
 ):
-    executor = MigrationExecutor(connection)
-    executor.migrate(BEFORE_NUMBERS)
-    apps = executor.loader.project_state(BEFORE_NUMBERS).apps
-    Configuration = apps.get_model("environments", "Configuration")
-    environment = apps.get_model("environments", "Environment").objects.create(
-        name="Clinic", slug="clinic", configuration=Configuration.objects.create(name="Clinic")
-    )
+    apps, environment = _a_clinic_at(BEFORE_NUMBERS)
     Webhook, Delivery = apps.get_model("webhooks", "Webhook"), apps.get_model("webhooks", "Delivery")
     Event, DeliveryEvent = apps.get_model("environments", "Event"), apps.get_model("webhooks", "DeliveryEvent")
     ehr, lab, quiet = (Webhook.objects.create(environment=environment, name=name, url=f"https://{name}.example/h")
@@ -101,3 +112,45 @@ def test_the_events_delivered_before_numbering_are_numbered_per_webhook_and_the_
     ]  # fmt: skip
     counters = apps.get_model("webhooks", "WebhookSequence").objects.values_list("webhook_id", "last")
     assert dict(counters) == {ehr.pk: 3, lab.pk: 2, quiet.pk: 0}
+
+
+BEFORE_PARTITIONS = [("webhooks", "0016_receiver_auth")]
+AFTER_PARTITIONS = [("webhooks", "0017_partitioned_attempts")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_attempts_table_becomes_monthly_partitions_keeping_every_attempt_its_id_and_what_names_it(
+    back_to_latest_after,
+):
+    apps, environment = _a_clinic_at(BEFORE_PARTITIONS)
+    Webhook, Delivery = apps.get_model("webhooks", "Webhook"), apps.get_model("webhooks", "Delivery")
+    Attempt, ManualSend = apps.get_model("webhooks", "Attempt"), apps.get_model("webhooks", "ManualSend")
+    webhook = Webhook.objects.create(environment=environment, name="EHR", url="https://ehr.example/hook")
+    delivery = Delivery.objects.create(webhook=webhook, environment=environment, message_id="msg_1")
+    a_year_ago = timezone.now() - datetime.timedelta(days=365)
+    old, recent = (
+        Attempt.objects.create(
+            delivery=delivery, number=number, trigger="scheduled", started_at=started, duration_ms=5, url=webhook.url
+        )
+        for number, started in [(1, a_year_ago), (2, timezone.now())]
+    )
+    ManualSend.objects.create(webhook=webhook, kind="resend", delivery=delivery, requested_by="ann", attempt=recent)
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(AFTER_PARTITIONS)
+    apps = executor.loader.project_state(AFTER_PARTITIONS).apps
+    Attempt, ManualSend = apps.get_model("webhooks", "Attempt"), apps.get_model("webhooks", "ManualSend")
+    assert sorted(Attempt.objects.values_list("id", "number", "webhook_id")) == [
+        (old.pk, 1, webhook.pk),
+        (recent.pk, 2, webhook.pk),
+    ]
+    assert ManualSend.objects.get().attempt_id == recent.pk
+    months = [partition.start for partition in partitions.partitions()]
+    assert months[0] == partitions.month_of(a_year_ago)
+    assert partitions.month_of(timezone.now()) in months
+    # The ids go on after the copied ones.
+    later = Attempt.objects.create(
+        delivery_id=delivery.pk, webhook_id=webhook.pk, number=3, trigger="scheduled", started_at=timezone.now(),
+        duration_ms=5, url=webhook.url,
+    )  # fmt: skip
+    assert later.pk > recent.pk

@@ -76,6 +76,7 @@ def test_recording_looks_for_more_due_deliveries_after_its_commit_at_the_databas
 def an_attempt(delivery: Delivery) -> Attempt:
     return Attempt(
         delivery_id=delivery.pk,
+        webhook_id=delivery.webhook_id,
         number=delivery.attempt_count + 1,
         trigger=Attempt.Trigger.SCHEDULED,
         started_at=timezone.now(),

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("webhooks", "0016_receiver_auth"),
+        ("webhooks", "0017_partitioned_attempts"),
     ]
 
     operations = [
