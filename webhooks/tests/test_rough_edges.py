@@ -44,6 +44,16 @@ def test_no_webhook_yet_shows_a_call_to_action_not_a_search_box(env, client, dir
     assert 'role="search"' in client.get("/e/clinic/webhooks/").text
 
 
+def test_no_client_yet_shows_a_call_to_action_not_a_search_box(env, client, director):
+    page = client.get("/e/clinic/credentials/").text
+    assert 'role="search"' not in page
+    assert '<a class="button" href="/e/clinic/credentials/clients/new/">Create the first client</a>' in page
+    create_client(env, "Lab app", ["patients:read"])
+    page = client.get("/e/clinic/credentials/").text
+    assert "Create the first client" not in page and "No credentials yet" in page
+    assert 'role="search"' not in page  # nothing to search yet
+
+
 def test_the_overview_says_in_one_line_what_the_product_does(env, client, director):
     assert (
         "Integration Tools lets other systems read Clinic's data through the Data API and hear about every change "
