@@ -428,8 +428,9 @@ BARE_POOLS = [("prefork", 2), ("threads", 16)]
 # --- Scenarios ----------------------------------------------------------------------------
 
 
-def _backlog_rate(environment, receiver, size, label: str, setup=None) -> float:
-    """Deliveries/s of one webhook draining `size["events"]` changes committed with no worker running."""
+def _backlog_rate(environment, receiver, size, label: str, setup=None, beside=None) -> float:
+    """Deliveries/s of one webhook draining `size["events"]` changes committed with no worker running;
+    `beside`, a context manager, runs from before the worker starts to after the drain."""
     webhook = fresh_webhook(environment, receiver.url, name=f"bench-{label}")
     if setup is not None:
         setup(webhook)
@@ -437,7 +438,7 @@ def _backlog_rate(environment, receiver, size, label: str, setup=None) -> float:
     receiver.requests.clear()
     for n in range(size["events"]):
         change(environment, n, label)
-    with Worker():
+    with beside or contextlib.nullcontext(), Worker():
         wait_for(lambda: len(receiver.requests) >= size["events"], timeout=600)
     return rate_of([request.at for request in receiver.requests])
 
@@ -1217,58 +1218,71 @@ def scenario_metrics(size) -> dict:
     return {**figures, "worst_median_ms": worst, "bar": "< 100 ms", "holds": worst < 100}
 
 
-def _backlog_rate(environment, receiver, size, scraped: bool) -> tuple[float, int]:
-    """One backlog drained by a fresh worker, with or without a scraper process reading /metrics each
-    second meanwhile; the receiver's rate and how many scrapes were made."""
-    purge()
-    receiver.requests.clear()
-    for n in range(size["events"]):
-        change(environment, n, "M")
-    scraper = None
-    if scraped:
-        scraper = subprocess.Popen(
+class Scraper:
+    """A process reading /metrics every `interval` seconds (benchmarks/metrics_scraper.py), like Prometheus;
+    `times` holds when each scrape started (time.time()) once it has stopped."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self.times: list[float] = []
+
+    def __enter__(self) -> Scraper:
+        self.process = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.metrics_scraper"],
             cwd=BASE_DIR,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PGAPPNAME": "bench-scraper"},
+            env={**os.environ, "PGAPPNAME": "bench-scraper", "BENCH_SCRAPE_INTERVAL": str(self.interval)},
         )
-        # Its start-up (Django's setup) is not a scrape's cost: the worker starts once it has scraped once.
-        if scraper.stdout.readline().strip() != "ready":
+        # Its start-up (Django's setup) is not a scrape's cost: the drain starts once it has scraped once.
+        if self.process.stdout.readline().strip() != "ready":
             raise RuntimeError("the scraper did not start")
-    try:
-        with Worker():
-            wait_for(lambda: len(receiver.requests) >= size["events"], timeout=600)
-    finally:
-        scrapes = 0
-        if scraper:
-            out, _ = scraper.communicate("", timeout=60)
-            scrapes = int(out.split()[0]) - 1 if out.strip() else 0  # the first was before the drain
-    return rate_of([request.at for request in receiver.requests]), scrapes
+        return self
+
+    def __exit__(self, *exc) -> None:
+        out, _ = self.process.communicate("", timeout=60)
+        self.times = json.loads(out.splitlines()[-1]) if out.strip() else []
+
+
+def _shipped_scrape_interval() -> float:
+    """The scrape interval of the Prometheus configuration we ship (deploy/prometheus/prometheus.yml), in s."""
+    import yaml
+
+    config = yaml.safe_load((BASE_DIR / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    interval = config["global"]["scrape_interval"]
+    return float(interval.removesuffix("s"))
 
 
 def scenario_metrics_cost(receiver, size) -> dict:
-    """Backlog throughput with /metrics scraped every second (15 x Prometheus' default interval) against none,
-    rounds alternating so a noisy machine weighs on both alike (issue 24's bar: metrics cost < 3 %)."""
+    """Backlog throughput with /metrics scraped every second (30 x the shipped interval) against none, rounds
+    alternating so a noisy machine weighs on both alike. The cost per scrape a second measured so, scaled to
+    the shipped interval, is what metrics cost as shipped (issue 24's bar: < 3 %)."""
     environment = bench_environment("bench")
-    fresh_webhook(environment, receiver.url)
-    off, on, scrapes = [], [], 0
+    off, on, scraped, drained = [], [], 0, 0.0
     for _ in range(size["metrics_cost_rounds"]):
-        off.append(_backlog_rate(environment, receiver, size, scraped=False)[0])
-        rate, made = _backlog_rate(environment, receiver, size, scraped=True)
-        on.append(rate)
-        scrapes += made
+        off.append(_backlog_rate(environment, receiver, size, "metrics-off"))
+        scraper = Scraper(interval=1.0)
+        on.append(_backlog_rate(environment, receiver, size, "metrics-on", beside=scraper))
+        arrivals = [request.at for request in receiver.requests]
+        scraped += sum(1 for at in scraper.times if min(arrivals) <= at <= max(arrivals))
+        drained += max(arrivals) - min(arrivals)
     without, with_ = statistics.median(off), statistics.median(on)
     cost = (without - with_) / without * 100 if without else 0.0
+    per_second = scraped / drained if drained else 0.0
+    shipped = _shipped_scrape_interval()
+    # No scrape within a drain (the smoke's tiny backlog) measures nothing: no figure, and the bar unproven.
+    as_shipped = round(cost / per_second / shipped, 2) if per_second else None
     return {
         "without_per_s": round(without, 1),
         "with_per_s": round(with_, 1),
         "rounds": {"without": [round(r, 1) for r in off], "with": [round(r, 1) for r in on]},
-        "scrapes": scrapes,
+        "scrapes_per_s": round(per_second, 2),
         "cost_percent": round(cost, 1),
-        "bar": "< 3 %",
-        "holds": cost < 3,
+        "shipped_interval_s": shipped,
+        "cost_as_shipped_percent": as_shipped,
+        "bar": "< 3 % as shipped",
+        "holds": as_shipped is not None and as_shipped < 3,
     }
 
 
@@ -1712,7 +1726,8 @@ def table(results: dict) -> str:
                 "backlog with /metrics scraped each second",
                 f"{f['with_per_s']}/s",
                 f"{f['without_per_s']}/s unscraped",
-                f"cost {f['cost_percent']} %",
+                f"cost {f['cost_percent']} % at {f['scrapes_per_s']}/s, {f['cost_as_shipped_percent']} % every "
+                f"{f['shipped_interval_s']:g} s",
                 f["bar"],
                 yes(f["holds"]),
             )
