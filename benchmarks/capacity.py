@@ -107,22 +107,11 @@ def _difference(before: dict, after: dict, count: int) -> dict:
     }
 
 
-def measure(receiver, deliveries: int) -> dict:
-    """Commit `deliveries` changes, then deliver them as a backlog with one worker; each phase per delivery."""
+def _produce(environment, deliveries: int) -> dict:
+    """Producing: what the portal or the Data API does for each change (record, event, fan-out to a delivery),
+    per delivery, with this process's CPU and statements."""
     from django.db import connection
-    from django.utils import timezone
 
-    from environments.models import Environment
-    from environments.tests.factories import make_environment
-    from webhooks.delivery import queueing
-    from webhooks.models import Attempt, Delivery
-
-    environment = Environment.objects.filter(slug="capacity").first() or make_environment("capacity")
-    webhook = fresh_webhook(environment, receiver.url)
-    purge()
-    receiver.requests.clear()
-
-    # Producing: what the portal or the Data API does for each change (record, event, fan-out to a delivery).
     before = _snapshot()
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     statements = [0]
@@ -140,6 +129,25 @@ def measure(receiver, deliveries: int) -> dict:
         (after_cpu.ru_utime + after_cpu.ru_stime - cpu.ru_utime - cpu.ru_stime) * 1000 / deliveries, 2
     )
     produce["statements"] = round(statements[0] / deliveries, 2)
+    return produce
+
+
+def measure(receiver, deliveries: int) -> dict:
+    """Commit `deliveries` changes, then deliver them as a backlog with one worker; each phase per delivery."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from environments.models import Environment
+    from environments.tests.factories import make_environment
+    from webhooks.delivery import queueing
+    from webhooks.models import Attempt, Delivery
+
+    environment = Environment.objects.filter(slug="capacity").first() or make_environment("capacity")
+    webhook = fresh_webhook(environment, receiver.url)
+    purge()
+    receiver.requests.clear()
+
+    produce = _produce(environment, deliveries)
 
     # Delivering: the deliveries wait as a backlog while the worker starts (its start-up is not counted), then
     # are all due at once and drained through the webhook's sending slots.
