@@ -11,6 +11,16 @@ document.addEventListener("DOMContentLoaded", () => {
       }
     });
   }
+  // A fold of choices that "every field" stands for opens when that box is unchecked: the single fields are
+  // then what the person is choosing among.
+  for (const fold of document.querySelectorAll("details[data-opens-when-unchecked]")) {
+    const box = document.getElementById(fold.dataset.opensWhenUnchecked);
+    box?.addEventListener("change", () => {
+      if (!box.checked) {
+        fold.open = true;
+      }
+    });
+  }
   // After a refused submit, the error summary takes focus, so a keyboard or screen-reader user starts there.
   const summary = document.querySelector("[data-focus-on-load]");
   if (summary) {
