@@ -76,7 +76,9 @@ list; tests and benchmarks look inside too):
 - `retry_policy.make_waiting_due` ("retry now")
 - `sweeper.run`, `sweeper.probe` (the periodic sweep and the probe task)
 - `bodies.preview`, `bodies.body_of` (what a delivery would send, or sends), `bodies.numbered_payload` (one
-  event with its number, as a webhook's bodies carry it), `bodies.HEARTBEAT_EVENT_TYPE`
+  event with its number, as a webhook's bodies carry it), `bodies.HEARTBEAT_EVENT_TYPE`, `bodies.shaped_data`
+  and `bodies.Shape` (the step that shapes an event's data for a webhook: the event catalog's JSON Schemas
+  go through it, so a schema describes what the bodies carry)
 - `signing.new_signing_secret`, `signing.new_key_pair`, `signing.raw_public_key` (the JWKS page),
   `signing.SELF_TEST_MARKER`
 - `outbound.check_url`, `outbound.InvalidDestination` (where a webhook may point), `outbound.ERROR_CLASSES`
