@@ -197,10 +197,10 @@ def celery_worker_process(start_worker):
 
 
 @contextlib.contextmanager
-def gunicorn_serving(arguments: list[str], log_path: Path, **extra_env: str):
+def gunicorn_serving(arguments: list[str], log_path: Path, *, ready_headers: dict | None = None, **extra_env: str):
     """The portal under gunicorn (its arguments after the app, bound to a free loopback port) against the test
-    database (or `extra_env`'s DATABASE_URL, broker...); yields its base URL once /healthz answers, and stops it
-    after."""
+    database (or `extra_env`'s DATABASE_URL, broker, production settings...); yields its base URL once /healthz
+    answers (asked with `ready_headers`: production settings redirect plain HTTP), and stops it after."""
     import requests
 
     port = free_port()
@@ -218,7 +218,7 @@ def gunicorn_serving(arguments: list[str], log_path: Path, **extra_env: str):
 
     def ready():
         try:
-            return requests.get(f"{url}/healthz", timeout=5).ok
+            return requests.get(f"{url}/healthz", headers=ready_headers, timeout=5).ok
         except requests.RequestException:
             return False
 

@@ -2,7 +2,7 @@
 
 An offline step: the table is locked for the copy (writers wait, readers of history
 too), so run `migrate` with workers stopped; README Production says how, and
-`benchmarks/partitions.py` measures how long it takes (155 s for 10 M attempts on a loaded 2-core VM).
+`benchmarks/partitions.py` measures how long it takes (54.6 s for 10 M attempts on a quiet 2-core VM, 155 s under load).
 The copy fills each attempt's webhook from its delivery in the same pass.
 Names (indexes, constraints, the identity sequence) are kept, so later migrations see the same table.
 """

@@ -3,14 +3,13 @@
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import requests
 import yaml
 from cryptography.fernet import Fernet
 
-from conftest import BASE_DIR, free_port, subprocess_env, wait_for
+from conftest import BASE_DIR, gunicorn_serving, subprocess_env
 
 COMPOSE = yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text())
 PORTAL_SERVICES = ("migrate", "web", "worker", "beat")
@@ -18,7 +17,7 @@ PORTAL_SERVICES = ("migrate", "web", "worker", "beat")
 
 def run_gunicorn(tmp_path, *, collect_static: bool):
     """gunicorn on production settings; yields its URL, stops it afterwards."""
-    env = subprocess_env(
+    env = dict(
         DEBUG="0",
         SECRET_KEY="test-only-" + "q7Z!" * 15,
         FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
@@ -27,39 +26,16 @@ def run_gunicorn(tmp_path, *, collect_static: bool):
     )
     if collect_static:
         subprocess.run(
-            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=BASE_DIR, env=env, check=True
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+            cwd=BASE_DIR,
+            env=subprocess_env(**env),
+            check=True,
         )
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "integration_tools.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-        ],
-        cwd=BASE_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def ready():
-        try:
-            return requests.get(f"{url}/healthz", headers={"X-Forwarded-Proto": "https"}, timeout=2).ok
-        except requests.RequestException:
-            # Refused while it binds, or slow to answer its first request while it imports Django on a busy machine.
-            return False
-
-    try:
-        wait_for(ready, timeout=60, message="gunicorn to answer")
+    # Stopped even when it never answers: a gunicorn left behind holds the test database open.
+    with gunicorn_serving(
+        ["--workers", "1"], tmp_path / "gunicorn.log", ready_headers={"X-Forwarded-Proto": "https"}, **env
+    ) as url:
         yield url
-    finally:
-        # Stopped even when it never answered: a gunicorn left behind holds the test database open.
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture

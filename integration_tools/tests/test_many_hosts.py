@@ -24,11 +24,11 @@ from integration_tools.tests.hosts import SERVICES_ADDRESS, Forwarder, hosts, na
 from webhooks.tests.factories import make_webhook
 from webhooks.tests.receiver import Answer, Receiver
 
-BURST = 300
+# Records made before the cut, spread over it, and after the link is back (so the restored host is seen
+# taking work again by itself).
+PHASE = 100
 CAP = 4
-# The issue asks for 60 s; 10 s proves the same point (many times the 3 s a lease outlives its 2 s timeout,
-# and ten sweeps) within the CI budget.
-CUT_SECONDS = 10
+CUT_SECONDS = 60
 
 _unavailable = namespaces_unavailable()
 if _unavailable:
@@ -68,35 +68,37 @@ def test_a_host_cut_off_mid_burst_loses_nothing_and_the_cap_holds(start_worker):
         first = start_worker(ready=False, prefix=host_a.command_prefix, **env)
         start_worker(beat=False, prefix=host_b.command_prefix, **env)
         wait_for(lambda: " ready." in first.log_path.read_text(), timeout=60, message="host a's worker to be ready")
-        ids, cut = [], {}
+        ids: list[str] = []
         started = time.monotonic()
-        for n in range(BURST):
-            ids.append(str(create_record(environment, "patients", {"first_name": f"P{n}", "last_name": "H"}).id))
-            if n == BURST // 3:
-                host_b.cut_off()
-                cut["at"] = time.monotonic()
-                cut["before"] = _senders(receiver)
-            if cut and "restored" not in cut and time.monotonic() - cut["at"] >= CUT_SECONDS:
-                host_b.restore()
-                cut["restored"] = len(receiver.requests)
-                cut["during"] = _senders(receiver) - cut["before"]
-            time.sleep(0.03)
-        if "restored" not in cut:
-            time.sleep(max(0.0, CUT_SECONDS - (time.monotonic() - cut["at"])))
-            host_b.restore()
-            cut["during"] = _senders(receiver) - cut["before"]
-        figures = drain_and_tally("two hosts, one cut off", webhook, receiver, ids, started, timeout=120)
-        after = _senders(receiver) - cut["before"] - cut["during"]
+        _produce(environment, ids, PHASE, every_s=0.03)
+        before = _senders(receiver)
+        host_b.cut_off()
+        _produce(environment, ids, PHASE, every_s=CUT_SECONDS / PHASE)
+        host_b.restore()
+        during = _senders(receiver) - before
+        _produce(environment, ids, PHASE, every_s=0.1)
+        figures = drain_and_tally("two hosts, one cut off", webhook, receiver, ids, started, timeout=180)
+        after = _senders(receiver) - before - during
     print(
         f"DRILL two hosts: host b cut off for {CUT_SECONDS} s; requests by host before the cut "
-        f"{dict(cut['before'])}, during it {dict(cut['during'])}, after it {dict(after)}; "
+        f"{dict(before)}, during it {dict(during)}, after it {dict(after)}; "
         f"at most {receiver.most_in_flight} in flight (cap {CAP})"
     )
     assert_nothing_lost(figures)
     assert receiver.most_in_flight <= CAP
     # Both hosts were sending when one was cut off, and the other carried on alone meanwhile.
-    assert cut["before"][host_a.address] and cut["before"][host_b.address], cut["before"]
-    assert cut["during"][host_a.address] and not cut["during"][host_b.address], cut["during"]
+    assert before[host_a.address] and before[host_b.address], before
+    assert during[host_a.address] and not during[host_b.address], during
+    # Nobody restarted anything: the host that was cut off took work again once its link came back.
+    assert after[host_b.address], after
+
+
+def _produce(environment, ids: list[str], count: int, *, every_s: float) -> None:
+    """Make `count` patients, one every `every_s` seconds, adding their record ids to `ids`."""
+    for _ in range(count):
+        n = len(ids)
+        ids.append(str(create_record(environment, "patients", {"first_name": f"P{n}", "last_name": "H"}).id))
+        time.sleep(every_s)
 
 
 def _senders(receiver) -> collections.Counter:
