@@ -37,6 +37,9 @@ Scenarios (their sizes with --smoke are tiny: the test suite runs it so that it 
               5,000 against the same month dropped (detached concurrently, then dropped); and migration
               0017's conversion of every attempt seeded, both ways.
 - api         token endpoint and Data API reads, requests/s against gunicorn.
+- pgbouncer   the backlog scenario three times over with the worker's database connections direct and three
+              times through Debian's PgBouncer in transaction mode (default_pool_size 20, as the README
+              recommends; DATABASE_POOLER=pgbouncer), rounds alternated: deliveries/s of each (best round).
 - oauth       the backlog scenario twice over, for a webhook whose receiver demands an OAuth 2.0 token
               (client_secret_basic, from a real Authlib token endpoint; the receiver checks every token)
               and for the same webhook without: deliveries/s of each (best of 2 rounds, alternated), and
@@ -111,6 +114,7 @@ SCENARIOS = [
     "feed",
     "embedded",
     "oauth",
+    "pgbouncer",
 ]
 
 FULL = {
@@ -428,9 +432,10 @@ BARE_POOLS = [("prefork", 2), ("threads", 16)]
 # --- Scenarios ----------------------------------------------------------------------------
 
 
-def _backlog_rate(environment, receiver, size, label: str, setup=None, beside=None) -> float:
+def _backlog_rate(environment, receiver, size, label: str, setup=None, beside=None, env=None) -> float:
     """Deliveries/s of one webhook draining `size["events"]` changes committed with no worker running;
-    `beside`, a context manager, runs from before the worker starts to after the drain."""
+    `beside`, a context manager, runs from before the worker starts to after the drain; `env`, the worker's
+    environment over the run's."""
     webhook = fresh_webhook(environment, receiver.url, name=f"bench-{label}")
     if setup is not None:
         setup(webhook)
@@ -438,9 +443,34 @@ def _backlog_rate(environment, receiver, size, label: str, setup=None, beside=No
     receiver.requests.clear()
     for n in range(size["events"]):
         change(environment, n, label)
-    with beside or contextlib.nullcontext(), Worker():
+    with beside or contextlib.nullcontext(), Worker(env=env):
         wait_for(lambda: len(receiver.requests) >= size["events"], timeout=600)
     return rate_of([request.at for request in receiver.requests])
+
+
+def scenario_pgbouncer(receiver, size) -> dict:
+    from django.db import connection
+
+    from integration_tools.tests.pgbouncer_server import PgBouncer
+
+    environment = bench_environment("bench-pooler")
+    direct, pooled = [], []
+    with PgBouncer(connection.settings_dict, pool_size=20) as pooler:
+        through = pooler.env_for(connection.settings_dict["NAME"])
+        for _ in range(3):
+            direct.append(_backlog_rate(environment, receiver, size, "direct"))
+            pooled.append(_backlog_rate(environment, receiver, size, "pooled", env=through))
+        servers = len(pooler.admin("SHOW SERVERS") or [])
+    ours, without = max(pooled), max(direct)
+    return {
+        "pgbouncer_per_s": round(ours, 1),
+        "direct_per_s": round(without, 1),
+        "rounds": {"direct": [round(r, 1) for r in direct], "pgbouncer": [round(r, 1) for r in pooled]},
+        "server_connections_after": servers,
+        "ratio": round(ours / without, 2) if without else None,
+        "bar": "pgbouncer >= 0.9 x direct",
+        "holds": ours >= 0.9 * without,
+    }
 
 
 def scenario_oauth(receiver, size) -> dict:
@@ -1538,6 +1568,18 @@ def table(results: dict) -> str:
                 f"backlog with OAuth ({f['token_fetches']} token fetches)",
                 f"{f['oauth_per_s']}/s",
                 f"{f['plain_per_s']}/s without",
+                f"{f['ratio']}",
+                f["bar"],
+                yes(f["holds"]),
+            )
+        )
+    if "pgbouncer" in s:
+        f = s["pgbouncer"]
+        rows.append(
+            (
+                "backlog through PgBouncer (transaction mode)",
+                f"{f['pgbouncer_per_s']}/s",
+                f"{f['direct_per_s']}/s direct",
                 f"{f['ratio']}",
                 f["bar"],
                 yes(f["holds"]),
