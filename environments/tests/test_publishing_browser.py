@@ -25,6 +25,16 @@ def test_a_draft_says_what_stops_it_and_a_breaking_publish_waits_for_a_confirmat
         create_record(env, "patients", {"first_name": f"P{n}", "last_name": "S", "status": "discharged"})
     log_in(page, "root")
 
+    _a_draft_missing_a_built_in_type_says_so(page, env, width)
+    _a_check_on_demand_points_at_the_line_and_saves_nothing(page, width)
+    _a_breaking_draft_is_described_in_words(page, width)
+    _publishing_it_waits_for_a_confirmation_ticked_by_keyboard(page, width)
+    env.refresh_from_db()
+    assert env.published_version.number == 2
+    assert page.console_errors == []
+
+
+def _a_draft_missing_a_built_in_type_says_so(page, env, width: int) -> None:
     page.goto(f"/configurations/{env.configuration.slug}/drafts/new/")
     without_workers = {"data_types": {"patients": DEMO_SCHEMA["data_types"]["patients"]}}
     page.get_by_role("textbox", name="Schema").fill(json.dumps(without_workers))
@@ -35,6 +45,8 @@ def test_a_draft_says_what_stops_it_and_a_breaking_publish_waits_for_a_confirmat
     assert 'data type "workers": the built-in data type is missing' in problems.inner_text()
     assert fits(page, width)
 
+
+def _a_check_on_demand_points_at_the_line_and_saves_nothing(page, width: int) -> None:
     # The editor: monospace, numbered lines; a check on demand points at the line and field, saving nothing.
     editor = page.get_by_role("textbox", name="Schema")
     assert "monospace" in editor.evaluate("area => getComputedStyle(area).fontFamily")
@@ -53,6 +65,8 @@ def test_a_draft_says_what_stops_it_and_a_breaking_publish_waits_for_a_confirmat
     assert selected.strip() == '"age": {'
     assert fits(page, width)
 
+
+def _a_breaking_draft_is_described_in_words(page, width: int) -> None:
     stricter = json.loads(json.dumps(DEMO_SCHEMA))
     stricter["data_types"]["patients"]["fields"]["status"]["choices"] = ["active"]
     stricter["data_types"]["patients"]["fields"]["nickname"] = {"type": "string"}
@@ -60,7 +74,6 @@ def test_a_draft_says_what_stops_it_and_a_breaking_publish_waits_for_a_confirmat
     page.get_by_role("button", name="Save draft").click()
     page.wait_for_url("**/versions/2/")
     assert page.get_by_role("region", name="This draft cannot be published yet").count() == 0
-
     # Before anything is published, the diff says in words what integrators will see.
     diff = page.get_by_role("region", name="What publishing changes for integrators").inner_text()
     assert "Compared with version 1, the latest published version." in diff
@@ -68,6 +81,8 @@ def test_a_draft_says_what_stops_it_and_a_breaking_publish_waits_for_a_confirmat
     assert "Compatible patients.nickname: field added" in diff
     assert fits(page, width)
 
+
+def _publishing_it_waits_for_a_confirmation_ticked_by_keyboard(page, width: int) -> None:
     page.get_by_label("Clinic").check()
     page.get_by_role("button", name="Publish version 2").click()
     alert = page.get_by_role("alert")
@@ -75,7 +90,6 @@ def test_a_draft_says_what_stops_it_and_a_breaking_publish_waits_for_a_confirmat
     assert "patients.status: choices removed: discharged — 3 records left invalid" in alert.inner_text()
     assert "status: 3 (must be one of active)" in alert.get_by_role("table").inner_text()
     assert fits(page, width)
-
     # The confirmation is a box to tick, reachable by keyboard; nothing goes until it is ticked.
     box = page.get_by_label("Publish anyway: integrators get the breaking changes named above")
     box.focus()
@@ -85,6 +99,3 @@ def test_a_draft_says_what_stops_it_and_a_breaking_publish_waits_for_a_confirmat
     page.keyboard.press("Enter")
     page.wait_for_url("**/versions/2/")
     assert "Version 2 published to Clinic." in page.get_by_role("status").inner_text()
-    env.refresh_from_db()
-    assert env.published_version.number == 2
-    assert page.console_errors == []
