@@ -43,50 +43,12 @@ def make_run(tmp_path):
 def test_make_run_survives_eight_producers_for_five_minutes_and_restarts_a_killed_worker(make_run):
     portal = make_run
     with Receiver() as receiver:
-        client = portal.manage("create_client", "Soak", "--environment", "sandbox-test", "--scope", "patients:write")
-        secret = portal.manage("create_credential", client["client_id"], "--name", "soak")["client_secret"]
-        portal.manage(
-            "create_webhook",
-            "--environment",
-            "sandbox-test",
-            "--name",
-            "Soak receiver",
-            "--url",
-            receiver.url,
-            "--events",
-            "patients.created",
-        )
-        token = requests.post(
-            f"{portal.url}/oauth/token",
-            data={"grant_type": "client_credentials"},
-            auth=(client["client_id"], secret),
-            timeout=10,
-        ).json()["access_token"]
+        token = _a_client_and_a_webhook(portal, receiver)
+        made = _eight_producers_for_five_minutes(portal, token)
 
-        made: list = []
-        errors: list = []
-        started = time.time()
-        producers = [
-            threading.Thread(
-                target=produce,
-                args=(portal, token, n, made, errors),
-                kwargs={"share": RECORDS // PRODUCERS, "bursts": BURSTS, "seconds": SOAK_SECONDS, "started": started},
-            )
-            for n in range(PRODUCERS)
-        ]
-        for thread in producers:
-            thread.start()
-        for thread in producers:
-            thread.join(timeout=SOAK_SECONDS + 300)
-        assert errors == []
-        assert len(made) == RECORDS
-
-        def received_ids() -> Counter:
-            return Counter(json.loads(request.body)["data"]["id"] for request in list(receiver.requests))
-
-        wait_for(lambda: len(received_ids()) >= RECORDS, timeout=120, interval=0.5, message="every delivery")
+        wait_for(lambda: len(_received_ids(receiver)) >= RECORDS, timeout=120, interval=0.5, message="every delivery")
         time.sleep(3)  # anything sent twice would arrive now
-        received = received_ids()
+        received = _received_ids(receiver)
         assert set(received) == set(made)
         assert [record for record, times in received.items() if times > 1] == []
 
@@ -95,28 +57,7 @@ def test_make_run_survives_eight_producers_for_five_minutes_and_restarts_a_kille
         assert "Unrecoverable error" not in console
         assert "database is locked" not in console
 
-        # A crash: the worker and its pool are killed at once. scripts/run restarts it and says so;
-        # meanwhile every page says nothing is being sent, and once it is back the banner goes.
-        session = logged_in(portal)
-        assert BANNER not in session.get(f"{portal.url}/e/sandbox-test/", timeout=10).text
-        killed = portal.pid("worker")
-        os.killpg(killed, signal.SIGKILL)
-        wait_for(
-            lambda: BANNER in session.get(f"{portal.url}/e/sandbox-test/", timeout=10).text,
-            timeout=30,
-            interval=0.2,
-            message="the banner while the worker is down",
-        )
-        wait_for(lambda: portal.pid("worker") != killed, timeout=30, message="a new worker")
-        wait_for(
-            lambda: BANNER not in session.get(f"{portal.url}/e/sandbox-test/", timeout=10).text,
-            timeout=60,
-            interval=0.5,
-            message="the banner to go once the worker is back",
-        )
-        console = portal.console()
-        assert "the worker was killed by SIGKILL" in console
-        assert "starting the worker again (restart 1)" in console
+        _a_killed_worker_is_restarted_and_the_banner_says_so_meanwhile(portal)
 
         # The restarted worker sends: one more record arrives.
         response = requests.post(
@@ -126,4 +67,80 @@ def test_make_run_survives_eight_producers_for_five_minutes_and_restarts_a_kille
             timeout=30,
         )
         assert response.status_code == 201
-        wait_for(lambda: response.json()["id"] in received_ids(), timeout=60, message="a delivery after the restart")
+        wait_for(
+            lambda: response.json()["id"] in _received_ids(receiver), timeout=60, message="a delivery after the restart"
+        )
+
+
+def _a_client_and_a_webhook(portal, receiver) -> str:
+    """A client with write access, a webhook to `receiver`, made with the portal's own commands; a token."""
+    client = portal.manage("create_client", "Soak", "--environment", "sandbox-test", "--scope", "patients:write")
+    secret = portal.manage("create_credential", client["client_id"], "--name", "soak")["client_secret"]
+    portal.manage(
+        "create_webhook",
+        "--environment",
+        "sandbox-test",
+        "--name",
+        "Soak receiver",
+        "--url",
+        receiver.url,
+        "--events",
+        "patients.created",
+    )
+    return requests.post(
+        f"{portal.url}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client["client_id"], secret),
+        timeout=10,
+    ).json()["access_token"]
+
+
+def _eight_producers_for_five_minutes(portal, token: str) -> list:
+    """Each producer writes its share of RECORDS in BURSTS over SOAK_SECONDS; the ids made, all of them."""
+    made: list = []
+    errors: list = []
+    started = time.time()
+    producers = [
+        threading.Thread(
+            target=produce,
+            args=(portal, token, n, made, errors),
+            kwargs={"share": RECORDS // PRODUCERS, "bursts": BURSTS, "seconds": SOAK_SECONDS, "started": started},
+        )
+        for n in range(PRODUCERS)
+    ]
+    for thread in producers:
+        thread.start()
+    for thread in producers:
+        thread.join(timeout=SOAK_SECONDS + 300)
+    assert errors == []
+    assert len(made) == RECORDS
+    return made
+
+
+def _received_ids(receiver) -> Counter:
+    return Counter(json.loads(request.body)["data"]["id"] for request in list(receiver.requests))
+
+
+def _a_killed_worker_is_restarted_and_the_banner_says_so_meanwhile(portal) -> None:
+    # A crash: the worker and its pool are killed at once. scripts/run restarts it and says so;
+    # meanwhile every page says nothing is being sent, and once it is back the banner goes.
+    session = logged_in(portal)
+    assert BANNER not in session.get(f"{portal.url}/e/sandbox-test/", timeout=10).text
+    killed = portal.pid("worker")
+    os.killpg(killed, signal.SIGKILL)
+    wait_for(
+        lambda: BANNER in session.get(f"{portal.url}/e/sandbox-test/", timeout=10).text,
+        timeout=30,
+        interval=0.2,
+        message="the banner while the worker is down",
+    )
+    wait_for(lambda: portal.pid("worker") != killed, timeout=30, message="a new worker")
+    wait_for(
+        lambda: BANNER not in session.get(f"{portal.url}/e/sandbox-test/", timeout=10).text,
+        timeout=60,
+        interval=0.5,
+        message="the banner to go once the worker is back",
+    )
+    console = portal.console()
+    assert "the worker was killed by SIGKILL" in console
+    assert "starting the worker again (restart 1)" in console

@@ -121,42 +121,18 @@ def test_two_test_sends_to_a_hanging_receiver_leave_the_token_endpoints_latency_
     _, secret = make_credential(app)
     grant(make_user("dana"), env)
 
-    def token_seconds() -> float:
-        started = time.monotonic()
-        answer = requests.post(
-            f"{portal}/oauth/token",
-            data={"grant_type": "client_credentials"},
-            auth=(app.client_id, secret),
-            timeout=HANG_SECONDS + 25,
-        )
-        assert answer.status_code == 200, answer.text
-        return time.monotonic() - started
-
     with Receiver(default=Answer(delay=HANG_SECONDS + 5)) as receiver:
         webhook = make_webhook(env, receiver.url, timeout_seconds=HANG_SECONDS)
         session = log_in_over_http(portal, "dana", PASSWORD)
-        csrf = session.cookies["csrftoken"]
-        before = [token_seconds() for _ in range(5)]
+        before = [_token_seconds(portal, app, secret) for _ in range(5)]
         answers: list[tuple[int, float]] = []
-
-        def send_test():
-            started = time.monotonic()
-            answer = session.post(
-                f"{portal}/e/clinic/webhooks/{webhook.pk}/test/",
-                data={"csrfmiddlewaretoken": csrf},
-                headers={"Referer": f"{portal}/e/clinic/webhooks/{webhook.pk}/"},
-                allow_redirects=False,
-                timeout=HANG_SECONDS + 25,
-            )
-            answers.append((answer.status_code, time.monotonic() - started))
-
-        senders = [threading.Thread(target=send_test) for _ in range(2)]
+        senders = [threading.Thread(target=_send_test, args=(portal, session, webhook, answers)) for _ in range(2)]
         for sender in senders:
             sender.start()
         # Both requests have reached the receiver, which now hangs on them.
         wait_for(lambda: len(receiver.requests) == 2, timeout=30, message="both test sends to reach the receiver")
         hanging_since = time.monotonic()
-        during = [token_seconds() for _ in range(5)]
+        during = [_token_seconds(portal, app, secret) for _ in range(5)]
         assert time.monotonic() - hanging_since < HANG_SECONDS, "measured while the receiver still hung"
         for sender in senders:
             sender.join(timeout=HANG_SECONDS + 30)
@@ -177,6 +153,32 @@ def test_two_test_sends_to_a_hanging_receiver_leave_the_token_endpoints_latency_
     assert max(during) < 1.0
     results = ManualSend.objects.filter(kind="test").select_related("attempt")
     assert {send.attempt.error for send in results} == {"timeout"}
+
+
+def _token_seconds(portal: str, app, secret: str) -> float:
+    """How long the token endpoint takes to give `app` a token (which it must)."""
+    started = time.monotonic()
+    answer = requests.post(
+        f"{portal}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(app.client_id, secret),
+        timeout=HANG_SECONDS + 25,
+    )
+    assert answer.status_code == 200, answer.text
+    return time.monotonic() - started
+
+
+def _send_test(portal: str, session, webhook, answers: list) -> None:
+    """Press "Send test" over HTTP; its status and how long the portal took to answer, into `answers`."""
+    started = time.monotonic()
+    answer = session.post(
+        f"{portal}/e/clinic/webhooks/{webhook.pk}/test/",
+        data={"csrfmiddlewaretoken": session.cookies["csrftoken"]},
+        headers={"Referer": f"{portal}/e/clinic/webhooks/{webhook.pk}/"},
+        allow_redirects=False,
+        timeout=HANG_SECONDS + 25,
+    )
+    answers.append((answer.status_code, time.monotonic() - started))
 
 
 # --- In a browser, with and without JavaScript ------------------------------------------------------------
