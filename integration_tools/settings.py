@@ -276,6 +276,10 @@ MFA_REQUIRED = env.str("MFA_REQUIRED", default="off" if DEBUG else "admins")
 if MFA_REQUIRED not in ("admins", "everyone", "off"):
     _refuse_to_start(f"MFA_REQUIRED must be admins, everyone or off, not {MFA_REQUIRED!r}")
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Integration Tools")
+# Passkeys (people/passkeys.py): the relying party ID (a domain name, never an address) and the origin pages
+# are served from. Unset, both follow PORTAL_URL; a loopback address there stands for localhost (development).
+WEBAUTHN_RP_ID = env.str("WEBAUTHN_RP_ID", default="")
+WEBAUTHN_ORIGIN = env.str("WEBAUTHN_ORIGIN", default="")
 # A session unused this long is signed out; none lasts longer than SESSION_MAX_HOURS (people/sessions.py).
 SESSION_IDLE_MINUTES = env.int("SESSION_IDLE_MINUTES", default=30)
 SESSION_MAX_HOURS = env.int("SESSION_MAX_HOURS", default=12)

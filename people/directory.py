@@ -15,7 +15,7 @@ from environments.models import Environment, Grant
 from portal.actor import Actor
 from portal.inputs import username_problem
 
-from .models import TotpFactor
+from .factors import people_with_second_factor
 from .sessions import end_all_sessions
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ def people_visible_to(viewer: User) -> list[PersonRow]:
     roles: dict[int, list[tuple[str, str]]] = {}
     for grant in grants:
         roles.setdefault(grant.user_id, []).append((grant.environment.name, grant.get_role_display()))
-    enrolled = set(TotpFactor.objects.filter(confirmed=True).values_list("user_id", flat=True))
+    enrolled = people_with_second_factor()
     return [
         PersonRow(
             user=person,

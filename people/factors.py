@@ -1,8 +1,10 @@
-"""Second factors: an authenticator app (TOTP) and single-use recovery codes, on django-otp's device model.
+"""Second factors: an authenticator app (TOTP), passkeys and single-use recovery codes, on django-otp's
+device model.
 
 django-otp keeps which factor verified a session (`django_otp.login`, `OTPMiddleware`); the portal's own
-device models (`models.TotpFactor`, `models.RecoveryCodes`) keep the TOTP key encrypted and the recovery
-codes hashed, so nothing a database dump holds signs anybody in.
+device models (`models.TotpFactor`, `models.Passkey`, `models.RecoveryCodes`) keep the TOTP key encrypted and
+the recovery codes hashed, so nothing a database dump holds signs anybody in (a passkey's public key cannot).
+Passkey ceremonies are in `passkeys.py`; what counts as a factor, and resetting them all, is here.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from django_otp.models import Device
 from environments.audit import record_audit
 from portal.actor import Actor
 
-from .models import RecoveryCode, RecoveryCodes, TotpFactor, hash_recovery_code
+from .models import Passkey, RecoveryCode, RecoveryCodes, TotpFactor, hash_recovery_code
 from .sessions import end_all_sessions
 
 if TYPE_CHECKING:
@@ -37,8 +39,18 @@ def mfa_required_for(user: User) -> bool:
 
 
 def has_second_factor(user: User) -> bool:
-    """Whether the person has a confirmed authenticator app."""
+    """Whether the person has a confirmed authenticator app or a passkey."""
+    return has_authenticator_app(user) or Passkey.objects.filter(user=user).exists()
+
+
+def has_authenticator_app(user: User) -> bool:
     return TotpFactor.objects.filter(user=user, confirmed=True).exists()
+
+
+def people_with_second_factor() -> set[int]:
+    """The ids of everyone with a second factor (for the People page)."""
+    with_app = TotpFactor.objects.filter(confirmed=True).values_list("user_id", flat=True)
+    return set(with_app) | set(Passkey.objects.values_list("user_id", flat=True))
 
 
 def recovery_codes_left(user: User) -> int:
@@ -104,13 +116,22 @@ def new_recovery_codes(actor: Actor, user: User) -> list[str]:
     return codes
 
 
+def ensure_recovery_codes(user: User) -> list[str]:
+    """Recovery codes for a person enrolling a factor who has none (a passkey as their first factor): returned
+    once; [] when they have a set already (a second passkey does not replace the codes they keep)."""
+    if RecoveryCodes.objects.filter(user=user).exists():
+        return []
+    return _replace_recovery_codes(user)
+
+
 def reset_factors(actor: Actor, user: User) -> None:
-    """An Admin removes every second factor of `user` (a lost phone): they enrol again at their next sign-in.
+    """An Admin removes every second factor of `user` (a lost phone or passkey): they enrol again at their next
+    sign-in.
 
     Their open sessions end too, so a session opened with the lost factor does not outlive it.
     """
     with transaction.atomic():
-        removed = TotpFactor.objects.filter(user=user).delete()[0]
+        removed = TotpFactor.objects.filter(user=user).delete()[0] + Passkey.objects.filter(user=user).delete()[0]
         RecoveryCodes.objects.filter(user=user).delete()
         record_audit(actor, "user.mfa_reset", target=user, details={"factors_removed": removed})
         end_all_sessions(user)

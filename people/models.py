@@ -72,6 +72,25 @@ class RecoveryCode(models.Model):
     code_hash = models.CharField(max_length=64, db_index=True)
 
 
+class Passkey(TimestampMixin, Device):
+    """A passkey (WebAuthn credential) the person registered and named: a second factor, like the app.
+
+    The public key is public, so it is kept as it is; what proves the person is the private key, which never
+    leaves their authenticator. django-otp's `Device` gives it a name, an owner and a place in the session
+    (`django_otp.login`); the ceremonies are in `people/passkeys.py`, on py_webauthn.
+    """
+
+    credential_id = models.CharField(max_length=1400, unique=True)  # base64url; WebAuthn allows 1023 bytes
+    public_key = models.BinaryField()  # COSE_Key, as the authenticator gave it
+    sign_count = models.PositiveBigIntegerField(default=0)  # the authenticator's counter: it must only grow
+    user_handle = models.CharField(max_length=64)  # base64url of random bytes: WebAuthn's user.id, not the pk
+    transports = models.JSONField(default=list)  # hints for the browser ("internal", "usb", ...)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="one_passkey_name_per_person")]
+
+
 class SignInAttempt(models.Model):
     """One sign-in with a password, good or bad: what the person sees on their security page, and what the
     sign-in throttle counts (failures only)."""

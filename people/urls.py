@@ -1,12 +1,16 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from .views import invitation, people, security, sign_in
+from .views import invitation, passkeys, people, security, sign_in
 
 urlpatterns = [
     path("login/", sign_in.PortalLoginView.as_view(), name="login"),
     path("login/verify/", sign_in.verify, name="verify_second_factor"),
+    path("login/passkey/options/", passkeys.sign_in_options, name="passkey_sign_in_options"),
     path("account/security/", security.security, name="security"),
+    path("account/security/passkeys/", passkeys.add, name="add_passkey"),
+    path("account/security/passkeys/options/", passkeys.registration_options, name="passkey_registration_options"),
+    path("account/security/passkeys/<int:passkey_id>/remove/", passkeys.remove, name="remove_passkey"),
     path("account/password/", security.PasswordChange.as_view(), name="password_change"),
     path(
         "password-reset/",

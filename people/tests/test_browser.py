@@ -198,3 +198,59 @@ def test_fifty_wrong_passwords_from_one_address_do_not_stop_the_real_person_from
     rows = ana.get_by_role("table").last.inner_text()
     assert "198.51.100.7" in rows and "203.0.113.9" in rows and "Wrong password" in rows
     assert AuditEvent.objects.filter(ip="203.0.113.9").count() <= 3
+
+
+def virtual_authenticator(page):
+    """Chromium's virtual authenticator on this page (DevTools' WebAuthn domain): a platform passkey that
+    verifies its user, as a phone's screen lock would. Returns the DevTools session and its id."""
+    devtools = page.context.new_cdp_session(page)
+    devtools.send("WebAuthn.enable")
+    options = {
+        "protocol": "ctap2",
+        "transport": "internal",
+        "hasResidentKey": True,
+        "hasUserVerification": True,
+        "isUserVerified": True,
+    }
+    added = devtools.send("WebAuthn.addVirtualAuthenticator", {"options": options})
+    return devtools, added["authenticatorId"]
+
+
+def add_passkey_by_keyboard(page, name: str) -> None:
+    page.goto("/account/security/")
+    passkeys = page.get_by_role("region", name="Passkeys")
+    passkeys.get_by_label("Name for a new passkey").fill(name)
+    passkeys.get_by_label("Name for a new passkey").press("Enter")
+    page.get_by_text(f'Passkey "{name}" added').wait_for()
+
+
+def use_passkey_by_keyboard(page) -> None:
+    page.wait_for_url("**/login/verify/**")
+    page.get_by_role("button", name="Use a passkey").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: "/login/" not in url)
+
+
+def test_a_passkey_added_in_chromium_signs_in_as_the_second_factor(browser_page, live_server, settings):
+    settings.PORTAL_URL = live_server.url  # http://localhost:<port>: the relying party ID is "localhost"
+    make_user("ana")
+    ana = browser_page(390)
+    devtools, authenticator = virtual_authenticator(ana)
+    sign_in(ana, "ana")
+    add_passkey_by_keyboard(ana, "Phone")
+    assert ana.locator("#recovery-codes code").count() == 10 and fits(ana, 390)
+    held = devtools.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
+    assert [c["rpId"] for c in held] == ["localhost"]
+
+    ana.get_by_role("button", name="Log out").click()
+    ana.set_viewport_size({"width": 1440, "height": 900})
+    sign_in(ana, "ana")
+    use_passkey_by_keyboard(ana)
+    ana.goto("/account/security/")
+    row = ana.get_by_role("region", name="Passkeys").get_by_role("row").filter(has_text="Phone")
+    assert "never" not in row.inner_text() and fits(ana, 1440)
+    ana.set_viewport_size({"width": 390, "height": 900})
+    assert fits(ana, 390), "the passkeys table at 390 px"
+
+    trail = {(e.action, e.details.get("factor")) for e in AuditEvent.objects.filter(actor_label="ana")}
+    assert {("user.mfa_enrolled", "passkey"), ("sign_in.second_factor", "passkey")} <= trail

@@ -1,4 +1,5 @@
-"""Your security: second factor, recovery codes, open sessions and recent sign-ins; and your password."""
+"""Your security: second factors (authenticator app, passkeys), recovery codes, open sessions and recent sign-ins;
+and your password."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from django.urls import reverse_lazy
 from environments.audit import record_audit
 from portal.actor import USER, Actor
 
-from .. import factors, sessions
+from .. import factors, passkeys, sessions
 from ..sign_in import recent_sign_ins
 
 
@@ -39,7 +40,7 @@ def security(request):
             messages.success(request, "New recovery codes made: the old ones no longer work.")
         else:
             return _end_sessions(request, actor, action)
-    return render(request, "people/security.html", _context(request, shown_codes))
+    return render(request, "people/security.html", page_context(request, shown_codes))
 
 
 def _end_sessions(request, actor: Actor, action: str):
@@ -59,19 +60,25 @@ def _end_sessions(request, actor: Actor, action: str):
     return redirect("security")
 
 
-def _context(request, shown_codes: list[str]) -> dict:
+def page_context(request, shown_codes: list[str]) -> dict:
+    """What the security page shows; `shown_codes`: recovery codes just made (shown this once)."""
     user = request.user
-    enrolled = factors.has_second_factor(user)
-    pending = None if enrolled or shown_codes else factors.pending_totp(user)
+    has_app = factors.has_authenticator_app(user)
+    pending = None if has_app else factors.pending_totp(user)
+    party = passkeys.relying_party()
     return {
         "title": "Your security",
         "section": "account",
-        "enrolled": enrolled or bool(shown_codes),
-        "must_enrol": not enrolled and factors.mfa_required_for(user),
+        "has_app": has_app,
+        "enrolled": factors.has_second_factor(user),
+        "must_enrol": not factors.has_second_factor(user) and factors.mfa_required_for(user),
         "qr_svg": factors.qr_svg(pending) if pending else "",
         "setup_key": factors.setup_key(pending) if pending else "",
         "shown_codes": shown_codes,
         "codes_left": factors.recovery_codes_left(user),
+        "passkeys": passkeys.passkeys_of(user),
+        "passkey_problem": party.problem,
+        "passkey_origin": party.origin,
         "sessions": sessions.sessions_of(user),
         "current_session": request.session.session_key,
         "sign_ins": recent_sign_ins(user),

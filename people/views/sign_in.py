@@ -11,8 +11,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from portal.actor import Actor
 
-from .. import sign_in
-from ..factors import second_factor_wait, verify_second_factor
+from .. import passkeys, sign_in
+from ..factors import has_authenticator_app, second_factor_wait, verify_second_factor
+from .passkeys import sign_in_step
 
 
 class PortalLoginView(auth_views.LoginView):
@@ -42,13 +43,15 @@ class PortalLoginView(auth_views.LoginView):
 
 @login_required
 def verify(request):
-    """The second step: a code from the authenticator app, or a recovery code."""
+    """The second step: a passkey, a code from the authenticator app, or a recovery code."""
     target = request.GET.get("next") or request.POST.get("next") or "/"
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         target = "/"
     if request.user.is_verified():
         return redirect(target)
     actor = Actor.from_request(request)
+    if request.method == "POST" and request.POST.get("action") == "passkey":
+        return sign_in_step(request, target)
     if request.method == "POST":
         device = verify_second_factor(request, request.POST.get("code", ""))
         if device is not None:
@@ -71,4 +74,18 @@ def verify(request):
             else "That code did not work. Enter the code your app shows now, or a recovery code.",
         )
         return redirect(f"{request.path}?{request.GET.urlencode()}")
-    return render(request, "people/verify.html", {"title": "Second step", "next": target})
+    return render(request, "people/verify.html", _choices(request.user, target))
+
+
+def _choices(user, target: str) -> dict:
+    """The second step's page: a passkey button for a person with passkeys, the code field for everyone
+    (recovery codes are typed there too)."""
+    party = passkeys.relying_party()
+    return {
+        "title": "Second step",
+        "next": target,
+        "has_app": has_authenticator_app(user),
+        "has_passkey": bool(passkeys.passkeys_of(user)),
+        "passkey_problem": party.problem,
+        "passkey_origin": party.origin,
+    }

@@ -7,8 +7,8 @@ from portal.commands import PortalCommand
 
 class Command(PortalCommand):
     help = (
-        "Remove a person's second factors (authenticator app, recovery codes) and sign them out: for the last "
-        "Admin who lost their phone. They set up a new one at their next sign-in. Audited."
+        "Remove a person's second factors (authenticator app, passkeys, recovery codes) and sign them out: for "
+        "the last Admin who lost their phone. They set up a new one at their next sign-in. Audited."
     )
     audit_as_command = True
 
