@@ -65,7 +65,28 @@ def test_invite_accept_enrol_sign_in_with_each_factor_and_an_admin_resets_them(
     sign_in(admin, "root")
     second_step(admin, code_at_step(admin_phone, 0))
 
-    # The Admin invites Dana as a Viewer of Clinic; the e-mail carries a one-time link.
+    link = _the_admin_invites_dana_as_a_viewer(admin, mailoutbox)
+    dana = browser_page(390)
+    _dana_chooses_a_password_through_the_link(dana, link)
+    phone, codes = _her_first_sign_in_leads_to_enrolment(dana)
+    _she_signs_in_with_the_app_then_with_a_recovery_code_once(dana, live_server, phone, codes)
+    _the_admin_resets_her_factors_and_she_must_enrol_again(admin, dana)
+
+    trail = set(AuditEvent.objects.values_list("action", "actor_label"))
+    assert {
+        ("user.invited", "root"),
+        ("user.created", "dana"),
+        ("user.role_granted", "root"),
+        ("user.invitation_accepted", "dana"),
+        ("user.mfa_enrolled", "dana"),
+        ("sign_in.succeeded", "dana"),
+        ("sign_in.second_factor", "dana"),
+        ("user.mfa_reset", "root"),
+    } <= trail
+
+
+def _the_admin_invites_dana_as_a_viewer(admin, mailoutbox) -> str:
+    """The Admin invites Dana as a Viewer of Clinic; the e-mail's one-time link."""
     admin.get_by_role("link", name="People").click()
     invite = admin.get_by_role("region", name="Invite someone")
     invite.get_by_label("E-mail").fill("dana@example.org")
@@ -74,10 +95,11 @@ def test_invite_accept_enrol_sign_in_with_each_factor_and_an_admin_resets_them(
     invite.get_by_label("Environment").select_option(label="Clinic")
     invite.get_by_role("button", name="Send invitation").click()
     admin.get_by_text("Invitation sent to dana@example.org").wait_for()
-    link = found(r"http://\S+/invitations/\S+/", mailoutbox[-1].body)
+    return found(r"http://\S+/invitations/\S+/", mailoutbox[-1].body)
 
-    # Dana, on a phone-sized screen, chooses a password: Django's validators speak first.
-    dana = browser_page(390)
+
+def _dana_chooses_a_password_through_the_link(dana, link: str) -> None:
+    # On a phone-sized screen; Django's validators speak first.
     dana.goto(link)
     dana.get_by_label("Password", exact=True).fill("12345678")
     dana.get_by_label("The same password again").fill("12345678")
@@ -88,7 +110,9 @@ def test_invite_accept_enrol_sign_in_with_each_factor_and_an_admin_resets_them(
     dana.get_by_role("button", name="Set password").click()
     dana.get_by_text("Welcome, dana").wait_for()
 
-    # MFA_REQUIRED=everyone: her first sign-in leads to enrolment before anything else.
+
+def _her_first_sign_in_leads_to_enrolment(dana):
+    """MFA_REQUIRED=everyone: enrolment before anything else. Her authenticator app and recovery codes."""
     sign_in(dana, "dana", NEW_PASSWORD)
     dana.wait_for_url("**/account/security/")
     dana.get_by_text("Set up an authenticator app to go on").wait_for()
@@ -101,8 +125,10 @@ def test_invite_accept_enrol_sign_in_with_each_factor_and_an_admin_resets_them(
     dana.goto("/account/security/")
     assert dana.locator("#recovery-codes").count() == 0, "recovery codes are shown once"
     dana.get_by_role("button", name="Log out").click()
+    return phone, codes
 
-    # Signing in again asks for the app's code; then a recovery code works once.
+
+def _she_signs_in_with_the_app_then_with_a_recovery_code_once(dana, live_server, phone, codes) -> None:
     sign_in(dana, "dana", NEW_PASSWORD)
     second_step(dana, code_at_step(phone, 0))
     dana.wait_for_url(f"{live_server.url}/**")
@@ -112,7 +138,9 @@ def test_invite_accept_enrol_sign_in_with_each_factor_and_an_admin_resets_them(
     second_step(dana, codes[0])
     dana.get_by_text("You signed in with a recovery code; 9 left.").wait_for()
 
-    # Dana lost her phone: the Admin resets her factors, which also signs her out.
+
+def _the_admin_resets_her_factors_and_she_must_enrol_again(admin, dana) -> None:
+    # Dana lost her phone: the reset also signs her out.
     admin.goto("/people/")
     row = admin.get_by_role("row").filter(has_text="dana")
     assert "Viewer in Clinic" in row.inner_text() and "On" in row.inner_text()
@@ -128,18 +156,6 @@ def test_invite_accept_enrol_sign_in_with_each_factor_and_an_admin_resets_them(
     sign_in(dana, "dana", NEW_PASSWORD)
     dana.wait_for_url("**/account/security/")
     dana.get_by_text("Set up an authenticator app to go on").wait_for()
-
-    trail = set(AuditEvent.objects.values_list("action", "actor_label"))
-    assert {
-        ("user.invited", "root"),
-        ("user.created", "dana"),
-        ("user.role_granted", "root"),
-        ("user.invitation_accepted", "dana"),
-        ("user.mfa_enrolled", "dana"),
-        ("sign_in.succeeded", "dana"),
-        ("sign_in.second_factor", "dana"),
-        ("user.mfa_reset", "root"),
-    } <= trail
 
 
 def test_password_reset_by_email_and_a_deactivated_persons_session_refused(browser_page, mailoutbox):
