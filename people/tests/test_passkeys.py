@@ -231,3 +231,16 @@ def test_the_relying_party_follows_the_portal_address_and_says_what_is_wrong(set
     assert relying_party().problem.startswith("Passkeys need the portal at a domain name, not the address 10.0.0.5")
     call_command("check", "--tag", "security")
     assert "integration_tools.W102" in capsys.readouterr().err
+
+
+def test_a_wrong_code_from_someone_with_only_a_passkey_points_at_what_they_have(client_class):
+    make_user("ana")
+    first = client_class()
+    sign_in(first)
+    add_passkey(first, SoftwarePasskey())
+    second = client_class()
+    sign_in(second)
+    answer = second.post(reverse("verify_second_factor"), {"code": "000000"})
+    page = shown(second.get(answer["Location"]))
+    assert "That code did not work." in page and "enter one of your recovery codes, or use a passkey." in page
+    assert "your app" not in page

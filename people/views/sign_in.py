@@ -65,16 +65,22 @@ def verify(request):
                 )
             return redirect(target)
         sign_in.summarise_failure(actor, "sign_in.second_factor_failed", request.user.get_username(), "failures")
-        wait = second_factor_wait(request.user)
-        messages.error(
-            request,
-            f"That code did not work. Wait {wait} second{'s' if wait != 1 else ''}, then enter the code your app "
-            "shows now, or a recovery code."
-            if wait
-            else "That code did not work. Enter the code your app shows now, or a recovery code.",
-        )
+        messages.error(request, _wrong_code_message(request.user))
         return redirect(f"{request.path}?{request.GET.urlencode()}")
     return render(request, "people/verify.html", _choices(request.user, target))
+
+
+def _wrong_code_message(user) -> str:
+    # Says what this person can enter: someone with only passkeys and recovery codes has no app to read.
+    wait = second_factor_wait(user)
+    what = (
+        "the code your app shows now, or a recovery code"
+        if has_authenticator_app(user)
+        else "one of your recovery codes, or use a passkey"
+    )
+    if wait:
+        return f"That code did not work. Wait {wait} second{'s' if wait != 1 else ''}, then enter {what}."
+    return f"That code did not work. Enter {what}."
 
 
 def _choices(user, target: str) -> dict:
