@@ -99,6 +99,26 @@ def test_the_export_reads_the_trail_in_keyset_batches_each_row_once():
     assert len(queries) == 3 and all("LIMIT 2" in query["sql"] for query in queries)
 
 
+def test_by_actor_the_export_reads_growing_batches_of_keys_then_their_rows():
+    labels = trail(11)
+    with CaptureQueriesContext(connection) as queries:
+        content = "".join(iter_csv(AuditEvent.objects.filter(actor_label__icontains="SYS"), batch=2, keys=8))
+    rows = list(csv.DictReader(io.StringIO(content.removeprefix("\ufeff"))))
+    assert [row["target"] for row in rows] == list(reversed(labels))
+    # Keys by keyset, growing from 2 to at most 8 (2, 8, then the last 1), and the rows by id, 2 at a time.
+    keys = [query["sql"] for query in queries if "LIMIT" in query["sql"]]
+    assert [re.search(r"LIMIT (\d+)", sql).group(1) for sql in keys] == ["2", "8", "8"]
+    assert len(queries) - len(keys) == 6
+
+
+def test_an_export_by_actor_has_that_actors_events_only(client):
+    AuditEvent.objects.create(actor_type="user", actor_label="dana", action="webhook.paused", target_label="Lab")
+    trail(3)
+    client.force_login(make_user("root", admin=True))
+    content = b"".join(client.get("/audit/export.csv?actor=DAN").streaming_content).decode("utf-8-sig")
+    assert [row["target"] for row in csv.DictReader(io.StringIO(content))] == ["Lab"]
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigram index is PostgreSQL's")
 def test_the_actor_filter_is_served_by_the_trigram_index():
     from environments.audit_log import filter_audit
