@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 _LOCK_NAMESPACE = 4713  # advisory locks: webhooks use 4711, the token endpoint 4712
+# How many of a person's latest sign-ins their security page lists (kept past the retention: people/retention.py).
+RECENT_SIGN_INS = 20
 
 
 def normalised(username: str) -> str:
@@ -107,7 +109,7 @@ def summarise_failure(actor: Actor, action: str, label: str, counter: str) -> in
     return tally.count
 
 
-def recent_sign_ins(user, limit: int = 20) -> list[SignInAttempt]:
+def recent_sign_ins(user, limit: int = RECENT_SIGN_INS) -> list[SignInAttempt]:
     """The person's latest sign-ins, good and bad, newest first (for their security page)."""
     return list(SignInAttempt.objects.filter(username=normalised(user.get_username())).order_by("-at")[:limit])
 
