@@ -145,6 +145,7 @@ class AuthFailure(models.Model):
             models.Index(fields=["client_id", "at"], name="failure_by_client"),
             models.Index(fields=["ip", "at"], name="failure_by_ip"),
             models.Index(fields=["environment", "at"], name="failure_by_environment"),
+            models.Index(fields=["at"], name="failure_at"),  # pruning, oldest first
         ]
 
     def __str__(self) -> str:

@@ -211,9 +211,12 @@ def _record_failure(
     with transaction.atomic():
         failure = AuthFailure.objects.create(client_id=client_id[:64], ip=ip, reason=reason, environment=environment)
         # Summarised: the raw failures stay in AuthFailure (the throttle and the Overview count them); the
-        # audit trail gets the 1st, 10th, 100th... of a window per client_id, address and reason, with the count.
+        # audit trail gets the 1st, 10th, 100th... of a window per client, address and reason, with the count.
+        # Every client_id that is no client counts as one: a new made-up id per request would otherwise open
+        # a new count, and a row, each time (only unknown clients' failures have no environment).
         start = throttling.window_start(failure.at, settings.OAUTH_FAILURE_WINDOW_SECONDS)
-        so_far = AuthFailure.objects.filter(client_id=client_id[:64], ip=ip, reason=reason, at__gte=start).count()
+        same = {"environment__isnull": True} if client is None else {"client_id": client_id[:64]}
+        so_far = AuthFailure.objects.filter(ip=ip, reason=reason, at__gte=start, **same).count()
         if not throttling.worth_an_audit_row(so_far):
             return
         details = {"client_id": client_id[:64], "reason": reason, "ip": ip, "in_window_so_far": so_far}

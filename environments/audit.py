@@ -1,19 +1,16 @@
-"""The audit trail: what every mutation records (`record_audit`, `audited`), and the queries the Audit page runs."""
+"""The audit trail: what every mutation records (`record_audit`, `audited`); the Audit page's queries are in
+`audit_log.py`."""
 
 from __future__ import annotations
 
-import datetime
-import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.db import models, transaction
-from django.db.models import Q, QuerySet
 
 from portal.actor import Actor
-from portal.spreadsheets import csv_lines
 
 from .models import AuditEvent, Environment
 
@@ -87,64 +84,3 @@ def _refuse_secret_keys(details: dict, path: str = "") -> None:
             raise ValueError(f"audit details must not carry secrets (key {path}{key!r})")
         if isinstance(value, dict):
             _refuse_secret_keys(value, f"{path}{key}.")
-
-
-def filter_audit(
-    events: QuerySet[AuditEvent],
-    *,
-    environment: Environment | None = None,
-    actor: str = "",
-    action: str = "",
-    since: datetime.date | None = None,
-    until: datetime.date | None = None,
-) -> QuerySet[AuditEvent]:
-    """Narrow `events` by the Audit page's filters; dates are inclusive calendar days."""
-    if environment is not None:
-        events = events.filter(environment=environment)
-    if actor:
-        events = events.filter(actor_label__icontains=actor)
-    if action:
-        events = events.filter(Q(action=action) | Q(action__startswith=f"{action}."))
-    if since is not None:
-        events = events.filter(occurred_at__date__gte=since)
-    if until is not None:
-        events = events.filter(occurred_at__date__lte=until)
-    return events
-
-
-CSV_COLUMNS = (
-    "occurred_at",
-    "actor_type",
-    "actor",
-    "action",
-    "target_type",
-    "target_id",
-    "target",
-    "environment",
-    "ip",
-    "user_agent",
-    "details",
-)
-
-
-def iter_csv(events: Iterable[AuditEvent]) -> Iterator[str]:
-    """Yield the events as CSV lines (BOM and header first), in the order given."""
-    return csv_lines(
-        CSV_COLUMNS,
-        (
-            [
-                event.occurred_at.isoformat(),
-                event.actor_type,
-                event.actor_label,
-                event.action,
-                event.target_type,
-                event.target_id,
-                event.target_label,
-                event.environment.slug if event.environment else "",
-                event.ip or "",
-                event.user_agent,
-                json.dumps(event.details, sort_keys=True),
-            ]
-            for event in events
-        ),
-    )

@@ -43,6 +43,10 @@ def schedule_periodic_tasks(sender: Celery, **kwargs) -> None:
     sender.add_periodic_task(3600, sender.signature("environments.retention"), name="prune and erase old events")
     sender.add_periodic_task(300, sender.signature("webhooks.roll_up"), name="count attempts per hour")
     sender.add_periodic_task(
+        3600, sender.signature("credentials.prune_failures"), name="prune old token endpoint failures"
+    )
+    sender.add_periodic_task(3600, sender.signature("people.prune_sign_ins"), name="prune old sign-in attempts")
+    sender.add_periodic_task(
         settings.NOTIFICATIONS_SCAN_SECONDS, sender.signature("notifications.scan"), name="tell people what happened"
     )
 

@@ -291,6 +291,13 @@ LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=9
 LOGIN_MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS = env.int("LOGIN_MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS", default=5)
 LOGIN_MAX_FAILURES_PER_IP = env.int("LOGIN_MAX_FAILURES_PER_IP", default=30)
 LOGIN_MAX_FAILURES_PER_ACCOUNT = env.int("LOGIN_MAX_FAILURES_PER_ACCOUNT", default=20)
+# Days the rows of single failures are kept: the token endpoint's (credentials.AuthFailure), sign-in attempts
+# (each person's last 20 stay whatever their age: their security page lists them) and failure tallies. Pruned
+# hourly (portal/throttling.py). The throttles read minutes of them and the Overview a day: kept at least that.
+# The audit trail itself has no retention: it is kept (HIPAA asks for six years).
+AUTH_FAILURE_RETENTION_DAYS = env.int("AUTH_FAILURE_RETENTION_DAYS", default=30)
+if AUTH_FAILURE_RETENTION_DAYS < 1:
+    _refuse_to_start(f"AUTH_FAILURE_RETENTION_DAYS must be 1 or more, not {AUTH_FAILURE_RETENTION_DAYS}")
 # Viewers see delivery payloads and response bodies (each view audited, people/patient_data.py); off shows
 # them metadata only (ids, times, status codes, event types).
 VIEWERS_SEE_PAYLOADS = env.bool("VIEWERS_SEE_PAYLOADS", default=True)

@@ -106,6 +106,8 @@ class SignInAttempt(models.Model):
         indexes = [
             models.Index(fields=["ip", "at"], name="sign_in_ip_at"),
             models.Index(fields=["username", "ip", "at"], name="sign_in_account_ip_at"),
+            # A person's latest (their security page, and what pruning keeps).
+            models.Index(fields=["username", "-at"], name="sign_in_account_newest"),
         ]
 
 

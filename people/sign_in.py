@@ -22,6 +22,7 @@ import datetime
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 _LOCK_NAMESPACE = 4713  # advisory locks: webhooks use 4711, the token endpoint 4712
+# How many of a person's latest sign-ins their security page lists (kept past the retention: people/retention.py).
+RECENT_SIGN_INS = 20
+# The label under which failures for usernames that are no account are summarised together.
+UNKNOWN_ACCOUNT = "(no such account)"
 
 
 def normalised(username: str) -> str:
@@ -76,20 +81,29 @@ def record_success(actor: Actor, user: User) -> None:
 
 
 def record_failure(username: str, actor: Actor, *, user=None, refused: bool = False) -> None:
-    """A wrong password (counted by the throttle) or a refused attempt (not counted), summarised in the trail."""
+    """A wrong password (counted by the throttle) or a refused attempt (not counted), summarised in the trail.
+
+    Every username that is no account is summarised as one (`UNKNOWN_ACCOUNT`, the row naming the one tried):
+    a new made-up name per attempt would otherwise open a new count, and an audit row, each time."""
     if not refused:
         SignInAttempt.objects.create(
             username=username, user=user, ip=actor.ip, user_agent=actor.user_agent[:512], succeeded=False
         )
+    User = get_user_model()
+    known = User.objects.filter(**{f"{User.USERNAME_FIELD}__iexact": username}).exists()
     summarise_failure(
-        actor, "sign_in.refused" if refused else "sign_in.failed", username, "refused" if refused else "failures"
+        actor,
+        "sign_in.refused" if refused else "sign_in.failed",
+        username if known else UNKNOWN_ACCOUNT,
+        "refused" if refused else "failures",
+        details={} if known else {"username": username},
     )
 
 
-def summarise_failure(actor: Actor, action: str, label: str, counter: str) -> int:
+def summarise_failure(actor: Actor, action: str, label: str, counter: str, *, details: dict | None = None) -> int:
     """Count one more failure for (`action`, `label`, address) in the current window; the audit trail gets a
-    row at the 1st, 10th, 100th... of the window, so a flood of failures writes a handful of rows.
-    Returns the count so far."""
+    row at the 1st, 10th, 100th... of the window (with `details`), so a flood of failures writes a handful of
+    rows. Returns the count so far."""
     window_start = throttling.window_start(timezone.now(), settings.LOGIN_FAILURE_WINDOW_SECONDS)
     with transaction.atomic():
         tally, _ = FailureTally.objects.select_for_update().get_or_create(
@@ -102,12 +116,17 @@ def summarise_failure(actor: Actor, action: str, label: str, counter: str) -> in
                 actor,
                 action,
                 target_label=label,
-                details={counter: 1, "in_window_so_far": tally.count, "window_started": window_start.isoformat()},
+                details={
+                    **(details or {}),
+                    counter: 1,
+                    "in_window_so_far": tally.count,
+                    "window_started": window_start.isoformat(),
+                },
             )
     return tally.count
 
 
-def recent_sign_ins(user, limit: int = 20) -> list[SignInAttempt]:
+def recent_sign_ins(user, limit: int = RECENT_SIGN_INS) -> list[SignInAttempt]:
     """The person's latest sign-ins, good and bad, newest first (for their security page)."""
     return list(SignInAttempt.objects.filter(username=normalised(user.get_username())).order_by("-at")[:limit])
 

@@ -1,5 +1,6 @@
 """What the failure throttles share (the token endpoint's, credentials/throttle.py, and sign-in's,
-people/sign_in.py): exact counts under concurrency, and the wait a limit imposes."""
+people/sign_in.py): exact counts under concurrency, the wait a limit imposes, and the pruning of the rows
+they count (a flood of failures writes a row each, so nothing else bounds those tables)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import datetime
 import math
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 
@@ -45,3 +47,24 @@ def worth_an_audit_row(count: int) -> bool:
     while count % 10 == 0 and count > 1:
         count //= 10
     return count == 1
+
+
+def failures_kept_since(now: datetime.datetime) -> datetime.datetime:
+    """The age past which failure rows are pruned: AUTH_FAILURE_RETENTION_DAYS ago, and never within what their
+    readers look back over (a throttle's window; the Overview's and the metrics' day)."""
+    kept = max(
+        datetime.timedelta(days=settings.AUTH_FAILURE_RETENTION_DAYS),
+        datetime.timedelta(days=1),
+        datetime.timedelta(seconds=max(settings.LOGIN_FAILURE_WINDOW_SECONDS, settings.OAUTH_FAILURE_WINDOW_SECONDS)),
+    )
+    return now - kept
+
+
+def delete_in_batches(rows: QuerySet, *, batch: int = 5000) -> int:
+    """Delete `rows` (ordered so the oldest come first, on an index) `batch` at a time, each in its own short
+    statement, so pruning a flood's millions holds no lock for long. Returns how many went."""
+    deleted = 0
+    while ids := list(rows.values_list("pk", flat=True)[:batch]):
+        rows.model._default_manager.filter(pk__in=ids).delete()
+        deleted += len(ids)
+    return deleted

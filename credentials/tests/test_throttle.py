@@ -64,6 +64,22 @@ def test_a_flood_of_bad_token_requests_adds_a_few_audit_rows_each_with_its_count
     ]
 
 
+def test_a_new_made_up_client_id_each_request_still_adds_only_a_few_audit_rows(client, db, settings):
+    settings.OAUTH_FAILURE_WINDOW_SECONDS = 86400
+    for n in range(120):
+        token_from(client, ATTACKER, f"made-up-{n}", "guess")
+    assert AuthFailure.objects.filter(ip=ATTACKER).count() == 120
+    # Unknown client_ids count as one client: the 1st and 10th unknown one, then the 1st and 10th refusal.
+    rows = AuditEvent.objects.filter(action="client.authentication_failed", ip=ATTACKER).order_by("id")
+    assert [(row.details["reason"], row.details["in_window_so_far"]) for row in rows] == [
+        ("unknown_client", 1),
+        ("unknown_client", 10),
+        ("throttled", 1),
+        ("throttled", 10),
+    ]
+    assert rows[1].details["client_id"] == "made-up-9"  # each row still names the id tried
+
+
 def test_a_client_that_got_a_token_from_an_address_keeps_getting_them_while_someone_there_guesses(client, app):
     api_client, secret = app
     assert token_from(client, REAL_CLIENT, api_client.client_id, secret) == 200

@@ -68,6 +68,21 @@ def test_failures_are_summarised_in_the_audit_trail_not_written_one_row_each(cli
     ]
 
 
+def test_a_new_made_up_username_each_attempt_still_adds_only_a_few_audit_rows(client, settings):
+    settings.LOGIN_FAILURE_WINDOW_SECONDS = 86400  # windows are aligned to the epoch: one day holds the test
+    for n in range(60):
+        sign_in(client, f"made-up-{n}", "wrong", ATTACKER)
+    rows = AuditEvent.objects.filter(action__startswith="sign_in.", ip=ATTACKER).order_by("id")
+    # Names that are no account count as one: 30 failures (the address's limit), then 30 refusals.
+    assert [(row.action, row.target_label, row.details["in_window_so_far"]) for row in rows] == [
+        ("sign_in.failed", "(no such account)", 1),
+        ("sign_in.failed", "(no such account)", 10),
+        ("sign_in.refused", "(no such account)", 1),
+        ("sign_in.refused", "(no such account)", 10),
+    ]
+    assert rows[1].details["username"] == "made-up-9"  # each row still names the one tried
+
+
 def test_a_deactivated_person_cannot_sign_in(client):
     user = make_user("ana")
     user.is_active = False
