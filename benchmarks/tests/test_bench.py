@@ -39,6 +39,8 @@ def test_every_scenario_runs_and_reports_its_figures_beside_the_bare_task(tmp_pa
     assert scenarios["embedded"]["lost"] == scenarios["embedded"]["worker_exits"] == 0
     assert scenarios["embedded"]["lock_errors"] == 0
     assert scenarios["metrics_cost"]["with_per_s"] > 0 and scenarios["metrics_cost"]["without_per_s"] > 0
+    pooled = scenarios["pgbouncer"]
+    assert pooled["pgbouncer_per_s"] > 0 and pooled["direct_per_s"] > 0 and pooled["server_connections_after"] > 0
     audit = scenarios["audit"]
     assert audit["rows"] >= 20_000 and audit["export"]["one_actor"]["complete"] and audit["pages"]
     month = scenarios["partitions"]["month"]
