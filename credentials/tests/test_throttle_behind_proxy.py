@@ -25,7 +25,9 @@ def basic(client_id: str, secret: str) -> dict:
 
 @pytest.fixture
 def portal(transactional_db, tmp_path):
-    with portal_behind_proxy(tmp_path) as portal:
+    # Failure windows are aligned to the clock: a day's window keeps a run from crossing into a new one
+    # (where the counts, and so the summary rows, would start again).
+    with portal_behind_proxy(tmp_path, OAUTH_FAILURE_WINDOW_SECONDS="86400") as portal:
         yield portal
 
 

@@ -180,7 +180,10 @@ class Portal:
 
 
 @contextlib.contextmanager
-def portal_behind_proxy(tmp_path: Path) -> Iterator[Portal]:
-    """gunicorn trusting only nginx's address, and nginx in front of it."""
-    with gunicorn(tmp_path, TRUSTED_PROXIES=f"{PROXY_ADDRESS}/32") as portal_port, nginx(tmp_path, portal_port) as port:
+def portal_behind_proxy(tmp_path: Path, **settings: str) -> Iterator[Portal]:
+    """gunicorn trusting only nginx's address (and given `settings` as its environment), and nginx in front."""
+    with (
+        gunicorn(tmp_path, TRUSTED_PROXIES=f"{PROXY_ADDRESS}/32", **settings) as portal_port,
+        nginx(tmp_path, portal_port) as port,
+    ):
         yield Portal(proxy_port=port, portal_port=portal_port)
