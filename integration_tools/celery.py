@@ -46,6 +46,7 @@ def schedule_periodic_tasks(sender: Celery, **kwargs) -> None:
         3600, sender.signature("credentials.prune_failures"), name="prune old token endpoint failures"
     )
     sender.add_periodic_task(3600, sender.signature("people.prune_sign_ins"), name="prune old sign-in attempts")
+    sender.add_periodic_task(3600, sender.signature("people.end_lapsed_sessions"), name="end lapsed sessions")
     sender.add_periodic_task(
         settings.NOTIFICATIONS_SCAN_SECONDS, sender.signature("notifications.scan"), name="tell people what happened"
     )

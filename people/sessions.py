@@ -4,14 +4,17 @@ an idle or too-old session, or one ended elsewhere, is refused at its next reque
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from importlib import import_module
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_logged_out
+from django.db.models import Q
 from django.dispatch import receiver
 from django.http import HttpRequest
+from django.utils import timezone
 
 from portal.client_address import client_ip
 
@@ -87,6 +90,31 @@ def refusal(open_session: OpenSession | None, now: datetime.datetime) -> str | N
     if now - open_session.started_at > datetime.timedelta(hours=settings.SESSION_MAX_HOURS):
         return f"Sessions last at most {settings.SESSION_MAX_HOURS} hours. Sign in again."
     return None
+
+
+# A lapsed session is kept this long after it lapsed, so that its browser's next request still says why it
+# was signed out (idle, too old) rather than finding no session at all.
+LAPSED_KEPT = datetime.timedelta(days=1)
+
+
+def end_lapsed_sessions(now: datetime.datetime | None = None, *, batch: int = 1000) -> int:
+    """End the sessions idle past SESSION_IDLE_MINUTES or older than SESSION_MAX_HOURS for over a day (the
+    gate refuses them anyway), and clear the session store's expired rows; how many open sessions ended."""
+    now = now or timezone.now()
+    idle = datetime.timedelta(minutes=settings.SESSION_IDLE_MINUTES)
+    lifetime = datetime.timedelta(hours=settings.SESSION_MAX_HOURS)
+    lapsed = OpenSession.objects.filter(
+        Q(last_seen_at__lt=now - idle - LAPSED_KEPT) | Q(started_at__lt=now - lifetime - LAPSED_KEPT)
+    )
+    ended = 0
+    while keys := list(lapsed.values_list("session_key", flat=True)[:batch]):
+        for key in keys:
+            _session_store(key).delete()
+        ended += OpenSession.objects.filter(session_key__in=keys).delete()[0]
+    # Sessions that never signed anybody in (or whose browser left): the store's own expiry, where it keeps one.
+    with contextlib.suppress(NotImplementedError):
+        import_module(settings.SESSION_ENGINE).SessionStore.clear_expired()
+    return ended
 
 
 def _session_store(session_key: str):

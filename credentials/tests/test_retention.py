@@ -51,4 +51,4 @@ def test_beat_prunes_failure_rows_every_hour():
 
     app.finalize()
     hourly = {entry["task"] for entry in app.conf.beat_schedule.values() if entry["schedule"] == 3600}
-    assert {"credentials.prune_failures", "people.prune_sign_ins"} <= hourly
+    assert {"credentials.prune_failures", "people.prune_sign_ins", "people.end_lapsed_sessions"} <= hourly

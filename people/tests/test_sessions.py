@@ -88,3 +88,29 @@ def test_changing_the_password_signs_out_every_other_browser(client_class):
     assert here.get(reverse("home")).status_code == 200
     assert there.get(reverse("home")).url.startswith("/login/")
     assert AuditEvent.objects.filter(action="user.password_changed", actor_label="ana").exists()
+
+
+def test_sessions_lapsed_for_over_a_day_are_ended_and_a_lapsed_one_still_says_why_meanwhile(client_class, settings):
+    from django.contrib.sessions.models import Session
+
+    from people.sessions import end_lapsed_sessions
+
+    make_user("ana")
+    now = timezone.now()
+    browsers = [signed_in(client_class, "ana", f"198.51.100.{n}") for n in range(4)]
+    idle_last_week, idle_an_hour, too_old, current = browsers
+    OpenSession.objects.filter(ip="198.51.100.0").update(last_seen_at=now - datetime.timedelta(days=7))
+    OpenSession.objects.filter(ip="198.51.100.1").update(last_seen_at=now - datetime.timedelta(hours=1))
+    OpenSession.objects.filter(ip="198.51.100.2").update(started_at=now - datetime.timedelta(days=3))
+    Session.objects.create(session_key="x" * 32, session_data="", expire_date=now - datetime.timedelta(seconds=1))
+
+    assert end_lapsed_sessions(now) == 2
+    assert sorted(OpenSession.objects.values_list("ip", flat=True)) == ["198.51.100.1", "198.51.100.3"]
+    assert not Session.objects.filter(session_key="x" * 32).exists(), "the store's expired rows go too"
+    assert current.get(reverse("security")).status_code == 200
+    # Lapsed an hour ago: kept, so its next request still says why it was signed out.
+    idle_page = idle_an_hour.get(reverse("security"), follow=True).content.decode()
+    assert f"signed out after {settings.SESSION_IDLE_MINUTES} minutes without activity" in idle_page
+    # Ended: its browser is simply signed out.
+    assert idle_last_week.get(reverse("security")).url.startswith(reverse("login"))
+    assert too_old.get(reverse("security")).url.startswith(reverse("login"))
