@@ -5,8 +5,9 @@ import re
 import pytest
 import requests
 
-from environments.models import AuditEvent
-from environments.tests.factories import PASSWORD, make_environment, make_user
+from environments.models import AuditEvent, Grant
+from environments.tests.factories import PASSWORD, grant, make_environment, make_user
+from webhooks.tests.factories import make_delivery, make_webhook
 
 from .factories import authenticator, code_at_step, enrol
 
@@ -270,3 +271,29 @@ def test_a_passkey_added_in_chromium_signs_in_as_the_second_factor(browser_page,
 
     trail = {(e.action, e.details.get("factor")) for e in AuditEvent.objects.filter(actor_label="ana")}
     assert {("user.mfa_enrolled", "passkey"), ("sign_in.second_factor", "passkey")} <= trail
+
+
+def test_a_viewers_look_at_a_payload_is_in_the_admins_audit_log(browser_page, settings):
+    settings.WEBHOOK_ALLOW_HTTP, settings.WEBHOOK_ALLOWED_NETWORKS = True, ["127.0.0.1/32"]
+    environment = make_environment("clinic")
+    webhook = make_webhook(environment, "http://127.0.0.1:9100/hook")
+    delivery = make_delivery(webhook, body='{"type": "patients.created", "data": {"name": "Jo Bloggs"}}')
+    grant(make_user("val"), environment, Grant.Role.VIEWER)
+    make_user("root", admin=True)
+
+    val = browser_page(390)
+    sign_in(val, "val")
+    val.goto(f"/e/clinic/deliveries/{delivery.pk}/")
+    val.get_by_text("Jo Bloggs").first.wait_for()
+    assert fits(val, 390)
+
+    root = browser_page(1440)
+    sign_in(root, "root")
+    root.goto("/audit/")
+    root.get_by_label("Action").fill("patient_data")
+    root.get_by_label("Action").press("Enter")
+    root.wait_for_url("**/audit/?*action=patient_data*")
+    row = root.get_by_role("row").filter(has_text="patient_data.viewed")
+    assert row.count() == 1 and "val" in row.inner_text() and str(delivery.pk) in row.inner_text()
+    root.set_viewport_size({"width": 390, "height": 900})
+    assert fits(root, 390), "the audit log at 390 px"
