@@ -53,13 +53,17 @@ def preview_publish(version: ConfigurationVersion, environments: Iterable[Enviro
     return PublishPreview(baseline, changes, impact)
 
 
-def breaking_for(version: ConfigurationVersion, environments: Iterable[Environment]) -> list[SchemaChange]:
-    """Breaking changes `version` makes to any of `environments` against the schema each runs now."""
+def changes_for(schema: dict, environments: Iterable[Environment]) -> list[SchemaChange]:
+    """What publishing `schema` changes for integrators of `environments`: each change against the schema an
+    environment runs now, named once, breaking ones first."""
     found: dict[str, SchemaChange] = {}
     for environment in environments:
-        if environment.published_version_id == version.pk:
-            continue
-        for change in schema_changes(environment.schema, version.schema):
-            if change.breaking:
-                found.setdefault(str(change), change)
-    return list(found.values())
+        for change in schema_changes(environment.schema, schema):
+            found.setdefault(str(change), change)
+    return sorted(found.values(), key=lambda change: not change.breaking)
+
+
+def breaking_for(version: ConfigurationVersion, environments: Iterable[Environment]) -> list[SchemaChange]:
+    """Breaking changes `version` makes to any of `environments` against the schema each runs now."""
+    moving = [environment for environment in environments if environment.published_version_id != version.pk]
+    return [change for change in changes_for(version.schema, moving) if change.breaking]

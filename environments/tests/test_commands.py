@@ -60,6 +60,24 @@ def test_publish_configuration_publishes_a_file(tmp_path):
     assert Environment.objects.get(slug="clinic").published_version.number == 2
 
 
+def test_publish_configuration_says_what_changes_for_integrators(tmp_path):
+    make_environment("clinic")
+    stricter = json.loads(json.dumps(DEMO_SCHEMA))
+    stricter["data_types"]["patients"]["fields"]["nickname"] = {"type": "string"}
+    del stricter["data_types"]["assessments"]
+    path = tmp_path / "schema.json"
+    path.write_text(json.dumps(stricter))
+
+    said = run("publish_configuration", str(path), "--environment", "clinic")
+
+    assert "What changes for integrators:\n  breaking   assessments: data type removed\n" in said
+    assert "  compatible patients.nickname: field added" in said
+    path.write_text(json.dumps(stricter))
+    again = json.loads(run("publish_configuration", str(path), "--environment", "clinic", "--json"))
+    assert again["changes"] == []
+    assert "Nothing changes for integrators." in run("publish_configuration", str(path), "--environment", "clinic")
+
+
 @pytest.mark.parametrize(
     ("content", "environment", "message"),
     [

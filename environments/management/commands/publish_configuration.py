@@ -8,13 +8,17 @@ from environments.configurations import (
     parse_schema_text,
     publish_document,
 )
-from environments.schema import SchemaInvalid
+from environments.models import Environment
+from environments.publish_preview import changes_for
+from environments.schema import SchemaInvalid, validate_schema
+from environments.schema_diff import SchemaChange
 from portal.commands import PortalCommand
 
 
 class Command(PortalCommand):
     help = (
-        "Publish a schema document (JSON) as a new version of the configuration that the given environments run. "
+        "Publish a schema document (JSON) as a new version of the configuration that the given environments run, "
+        "and say what changes for their integrators (each change, breaking or compatible). "
         "All or nothing: on any error nothing changes. Refused if existing records would fail the new schema "
         "(the error says how many and which fields) unless --accept-invalid-records is given."
     )
@@ -46,6 +50,10 @@ class Command(PortalCommand):
         except ConfigurationError as error:
             raise CommandError(f"{file}: {error}") from None
         try:
+            validate_schema(schema)
+            # Against what each environment runs now, so read before the publish changes it.
+            running = Environment.objects.select_related("published_version").filter(slug__in=environment)
+            changes = changes_for(schema, running)
             version, impact = publish_document(
                 schema, environment, note=note, accept_invalid_records=accept_invalid_records, actor=self.actor
             )
@@ -65,7 +73,19 @@ class Command(PortalCommand):
                 "environments": slugs,
                 "data_types": version.data_type_names,
                 "invalid_records": impact.as_json(),
+                "changes": [
+                    {"data_type": c.data_type, "field": c.field, "change": c.description, "breaking": c.breaking}
+                    for c in changes
+                ],
             },
             f"Published {version.configuration.slug} version {version.number} to {', '.join(slugs)}."
-            + (f" Left invalid (accepted): {impact.summary()}." if impact else ""),
+            + (f" Left invalid (accepted): {impact.summary()}." if impact else "")
+            + _changes_text(changes),
         )
+
+
+def _changes_text(changes: list[SchemaChange]) -> str:
+    if not changes:
+        return "\nNothing changes for integrators."
+    lines = [f"  {change.verdict:<10} {change}" for change in changes]
+    return "\nWhat changes for integrators:\n" + "\n".join(lines)
