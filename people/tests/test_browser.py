@@ -297,3 +297,25 @@ def test_a_viewers_look_at_a_payload_is_in_the_admins_audit_log(browser_page, se
     assert row.count() == 1 and "val" in row.inner_text() and str(delivery.pk) in row.inner_text()
     root.set_viewport_size({"width": 390, "height": 900})
     assert fits(root, 390), "the audit log at 390 px"
+
+
+def test_where_passkeys_cannot_work_the_page_says_why_and_offers_no_button(browser_page, settings):
+    make_user("ana")
+    settings.PORTAL_URL = "https://portal.example.org"  # not where this browser opened the portal
+    elsewhere = browser_page(390)
+    sign_in(elsewhere, "ana")
+    elsewhere.goto("/account/security/")
+    elsewhere.get_by_text("Passkeys work at the portal's own address, https://portal.example.org").wait_for()
+    assert_present_but_hidden(elsewhere.locator("button", has_text="Add a passkey"))
+
+    without_webauthn = browser_page(1440)
+    without_webauthn.add_init_script("delete window.PublicKeyCredential")
+    sign_in(without_webauthn, "ana")
+    without_webauthn.goto("/account/security/")
+    without_webauthn.get_by_text("Adding a passkey needs a browser that supports passkeys (WebAuthn)").wait_for()
+    assert_present_but_hidden(without_webauthn.locator("button", has_text="Add a passkey"))
+
+
+def assert_present_but_hidden(locator) -> None:
+    # A role query skips hidden elements, so it could not tell a hidden button from a missing one.
+    assert locator.count() == 1 and locator.is_hidden()
