@@ -39,7 +39,7 @@ def schedule_periodic_tasks(sender: Celery, **kwargs) -> None:
         name="send heartbeats to quiet webhooks",
     )
     sender.add_periodic_task(24 * 3600, sender.signature("webhooks.prune"), name="prune old deliveries")
-    sender.add_periodic_task(24 * 3600, sender.signature("webhooks.partitions"), name="make attempt partitions ahead")
+    sender.add_periodic_task(3600, sender.signature("webhooks.partitions"), name="make partitions ahead")
     sender.add_periodic_task(3600, sender.signature("environments.retention"), name="prune and erase old events")
     sender.add_periodic_task(300, sender.signature("webhooks.roll_up"), name="count attempts per hour")
     sender.add_periodic_task(

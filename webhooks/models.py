@@ -300,7 +300,8 @@ def _nothing_older_of_its_line(older: models.QuerySet) -> models.Q:
 class Delivery(models.Model):
     """One HTTP request's worth of events for one webhook, with its schedule and latest result.
 
-    `message_id` is the `webhook-id` header: the same for every attempt and re-send.
+    `message_id` is the `webhook-id` header: the same for every attempt and re-send. On PostgreSQL the table
+    is partitioned by ranges of id (`webhooks/delivery_ranges.py`), and retention drops whole ranges.
     """
 
     class Status(models.TextChoices):
@@ -317,7 +318,9 @@ class Delivery(models.Model):
 
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
     environment = models.ForeignKey("environments.Environment", on_delete=models.PROTECT, related_name="+")
-    message_id = models.CharField(max_length=40, unique=True)
+    # Random (`fanout.new_message_id`), so unique without a constraint: a unique one would have to include
+    # the id on a table partitioned by id (webhooks/delivery_ranges.py), which would promise nothing.
+    message_id = models.CharField(max_length=40, db_index=True)
     events = models.ManyToManyField("environments.Event", through="DeliveryEvent", related_name="deliveries")
     event_count = models.PositiveSmallIntegerField(default=0)
     # Distinct event types carried, space-separated: shown in lists and filtered on.
@@ -404,7 +407,9 @@ class DeliveryEvent(models.Model):
 
     `sequence` is given at fan-out from the webhook's `WebhookSequence`, contiguously from 1, in commit
     order (tests and heartbeats have none); `webhook` repeats the delivery's, so that an event is found by
-    (webhook, sequence).
+    (webhook, sequence). On PostgreSQL the table is partitioned by `delivery_id`, on its deliveries' ranges:
+    the database's key is (id, delivery_id). `sequence` is unique per webhook by the lock that gives it
+    (`WebhookSequence`); an index, not a constraint, as a unique one would have to include `delivery_id`.
     """
 
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="+")
@@ -419,7 +424,9 @@ class DeliveryEvent(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["delivery", "event"], name="unique_delivery_event"),
-            models.UniqueConstraint(
+        ]
+        indexes = [
+            models.Index(
                 fields=["webhook", "sequence"],
                 condition=models.Q(sequence__isnull=False),
                 name="delivery_event_sequence",

@@ -158,7 +158,7 @@ def drop_expired(older_than: datetime.timedelta, now: datetime.datetime | None =
         if _holds_waiting(partition.name):
             result.kept_for_waiting.append(partition.name)
             continue
-        _detach(partition.name)
+        detach(TABLE, partition.name)
         # Checked again once detached: a delivery that went back to waiting meanwhile keeps its history.
         if _holds_waiting(partition.name):
             _attach(partition)
@@ -194,12 +194,29 @@ def _forget_manual_sends_of(name: str) -> None:
             )
 
 
-def _detach(name: str) -> None:
+def detach(parent: str, name: str) -> None:
+    """Detach partition `name` of `parent`: concurrently (writers never wait) outside a transaction, plainly
+    inside one (tests)."""
     with default_connection.cursor() as cursor:
         if default_connection.in_atomic_block:
-            cursor.execute(f"ALTER TABLE {TABLE} DETACH PARTITION {name}")
+            cursor.execute(f"ALTER TABLE {parent} DETACH PARTITION {name}")
         else:
-            cursor.execute(f"ALTER TABLE {TABLE} DETACH PARTITION {name} CONCURRENTLY")
+            cursor.execute(f"ALTER TABLE {parent} DETACH PARTITION {name} CONCURRENTLY")
+
+
+def finalize_pending_detaches(parent: str) -> list[str]:
+    """A concurrent detach interrupted half-way leaves its partition "detach pending": finish it, and return
+    the names, for the caller to attach again (they are then dropped or kept like the others)."""
+    with default_connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+               WHERE i.inhparent = %s::regclass AND i.inhdetachpending""",
+            [parent],
+        )
+        pending = [row[0] for row in cursor.fetchall()]
+        for name in pending:
+            cursor.execute(f"ALTER TABLE {parent} DETACH PARTITION {name} FINALIZE")
+    return pending
 
 
 def _attach(partition: Partition) -> None:
@@ -211,17 +228,7 @@ def _attach(partition: Partition) -> None:
 
 
 def _finish_pending_detaches() -> None:
-    # A concurrent detach interrupted half-way leaves its partition "detach pending": finish it, the month is
-    # then dropped (or attached again) like the others.
-    with default_connection.cursor() as cursor:
-        cursor.execute(
-            """SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-               WHERE i.inhparent = %s::regclass AND i.inhdetachpending""",
-            [TABLE],
-        )
-        pending = [row[0] for row in cursor.fetchall()]
-        for name in pending:
-            cursor.execute(f"ALTER TABLE {TABLE} DETACH PARTITION {name} FINALIZE")
-            matched = _NAME.match(name)
-            if matched:
-                _attach(partition_for(datetime.datetime(int(matched[1]), int(matched[2]), 1, tzinfo=datetime.UTC)))
+    for name in finalize_pending_detaches(TABLE):
+        matched = _NAME.match(name)
+        if matched:
+            _attach(partition_for(datetime.datetime(int(matched[1]), int(matched[2]), 1, tzinfo=datetime.UTC)))

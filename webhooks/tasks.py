@@ -9,7 +9,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from . import bulk, carry_out, erasure, heartbeats, manual_sends, partitions, retention, rollup
+from . import bulk, carry_out, delivery_ranges, erasure, heartbeats, manual_sends, partitions, retention, rollup
 from .delivery import queueing, sending, sweeper
 
 
@@ -64,18 +64,24 @@ def verify_webhook_asked_before_upgrade(webhook_id: int) -> None:
 
 @shared_task(name="webhooks.prune", ignore_result=True)
 def prune_old_deliveries() -> None:
-    """Daily retention: payloads past their environment's payload retention are erased, then months of attempts
-    older than DELIVERY_RETENTION_DAYS are dropped whole (PostgreSQL), then finished deliveries that old go."""
+    """Daily retention: payloads past their environment's payload retention are erased, then what is older
+    than DELIVERY_RETENTION_DAYS goes: on PostgreSQL whole months of attempts and whole ranges of deliveries
+    are dropped; on plain tables (SQLite) finished deliveries are deleted row by row."""
     erasure.apply_payload_retention()
     older_than = datetime.timedelta(days=settings.DELIVERY_RETENTION_DAYS)
     partitions.drop_expired(older_than)
-    retention.prune_deliveries(older_than)
+    if delivery_ranges.is_partitioned():
+        delivery_ranges.drop_expired(older_than)
+    else:
+        retention.prune_deliveries(older_than)
 
 
 @shared_task(name="webhooks.partitions", ignore_result=True)
 def make_attempt_partitions() -> None:
-    """Daily: make the months of attempt partitions ATTEMPT_PARTITIONS_AHEAD ahead (PostgreSQL)."""
+    """Hourly: make the months of attempt partitions ATTEMPT_PARTITIONS_AHEAD ahead, and the ranges of
+    deliveries DELIVERY_RANGES_AHEAD ahead (PostgreSQL)."""
     partitions.ensure_ahead()
+    delivery_ranges.ensure_ahead()
 
 
 @shared_task(name="webhooks.roll_up", ignore_result=True)

@@ -7,7 +7,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from webhooks import partitions
+from webhooks import delivery_ranges, partitions
 
 BEFORE = [("webhooks", "0010_manual_sends")]
 AFTER = [("webhooks", "0011_bulk_resend_outcomes")]
@@ -154,3 +154,56 @@ def test_the_attempts_table_becomes_monthly_partitions_keeping_every_attempt_its
         duration_ms=5, url=webhook.url,
     )  # fmt: skip
     assert later.pk > recent.pk
+
+
+BEFORE_RANGES = [("webhooks", "0018_attempt_hour_by_hour")]
+AFTER_RANGES = [("webhooks", "0019_delivery_ranges")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deliveries_and_their_links_move_into_a_range_of_ids_per_month_keeping_every_row_and_what_names_it(
+    back_to_latest_after,
+):
+    apps, environment = _a_clinic_at(BEFORE_RANGES)
+    Webhook, Delivery = apps.get_model("webhooks", "Webhook"), apps.get_model("webhooks", "Delivery")
+    DeliveryEvent, Event = apps.get_model("webhooks", "DeliveryEvent"), apps.get_model("environments", "Event")
+    Attempt, ManualSend = apps.get_model("webhooks", "Attempt"), apps.get_model("webhooks", "ManualSend")
+    webhook = Webhook.objects.create(environment=environment, name="EHR", url="https://ehr.example/hook")
+    event = Event.objects.create(environment=environment, type="patients.created")
+    a_year_ago = timezone.now() - datetime.timedelta(days=365)
+    old, recent = (
+        Delivery.objects.create(webhook=webhook, environment=environment, message_id=f"msg_{n}", created_at=at)
+        for n, at in [(1, a_year_ago), (2, timezone.now())]
+    )
+    DeliveryEvent.objects.create(delivery=old, event=event, webhook=webhook, sequence=1)
+    DeliveryEvent.objects.create(delivery=recent, event=event, webhook=webhook, sequence=2)
+    attempt = Attempt.objects.create(
+        delivery=recent, webhook=webhook, number=1, trigger="scheduled", started_at=timezone.now(), duration_ms=5,
+        url=webhook.url,
+    )  # fmt: skip
+    ManualSend.objects.create(webhook=webhook, kind="resend", delivery=recent, requested_by="ann", attempt=attempt)
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(AFTER_RANGES)
+    assert delivery_ranges.is_partitioned()
+    bounds = delivery_ranges.ranges()
+    # A range per month the deliveries were made in (the first takes every id below the second), then room.
+    assert bounds[0] == delivery_ranges.Range(None, recent.pk)
+    assert bounds[1] == delivery_ranges.Range(recent.pk, recent.pk + 1)
+    assert bounds[2].lower == recent.pk + 1
+    apps = executor.loader.project_state(AFTER_RANGES).apps
+    Delivery, DeliveryEvent = apps.get_model("webhooks", "Delivery"), apps.get_model("webhooks", "DeliveryEvent")
+    assert sorted(Delivery.objects.values_list("id", "message_id")) == [(old.pk, "msg_1"), (recent.pk, "msg_2")]
+    assert sorted(DeliveryEvent.objects.values_list("delivery_id", "sequence")) == [(old.pk, 1), (recent.pk, 2)]
+    assert apps.get_model("webhooks", "ManualSend").objects.get().delivery_id == recent.pk
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conrelid::regclass::text FROM pg_constraint WHERE confrelid = 'webhooks_delivery'::regclass"
+            " AND contype = 'f' AND conparentid = 0"
+        )
+        assert sorted(row[0] for row in cursor.fetchall()) == [
+            "webhooks_attempt", "webhooks_deliveryevent", "webhooks_manualsend", "webhooks_manualsend",
+        ]  # fmt: skip
+    # The ids go on after the copied ones, into the range made for them.
+    later = Delivery.objects.create(webhook_id=webhook.pk, environment_id=environment.pk, message_id="msg_3")
+    assert later.pk == recent.pk + 1
