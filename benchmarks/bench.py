@@ -34,8 +34,9 @@ Scenarios (their sizes with --smoke are tiny: the test suite runs it so that it 
 - overview    the Overview's health queries and page with 1 M attempts, raw and rolled up per hour.
 - partitions  attempts in monthly partitions: history pages and the Overview with 10 M attempts over 12 months
               (BENCH_PARTITION_ATTEMPTS sets another size); a month of 1 M attempts deleted in batches of
-              5,000 against the same month dropped (detached concurrently, then dropped); and migration
-              0017's conversion of every attempt seeded, both ways.
+              5,000 against the same month dropped (detached concurrently, then dropped); a range of
+              500,000 deliveries (a link and two attempts each) pruned row by row against dropped; and
+              migrations 0017's and 0019's conversions of everything seeded, both ways.
 - audit       the Audit page with 10 M audit events over a year (BENCH_AUDIT_ROWS sets another size): first
               page, a page in the middle, each filter (actor, action, environment, a week) and a Program
               Director's view; the CSV export of one actor's year (first byte, first row, rows/s) and of
@@ -1212,7 +1213,7 @@ def scenario_partitions(size) -> dict:
         **figures,
         "worst_median_ms": worst,
         "bar": "< 100 ms; drop < 1 s",
-        "holds": pages_hold and figures["month"]["holds"],
+        "holds": pages_hold and figures["month"]["holds"] and figures["delivery_range"]["holds"],
     }
 
 
@@ -1276,9 +1277,23 @@ def _partition_rows(s: dict) -> list[tuple]:
             "yes" if month["holds"] else "no",
         ),
     ]
+    if "delivery_range" in f:
+        r = f["delivery_range"]
+        rows.append(
+            (
+                f"a range of {r['deliveries']:,} deliveries (+ links, {r['attempts']:,} attempts) gone",
+                f"drop {r['range_drop_s']} s + attempts' month {r['attempt_month_drop_s']} s",
+                f"row by row {r['row_prune_s']} s",
+                "",
+                "< 1 s",
+                "yes" if r["holds"] else "no",
+            )
+        )
     if "conversion" in f:
         c = f["conversion"]
         rows.append((f"migration 0017, {c['attempts']:,} attempts", f"{c['to_partitioned_s']} s", "", "", "", ""))
+        if "to_ranges_s" in c:
+            rows.append((f"migration 0019, {c['deliveries']:,} deliveries", f"{c['to_ranges_s']} s", "", "", "", ""))
     return rows
 
 

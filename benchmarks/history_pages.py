@@ -68,6 +68,16 @@ def time_pages(environment, webhook) -> dict:
     return figures
 
 
+def room_for(connection, deliveries: int, ranges: int = 12) -> None:
+    """Ranges of delivery ids for `deliveries` more, in about `ranges` ranges, as beat would have made them
+    while they came in (PostgreSQL)."""
+    from webhooks.delivery_ranges import extend, is_partitioned
+
+    if is_partitioned(connection):
+        size = max(1000, deliveries // ranges + 1)
+        extend(connection, deliveries + size, size)
+
+
 def _seed(connection, webhook, deliveries: int, *, every_s: float = 1.0, ending_ago_s: float = 0.0) -> None:
     """Insert deliveries with two attempts each, straight in SQL (the ORM would take an hour): one delivery
     every `every_s` seconds going back from `ending_ago_s` seconds ago, in the attempt partitions they need."""
@@ -80,6 +90,7 @@ def _seed(connection, webhook, deliveries: int, *, every_s: float = 1.0, ending_
     if connection.vendor == "postgresql":
         newest = timezone.now() - datetime.timedelta(seconds=ending_ago_s)
         create_months(newest - datetime.timedelta(seconds=every_s * (deliveries + 1)), newest, connection)
+        room_for(connection, deliveries)
     with connection.cursor() as cursor:
         cursor.execute(
             """

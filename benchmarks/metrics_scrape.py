@@ -78,10 +78,12 @@ def _seed(connection, ids: list[int], deliveries: int) -> None:
 
     from django.utils import timezone
 
+    from benchmarks.history_pages import room_for
     from webhooks.partitions import create_months
 
     if connection.vendor == "postgresql":
         create_months(timezone.now() - datetime.timedelta(seconds=deliveries + 1), timezone.now(), connection)
+        room_for(connection, deliveries + len(ids))
     with connection.cursor() as cursor:
         cursor.execute(
             """

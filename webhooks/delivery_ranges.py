@@ -189,18 +189,23 @@ def drop_expired(older_than: datetime.timedelta, now: datetime.datetime | None =
     for each in ranges():
         if each.upper > last + 1 or not _all_before(each, cutoff):
             break
-        if _holds_waiting(each.name):
+        if drop_range(each):
+            result.dropped.append(each.name)
+        else:
             result.kept_for_waiting.append(each.name)
-            continue
-        if not _detach_range(each):
-            result.kept_for_waiting.append(each.name)
-            continue
-        with default_connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE {each.links}, {each.name}")
-        result.dropped.append(each.name)
     if result.dropped or result.kept_for_waiting:
         logger.info("delivery ranges dropped: %s; kept: %s", result.dropped, result.kept_for_waiting)
     return result
+
+
+def drop_range(each: Range) -> bool:
+    """Drop one range of deliveries with its links, unless a delivery in it is waiting (or goes back to waiting
+    while it is dropped): True if it went. What decides that a range is old enough is `drop_expired`."""
+    if _holds_waiting(each.name) or not _detach_range(each):
+        return False
+    with default_connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {each.links}, {each.name}")
+    return True
 
 
 def _all_before(each: Range, cutoff: datetime.datetime) -> bool:

@@ -46,5 +46,8 @@ def test_every_scenario_runs_and_reports_its_figures_beside_the_bare_task(tmp_pa
     month = scenarios["partitions"]["month"]
     assert month["attempts"] == 2_000 and len(month["dropped"]) == 1
     assert scenarios["partitions"]["conversion"]["attempts"] >= scenarios["partitions"]["attempts"]
+    delivery_range = scenarios["partitions"]["delivery_range"]
+    assert delivery_range["row_pruned"] == delivery_range["deliveries"] == 1_000 and delivery_range["dropped"]
+    assert scenarios["partitions"]["conversion"]["deliveries"] > 0
     # One table, a row per figure, each with its bar.
     assert "| backlog throughput" in completed.stdout and "| make run defaults" in completed.stdout
