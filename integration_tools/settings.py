@@ -509,8 +509,10 @@ DELIVERY_RETENTION_DAYS = env.int("DELIVERY_RETENTION_DAYS", default=90)
 # Months of attempt partitions made ahead of the current one (PostgreSQL; webhooks/partitions.py).
 ATTEMPT_PARTITIONS_AHEAD = env.int("ATTEMPT_PARTITIONS_AHEAD", default=3)
 # Deliveries and their event links live in ranges of id (PostgreSQL; webhooks/delivery_ranges.py): each new
-# range holds about a month at the current pace, at least DELIVERY_RANGE_MIN_IDS ids, and this many ranges'
-# worth of ids are kept ready past the last one given.
+# range holds DELIVERY_RANGE_DAYS at the current pace (retention drops a range at a time: at 1,000
+# deliveries/s, 1 day keeps each under 100 M rows), at least DELIVERY_RANGE_MIN_IDS ids, and this many
+# ranges' worth of ids are kept ready past the last one given.
+DELIVERY_RANGE_DAYS = env.int("DELIVERY_RANGE_DAYS", default=31)
 DELIVERY_RANGES_AHEAD = env.int("DELIVERY_RANGES_AHEAD", default=2)
 DELIVERY_RANGE_MIN_IDS = env.int("DELIVERY_RANGE_MIN_IDS", default=1_000_000)
 DELIVERY_PAGE_SIZE = env.int("DELIVERY_PAGE_SIZE", default=50)

@@ -3,9 +3,9 @@
 Why ranges of id and not months: the engine reads a delivery by its id at every step (claim, send,
 record), and a range of id takes each of those reads to one partition. Months of `created_at` made
 every such read probe every month (73 months: 44.3 deliveries/s against 741.7/s, docs/capacity.md).
-Ids grow with time, so a range is a span of time all the same: each new range is sized from the ids the
-current one used per day, to hold about a month (at least DELIVERY_RANGE_MIN_IDS), and retention drops a
-range once its newest delivery is past the retention and none in it is waiting.
+Ids grow with time, so a range is a span of time all the same: each new range is sized from the pace of
+the current one to hold DELIVERY_RANGE_DAYS (a month; at least DELIVERY_RANGE_MIN_IDS ids), and retention
+drops a range once its newest delivery is past the retention and none in it is waiting.
 
 Event links (`webhooks_deliveryevent`) are partitioned by `delivery_id` on the same bounds: a range's
 links go with it. The primary key stays `id` (it is the partition key), so every foreign key to a delivery
@@ -26,6 +26,7 @@ from django.db import connection as default_connection
 from django.db.models import Q
 from django.utils import timezone
 
+from . import partitions
 from .partitions import Dropped, detach, finalize_pending_detaches
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,11 @@ _BOUND = re.compile(r"FROM \('?(MINVALUE|-?\d+)'?\) TO \('?(-?\d+)'?\)")
 # One beat at a time makes or drops ranges (transaction-scoped: fine behind PgBouncer).
 _LOCK = 2_025_019
 _WAITING = ["pending", "retrying"]
-MONTH = datetime.timedelta(days=31)
+
+
+def span() -> datetime.timedelta:
+    """How much time a new range is sized to hold (DELIVERY_RANGE_DAYS, a month by default)."""
+    return datetime.timedelta(days=settings.DELIVERY_RANGE_DAYS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,29 +75,17 @@ class Range:
 
 def is_partitioned(connection=default_connection) -> bool:
     """Whether deliveries are in ranges (PostgreSQL after migration 0019; never on SQLite)."""
-    if connection.vendor != "postgresql":
-        return False
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_partitioned_table WHERE partrelid = %s::regclass", [TABLE])
-        return cursor.fetchone() is not None
+    return partitions.is_partitioned(connection, TABLE)
 
 
 def ranges(connection=default_connection) -> list[Range]:
     """The deliveries table's ranges, oldest first (empty on a plain table)."""
-    if not is_partitioned(connection):
-        return []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-            " WHERE i.inhparent = %s::regclass",
-            [TABLE],
-        )
-        found = []
-        for (bound,) in cursor.fetchall():
-            matched = _BOUND.search(bound or "")
-            if matched:
-                lower = None if matched[1] == "MINVALUE" else int(matched[1])
-                found.append(Range(lower, int(matched[2])))
+    found = []
+    for _, bound in partitions.children(TABLE, connection):
+        matched = _BOUND.search(bound or "")
+        if matched:
+            lower = None if matched[1] == "MINVALUE" else int(matched[1])
+            found.append(Range(lower, int(matched[2])))
     return sorted(found, key=lambda each: each.upper)
 
 
@@ -116,7 +109,7 @@ def last_id(connection=default_connection) -> int:
 
 
 def next_size(connection=default_connection, now: datetime.datetime | None = None) -> int:
-    """How many ids the next range holds: about a month of deliveries at the pace of the current range,
+    """How many ids the next range holds: DELIVERY_RANGE_DAYS of deliveries at the pace of the current range,
     rounded up to DELIVERY_RANGE_MIN_IDS (and never below it)."""
     minimum = settings.DELIVERY_RANGE_MIN_IDS
     last = last_id(connection)
@@ -133,8 +126,8 @@ def next_size(connection=default_connection, now: datetime.datetime | None = Non
     elapsed = ((now or timezone.now()) - first[1]).total_seconds()
     if elapsed < 3600:  # too short a time to judge a pace from
         return minimum
-    month = (last - first[0] + 1) * MONTH.total_seconds() / elapsed
-    return max(minimum, -(-int(month) // minimum) * minimum)
+    wanted = (last - first[0] + 1) * span().total_seconds() / elapsed
+    return max(minimum, -(-int(wanted) // minimum) * minimum)
 
 
 def extend(connection, room: int, size: int) -> list[str]:

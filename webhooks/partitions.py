@@ -69,28 +69,32 @@ def partition_for(month: datetime.datetime) -> Partition:
     return Partition(f"{TABLE}_p{month:%Y_%m}", month, next_month(month))
 
 
-def is_partitioned(connection=default_connection) -> bool:
-    """Whether the attempts table is partitioned (PostgreSQL after migration 0017; never on SQLite)."""
+def is_partitioned(connection=default_connection, table: str = TABLE) -> bool:
+    """Whether `table` (attempts unless named) is partitioned: on PostgreSQL after its migration, never on SQLite."""
     if connection.vendor != "postgresql":
         return False
     with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_partitioned_table WHERE partrelid = %s::regclass", [TABLE])
+        cursor.execute("SELECT 1 FROM pg_partitioned_table WHERE partrelid = %s::regclass", [table])
         return cursor.fetchone() is not None
+
+
+def children(parent: str, connection=default_connection) -> list[tuple[str, str]]:
+    """The partitions of `parent` that are attached: (name, bound as `FOR VALUES …`); empty on a plain table."""
+    if not is_partitioned(connection, parent):
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
+            " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass",
+            [parent],
+        )
+        return cursor.fetchall()
 
 
 def partitions(connection=default_connection) -> list[Partition]:
     """The attempts table's partitions, oldest first (empty on a plain table)."""
-    if not is_partitioned(connection):
-        return []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-            " WHERE i.inhparent = %s::regclass",
-            [TABLE],
-        )
-        names = [row[0] for row in cursor.fetchall()]
     found = []
-    for name in names:
+    for name, _ in children(TABLE, connection):
         matched = _NAME.match(name)
         if matched:
             start = datetime.datetime(int(matched[1]), int(matched[2]), 1, tzinfo=datetime.UTC)

@@ -3,7 +3,7 @@
 An offline step like 0017's: both tables are locked for the copy, so run `migrate` with workers stopped
 (README, Production; `benchmarks/partitions.py` measures how long it takes). Existing deliveries are put in
 one range per month they were created in, so retention drops them a month at a time like new ones; the
-ranges after the last id are sized from the last 31 days. Every foreign key to a delivery is kept.
+ranges after the last id are sized from the last DELIVERY_RANGE_DAYS. Every foreign key to a delivery is kept.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from . import table_rebuild
-from .delivery_ranges import LINKS, MONTH, TABLE, create_range, extend
+from .delivery_ranges import LINKS, TABLE, create_range, extend, span
 
 
 def to_ranges(connection) -> None:
@@ -32,11 +32,11 @@ def to_ranges(connection) -> None:
                 starts.append(first)
         cursor.execute(
             f"SELECT max(id), count(*) FILTER (WHERE created_at >= now() - %s) FROM {deliveries.old}",  # noqa: S608
-            [MONTH],
+            [span()],
         )
-        newest, last_month = cursor.fetchone()
+        newest, recent = cursor.fetchone()
         minimum = settings.DELIVERY_RANGE_MIN_IDS
-        size = max(minimum, -(-last_month // minimum) * minimum)
+        size = max(minimum, -(-recent // minimum) * minimum)
         # The first month's range takes every id below the second's; the current month ends at the last id.
         bounds = [*starts[1:], (newest or 0) + 1] if starts else []
         lower = None
