@@ -6,3 +6,6 @@ class WebhooksConfig(AppConfig):
     # settings.CREDENTIAL_IN_USE_CHECKS the check for credentials that sign webhooks.
     name = "webhooks"
     verbose_name = "Webhooks"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401 - registers the system check

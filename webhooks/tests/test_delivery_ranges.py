@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from environments.models import Event
 from environments.tests.factories import make_environment
-from webhooks import delivery_ranges
+from webhooks import checks, delivery_ranges
 from webhooks.models import Attempt, Delivery, DeliveryEvent, ManualSend
 from webhooks.tests.factories import make_delivery, make_webhook
 from webhooks.tests.test_partitions import an_attempt
@@ -42,7 +42,7 @@ def webhook():
 def ranges_ahead_after():
     """A test that drops ranges and moves ids on leaves ranges ahead for the next tests."""
     yield
-    delivery_ranges.ensure_ahead()
+    delivery_ranges.ensure_ahead(ahead=3)
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_ranges_are_made_ahead_at_the_pace_of_traffic_and_there_is_no_default_pa
 
 @pytest.mark.django_db(transaction=True)
 def test_retention_drops_whole_ranges_past_it_but_not_one_holding_a_waiting_delivery(webhook, ranges_ahead_after):
-    delivery_ranges.ensure_ahead()
+    delivery_ranges.ensure_ahead(ahead=3)
     first, second, third = delivery_ranges.ranges()[:3]
     next_id_at(first.lower or 1)
     done = make_delivery(webhook, status="succeeded", created_at=days_ago(200))
@@ -127,7 +127,7 @@ def test_retention_drops_whole_ranges_past_it_but_not_one_holding_a_waiting_deli
 def test_a_range_is_kept_when_a_delivery_in_it_goes_back_to_waiting_while_it_is_dropped(
     webhook, ranges_ahead_after, monkeypatch
 ):
-    delivery_ranges.ensure_ahead()
+    delivery_ranges.ensure_ahead(ahead=3)
     first, second = delivery_ranges.ranges()[:2]
     next_id_at(first.lower or 1)
     done = make_delivery(webhook, status="succeeded", created_at=days_ago(200))
@@ -159,3 +159,19 @@ def test_a_range_is_kept_when_a_delivery_in_it_goes_back_to_waiting_while_it_is_
             [first.links, "webhooks_delivery"],
         )
         assert cursor.fetchone()[0] == 1
+
+
+def test_settings_that_keep_too_many_ranges_are_warned_of_with_the_range_days_that_would_do(settings):
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    assert checks.ranges_kept() == 3 + 2 + 2  # 90 days of month-long ranges, two ahead
+    call_command("check", "--fail-level", "WARNING")  # the defaults pass
+
+    settings.DELIVERY_RETENTION_DAYS = 6 * 365  # six years of month-long ranges: 75
+    with pytest.raises(SystemCheckError) as raised:
+        call_command("check", "--fail-level", "WARNING")
+    assert "integration_tools.W103" in str(raised.value)
+    assert "about 75 ranges" in str(raised.value) and "DELIVERY_RANGE_DAYS to 183 or more" in str(raised.value)
+    settings.DELIVERY_RANGE_DAYS = 183
+    call_command("check", "--fail-level", "WARNING")
