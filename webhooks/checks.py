@@ -25,13 +25,20 @@ def delivery_ranges_kept(app_configs=None, **kwargs) -> list[Warning]:
     kept = ranges_kept()
     if kept <= MOST_RANGES:
         return []
-    days = math.ceil(settings.DELIVERY_RETENTION_DAYS / (MOST_RANGES - 2 - settings.DELIVERY_RANGES_AHEAD))
+    spare = MOST_RANGES - 2 - settings.DELIVERY_RANGES_AHEAD  # ranges left for those inside the retention
+    if spare < 1:
+        hint = f"Set DELIVERY_RANGES_AHEAD to {MOST_RANGES - 3} or fewer (each is about a range's days of room)."
+    else:
+        days = math.ceil(settings.DELIVERY_RETENTION_DAYS / spare)
+        hint = (
+            f"Set DELIVERY_RANGE_DAYS to {days} or more (a range a time is dropped, so history is kept at most "
+            "that much longer than DELIVERY_RETENTION_DAYS)."
+        )
     return [
         Warning(
             f"These settings keep about {kept} ranges of deliveries: every claim of waiting work is planned over "
             "each of them, and sending slows down past 16.",
-            hint=f"Set DELIVERY_RANGE_DAYS to {days} or more (a range a time is dropped, so history is kept at "
-            "most that much longer than DELIVERY_RETENTION_DAYS).",
+            hint=hint,
             id="integration_tools.W103",
         )
     ]

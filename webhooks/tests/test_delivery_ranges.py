@@ -175,3 +175,8 @@ def test_settings_that_keep_too_many_ranges_are_warned_of_with_the_range_days_th
     assert "about 75 ranges" in str(raised.value) and "DELIVERY_RANGE_DAYS to 183 or more" in str(raised.value)
     settings.DELIVERY_RANGE_DAYS = 183
     call_command("check", "--fail-level", "WARNING")
+
+    settings.DELIVERY_RANGES_AHEAD = 14  # room alone past the mark
+    with pytest.raises(SystemCheckError) as raised:
+        call_command("check", "--fail-level", "WARNING")
+    assert "DELIVERY_RANGES_AHEAD to 13 or fewer" in str(raised.value)
