@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 TABLE = "webhooks_delivery"
 LINKS = "webhooks_deliveryevent"
 _BOUND = re.compile(r"FROM \('?(MINVALUE|-?\d+)'?\) TO \('?(-?\d+)'?\)")
-# One beat at a time makes or drops ranges (transaction-scoped: fine behind PgBouncer).
+# One beat at a time makes ranges (transaction-scoped: fine behind PgBouncer); retention runs once a day.
 _LOCK = 2_025_019
 _WAITING = ["pending", "retrying"]
 
