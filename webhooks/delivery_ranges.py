@@ -23,7 +23,6 @@ import re
 from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db import connection as default_connection
-from django.db.models import Q
 from django.utils import timezone
 
 from . import partitions
@@ -126,8 +125,13 @@ def next_size(connection=default_connection, now: datetime.datetime | None = Non
     elapsed = ((now or timezone.now()) - first[1]).total_seconds()
     if elapsed < 3600:  # too short a time to judge a pace from
         return minimum
-    wanted = (last - first[0] + 1) * span().total_seconds() / elapsed
-    return max(minimum, -(-int(wanted) // minimum) * minimum)
+    return size_for((last - first[0] + 1) * span().total_seconds() / elapsed)
+
+
+def size_for(ids: float) -> int:
+    """A range's size for `ids` deliveries: rounded up to DELIVERY_RANGE_MIN_IDS, and never below it."""
+    minimum = settings.DELIVERY_RANGE_MIN_IDS
+    return max(minimum, -(-int(ids) // minimum) * minimum)
 
 
 def extend(connection, room: int, size: int) -> list[str]:
@@ -135,10 +139,11 @@ def extend(connection, room: int, size: int) -> list[str]:
     made = []
     last = last_id(connection)
     existing = ranges(connection)
-    upper = existing[-1].upper if existing else None
-    if upper is None:
-        made.append(create_range(None, last + 1 + size, connection).name)
+    if existing:
+        upper = existing[-1].upper
+    else:
         upper = last + 1 + size
+        made.append(create_range(None, upper, connection).name)
     while upper - last - 1 < room:
         made.append(create_range(upper, upper + size, connection).name)
         upper += size
@@ -217,14 +222,12 @@ def _holds_waiting(name: str) -> bool:
 def _detach_range(each: Range) -> bool:
     """Clear what names the range's deliveries, detach its links and deliveries; False (all attached again)
     if a delivery went back to waiting meanwhile, or something new named one of them."""
-    from .models import ManualSend
-
     with default_connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM webhooks_attempt WHERE {each.holds('delivery_id')}")  # noqa: S608
-    ManualSend.objects.filter(
-        Q(delivery_id__lt=each.upper, delivery_id__gte=each.lower or 0)
-        | Q(altered_id__lt=each.upper, altered_id__gte=each.lower or 0)
-    ).delete()
+        # Nothing points at a send by hand: deleting its row is all Django's delete would do.
+        cursor.execute(
+            f"DELETE FROM webhooks_manualsend WHERE ({each.holds('delivery_id')}) OR ({each.holds('altered_id')})"  # noqa: S608
+        )
     try:
         detach(LINKS, each.links)
         _unlink_from_deliveries(each.links)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from . import table_rebuild
-from .delivery_ranges import LINKS, TABLE, create_range, extend, span
+from .delivery_ranges import LINKS, TABLE, create_range, extend, size_for, span
 
 
 def to_ranges(connection) -> None:
@@ -35,8 +35,7 @@ def to_ranges(connection) -> None:
             [span()],
         )
         newest, recent = cursor.fetchone()
-        minimum = settings.DELIVERY_RANGE_MIN_IDS
-        size = max(minimum, -(-recent // minimum) * minimum)
+        size = size_for(recent)
         # The first month's range takes every id below the second's; the current month ends at the last id.
         bounds = [*starts[1:], (newest or 0) + 1] if starts else []
         lower = None
